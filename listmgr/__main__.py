@@ -1,0 +1,3 @@
+from listmgr.cli import main
+
+raise SystemExit(main())

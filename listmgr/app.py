@@ -1,0 +1,57 @@
+"""What every component needs: the configuration, the store, the spool, and wake-ups."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from listmgr.config import Config, database_url
+from listmgr.spool import Spool
+from listmgr.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    config: Config
+    store: Store
+    spool: Spool
+    # Wake-ups: set by a producer after it commits work ("inbound", "outbound", ...), so a
+    # worker in this process need not wait for its next poll. Other processes poll.
+    events: dict[str, asyncio.Event] = field(default_factory=dict)
+    loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_config(cls, config: Config) -> "App":
+        return cls(config=config, store=Store(database_url(config)), spool=Spool(config.data_dir))
+
+    def event(self, name: str) -> asyncio.Event:
+        ev = self.events.get(name)
+        if ev is None:
+            ev = self.events[name] = asyncio.Event()
+        return ev
+
+    def notify(self, name: str) -> None:
+        """Wake the workers waiting on `name`; safe to call from any thread."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self.event(name).set()
+        else:
+            loop.call_soon_threadsafe(lambda: self.event(name).set())
+
+    async def wait(self, name: str, timeout: float) -> None:
+        """Wait until notified or `timeout` seconds pass."""
+        ev = self.event(name)
+        try:
+            await asyncio.wait_for(ev.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        ev.clear()

@@ -1,0 +1,51 @@
+"""`listmgr init` and `listmgr serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import OperationalError
+
+from listmgr.app import App
+from listmgr.cli import CLIError, setup_logging
+from listmgr.cli.common import load_config, open_app
+from listmgr.service import Service
+from listmgr.store import migrate
+
+log = logging.getLogger("listmgr")
+
+
+def cmd_init(args) -> int:
+    cfg = load_config(args)
+    app = App.from_config(cfg)
+    try:
+        before = migrate.current_revision(app.store.engine)
+        migrate.upgrade(app.store.engine)
+        after = migrate.current_revision(app.store.engine)
+    except OperationalError as exc:
+        raise CLIError(f"cannot open database: {str(exc.orig).splitlines()[0]}") from None
+    finally:
+        app.store.dispose()
+    if before == after:
+        print(f"database is up to date (revision {after})")
+    else:
+        print(f"database initialised at revision {after}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    cfg = load_config(args)
+    setup_logging(cfg.log_level)
+    app = open_app(args, create=True)
+    service = Service(cfg, app)
+    asyncio.run(service.run(ready=lambda: log.info("listmgr ready: %s", " ".join(
+        f"{k}={v}" for k, v in sorted(service.ports.items())) or "no listeners")))
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("init", help="create or upgrade the database (idempotent)")
+    p.set_defaults(func=cmd_init)
+    p = sub.add_parser("serve", help="run the mail server and workers until SIGINT/SIGTERM")
+    p.set_defaults(func=cmd_serve)

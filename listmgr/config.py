@@ -1,0 +1,327 @@
+"""Configuration: one TOML file -> frozen dataclasses.
+
+Every error names the key, the value and the file, in one line (ConfigError).
+Lookup order: --config FILE, then $LISTMGR_CONFIG, then ./listmgr.toml, else defaults.
+$LISTMGR_DATABASE_URL overrides `database_url`.
+
+To add a key: add a field to its section's dataclass, with `kind` metadata when the
+value is a duration, a size, an address list or a host:port; document it in README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who wrote the file."""
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|k|mb|m|gb|g)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {None: 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
+               "g": 1024**3, "gb": 1024**3}
+
+
+def parse_duration(value: Any) -> float:
+    """`90s`, `30m`, `4h`, `5d` (or a number of seconds) -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 90s, 30m, 4h or 5d")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a duration such as 90s, 30m, 4h or 5d")
+    m = _DURATION.match(value)
+    if not m:
+        raise ValueError("expected a duration such as 90s, 30m, 4h or 5d")
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    """The inverse of parse_duration for whole units: 14400 -> '4 hours'."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    n = int(seconds)
+    return f"{n} second{'s' if n != 1 else ''}"
+
+
+def parse_size(value: Any) -> int:
+    """`5MB` (= 5,242,880) or a plain byte count -> bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as 5MB or a byte count")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a size such as 5MB or a byte count")
+    m = _SIZE.match(value)
+    if not m:
+        raise ValueError("expected a size such as 5MB or a byte count")
+    unit = m.group(2).lower() if m.group(2) else None
+    return int(m.group(1)) * _SIZE_UNITS[unit]
+
+
+def parse_hostport(value: Any, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValueError("expected host:port")
+    if value == "" and allow_empty:
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected host:port, e.g. 127.0.0.1:2525")
+    return value
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _addresses(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of addresses")
+    for v in value:
+        if "@" not in v or any(c in v for c in " \r\n\t<>"):
+            raise ValueError(f"{v!r} is not an e-mail address")
+    return tuple(value)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("expected a list of strings")
+    return tuple(value)
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    nets = _strings(value)
+    for n in nets:
+        ipaddress.ip_network(n, strict=False)
+    return nets
+
+
+def _domains(value: Any) -> tuple[str, ...]:
+    return tuple(d.lower().rstrip(".") for d in _strings(value))
+
+
+_KINDS = {
+    "duration": parse_duration,
+    "size": parse_size,
+    "hostport": parse_hostport,
+    "hostport?": lambda v: parse_hostport(v, allow_empty=True),
+    "addresses": _addresses,
+    "strings": _strings,
+    "networks": _networks,
+    "domains": _domains,
+}
+
+
+def _kind(kind: str, default: Any) -> Any:
+    return field(default=default, metadata={"kind": kind})
+
+
+@dataclass(frozen=True)
+class SMTPConfig:
+    listen: str = _kind("hostport", "127.0.0.1:2525")
+    max_message_size: int = _kind("size", 5 * 1024 * 1024)
+    local_domains: tuple[str, ...] = _kind("domains", ())
+    relay_networks: tuple[str, ...] = _kind("networks", ())
+    max_recipients: int = 1000
+    max_connections: int = 100
+    timeout: float = _kind("duration", 300.0)
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+@dataclass(frozen=True)
+class LMTPConfig:
+    listen: str = _kind("hostport?", "")
+
+
+@dataclass(frozen=True)
+class POP3Config:
+    listen: str = _kind("hostport", "127.0.0.1:1110")
+    relay_window: float = _kind("duration", 1800.0)
+    tls_cert: str = ""
+    tls_key: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    smarthost: str = _kind("hostport?", "")
+    warn_after: float = _kind("duration", 4 * 3600.0)
+    give_up_after: float = _kind("duration", 5 * 86400.0)
+    nameservers: tuple[str, ...] = _kind("strings", ())
+    port: int = 25
+    max_recipients_per_transaction: int = 50
+    min_backoff: float = _kind("duration", 300.0)
+    max_backoff: float = _kind("duration", 4000.0)
+    concurrency: int = 20
+    per_host_concurrency: int = 5
+    workers: bool = True
+
+
+@dataclass(frozen=True)
+class CommandsConfig:
+    token_lifetime: float = _kind("duration", 7 * 86400.0)
+    max_commands: int = 100
+    replies_per_hour: int = 10
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    base_url: str = ""
+
+
+@dataclass(frozen=True)
+class Config:
+    domain: str = "localhost"
+    hostname: str = ""
+    data_dir: str = "./var"
+    database_url: str = ""
+    site_admins: tuple[str, ...] = _kind("addresses", ())
+    language: str = "en"
+    log_level: str = "INFO"
+    smtp: SMTPConfig = field(default_factory=SMTPConfig)
+    lmtp: LMTPConfig = field(default_factory=LMTPConfig)
+    pop3: POP3Config = field(default_factory=POP3Config)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    commands: CommandsConfig = field(default_factory=CommandsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    source: str = field(default="(built-in defaults)", compare=False)
+
+    # Derived values -------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def local_domains(self) -> tuple[str, ...]:
+        """Every domain this server receives mail for, lower case, no trailing dot."""
+        first = self.domain.lower().rstrip(".")
+        return (first,) + tuple(d for d in self.smtp.local_domains if d != first)
+
+    def with_overrides(self, **changes: Any) -> "Config":
+        """A copy with top-level or `section__key` values replaced (tests, CLI)."""
+        top: dict[str, Any] = {}
+        sections: dict[str, dict[str, Any]] = {}
+        for k, v in changes.items():
+            if "__" in k:
+                sec, key = k.split("__", 1)
+                sections.setdefault(sec, {})[key] = v
+            else:
+                top[k] = v
+        for sec, vals in sections.items():
+            top[sec] = dataclasses.replace(getattr(self, sec), **vals)
+        return dataclasses.replace(self, **top)
+
+
+_SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
+             if f.default_factory is not dataclasses.MISSING}
+
+
+def _convert(cls: type, raw: dict[str, Any], where: str, source: str) -> dict[str, Any]:
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{where}{key}"
+        if where == "" and key in _SECTIONS:
+            continue  # a [section]: from_mapping converts it
+        f = known.get(key)
+        if f is None:
+            raise ConfigError(f"{source}: unknown key '{name}' (value {value!r})")
+        kind = f.metadata.get("kind")
+        try:
+            if kind:
+                value = _KINDS[kind](value)
+            else:
+                value = _plain(f.type, value)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: bad value {value!r} for '{name}': {exc}") from None
+        out[key] = value
+    return out
+
+
+def _plain(typ: Any, value: Any) -> Any:
+    t = typ if isinstance(typ, str) else getattr(typ, "__name__", str(typ))
+    if t == "str":
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    if t == "bool":
+        if not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        return value
+    if t == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError("expected a whole number")
+        return value
+    if t == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("expected a number")
+        return float(value)
+    return value
+
+
+def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Config:
+    top = _convert(Config, raw, "", source)
+    for sec, factory in _SECTIONS.items():
+        if sec in raw:
+            if not isinstance(raw[sec], dict):
+                raise ConfigError(f"{source}: '{sec}' must be a [{sec}] section, not {raw[sec]!r}")
+            cls = type(factory())
+            top[sec] = cls(**_convert(cls, raw[sec], f"{sec}.", source))
+    cfg = Config(source=source, **top)
+    if not re.fullmatch(r"[A-Za-z0-9.-]+", cfg.domain):
+        raise ConfigError(f"{source}: bad value {cfg.domain!r} for 'domain': not a domain name")
+    if not cfg.hostname:
+        cfg = dataclasses.replace(cfg, hostname=cfg.domain)
+    if cfg.language not in ("en", "ja"):
+        raise ConfigError(f"{source}: bad value {cfg.language!r} for 'language': expected en or ja")
+    if bool(cfg.smtp.tls_cert) != bool(cfg.smtp.tls_key):
+        raise ConfigError(f"{source}: 'smtp.tls_cert' and 'smtp.tls_key' go together")
+    return cfg
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the configuration by the documented lookup order."""
+    if path is None:
+        path = os.environ.get("LISTMGR_CONFIG") or None
+        if path is None and Path("listmgr.toml").exists():
+            path = "listmgr.toml"
+    raw: dict[str, Any] = {}
+    source = "(built-in defaults)"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: configuration file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    cfg = from_mapping(raw, source)
+    env_url = os.environ.get("LISTMGR_DATABASE_URL")
+    if env_url:
+        cfg = dataclasses.replace(cfg, database_url=env_url)
+    return cfg
+
+
+def database_url(cfg: Config) -> str:
+    if cfg.database_url:
+        return cfg.database_url
+    return f"sqlite:///{(cfg.data_path / 'listmgr.sqlite3').resolve()}"

@@ -1,0 +1,1 @@
+"""Pure e-mail helpers (no I/O): addresses, parsing, headers. Trusts nothing it is given."""

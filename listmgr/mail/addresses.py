@@ -1,0 +1,62 @@
+"""Address syntax and normalisation for members, owners and commands.
+
+`normalise` gives the lookup key: the whole address lower-cased (Majordomo's addr_match
+lower-cases the local part too). `parse_single` accepts `addr`, `<addr>`,
+`Name <addr>` and `addr (Comment)` and returns the bare address or raises AddressError.
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import getaddresses
+
+
+class AddressError(ValueError):
+    """Not a usable address; the message says why, for the person who sent it."""
+
+
+# RFC 5322 dot-atom local part (what real subscribers use) or a quoted string.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LOCAL = rf"(?:{_ATOM}(?:\.{_ATOM})*|\"(?:[^\"\\\r\n]|\\.)+\")"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})+|\[[0-9A-Fa-f:.]+\])"
+_ADDR = re.compile(rf"^{_LOCAL}@{_DOMAIN}$")
+
+
+def is_valid(address: str) -> bool:
+    return len(address) <= 320 and bool(_ADDR.match(address)) and "|" not in address \
+        and not address.startswith("-")
+
+
+def parse_single(text: str) -> str:
+    """The one bare address in `text`, or AddressError."""
+    text = text.strip()
+    if not text:
+        raise AddressError("no address given")
+    if is_valid(text):  # the common case: a bare address
+        return text
+    if any(c in text for c in "\r\n\0"):
+        raise AddressError(f"{text!r} contains control characters")
+    if text.count("(") != text.count(")") or text.count("<") != text.count(">") \
+            or text.count("[") != text.count("]"):
+        raise AddressError(f"{text} has an uneven number of parentheses or brackets")
+    pairs = [p for p in getaddresses([text]) if p[1]]
+    if len(pairs) != 1:
+        raise AddressError(f"{text} is not a single Internet address")
+    addr = pairs[0][1]
+    if not is_valid(addr):
+        raise AddressError(f"{text} is not a complete Internet address")
+    return addr
+
+
+def normalise(address: str) -> str:
+    """Lookup key: lower case, surrounding <> and whitespace removed."""
+    return address.strip().strip("<>").lower()
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower().rstrip(".")
+
+
+def local_of(address: str) -> str:
+    return address.rpartition("@")[0]

@@ -1,0 +1,43 @@
+"""Claiming work rows with leases, safely across processes.
+
+PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED`, so several processes never take the same
+row. SQLite: every transaction begins IMMEDIATE (store.db), a single-writer path, so the
+select-then-update is serialised. A claim whose lease expires (its worker died) is taken
+again by the next claimer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from listmgr.store.models import utcnow
+
+
+def claim(s: Session, model: Any, *, where: list[Any], owner: str, lease: float,
+          limit: int, order_by: Any = None) -> list[int]:
+    """Lease up to `limit` rows of `model` matching `where`; returns their ids.
+
+    `model` needs `id`, `lease_owner` and `lease_until` columns. Rows with a live lease held
+    by someone else are skipped.
+    """
+    now = utcnow()
+    q = select(model.id).where(*where).where(
+        or_(model.lease_until.is_(None), model.lease_until < now))
+    q = q.order_by(order_by if order_by is not None else model.id).limit(limit)
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    ids = list(s.scalars(q))
+    if ids:
+        s.execute(update(model).where(model.id.in_(ids)).values(
+            lease_owner=owner, lease_until=now + dt.timedelta(seconds=lease)))
+    return ids
+
+
+def release(s: Session, model: Any, ids: list[int]) -> None:
+    if ids:
+        s.execute(update(model).where(model.id.in_(ids)).values(lease_owner="",
+                                                                lease_until=None))

@@ -1,0 +1,295 @@
+"""SQLAlchemy 2 typed models: the whole schema in one place.
+
+Every change here needs an alembic revision in migrations/versions (tests/test_migrations.py
+proves the two agree).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC: every timestamp in the store is naive UTC, on SQLite and PostgreSQL alike."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        dt.datetime: DateTime(),
+    }
+
+
+# --------------------------------------------------------------------------- lists
+
+class MailingList(Base):
+    """A list and its settings; names follow listmgr.lists.settings.SETTINGS."""
+
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # lower case
+    description: Mapped[str] = mapped_column(Text, default="")
+    owners: Mapped[str] = mapped_column(Text, default="")  # one address a line
+    admin_passwd_hash: Mapped[str] = mapped_column(String(255), default="")
+    approve_passwd_hash: Mapped[str] = mapped_column(String(255), default="")
+    subscribe_policy: Mapped[str] = mapped_column(String(20), default="open+confirm")
+    unsubscribe_policy: Mapped[str] = mapped_column(String(20), default="open")
+    post_policy: Mapped[str] = mapped_column(String(20), default="members")
+    nonmember_action: Mapped[str] = mapped_column(String(10), default="hold")
+    who_access: Mapped[str] = mapped_column(String(10), default="open")
+    which_access: Mapped[str] = mapped_column(String(10), default="open")
+    info_access: Mapped[str] = mapped_column(String(10), default="open")
+    intro_access: Mapped[str] = mapped_column(String(10), default="list")
+    index_access: Mapped[str] = mapped_column(String(10), default="open")
+    get_access: Mapped[str] = mapped_column(String(10), default="list")
+    advertise: Mapped[str] = mapped_column(Text, default="")  # regexps, one a line
+    noadvertise: Mapped[str] = mapped_column(Text, default="")
+    announcements: Mapped[bool] = mapped_column(Boolean, default=True)
+    welcome: Mapped[bool] = mapped_column(Boolean, default=True)
+    strip: Mapped[bool] = mapped_column(Boolean, default=True)
+    administrivia: Mapped[bool] = mapped_column(Boolean, default=True)
+    subject_prefix: Mapped[str] = mapped_column(String(255), default="")
+    reply_to: Mapped[str] = mapped_column(String(255), default="")
+    precedence: Mapped[str] = mapped_column(String(32), default="bulk")
+    maxlength: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message_footer: Mapped[str] = mapped_column(Text, default="")
+    message_fronter: Mapped[str] = mapped_column(Text, default="")
+    message_headers: Mapped[str] = mapped_column(Text, default="")
+    moderator: Mapped[str] = mapped_column(String(255), default="")
+    taboo_headers: Mapped[str] = mapped_column(Text, default="")
+    taboo_body: Mapped[str] = mapped_column(Text, default="")
+    purge_received: Mapped[bool] = mapped_column(Boolean, default=False)
+    hold_expiry: Mapped[int] = mapped_column(Integer, default=14 * 86400)  # seconds
+    language: Mapped[str] = mapped_column(String(8), default="")  # "" = site language
+    comments: Mapped[str] = mapped_column(Text, default="")
+    info: Mapped[str] = mapped_column(Text, default="")
+    intro: Mapped[str] = mapped_column(Text, default="")
+    date_info: Mapped[bool] = mapped_column(Boolean, default=True)
+    date_intro: Mapped[bool] = mapped_column(Boolean, default=True)
+    post_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    members: Mapped[list["Member"]] = relationship(
+        back_populates="mailing_list", cascade="all, delete-orphan", passive_deletes=True,
+        lazy="noload")
+
+
+class Member(Base):
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("list_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(320))  # as given (stripped per `strip`)
+    key: Mapped[str] = mapped_column(String(320), index=True)  # normalised: lower case
+    domain: Mapped[str] = mapped_column(String(255), default="")
+    delivery_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    subscribed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    mailing_list: Mapped[MailingList] = relationship(back_populates="members")
+
+
+class SiteSetting(Base):
+    """Site-wide values kept in the store: the site password hash, the token secret."""
+
+    __tablename__ = "site_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- mailboxes
+
+class MailboxUser(Base):
+    __tablename__ = "mailbox_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # lower case local part
+    password_hash: Mapped[str] = mapped_column(String(255))
+    autoreply_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    autoreply_subject: Mapped[str] = mapped_column(String(255), default="")
+    autoreply_body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class RelayGrant(Base):
+    """A successful POP3 login: lets `ip` relay until `expires_at` (POP-before-SMTP)."""
+
+    __tablename__ = "relay_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64), index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    granted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+# --------------------------------------------------------------------------- inbound
+
+class InboundMessage(Base):
+    """A message accepted by SMTP/LMTP: its bytes are in the spool file, fsynced."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_id: Mapped[str] = mapped_column(String(32), unique=True)
+    spool_path: Mapped[str] = mapped_column(String(255))  # relative to data_dir
+    mail_from: Mapped[str] = mapped_column(String(320))  # "" = null sender
+    client_ip: Mapped[str] = mapped_column(String(64), default="")
+    client_helo: Mapped[str] = mapped_column(String(255), default="")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    tasks: Mapped[list["InboundTask"]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class InboundTask(Base):
+    """One destination of an inbound message, worked by the pipeline.
+
+    kind: command | post | owner | approval | admins | local | relay.
+    target: the list name, mailbox user, or remote address; rcpt: the address as given.
+    state: new -> done | shunted (a bug; replayable). Claimed with a lease.
+    """
+
+    __tablename__ = "inbound_tasks"
+    __table_args__ = (Index("ix_inbound_tasks_state_lease", "state", "lease_until"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("inbound_messages.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(320), default="")
+    rcpt: Mapped[str] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(16), default="new")
+    lease_owner: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    done_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+    message: Mapped[InboundMessage] = relationship(back_populates="tasks")
+
+
+# --------------------------------------------------------------------------- outbound
+
+class OutboundMessage(Base):
+    """A message to send: body stored once in the spool, however many recipients."""
+
+    __tablename__ = "outbound_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue_id: Mapped[str] = mapped_column(String(32), unique=True)
+    spool_path: Mapped[str] = mapped_column(String(255))  # relative to data_dir
+    mail_from: Mapped[str] = mapped_column(String(320))  # "" = null sender (no DSN ever)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    origin: Mapped[str] = mapped_column(String(64), default="")  # relay, reply, post:LIST, dsn
+    arrival_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    received_from: Mapped[str] = mapped_column(String(255), default="")  # "host [ip]"
+    warned_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    recipients: Mapped[list["OutboundRecipient"]] = relationship(
+        back_populates="message", cascade="all, delete-orphan", passive_deletes=True,
+        lazy="noload")
+
+
+class OutboundRecipient(Base):
+    """state: queued -> sent | failed (DSN sent) | deleted. Deferred = queued, later."""
+
+    __tablename__ = "outbound_recipients"
+    __table_args__ = (
+        Index("ix_outbound_recipients_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_messages.id", ondelete="CASCADE"), index=True)
+    rcpt: Mapped[str] = mapped_column(String(320))
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    lease_owner: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="")  # RFC 3463, e.g. 5.1.1
+    diagnostic: Mapped[str] = mapped_column(Text, default="")
+    remote_mta: Mapped[str] = mapped_column(String(255), default="")
+    done_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+    message: Mapped[OutboundMessage] = relationship(back_populates="recipients")
+
+
+# --------------------------------------------------------------------------- commands/posts
+
+class Token(Base):
+    """A single-use confirmation: subscribe/unsubscribe auth, held-post decisions, newlist.
+
+    Only a hash of the secret is stored; `used_at` makes it single-use.
+    """
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    list_name: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(String(320), default="")
+    payload: Mapped[str] = mapped_column(Text, default="")  # JSON
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class HeldPost(Base):
+    __tablename__ = "held_posts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), index=True)
+    spool_path: Mapped[str] = mapped_column(String(255))
+    mail_from: Mapped[str] = mapped_column(String(320))
+    sender: Mapped[str] = mapped_column(String(320), default="")  # header From
+    subject: Mapped[str] = mapped_column(Text, default="")
+    reasons: Mapped[str] = mapped_column(Text, default="")  # JSON list of strings
+    state: Mapped[str] = mapped_column(String(16), default="held")
+    held_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class RateCounter(Base):
+    """Fixed-window counters (e.g. command replies per requester per hour)."""
+
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column()
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,95 @@
+"""Fixtures shared by the whole suite.
+
+Every store-backed test runs on SQLite and on PostgreSQL (a fresh schema per test, so runs
+cannot collide). LISTMGR_TEST_DATABASES=sqlite (or postgres) narrows that for a quick local
+run; CI runs both. LISTMGR_TEST_PG_URL points at the PostgreSQL server
+(default postgresql+psycopg://postgres@127.0.0.1:5432/test).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.support import (  # noqa: F401  (fixtures re-exported for pytest)
+    RecordingSink,
+    ServerThread,
+    write_config,
+)
+
+PG_URL = os.environ.get("LISTMGR_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+DATABASES = [d.strip() for d in os.environ.get("LISTMGR_TEST_DATABASES",
+                                                "sqlite,postgres").split(",") if d.strip()]
+
+
+@pytest.fixture(params=DATABASES)
+def db_url(request, tmp_path: Path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    from sqlalchemy import create_engine, text
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, db_url: str):
+    """A function writing listmgr.toml for this test: config_file(**overrides) -> Path."""
+    def make(**overrides) -> Path:
+        return write_config(tmp_path, db_url, **overrides)
+    return make
+
+
+@pytest.fixture
+def app(tmp_path: Path, db_url: str):
+    """A migrated App on this test's database and data dir."""
+    from listmgr import config as config_mod
+    from listmgr.app import App
+    from listmgr.store import migrate
+    cfg = config_mod.load(write_config(tmp_path, db_url))
+    a = App.from_config(cfg)
+    migrate.upgrade(a.store.engine)
+    yield a
+    a.store.dispose()
+
+
+@pytest.fixture
+def sink():
+    """A recording SMTP server on 127.0.0.1:<port>: the remote MTA / smarthost in tests."""
+    s = RecordingSink()
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path, db_url: str, sink):
+    """A function starting a real `listmgr serve` in-process: server(**overrides) -> thread.
+
+    Defaults: domain example.org, every listener on 127.0.0.1:0, the recording sink as
+    smarthost. Stopped at the end of the test.
+    """
+    started: list[ServerThread] = []
+
+    def start(**overrides) -> ServerThread:
+        overrides.setdefault("delivery__smarthost", f"127.0.0.1:{sink.port}")
+        path = write_config(tmp_path, db_url, **overrides)
+        t = ServerThread(path)
+        t.start()
+        started.append(t)
+        return t
+
+    yield start
+    for t in started:
+        t.stop()

@@ -1,0 +1,261 @@
+"""Test helpers: config files, a recording SMTP sink, a server in a thread, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from aiosmtpd.controller import Controller
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- config
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def write_config(tmp_path: Path, db_url: str, **overrides: Any) -> Path:
+    """Write tmp_path/listmgr.toml. Keys: top-level names or `section__key`."""
+    values: dict[str, Any] = {
+        "domain": "example.org",
+        "data_dir": str(tmp_path / "var"),
+        "database_url": db_url,
+        "site_admins": ["admin@example.org"],
+        "smtp__listen": "127.0.0.1:0",
+        "pop3__listen": "127.0.0.1:0",
+        "delivery__min_backoff": "1s",
+        "delivery__max_backoff": "2s",
+    }
+    values.update(overrides)
+    top: list[str] = []
+    sections: dict[str, list[str]] = {}
+    for k, v in values.items():
+        if v is None:
+            continue
+        if "__" in k:
+            sec, key = k.split("__", 1)
+            sections.setdefault(sec, []).append(f"{key} = {_toml_value(v)}")
+        else:
+            top.append(f"{k} = {_toml_value(v)}")
+    text = "\n".join(top) + "\n"
+    for sec, lines in sections.items():
+        text += f"\n[{sec}]\n" + "\n".join(lines) + "\n"
+    path = tmp_path / "listmgr.toml"
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- CLI
+
+@dataclass
+class CLIResult:
+    status: int
+    out: str
+    err: str
+
+
+def run_cli(config: Path | None, *args: str, stdin: str | None = None,
+            env: dict[str, str] | None = None, timeout: float = 120) -> CLIResult:
+    """Run the real `listmgr` entry point in a subprocess."""
+    cmd = [sys.executable, "-m", "listmgr"]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    e = dict(os.environ)
+    e.pop("LISTMGR_CONFIG", None)
+    e.pop("LISTMGR_DATABASE_URL", None)
+    if env:
+        e.update(env)
+    p = subprocess.run(cmd + list(args), input=stdin, capture_output=True, text=True,
+                       timeout=timeout, env=e, cwd=config.parent if config else None)
+    return CLIResult(p.returncode, p.stdout, p.stderr)
+
+
+# --------------------------------------------------------------------------- SMTP sink
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    peer: Any = None
+
+    @property
+    def message(self) -> email.message.EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)
+
+
+class _SinkHandler:
+    def __init__(self, sink: "RecordingSink"):
+        self.sink = sink
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        rule = self.sink.rcpt_rule(address)
+        if rule is not None:
+            return rule
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.sink.lock:
+            self.sink.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                               envelope.original_content or envelope.content,
+                                               session.peer))
+            self.sink.transactions += 1
+        self.sink.arrived.set()
+        return "250 2.0.0 OK queued"
+
+
+class RecordingSink:
+    """An aiosmtpd server on 127.0.0.1 that records what it receives.
+
+    `rules` maps a recipient address (lower case) to a reply, e.g. "450 4.2.0 try later" or
+    "550 5.1.1 <x>... User unknown"; `default_rule` applies to everyone else when set.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.received: list[Received] = []
+        self.rules: dict[str, str] = {}
+        self.default_rule: str | None = None
+        self.transactions = 0
+        self.lock = threading.Lock()
+        self.arrived = threading.Event()
+        self.controller = Controller(_SinkHandler(self), hostname=host, port=port,
+                                     data_size_limit=0, enable_SMTPUTF8=True)
+
+    def rcpt_rule(self, address: str) -> str | None:
+        return self.rules.get(address.lower(), self.default_rule)
+
+    @property
+    def port(self) -> int:
+        return self.controller.server.sockets[0].getsockname()[1]
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.received.clear()
+            self.transactions = 0
+
+    def recipients(self) -> list[str]:
+        with self.lock:
+            return [r for m in self.received for r in m.rcpt_tos]
+
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 20.0
+                 ) -> list[Received]:
+        """Wait until predicate(received) holds; returns a copy of what was received."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.lock:
+                snapshot = list(self.received)
+            if predicate(snapshot):
+                return snapshot
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sink: condition not met in {timeout}s; "
+                                     f"received {len(snapshot)} message(s): "
+                                     f"{[(m.mail_from, m.rcpt_tos) for m in snapshot]}")
+            self.arrived.wait(0.05)
+            self.arrived.clear()
+
+    def wait_count(self, n: int, timeout: float = 20.0) -> list[Received]:
+        return self.wait_for(lambda got: len(got) >= n, timeout)
+
+    def to(self, address: str) -> list[Received]:
+        with self.lock:
+            return [m for m in self.received if address.lower() in
+                    (r.lower() for r in m.rcpt_tos)]
+
+
+# --------------------------------------------------------------------------- server
+
+class ServerThread:
+    """A real listmgr server (listmgr.service.Service) on its own event loop thread."""
+
+    def __init__(self, config_path: Path):
+        from listmgr import config as config_mod
+        from listmgr.app import App
+        from listmgr.store import migrate
+        self.config_path = config_path
+        self.config = config_mod.load(config_path)
+        self.app = App.from_config(self.config)
+        if migrate.status(self.app.store.engine) != "current":
+            migrate.upgrade(self.app.store.engine)
+        from listmgr.service import Service
+        self.service = Service(self.config, self.app)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, daemon=True, name="listmgr-server")
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def _main(self) -> None:
+        try:
+            self.loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.service.run(ready=self._ready.set))
+        except BaseException as exc:  # surfaced by start()
+            self._error = exc
+            self._ready.set()
+
+    def start(self, timeout: float = 30) -> None:
+        self.thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("listmgr server did not start")
+        if self._error:
+            raise self._error
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.loop and self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.service.request_stop)
+            self.thread.join(timeout)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.service.ports
+
+    @property
+    def smtp_port(self) -> int:
+        return self.ports["smtp"]
+
+    @property
+    def pop3_port(self) -> int:
+        return self.ports["pop3"]
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run fn(session, *args) in a store transaction (for assertions on stored state)."""
+        with self.app.store.session() as s:
+            return fn(s, *args)
+
+    def wait_idle(self, timeout: float = 20.0) -> None:
+        """Wait until no inbound task is pending."""
+        from sqlalchemy import func, select
+        from listmgr.store.models import InboundTask
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.app.store.session() as s:
+                n = s.scalar(select(func.count()).select_from(InboundTask).where(
+                    InboundTask.state == "new"))
+            if not n:
+                return
+            time.sleep(0.05)
+        raise AssertionError("inbound tasks still pending")
