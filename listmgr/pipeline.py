@@ -36,14 +36,27 @@ def handler(kind: str) -> Callable[[Handler], Handler]:
     return register
 
 
+# Modules that register handlers with @handler(kind) when imported.
+HANDLER_MODULES = (
+    "listmgr.smtp.forward",      # relay, owner, approval, admins
+    "listmgr.pop3.delivery",     # local (mailbox users)
+    "listmgr.commands.worker",   # command (majordomo@, LIST-request@)
+    "listmgr.posting.worker",    # post (LIST@)
+)
+
+
+def components(service) -> list:
+    return [Pipeline(service.app)]
+
+
 def load_handlers() -> None:
     """Import the modules that register handlers (kept here so the wiring is visible)."""
     import importlib
-    for mod in ("listmgr.routing_handlers",):
+    for mod in HANDLER_MODULES:
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
-            if exc.name != mod:
+            if not (exc.name and (mod == exc.name or mod.startswith(exc.name + "."))):
                 raise
 
 
@@ -107,6 +120,7 @@ class Pipeline:
                 task.lease_until = None
                 log.info("%s task=%d kind=%s rcpt=<%s> result=done", msg.queue_id, task.id,
                          task.kind, task.rcpt)
+            self.app.notify("outbound")  # a handler may have queued mail
         except Exception as exc:
             log.error("task=%d result=shunted error=%r\n%s", task_id, exc,
                       traceback.format_exc())

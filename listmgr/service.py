@@ -7,6 +7,7 @@ port they bound in `service.ports` (tests bind port 0 and read it back).
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
 from typing import Any, Protocol
@@ -22,13 +23,28 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
+# Each module has `components(service) -> list[Component]`; listed in start order.
+# Listeners come first so that workers start with the ports known.
+COMPONENT_MODULES = (
+    "listmgr.smtp.server",      # SMTP (and LMTP) ingress
+    "listmgr.pop3.server",      # POP3
+    "listmgr.pipeline",         # inbound tasks -> handlers
+    "listmgr.delivery.worker",  # outbound queue -> remote MTAs
+    "listmgr.posting.expiry",   # held posts expire
+)
+
+
 def build_components(service: "Service") -> list[Component]:
     """The parts of a running server, in start order (stopped in reverse)."""
-    from listmgr.pipeline import Pipeline
-
-    app = service.app
     parts: list[Component] = []
-    parts.append(Pipeline(app))
+    for name in COMPONENT_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not (exc.name and (name == exc.name or name.startswith(exc.name + "."))):
+                raise
+            continue  # a part not built yet
+        parts.extend(module.components(service))
     return parts
 
 
