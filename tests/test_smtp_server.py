@@ -33,6 +33,7 @@ def test_greeting_names_hostname(ingress):
     c = smtplib.SMTP(timeout=10)
     code, text = c.connect("127.0.0.1", srv.smtp_port)
     assert code == 220 and text.decode().startswith("mx.example.org ESMTP")
+    assert c.docmd("QUIT") == (221, b"2.0.0 mx.example.org closing connection")
     c.close()
 
 
