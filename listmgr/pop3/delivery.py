@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from listmgr.app import App
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.pipeline import handler
+from listmgr.pop3 import autoreply
 from listmgr.pop3.maildir import Maildir
 from listmgr.store import mailboxes
 from listmgr.store.models import InboundMessage, InboundTask
@@ -47,3 +48,8 @@ def deliver_local(app: App, s: Session, task: InboundTask, message: InboundMessa
         stored, unique=f"{message.queue_id}.T{task.id}")
     log.info("%s to=<%s> mailbox=%s uid=%s size=%d status=delivered", message.queue_id,
              task.rcpt, user.name, uid, len(stored))
+    try:
+        with s.begin_nested():  # a failed auto-reply must not undo or repeat the delivery
+            autoreply.maybe_reply(app, s, user, message, data)
+    except Exception:
+        log.exception("%s autoreply user=%s failed", message.queue_id, user.name)
