@@ -100,7 +100,12 @@ class MailingList(Base):
 
 class Member(Base):
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("list_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("list_id", "key"),
+        # Streams a list's roster in id order (fan-out, `members`) without sorting it:
+        # with only (list_id, key) SQLite sorts the whole list for every batch.
+        Index("ix_members_list_id_id", "list_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
