@@ -95,7 +95,7 @@ class MailingList(Base):
 
     members: Mapped[list["Member"]] = relationship(
         back_populates="mailing_list", cascade="all, delete-orphan", passive_deletes=True,
-        lazy="noload")
+        lazy="raise")
 
 
 class Member(Base):
@@ -221,7 +221,7 @@ class OutboundMessage(Base):
 
     recipients: Mapped[list["OutboundRecipient"]] = relationship(
         back_populates="message", cascade="all, delete-orphan", passive_deletes=True,
-        lazy="noload")
+        lazy="raise")
 
 
 class OutboundRecipient(Base):
