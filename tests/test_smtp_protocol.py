@@ -281,6 +281,23 @@ def test_malformed_commands_get_500_and_501(ingress):
     r.close()
 
 
+def test_control_characters_and_long_addresses_are_refused_cleanly(ingress):
+    srv = ingress()
+    r = Raw(srv.smtp_port)
+    assert r.cmd(b"EHLO bad\0helo\x01.example").startswith("250-")
+    assert r.cmd(b"MAIL FROM:<a\0b@outside.example>") == "553 5.1.7 Bad sender address syntax"
+    assert r.cmd("MAIL FROM:<a@" + "d" * 330 + ".example>").startswith("553 5.1.7")
+    assert r.cmd("MAIL FROM:<a@outside.example>").startswith("250")
+    assert r.cmd(b"RCPT TO:<post\x01master@example.org>") == "553 5.1.3 Bad address syntax"
+    assert r.cmd("RCPT TO:<a@" + "d" * 330 + ".example>").startswith("553 5.1.3")
+    assert r.cmd("RCPT TO:<postmaster@example.org>").startswith("250")
+    assert r.cmd("DATA").startswith("354")
+    assert r.cmd(b"Subject: x\r\n\r\nx\r\n.").startswith("250 2.0.0")
+    r.close()
+    [(msg, _)] = srv.messages()
+    assert msg.client_helo == "bad?helo?.example"
+
+
 def test_non_ascii_address_is_refused(ingress):
     srv = ingress()
     r = Raw(srv.smtp_port)
