@@ -216,6 +216,23 @@ def test_connection_cap(ingress):
     b.quit()
 
 
+def test_data_sessions_are_capped(ingress):
+    srv = ingress(smtp__max_data_sessions=1)
+    first, second = Raw(srv.smtp_port), Raw(srv.smtp_port)
+    for r in (first, second):
+        r.cmd("EHLO client.example")
+        r.cmd("MAIL FROM:<a@outside.example>")
+        r.cmd("RCPT TO:<postmaster@example.org>")
+    assert first.cmd("DATA").startswith("354")
+    assert second.cmd("DATA") == "451 4.3.2 Too many messages arriving at once, try again later"
+    assert first.cmd(b"Subject: 1\r\n\r\nx\r\n.").startswith("250 2.0.0")
+    assert second.cmd("DATA").startswith("354")  # the slot is free again
+    assert second.cmd(b"Subject: 2\r\n\r\nx\r\n.").startswith("250 2.0.0")
+    first.close()
+    second.close()
+    assert len(srv.messages()) == 2
+
+
 def test_idle_connection_is_closed_after_timeout(ingress):
     srv = ingress(smtp__timeout="1s")
     r = Raw(srv.smtp_port)
