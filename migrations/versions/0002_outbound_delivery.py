@@ -1,0 +1,30 @@
+"""outbound recipients: index (message_id, state) replaces (message_id); transcript column
+
+Revision ID: 0002_outbound_msg_state
+Revises: 0001
+Create Date: 2026-11-29
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0002_outbound_msg_state'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('outbound_recipients', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbound_recipients_message_id')
+        batch_op.create_index('ix_outbound_recipients_message_state', ['message_id', 'state'],
+                              unique=False)
+        batch_op.add_column(sa.Column('transcript', sa.Text(), nullable=False,
+                                      server_default=''))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('outbound_recipients', schema=None) as batch_op:
+        batch_op.drop_column('transcript')
+        batch_op.drop_index('ix_outbound_recipients_message_state')
+        batch_op.create_index('ix_outbound_recipients_message_id', ['message_id'], unique=False)

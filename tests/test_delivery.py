@@ -1,0 +1,131 @@
+"""The outbound queue through a real server and a real remote MTA (the recording sink)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import time
+
+from flufl.bounce import all_failures, scan_message
+from sqlalchemy import select
+
+from listmgr.store.models import OutboundMessage, OutboundRecipient
+from listmgr.store.outbound import enqueue
+
+BODY = (b"From: alice@example.org\r\nTo: list@example.org\r\nSubject: hello\r\n"
+        b"Message-ID: <m1@example.org>\r\n\r\nfirst line\r\n.leading dot\r\n"
+        b"bare\nline feed\r\n..two dots\r\nlast\r\n")
+
+
+def queue_mail(srv, mail_from, rcpts, data=BODY, **kw) -> str:
+    with srv.app.store.session() as s:
+        qid = enqueue(s, srv.app.spool, mail_from=mail_from, recipients=rcpts, data=data,
+                      **kw).queue_id
+    srv.app.notify("outbound")
+    return qid
+
+
+def states(srv, qid) -> dict[str, str]:
+    with srv.app.store.session() as s:
+        mid = s.scalar(select(OutboundMessage.id).where(OutboundMessage.queue_id == qid))
+        return dict(s.execute(select(OutboundRecipient.rcpt, OutboundRecipient.state)
+                              .where(OutboundRecipient.message_id == mid)).all())
+
+
+def wait_until(pred, timeout=15.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def returned_to(sink, sender):
+    return [m for m in sink.to(sender) if m.mail_from == ""]
+
+
+def test_delivers_in_transactions_of_max_recipients(server, sink):
+    srv = server(delivery__max_recipients_per_transaction=50)
+    rcpts = [f"user{i}@remote.example" for i in range(120)]
+    qid = queue_mail(srv, "alice@example.org", rcpts)
+    got = sink.wait_for(lambda r: sum(len(m.rcpt_tos) for m in r) >= 120)
+    assert sorted(len(m.rcpt_tos) for m in got) == [20, 50, 50]
+    assert sorted(r for m in got for r in m.rcpt_tos) == sorted(rcpts)
+    assert all(m.mail_from == "alice@example.org" for m in got)
+    # Canonical CRLF on the wire, dot-stuffing undone by the receiver: the body arrives as
+    # queued (bare LF made CRLF).
+    assert got[0].data == BODY.replace(b"bare\nline", b"bare\r\nline")
+    wait_until(lambda: set(states(srv, qid).values()) == {"sent"}, what="all sent")
+    with srv.app.store.session() as s:
+        path = s.scalar(select(OutboundMessage.spool_path)
+                        .where(OutboundMessage.queue_id == qid))
+    assert path == ""  # every recipient final: the spool file is gone
+    assert not any((srv.app.spool.root / "spool" / "out").iterdir())
+
+
+def test_user_unknown_is_returned_and_4xx_stays_queued(server, sink):
+    sink.rules["nobody@remote.example"] = "550 5.1.1 <nobody@remote.example>... User unknown"
+    sink.rules["later@remote.example"] = "450 4.2.0 <later@remote.example>... try later"
+    srv = server(delivery__min_backoff="30s", delivery__max_backoff="60s")
+    qid = queue_mail(srv, "alice@example.org",
+                     ["bob@remote.example", "nobody@remote.example", "later@remote.example"])
+    sink.wait_for(lambda r: any("bob@remote.example" in m.rcpt_tos for m in r))
+    bounce = wait_until(lambda: returned_to(sink, "alice@example.org"), what="returned mail")[0]
+    msg = bounce.message
+    assert msg["Subject"] == "Returned mail: User unknown"
+    assert msg["From"] == "Mail Delivery Subsystem <MAILER-DAEMON@example.org>"
+    assert msg["Auto-Submitted"] == "auto-generated (failure)"
+    assert msg.get_content_type() == "multipart/report"
+    assert msg.get_param("report-type") == "delivery-status"
+    text = msg.get_payload()[0].get_content()
+    assert "   ----- The following addresses had permanent fatal errors -----" in text
+    assert "<nobody@remote.example>\n    (reason: 550 5.1.1 <nobody@remote.example>... " \
+           "User unknown)" in text
+    assert "   ----- Transcript of session follows -----" in text
+    assert ">>> RCPT To:<nobody@remote.example>" in text
+    assert "later@remote.example" not in text
+    parsed = email.message_from_bytes(bounce.data)
+    assert scan_message(parsed) == {b"nobody@remote.example"}
+    st = states(srv, qid)
+    assert st == {"bob@remote.example": "sent", "nobody@remote.example": "failed",
+                  "later@remote.example": "queued"}
+    # The original comes back whole (it is small).
+    assert msg.get_payload()[2].get_content_type() == "message/rfc822"
+
+
+def test_null_sender_never_gets_returned_mail(server, sink):
+    sink.default_rule = "550 5.1.1 User unknown"
+    srv = server()
+    qid = queue_mail(srv, "", ["nobody@remote.example"])
+    wait_until(lambda: states(srv, qid) == {"nobody@remote.example": "failed"}, what="failed")
+    time.sleep(1.5)  # housekeeping runs every poll interval: still nothing may come
+    assert sink.recipients() == []
+    assert sink.transactions == 0
+
+
+def test_too_many_hops_is_local_configuration_error(server, sink):
+    srv = server()
+    hops = b"".join(b"Received: from a by b; Sun, 29 Nov 2026 00:00:00 +0000\r\n"
+                    for _ in range(31))
+    queue_mail(srv, "alice@example.org", ["bob@remote.example"], data=hops + BODY)
+    bounce = wait_until(lambda: returned_to(sink, "alice@example.org"), what="returned")[0]
+    assert bounce.message["Subject"] == "Returned mail: Local configuration error"
+    assert "bob@remote.example" not in sink.recipients()
+    assert "Status: 5.4.6" in bounce.data.decode()
+    assert scan_message(email.message_from_bytes(bounce.data)) == {b"bob@remote.example"}
+    # Large originals come back as headers only; this one is small and whole.
+    assert b"Subject: hello" in bounce.data
+
+
+def test_several_reasons_say_see_transcript(server, sink):
+    sink.rules["nobody@remote.example"] = "550 5.1.1 <nobody@remote.example>... User unknown"
+    sink.rules["full@remote.example"] = "552 5.2.2 <full@remote.example>... Mailbox full"
+    srv = server()
+    queue_mail(srv, "alice@example.org", ["nobody@remote.example", "full@remote.example"])
+    bounce = wait_until(lambda: returned_to(sink, "alice@example.org"), what="returned")[0]
+    assert bounce.message["Subject"] == "Returned mail: see transcript for details"
+    assert scan_message(email.message_from_bytes(bounce.data)) == {
+        b"nobody@remote.example", b"full@remote.example"}
+    assert all_failures(email.message_from_bytes(bounce.data))[0] == set()
