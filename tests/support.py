@@ -123,6 +123,16 @@ class _SinkHandler:
         return "250 2.0.0 OK queued"
 
 
+class _PortZeroController(Controller):
+    """aiosmtpd's Controller pokes its own port to start: with port 0 it must use the one
+    the OS picked, not 0."""
+
+    def _trigger_server(self):
+        if self.port == 0 and self.server is not None:
+            self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
 class RecordingSink:
     """An aiosmtpd server on 127.0.0.1 that records what it receives.
 
@@ -137,7 +147,7 @@ class RecordingSink:
         self.transactions = 0
         self.lock = threading.Lock()
         self.arrived = threading.Event()
-        self.controller = Controller(_SinkHandler(self), hostname=host, port=port,
+        self.controller = _PortZeroController(_SinkHandler(self), hostname=host, port=port,
                                      data_size_limit=0, enable_SMTPUTF8=True)
 
     def rcpt_rule(self, address: str) -> str | None:

@@ -80,3 +80,33 @@ def test_config_show_and_set(config_file):
     assert "demo" in listing and "A demo list" in listing
     assert run_cli(cfg, "rmlist", "demo").status == 0
     assert "demo" not in run_cli(cfg, "lists").out
+
+
+def test_bulk_import_shows_progress_on_a_terminal(config_file):
+    import os
+    import pty
+    import subprocess
+    import sys
+    cfg = config_file()
+    run_cli(cfg, "init")
+    run_cli(cfg, "newlist", "big", "--owner", "owner@example.org")
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "LISTMGR_CONFIG"}
+    proc = subprocess.run([sys.executable, "-m", "listmgr", "--config", str(cfg), "subscribe",
+                           "big", "-"], input=b"".join(b"p%d@example.com\n" % i
+                                                       for i in range(5000)),
+                          stdout=subprocess.PIPE, stderr=slave, env=env, timeout=120)
+    os.close(slave)
+    shown = b""
+    try:
+        while True:
+            chunk = os.read(master, 4096)
+            if not chunk:
+                break
+            shown += chunk
+    except OSError:
+        pass
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"subscribing 2,000 addresses" in shown
+    assert b"subscribed 5000" in proc.stdout

@@ -1,0 +1,89 @@
+"""Pipeline handlers that pass a message on unchanged, with a Received: header on top.
+
+relay:     the remote recipient (the gate allowed it at RCPT), original envelope sender.
+owner:     owner-LIST@ / LIST-owner@ -> the list's owners.
+approval:  LIST-approval@ -> the list's moderator if set, else its owners.
+admins:    majordomo-owner@, postmaster@ -> `site_admins`.
+
+The envelope sender is kept (as an alias expansion does), so bounces go back to whoever sent
+the message, and mail from the null sender stays null (no DSN loops).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from email.utils import format_datetime
+
+from sqlalchemy.orm import Session
+
+from listmgr.app import App
+from listmgr.pipeline import handler
+from listmgr.store.lists import get_list
+from listmgr.store.models import InboundMessage, InboundTask
+from listmgr.store.outbound import enqueue
+
+
+class NowhereToSend(LookupError):
+    """No address to forward to (e.g. no site_admins): the task is shunted, not lost."""
+
+
+def received_header(app: App, message: InboundMessage, rcpt: str | None = None) -> bytes:
+    """RFC 5321 4.4 trace header for our hop, folded, CRLF-terminated."""
+    helo = re.sub(r"[^\x21-\x7e]", "", message.client_helo or "") or "unknown"
+    when = format_datetime(message.received_at.replace(tzinfo=dt.timezone.utc))
+    text = (f"Received: from {helo} ([{message.client_ip}])\r\n"
+            f"\tby {app.config.hostname} (listmgr) with ESMTP id {message.queue_id}\r\n")
+    if rcpt:
+        text += f"\tfor <{rcpt}>; {when}\r\n"
+    else:
+        text += f"\t; {when}\r\n"
+    return text.encode("ascii", "replace")
+
+
+def split_addresses(text: str) -> list[str]:
+    """Owners/moderator fields: one address a line (commas and blanks tolerated)."""
+    return [a for a in re.split(r"[\s,]+", text or "") if "@" in a]
+
+
+def forward(app: App, s: Session, message: InboundMessage, data: bytes, recipients: list[str],
+            origin: str, for_rcpt: str | None = None) -> None:
+    if not recipients:
+        raise NowhereToSend(f"no recipients for {origin}")
+    enqueue(s, app.spool, mail_from=message.mail_from, recipients=recipients,
+            data=received_header(app, message, for_rcpt) + data, origin=origin,
+            received_from=f"{message.client_helo or 'unknown'} [{message.client_ip}]")
+
+
+def list_owners(s: Session, name: str) -> list[str]:
+    mlist = get_list(s, name)
+    return split_addresses(mlist.owners) if mlist is not None else []
+
+
+@handler("relay")
+def relay(app: App, s: Session, task: InboundTask, message: InboundMessage,
+          data: bytes) -> None:
+    forward(app, s, message, data, [task.target], "relay", for_rcpt=task.target)
+
+
+@handler("owner")
+def owner(app: App, s: Session, task: InboundTask, message: InboundMessage,
+          data: bytes) -> None:
+    # A list deleted since RCPT: its owners are gone, the site admins get it instead.
+    to = list_owners(s, task.target) or list(app.config.site_admins)
+    forward(app, s, message, data, to, f"owner:{task.target}")
+
+
+@handler("approval")
+def approval(app: App, s: Session, task: InboundTask, message: InboundMessage,
+             data: bytes) -> None:
+    mlist = get_list(s, task.target)
+    to = split_addresses(mlist.moderator) if mlist is not None else []
+    to = to or list_owners(s, task.target) or list(app.config.site_admins)
+    forward(app, s, message, data, to, f"approval:{task.target}")
+
+
+@handler("admins")
+def admins(app: App, s: Session, task: InboundTask, message: InboundMessage,
+           data: bytes) -> None:
+    forward(app, s, message, data, list(app.config.site_admins), "admins")

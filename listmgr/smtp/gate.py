@@ -1,0 +1,64 @@
+"""The relay gate: may this client send mail to a domain we do not host?
+
+Yes only if (1) the client authenticated with SMTP AUTH (offered over TLS only), or (2) its
+IP is in `[smtp] relay_networks`, or (3) a POP3 login from its IP left a `relay_grants` row
+that has not expired (POP-before-SMTP, window counted from the login). Grants live in the
+store, so every `listmgr serve` process on one PostgreSQL sees the same ones. Loopback is
+not implied: 127.0.0.1 is judged like any other client.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from listmgr.store.models import RelayGrant, utcnow
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def normalise_ip(ip: str) -> str:
+    """One spelling per address: `::ffff:1.2.3.4` -> `1.2.3.4`, IPv6 compressed."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return str(addr)
+
+
+def parse_networks(networks: Iterable[str]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+
+
+def in_networks(ip: str, networks: tuple[IPNetwork, ...]) -> bool:
+    try:
+        addr = ipaddress.ip_address(normalise_ip(ip))
+    except ValueError:
+        return False
+    return any(addr.version == net.version and addr in net for net in networks)
+
+
+def has_grant(s: Session, ip: str) -> bool:
+    """A POP3 login from `ip` whose relay window is still open."""
+    ip = normalise_ip(ip)
+    row = s.scalars(select(RelayGrant.id).where(RelayGrant.ip == ip,
+                                                RelayGrant.expires_at > utcnow()).limit(1)
+                    ).first()
+    return row is not None
+
+
+class RelayGate:
+    def __init__(self, relay_networks: Iterable[str]):
+        self.networks = parse_networks(relay_networks)
+
+    def allowed_without_store(self, ip: str, authenticated: bool) -> bool:
+        """The checks that need no database: SMTP AUTH and relay_networks."""
+        return authenticated or in_networks(ip, self.networks)
+
+    def allowed(self, s: Session, ip: str, authenticated: bool = False) -> bool:
+        return self.allowed_without_store(ip, authenticated) or has_grant(s, ip)

@@ -1,0 +1,204 @@
+"""The SMTP/LMTP policy hooks: who may send what to whom, and storing what we accept.
+
+Every hook returns its reply string explicitly. Store and spool work runs off the event
+loop (asyncio.to_thread). A message is in the spool (fsynced) and its inbound rows are
+committed before the client sees `250`. Any bug answers `451 4.3.0`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from listmgr.app import App
+from listmgr.mail.compose import normalise_line_ends
+from listmgr.smtp.gate import RelayGate, normalise_ip
+from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
+from listmgr.spool import new_queue_id
+from listmgr.store.models import InboundMessage, InboundTask, MailboxUser, MailingList
+
+log = logging.getLogger("listmgr.smtp")
+
+INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
+SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
+TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+
+
+class StoreDirectory:
+    """routing.Directory over a store session."""
+
+    def __init__(self, s: Session):
+        self.s = s
+
+    def has_list(self, name: str) -> bool:
+        return self.s.scalar(select(MailingList.id).where(MailingList.name == name)) is not None
+
+    def has_user(self, name: str) -> bool:
+        return self.s.scalar(select(MailboxUser.id).where(MailboxUser.name == name)) is not None
+
+
+@dataclass
+class Transaction:
+    """What we learnt about one MAIL transaction (kept on the aiosmtpd Envelope)."""
+
+    destinations: list[Destination] = field(default_factory=list)
+
+
+def _tx(envelope) -> Transaction:
+    tx = getattr(envelope, "listmgr", None)
+    if tx is None:
+        tx = envelope.listmgr = Transaction()
+    return tx
+
+
+def client_ip(session) -> str:
+    peer = session.peer
+    if isinstance(peer, (tuple, list)) and peer:
+        return normalise_ip(str(peer[0]))
+    return str(peer or "")
+
+
+def client_desc(session) -> str:
+    return f"{session.host_name or 'unknown'}[{client_ip(session)}]"
+
+
+def sender_of(envelope) -> str:
+    """The envelope sender as stored: "" for the null sender."""
+    mail_from = envelope.mail_from or ""
+    return "" if mail_from == "<>" else mail_from
+
+
+def log_transaction(queue_id: str, session, envelope, size: int | str, result: str) -> None:
+    """One line per transaction (Postfix style): queue id first, then key=value pairs."""
+    to = ",".join(f"<{r}>" for r in envelope.rcpt_tos)
+    log.info("%s client=%s from=<%s> to=%s size=%s result=%s", queue_id, client_desc(session),
+             sender_of(envelope), to, size, result)
+
+
+class IngressHandler:
+    """aiosmtpd handler shared by the SMTP and LMTP listeners."""
+
+    def __init__(self, app: App, *, lmtp: bool = False):
+        self.app = app
+        cfg = app.config
+        self.lmtp = lmtp
+        self.local_domains = cfg.local_domains
+        self.max_recipients = cfg.smtp.max_recipients
+        self.gate = RelayGate(cfg.smtp.relay_networks)
+
+    # ------------------------------------------------------------------ greeting
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        session.host_name = hostname
+        server.raw_reply_lines = 1
+        return f"250 {server.hostname}"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        # aiosmtpd counts SIZE's extra 26 octets on every EHLO; keep it at RFC 1870's value.
+        server.command_size_limits["MAIL"] = server.command_size_limit + 26
+        keep = [r[4:] for r in responses[1:] if r[4:] != "HELP"]
+        extensions = keep + ["PIPELINING", "ENHANCEDSTATUSCODES"]
+        lines = [f"250-{server.hostname}"] + [f"250-{e}" for e in extensions[:-1]] + \
+            [f"250 {extensions[-1]}"]
+        server.raw_reply_lines = len(lines)
+        return lines
+
+    # ------------------------------------------------------------------ envelope
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if address != "<>":
+            if any(c in address for c in " <>\\"):
+                return f"553 5.1.7 <{address}>... Bad sender address syntax"
+            if "@" not in address:
+                return f"553 5.1.8 <{address}>... Domain name required for sender address"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        envelope.listmgr = Transaction()
+        return "250 2.1.0 Sender ok"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return TOO_MANY_RECIPIENTS
+        try:
+            dest = await asyncio.to_thread(self._route, address, client_ip(session),
+                                           bool(getattr(session, "authenticated", False)))
+        except Exception:
+            log.exception("RCPT <%s> from %s: lookup failed", address, client_desc(session))
+            return INTERNAL_ERROR
+        if isinstance(dest, Refusal):
+            log.info("NOQUEUE client=%s from=<%s> to=<%s> result=rejected (%s)",
+                     client_desc(session), sender_of(envelope), address, dest.reply)
+            return dest.reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        _tx(envelope).destinations.append(dest)
+        return "250 2.1.5 Recipient ok"
+
+    def _route(self, address: str, ip: str, authenticated: bool) -> Destination | Refusal:
+        with self.app.store.session() as s:
+            dest = route(address, self.local_domains, StoreDirectory(s))
+            if isinstance(dest, Destination) and dest.kind == "relay" \
+                    and not self.gate.allowed(s, ip, authenticated):
+                return relaying_denied(address)
+            return dest
+
+    # ------------------------------------------------------------------ message
+
+    async def handle_DATA(self, server, session, envelope):
+        queue_id = new_queue_id()
+        try:
+            size = await asyncio.to_thread(self._store, queue_id, session, envelope)
+        except Exception:
+            log.exception("%s client=%s: could not store the message", queue_id,
+                          client_desc(session))
+            log_transaction(queue_id, session, envelope, "?", "deferred (451 4.3.0)")
+            return self._per_recipient(envelope, INTERNAL_ERROR)
+        self.app.notify("inbound")
+        log_transaction(queue_id, session, envelope, size, "queued")
+        if self.lmtp:
+            return "\r\n".join(f"250 2.1.5 <{r}> Ok: queued as {queue_id}"
+                               for r in envelope.rcpt_tos)
+        return f"250 2.0.0 Ok: queued as {queue_id}"
+
+    def _per_recipient(self, envelope, reply: str) -> str:
+        """LMTP answers DATA once per recipient (RFC 2033 4.2); SMTP once."""
+        if self.lmtp:
+            return "\r\n".join(reply for _ in envelope.rcpt_tos)
+        return reply
+
+    def _store(self, queue_id: str, session, envelope) -> int:
+        """Spool (fsynced) then commit the message and its tasks; returns the size stored."""
+        data = normalise_line_ends(envelope.original_content or b"")
+        spool = self.app.spool
+        path = spool.write("in", data, queue_id)
+        try:
+            with self.app.store.session() as s:
+                msg = InboundMessage(queue_id=queue_id, spool_path=path,
+                                     mail_from=sender_of(envelope),
+                                     client_ip=client_ip(session),
+                                     client_helo=(session.host_name or "")[:255],
+                                     size=len(data))
+                s.add(msg)
+                s.flush()
+                seen: set[tuple[str, str]] = set()
+                for rcpt, dest in zip(envelope.rcpt_tos, _tx(envelope).destinations):
+                    if (dest.kind, dest.target) in seen:
+                        continue  # the same destination twice (case, aliases): once is enough
+                    seen.add((dest.kind, dest.target))
+                    s.add(InboundTask(message_id=msg.id, kind=dest.kind, target=dest.target,
+                                      rcpt=rcpt))
+        except BaseException:
+            spool.remove(path)
+            raise
+        return len(data)
+
+    # ------------------------------------------------------------------ errors
+
+    async def handle_exception(self, error):
+        log.error("SMTP session error: %r", error, exc_info=error)
+        return INTERNAL_ERROR

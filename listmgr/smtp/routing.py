@@ -1,0 +1,115 @@
+"""Recipient routing: an RCPT address -> where the message goes, or why it is refused.
+
+Pure: the lists and mailbox users are looked up through a `Directory` the caller provides.
+The address is judged as the server parsed it (aiosmtpd has already dropped source routes
+and needless quotes). For a local domain only plain local parts are routed: `%` hacks, bang
+paths and quoted local parts are attempts to route through us and are refused, never
+re-parsed (they would otherwise open a relay behind the gate's back).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+# Local parts we route: what list names and mailbox user names are made of.
+_PLAIN_LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9_])?$")
+# Characters that mean "route this further" in some MTA's eyes (RFC 5321 3.6, sendmail).
+_ROUTING = set('%!@":\\[]<>,;() \t')
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_REMOTE_DOMAIN = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\]|\[ipv6:[0-9a-f:.]+\])$")
+
+KINDS = ("command", "post", "owner", "approval", "admins", "local", "relay")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """kind: one of KINDS; target: list name, mailbox user, or the remote address."""
+
+    kind: str
+    target: str
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An RCPT we refuse; `reply` is the complete SMTP reply line."""
+
+    reply: str
+
+
+class Directory(Protocol):
+    def has_list(self, name: str) -> bool: ...
+    def has_user(self, name: str) -> bool: ...
+
+
+def user_unknown(address: str) -> Refusal:
+    return Refusal(f"550 5.1.1 <{address}>... User unknown")
+
+
+def relaying_denied(address: str) -> Refusal:
+    return Refusal(f"550 5.7.1 <{address}>... Relaying denied")
+
+
+def split_address(address: str) -> tuple[str, str]:
+    """(local part, domain) with the domain lower case and without a trailing dot.
+
+    The split is at the last `@` outside quotes, so `"a@b"@host` gives `"a@b"`, `host`.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address, ""
+    if local.count('"') % 2:  # the `@` was inside a quoted string: no domain
+        return address, ""
+    return local, domain.lower().rstrip(".")
+
+
+def is_local_domain(domain: str, local_domains: tuple[str, ...]) -> bool:
+    """Exact match only: `sub.example.org`, `example.org.evil` and IP literals are remote."""
+    return domain in local_domains
+
+
+def route(address: str, local_domains: tuple[str, ...], directory: Directory
+          ) -> Destination | Refusal:
+    """Where mail for `address` goes. Remote addresses come back as kind "relay": the caller
+    still has to ask the relay gate."""
+    if not address or any(c in address for c in "\r\n\0"):
+        return Refusal(f"553 5.1.3 <{address}>... Bad address syntax")
+    local, domain = split_address(address)
+    if domain == "" and "@" not in address and local.lower() == "postmaster":
+        return Destination("admins", "")  # RFC 5321 4.5.1: "postmaster" with no domain
+    if domain == "":
+        # A bare local part (or one whose `@` is quoted) is routing by another name.
+        return relaying_denied(address) if set(local) & _ROUTING else \
+            Refusal(f"553 5.1.3 <{address}>... Domain name required")
+    if not is_local_domain(domain, local_domains):
+        if not _REMOTE_DOMAIN.match(domain) or any(c in address for c in " <>"):
+            return Refusal(f"553 5.1.3 <{address}>... Bad address syntax")
+        return Destination("relay", address)
+    return route_local(address, local.lower(), directory)
+
+
+def route_local(address: str, local: str, directory: Directory) -> Destination | Refusal:
+    """A local part at one of our domains -> its destination."""
+    if set(local) & _ROUTING:
+        return relaying_denied(address)
+    if not _PLAIN_LOCAL.match(local):
+        return user_unknown(address)
+    if local == "majordomo":
+        return Destination("command", "")
+    if local in ("majordomo-owner", "postmaster"):
+        return Destination("admins", "")
+    if directory.has_list(local):
+        return Destination("post", local)
+    for suffix, kind in (("-request", "command"), ("-owner", "owner"),
+                         ("-approval", "approval")):
+        if local.endswith(suffix):
+            name = local[: -len(suffix)]
+            if name and directory.has_list(name):
+                return Destination(kind, name)
+    if local.startswith("owner-") and directory.has_list(local[len("owner-"):]):
+        return Destination("owner", local[len("owner-"):])
+    if directory.has_user(local):
+        return Destination("local", local)
+    return user_unknown(address)

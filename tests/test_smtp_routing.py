@@ -1,0 +1,63 @@
+"""Recipient routing, pure: address -> destination or refusal."""
+
+import pytest
+
+from listmgr.smtp.routing import Destination, Refusal, route
+
+DOMAINS = ("example.org", "lists.example.org")
+
+
+class Dir:
+    lists = {"demo", "other-list"}
+    users = {"alice"}
+
+    def has_list(self, name):
+        return name in self.lists
+
+    def has_user(self, name):
+        return name in self.users
+
+
+@pytest.mark.parametrize("address,expected", [
+    ("majordomo@example.org", ("command", "")),
+    ("MajorDomo@Example.ORG", ("command", "")),
+    ("demo-request@example.org", ("command", "demo")),
+    ("demo@example.org", ("post", "demo")),
+    ("DEMO@lists.example.org", ("post", "demo")),
+    ("owner-demo@example.org", ("owner", "demo")),
+    ("demo-owner@example.org", ("owner", "demo")),
+    ("demo-approval@example.org", ("approval", "demo")),
+    ("other-list-owner@example.org", ("owner", "other-list")),
+    ("majordomo-owner@example.org", ("admins", "")),
+    ("postmaster@example.org", ("admins", "")),
+    ("Postmaster", ("admins", "")),
+    ("alice@example.org", ("local", "alice")),
+    ("Alice@EXAMPLE.org", ("local", "alice")),
+    ("someone@outside.example", ("relay", "someone@outside.example")),
+    ("u@[192.0.2.1]", ("relay", "u@[192.0.2.1]")),
+    ("u@sub.example.org", ("relay", "u@sub.example.org")),
+    ("u@example.org.evil.example", ("relay", "u@example.org.evil.example")),
+    ("u@evil-example.org", ("relay", "u@evil-example.org")),
+    ("u@xn--exmple-cua.org", ("relay", "u@xn--exmple-cua.org")),
+])
+def test_destinations(address, expected):
+    assert route(address, DOMAINS, Dir()) == Destination(*expected)
+
+
+@pytest.mark.parametrize("address,reply", [
+    ("nobody@example.org", "550 5.1.1 <nobody@example.org>... User unknown"),
+    ("demo-bogus@example.org", "550 5.1.1 <demo-bogus@example.org>... User unknown"),
+    ("nolist-request@example.org", "550 5.1.1 <nolist-request@example.org>... User unknown"),
+    ("user%outside.example@example.org",
+     "550 5.7.1 <user%outside.example@example.org>... Relaying denied"),
+    ("outside.example!user@example.org",
+     "550 5.7.1 <outside.example!user@example.org>... Relaying denied"),
+    ('"user@outside.example"@example.org',
+     '550 5.7.1 <"user@outside.example"@example.org>... Relaying denied'),
+    ('"alice"@example.org', '550 5.7.1 <"alice"@example.org>... Relaying denied'),
+    ("user%outside.example", "550 5.7.1 <user%outside.example>... Relaying denied"),
+    ("someone", "553 5.1.3 <someone>... Domain name required"),
+    ("a b@outside.example", "553 5.1.3 <a b@outside.example>... Bad address syntax"),
+])
+def test_refusals(address, reply):
+    assert route(address, DOMAINS, Dir()) == Refusal(reply)
