@@ -112,6 +112,16 @@ def _networks(value: Any) -> tuple[str, ...]:
     return nets
 
 
+def _regexps(value: Any) -> tuple[str, ...]:
+    pats = _strings(value)
+    for p in pats:
+        try:
+            re.compile(p)
+        except re.error as exc:
+            raise ValueError(f"{p!r} does not compile: {exc}") from None
+    return pats
+
+
 def _domains(value: Any) -> tuple[str, ...]:
     return tuple(d.lower().rstrip(".") for d in _strings(value))
 
@@ -125,6 +135,7 @@ _KINDS = {
     "strings": _strings,
     "networks": _networks,
     "domains": _domains,
+    "regexps": _regexps,
 }
 
 
@@ -189,6 +200,27 @@ class CommandsConfig:
     replies_per_hour: int = 10
 
 
+# Whole-line commands that make a post administrivia (matched case-insensitively against
+# the Subject and the first body lines; Majordomo's sample list, reference 5.3, without
+# its "anywhere in the line" false positives).
+ADMINISTRIVIA = (
+    r"(un)?subscribe(\s+\S+){0,2}",
+    r"(unsub|signoff|sign\s+off|cancel)(\s+\S+){0,2}",
+    r"(please\s+)?(add|delete|remove|take)\s+me(\s+(from|to|off)(\s+\S+){1,3})?[.!]?",
+    r"help|lists|index(\s+\S+)?|which(\s+\S+)?",
+    r"(info|intro|who)\s+\S+|get\s+\S+\s+\S+",
+    r"(approve|passwd|newinfo|newintro|config|newconfig|writeconfig|mkdigest)(\s+\S+){1,3}",
+)
+
+
+@dataclass(frozen=True)
+class PostingConfig:
+    administrivia: tuple[str, ...] = _kind("regexps", ADMINISTRIVIA)
+    rule_time_budget: float = _kind("duration", 2.0)
+    fanout_batch: int = 5000
+    expiry_interval: float = _kind("duration", 60.0)
+
+
 @dataclass(frozen=True)
 class WebConfig:
     base_url: str = ""
@@ -208,6 +240,7 @@ class Config:
     pop3: POP3Config = field(default_factory=POP3Config)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
+    posting: PostingConfig = field(default_factory=PostingConfig)
     web: WebConfig = field(default_factory=WebConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 

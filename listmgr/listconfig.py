@@ -141,6 +141,14 @@ def _language(text: str) -> str:
     return t
 
 
+def _short_duration(seconds: int) -> str:
+    """14 days -> '14d': the form _duration parses back."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
 def _fmt_bool(v: bool) -> str:
     return "yes" if v else "no"
 
@@ -186,7 +194,7 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("description", "string", _string, "one-line description shown by `lists`"),
     _s("get_access", "enum", _enum(*ACCESS), "who may `get` archive files: open, list, closed"),
     _s("hold_expiry", "duration", _duration, "held posts expire after this long",
-       fmt=lambda v: format_duration(v).replace(" ", "")),
+       fmt=lambda v: _short_duration(v)),
     _s("index_access", "enum", _enum(*ACCESS), "who may `index`: open, list, closed"),
     _s("info_access", "enum", _enum(*ACCESS), "who may `info`: open, list, closed"),
     _s("intro_access", "enum", _enum(*ACCESS), "who may `intro`: open, list, closed"),

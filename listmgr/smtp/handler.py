@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from listmgr.app import App
 from listmgr.mail.compose import normalise_line_ends
+from listmgr.passwords import verify_password
 from listmgr.smtp.gate import RelayGate, normalise_ip
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
@@ -26,6 +28,20 @@ log = logging.getLogger("listmgr.smtp")
 INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+MAX_HOPS = 30  # Received: headers before we call it a loop (sendmail MaxHopCount is 25)
+_RECEIVED = re.compile(rb"^received:", re.IGNORECASE | re.MULTILINE)
+
+
+def hop_count(data: bytes) -> int:
+    """How many Received: headers the header block holds."""
+    end = data.find(b"\r\n\r\n")
+    return len(_RECEIVED.findall(data if end < 0 else data[:end + 2]))
+
+
+class TooManyHops(Exception):
+    def __init__(self, hops: int):
+        super().__init__(hops)
+        self.hops = hops
 
 
 class StoreDirectory:
@@ -153,6 +169,10 @@ class IngressHandler:
         queue_id = new_queue_id()
         try:
             size = await asyncio.to_thread(self._store, queue_id, session, envelope)
+        except TooManyHops as exc:
+            reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
+            log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
+            return self._per_recipient(envelope, reply)
         except Exception:
             log.exception("%s client=%s: could not store the message", queue_id,
                           client_desc(session))
@@ -174,6 +194,9 @@ class IngressHandler:
     def _store(self, queue_id: str, session, envelope) -> int:
         """Spool (fsynced) then commit the message and its tasks; returns the size stored."""
         data = normalise_line_ends(envelope.original_content or b"")
+        hops = hop_count(data)
+        if hops > MAX_HOPS:
+            raise TooManyHops(hops)
         spool = self.app.spool
         path = spool.write("in", data, queue_id)
         try:
@@ -196,6 +219,24 @@ class IngressHandler:
             spool.remove(path)
             raise
         return len(data)
+
+    # ------------------------------------------------------------------ AUTH
+
+    def check_login(self, login: str, password: str) -> str | None:
+        """SMTP AUTH (offered over TLS only): the mailbox user's name, or None.
+
+        `alice` and `alice@<local domain>` both name mailbox user alice.
+        """
+        name, at, domain = login.strip().lower().rpartition("@")
+        if not at:
+            name = domain
+        elif domain.rstrip(".") not in self.local_domains:
+            return None
+        with self.app.store.session() as s:
+            stored = s.scalar(select(MailboxUser.password_hash).where(MailboxUser.name == name))
+        if not verify_password(stored or "", password):
+            return None
+        return name
 
     # ------------------------------------------------------------------ errors
 

@@ -17,7 +17,7 @@ import ssl
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from listmgr.config import split_hostport
 from listmgr.smtp.handler import SIZE_EXCEEDED, IngressHandler
@@ -141,6 +141,35 @@ class _Protocol:
                 reply = "\r\n".join(reply for _ in self.envelope.rcpt_tos)
         return await super().push(reply)
 
+    # -- SMTP AUTH (PLAIN, LOGIN; aiosmtpd offers it only after STARTTLS)
+    AUTH_FAIL_DELAY = 1.0  # seconds before "535": slows down password guessing
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        # aiosmtpd calls this synchronously; the check (store, argon2) runs in
+        # _finish_auth, off the event loop.
+        return _PendingAuth(success=False, auth_data=auth_data)
+
+    async def _finish_auth(self, result: AuthResult) -> AuthResult:
+        if not isinstance(result, _PendingAuth):
+            return result
+        creds: LoginPassword = result.auth_data
+        login = creds.login.decode("utf-8", "replace")
+        password = creds.password.decode("utf-8", "replace")
+        user = await asyncio.to_thread(self.event_handler.check_login, login, password)
+        if user is None:
+            log.warning("AUTH failed client=[%s] login=%r", self.session.peer[0], login[:64])
+            await asyncio.sleep(self.AUTH_FAIL_DELAY)
+            return AuthResult(success=False, handled=False)
+        log.info("AUTH ok client=[%s] user=%s", self.session.peer[0], user)
+        return AuthResult(success=True, handled=False, auth_data=LoginPassword(
+            user.encode(), b""))
+
+    async def auth_PLAIN(self, _, args):
+        return await self._finish_auth(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _, args):
+        return await self._finish_auth(await super().auth_LOGIN(_, args))
+
     # -- addresses
     def _getaddr(self, arg: str):
         address, rest = super()._getaddr(arg)
@@ -150,6 +179,10 @@ class _Protocol:
             if m:
                 address, rest = super()._getaddr(f"<{m.group(1)}>{m.group(2)}")
         return address, rest
+
+
+class _PendingAuth(AuthResult):
+    """Credentials parsed by aiosmtpd, not yet checked."""
 
 
 class ListmgrSMTP(_Protocol, SMTP):

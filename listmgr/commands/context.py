@@ -1,0 +1,184 @@
+"""The state one command mail is processed with: who asks, the transcript, the store.
+
+`Context` gives command modules what Majordomo's globals gave its do_* routines: the
+requester, the default list (`-l` mode at LIST-request@), per-line `approved`, password
+checks, access checks, and the texts in the reply's language.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session
+
+from listmgr.commands import texts
+from listmgr.commands.results import Transcript
+from listmgr.listconfig import valid_list_name
+from listmgr.mail.addresses import AddressError, normalise, parse_single
+from listmgr.passwords import verify_password
+from listmgr.store import lists as repo
+from listmgr.store.models import MailingList, SiteSetting
+
+if TYPE_CHECKING:
+    from listmgr.app import App
+
+log = logging.getLogger(__name__)
+
+SITE_PASSWORD_KEY = "site_password_hash"
+
+
+@dataclass(frozen=True)
+class Request:
+    """Who sent the command mail and what it answers."""
+
+    requester: str            # Reply-To, else From (raw; Majordomo's $reply_to)
+    address: str              # the requester's bare address: where the reply goes
+    identities: tuple[str, ...]  # normalised From and Reply-To addresses
+    subject: str = ""
+    message_id: str = ""
+    references: str = ""
+    mail_from: str = ""
+    default_list: str = ""    # LIST for LIST-request@, "" for majordomo@
+
+
+@dataclass
+class Context:
+    app: "App"
+    s: Session
+    req: Request
+    lang: str
+    out: Transcript = field(default_factory=Transcript)
+    approved: bool = False     # this line came through `approve PASSWD ...`
+    confirmed: bool = False    # this line came with a valid auth key
+    key_error: str = ""        # why an auth key was refused ("" = none given / fine)
+    auth_key: str = ""         # the key of an `auth` / `accept` line being run
+    aborted: bool = False
+
+    # ---------------------------------------------------------------- identity
+    @property
+    def domain(self) -> str:
+        return self.app.config.domain
+
+    @property
+    def whoami(self) -> str:
+        return f"majordomo@{self.domain}"
+
+    @property
+    def whoami_owner(self) -> str:
+        return f"majordomo-owner@{self.domain}"
+
+    def approval_address(self, list_name: str) -> str:
+        return f"{list_name}-approval@{self.domain}"
+
+    # ---------------------------------------------------------------- output
+    def t(self, name: str, **kw) -> str:
+        return texts.msg(self.lang, name, **kw)
+
+    def say(self, name: str, **kw) -> None:
+        self.out.say(self.t(name, **kw))
+
+    def squawk(self, name: str, **kw) -> None:
+        self.out.squawk(self.t(name, **kw))
+
+    def list_lang(self, mlist: MailingList | None) -> str:
+        if mlist is not None and mlist.language:
+            return mlist.language
+        return self.app.config.language
+
+    # ---------------------------------------------------------------- lists
+    def find_list(self, raw: str | None) -> MailingList | None:
+        """Majordomo's valid_list: <...> and a trailing @host are ignored; case-folded."""
+        if not raw:
+            return None
+        name = raw.strip()
+        if name.startswith("<") and name.endswith(">"):
+            name = name[1:-1]
+        name = name.split("@", 1)[0]
+        if not valid_list_name(name):
+            return None
+        return repo.get_list(self.s, name)
+
+    def get_listname(self, cmd: str, required: int, args: list[str]
+                     ) -> tuple[str, MailingList | None, list[str]]:
+        """Majordomo's get_listname: (raw name, list or None, remaining args)."""
+        args = list(args)
+        default = self.req.default_list
+        if default:
+            if len(args) <= required:
+                mlist = self.find_list(default)
+                if mlist is not None:
+                    return default, mlist, args
+                raw = args.pop(0) if args else ""
+                if not raw:
+                    self.squawk("which_list", cmd=cmd)
+                return raw, self.find_list(raw), args
+            raw = args.pop(0)
+            mlist = self.find_list(raw)
+            if mlist is None:
+                args.insert(0, raw)
+                raw = default
+                mlist = self.find_list(raw)
+            return raw, mlist, args
+        raw = args.pop(0) if args else ""
+        return raw, self.find_list(raw), args
+
+    def succeeded(self, mlist: MailingList, direction: str, *, quiet_all: bool = False) -> None:
+        if self.req.default_list:
+            self.say("succeeded_to" if direction == "to" else "succeeded_from",
+                     list=self.req.default_list)
+        elif quiet_all:
+            self.say("succeeded_from", list=mlist.name)
+        else:
+            self.say("succeeded")
+
+    # ---------------------------------------------------------------- checks
+    def password_ok(self, mlist: MailingList, password: str | None) -> bool:
+        """The list's admin password, or the site password; constant-time (argon2)."""
+        if not password:
+            return False
+        if verify_password(mlist.admin_passwd_hash, password):
+            return True
+        return self.site_password_ok(password)
+
+    def site_password_ok(self, password: str | None) -> bool:
+        if not password:
+            return False
+        row = self.s.get(SiteSetting, SITE_PASSWORD_KEY)
+        return verify_password(row.value if row else "", password)
+
+    def is_self(self, address: str) -> bool:
+        """Every identity the mail claims (From, Reply-To) is this address."""
+        try:
+            key = normalise(parse_single(address))
+        except AddressError:
+            return False
+        return bool(self.req.identities) and all(i == key for i in self.req.identities)
+
+    def is_member(self, mlist: MailingList, address: str | None = None) -> bool:
+        addr = address or self.req.address
+        return repo.is_member(self.s, mlist, addr)
+
+    def access(self, op: str, mlist: MailingList) -> bool:
+        """`*_access`: open = anyone, list = members only, closed = nobody."""
+        mode = getattr(mlist, f"{op}_access", "open")
+        if mode == "open":
+            return True
+        if mode == "closed":
+            return False
+        if self.is_member(mlist):
+            return True
+        # A digest list and its main list share membership (Majordomo's access_check).
+        twin = mlist.name[:-7] if mlist.name.endswith("-digest") else mlist.name + "-digest"
+        other = repo.get_list(self.s, twin) if valid_list_name(twin) else None
+        return other is not None and self.is_member(other)
+
+
+_LISTSERV = re.compile(r"[!%@:]")
+
+
+def looks_like_real_name(text: str) -> bool:
+    """Majordomo's LISTSERV-style check: whitespace and no routing characters."""
+    return bool(re.search(r"\s", text.strip())) and not _LISTSERV.search(text)

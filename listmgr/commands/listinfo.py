@@ -1,0 +1,62 @@
+"""info / intro LIST and newinfo / newintro LIST PASSWD (reference 2.4)."""
+
+from __future__ import annotations
+
+import time
+
+from listmgr.commands.context import Context
+from listmgr.commands.registry import command
+
+
+def _show(ctx: Context, what: str, args: list[str]) -> None:
+    raw, mlist, rest = ctx.get_listname(what, 0, args)
+    if mlist is None:
+        ctx.squawk("unknown_list", cmd=what, list=raw)
+        return
+    allow = ctx.approved or ctx.access(what, mlist)
+    if not allow and rest and ctx.password_ok(mlist, rest[0]):
+        allow = True
+    text = getattr(mlist, what)
+    if allow and text:
+        ctx.out.say(text)
+    else:
+        ctx.say(f"no_{what}", list=mlist.name)
+
+
+def _replace(ctx: Context, what: str, args: list[str], line) -> None:
+    sm = f"new{what}"
+    raw, mlist, rest = ctx.get_listname(sm, 1, args)
+    passwd = rest[0] if rest else ""
+    if not passwd:
+        ctx.squawk("needs_password", cmd=sm)
+    if mlist is None:
+        ctx.squawk("unknown_list", cmd=sm, list=raw)
+        return
+    if not ctx.password_ok(mlist, passwd):
+        ctx.squawk("invalid_password", cmd=sm)
+        return
+    data = "\n".join(line.data) if line is not None else ""
+    if data.strip() and getattr(mlist, f"date_{what}"):
+        data = f"[Last updated on: {time.ctime()}]\n" + data
+    setattr(mlist, what, data if data.strip() else "")
+    ctx.say(f"new{what}_accepted", list=mlist.name)
+
+
+@command("info")
+def do_info(ctx: Context, args: list[str], line=None) -> None:
+    _show(ctx, "info", args)
+
+
+@command("intro")
+def do_intro(ctx: Context, args: list[str], line=None) -> None:
+    _show(ctx, "intro", args)
+
+
+@command("newinfo")
+def do_newinfo(ctx: Context, args: list[str], line=None) -> None:
+    _replace(ctx, "info", args, line)
+
+
+@command("newintro")
+def do_newintro(ctx: Context, args: list[str], line=None) -> None:
+    _replace(ctx, "intro", args, line)

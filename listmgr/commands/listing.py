@@ -1,0 +1,55 @@
+"""lists, help (and `help admin`), and mkdigest, which this server does not do."""
+
+from __future__ import annotations
+
+import re
+
+from listmgr.commands.context import Context
+from listmgr.commands.dispatch import help_text
+from listmgr.commands.registry import command
+from listmgr.listconfig import parse_regexp
+from listmgr.store import lists as repo
+from listmgr.store.models import MailingList
+
+
+def _matches_any(patterns: str, address: str) -> bool:
+    for item in patterns.split("\n"):
+        if not item.strip():
+            continue
+        try:
+            if parse_regexp(item).search(address):
+                return True
+        except (ValueError, re.error):
+            continue
+    return False
+
+
+def visible(ctx: Context, mlist: MailingList) -> bool:
+    """advertise / noadvertise against the requester's address; members always see it."""
+    if not mlist.advertise and not mlist.noadvertise:
+        return True
+    addr = ctx.req.address
+    shown = _matches_any(mlist.advertise, addr) if mlist.advertise else True
+    if shown and mlist.noadvertise and _matches_any(mlist.noadvertise, addr):
+        shown = False
+    return shown or ctx.is_member(mlist)
+
+
+@command("lists")
+def do_lists(ctx: Context, args: list[str], line=None) -> None:
+    ctx.say("lists_header", whoami=ctx.whoami)
+    for mlist in repo.all_lists(ctx.s):
+        if visible(ctx, mlist):
+            ctx.out.lines.append(f"  {mlist.name:<23} {mlist.description[:56]}".rstrip())
+    ctx.say("lists_footer")
+
+
+@command("help")
+def do_help(ctx: Context, args: list[str], line=None) -> None:
+    admin = bool(args) and args[0].lower() == "admin"
+    ctx.out.say(help_text(ctx, admin=admin))
+
+
+@command("mkdigest")
+def do_mkdigest(ctx: Context, args: list[str], line=None) -> None:
+    ctx.say("mkdigest_unsupported")

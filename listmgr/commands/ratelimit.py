@@ -1,0 +1,30 @@
+"""Fixed-window rate limits kept in the store (rate_counters), safe across processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from listmgr.store.models import RateCounter, utcnow
+
+
+def allow(s: Session, key: str, limit: int, *, window: float = 3600.0) -> bool:
+    """Count one event for `key`; False when `limit` events already fell in this window."""
+    key = key[:400]
+    now = utcnow()
+    insert = sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
+    s.execute(insert(RateCounter).values(key=key, window_start=now, count=0)
+              .on_conflict_do_nothing())
+    row = s.scalars(select(RateCounter).where(RateCounter.key == key)
+                    .with_for_update().execution_options(populate_existing=True)).one()
+    if now - row.window_start >= dt.timedelta(seconds=window):
+        row.window_start = now
+        row.count = 0
+    if row.count >= limit:
+        return False
+    row.count += 1
+    return True

@@ -1,0 +1,61 @@
+"""who LIST and which [ADDR] (reference 2.4).
+
+Better than Majordomo: `which` matches whole addresses, never substrings, so `which @`
+no longer lists every subscriber of the site (reference 8.10).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from listmgr.commands.context import Context
+from listmgr.commands.registry import command
+from listmgr.mail.addresses import AddressError, normalise, parse_single
+from listmgr.store import lists as repo
+from listmgr.store.models import MailingList, Member
+
+
+@command("who")
+def do_who(ctx: Context, args: list[str], line=None) -> None:
+    raw, mlist, _rest = ctx.get_listname("who", 0, args)
+    if mlist is None:
+        ctx.say("who_no_such_list", list=raw)
+        return
+    if not ctx.approved and mlist.who_access == "closed":
+        ctx.say("command_disabled")
+        return
+    if not ctx.approved and not ctx.access("who", mlist):
+        ctx.say("private_list_who", list=mlist.name, requester=ctx.req.requester)
+        return
+    ctx.say("who_header", list=mlist.name)
+    n = 0
+    for batch in repo.iter_member_batches(ctx.s, mlist, enabled_only=False):
+        for _id, addr in batch:
+            ctx.out.lines.append(addr)
+            n += 1
+    ctx.say("who_footer", n=n)
+
+
+@command("which")
+def do_which(ctx: Context, args: list[str], line=None) -> None:
+    string = " ".join(args) or ctx.req.address
+    ctx.say("which_header", string=string, whoami=ctx.whoami)
+    try:
+        key = normalise(parse_single(string))
+    except AddressError:
+        key = None
+    hits: list[tuple[str, str]] = []
+    if key:
+        q = select(MailingList, Member.address).join(
+            Member, Member.list_id == MailingList.id).where(
+            Member.key == key).order_by(MailingList.name)
+        for mlist, addr in ctx.s.execute(q):
+            if ctx.approved or ctx.access("which", mlist):
+                hits.append((mlist.name, addr))
+    if hits:
+        ctx.say("which_table_head")
+        for name, addr in hits:
+            ctx.say("which_row", list=name, addr=addr)
+    else:
+        ctx.say("which_no_matches")
+    ctx.out.lines.append("")

@@ -1,0 +1,103 @@
+"""The pipeline handler for kind "command": one command mail in, one reply out.
+
+task.target is the default list for LIST-request@ ("" for majordomo@). The requester is
+Reply-To, else From (Majordomo's rule: where the reply goes); both addresses are kept as
+the mail's identities for the "is this their own address" test. Robots, loops and floods
+get no reply (guard.py, and a per-requester rate limit in the store).
+"""
+
+from __future__ import annotations
+
+import logging
+from email.message import Message
+from email.utils import getaddresses
+
+from listmgr.commands import dispatch, guard, outgoing, parser, registry
+from listmgr.commands.context import Context, Request
+from listmgr.mail.addresses import AddressError, normalise, parse_single
+from listmgr.pipeline import handler
+from listmgr.store import lists as repo
+
+log = logging.getLogger(__name__)
+
+
+def _header(msg: Message, name: str) -> str:
+    try:
+        value = msg.get(name)
+        return " ".join(str(value).split()) if value is not None else ""
+    except Exception:
+        return ""
+
+
+def _first_address(value: str) -> str:
+    if not value:
+        return ""
+    try:
+        return parse_single(value)
+    except AddressError:
+        pass
+    try:
+        for _name, addr in getaddresses([value]):
+            if addr:
+                return parse_single(addr)
+    except (AddressError, Exception):
+        return ""
+    return ""
+
+
+def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | None:
+    """Who asks; None when no usable requester address is present."""
+    reply_to = _header(msg, "Reply-To")
+    from_ = _header(msg, "From")
+    requester = reply_to or from_ or _header(msg, "Apparently-From")
+    address = _first_address(requester)
+    if not address:
+        return None
+    identities = tuple(dict.fromkeys(
+        normalise(a) for a in (_first_address(from_), _first_address(reply_to)) if a))
+    return Request(requester=requester, address=address, identities=identities or
+                   (normalise(address),), subject=_header(msg, "Subject"),
+                   message_id=_header(msg, "Message-ID"),
+                   references=_header(msg, "References"),
+                   mail_from=mail_from, default_list=default_list)
+
+
+def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> Context | None:
+    """Process one command mail in session `s`; returns the context (None: no reply)."""
+    msg = parser.parse_message(data)
+    req = request_of(msg, mail_from=mail_from, default_list=default_list)
+    if req is None:
+        log.info("command mail from <%s>: no valid requester address; no reply", mail_from)
+        return None
+    why = guard.refusal(msg, mail_from=mail_from, requester=req.address,
+                        domain=app.config.domain)
+    if why is None and guard.is_service_address(
+            req.address, local_domains=app.config.local_domains,
+            list_names={m.name for m in repo.all_lists(s)}):
+        why = "requester is one of our own addresses"
+    if why:
+        log.info("command mail from <%s> requester=<%s>: %s; no reply", mail_from,
+                 req.address, why)
+        return None
+    if not outgoing.rate_ok_requester(app, s, req.address):
+        log.warning("command mail requester=<%s>: more than %d replies this hour; dropped",
+                    req.address, app.config.commands.replies_per_hour)
+        return None
+    default = repo.get_list(s, default_list) if default_list else None
+    lang = (default.language if default is not None and default.language
+            else app.config.language)
+    ctx = Context(app=app, s=s, req=req, lang=lang)
+    body = parser.body_of(msg)
+    lines = parser.parse(body.text, multipart=body.multipart, known=registry.known(),
+                         data_commands=registry.DATA_COMMANDS,
+                         max_commands=app.config.commands.max_commands)
+    dispatch.run(ctx, lines)
+    outgoing.send(ctx, to=req.address, subject=outgoing.results_subject(ctx),
+                  body=ctx.out.text(), reply=True, origin="reply")
+    return ctx
+
+
+@handler("command")
+def handle_command(app, session, task, message, data: bytes) -> None:
+    process(app, session, data=data, mail_from=message.mail_from,
+            default_list=task.target or "")

@@ -1,0 +1,287 @@
+"""What members receive: the post with the list's headers, prefix, fronter and footer.
+
+Header removals follow Majordomo's resend (reference 5.1 points 4, 5, 9); added on top are
+what Majordomo lacked: List-Id (RFC 2919), List-Help/-Subscribe/-Unsubscribe/-Post/-Owner
+(RFC 2369), List-Unsubscribe-Post (RFC 8058) and X-Loop. The body is left as it came unless
+the list has a fronter or footer, which are added MIME-safely: appended to a single plain
+text part when that is byte-safe, otherwise as parts of their own; a signed or encrypted
+message is wrapped whole in multipart/mixed, so its signature still verifies.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from email.header import Header
+from email.message import Message
+
+from listmgr import __version__
+from listmgr.posting.message import RawMessage
+
+# Removed from every post (reference 5.1 point 4), plus our own kinds of header that came
+# from elsewhere (another list's List-*, any Approved).
+ALWAYS_REMOVED = ("x-confirm-reading-to", "disposition-notification-to", "x-ack", "sender",
+                  "return-receipt-to", "errors-to", "flags", "x-pmrqc", "return-path",
+                  "encoding", "approved", "approve", "list-id", "list-help", "list-subscribe",
+                  "list-unsubscribe", "list-unsubscribe-post", "list-post", "list-owner",
+                  "list-archive")
+_REMOVED_PREFIXES = ("resent-", "priority")
+_CONTENT_HEADERS = ("content-type", "content-transfer-encoding", "content-disposition",
+                    "content-description", "content-id", "content-md5", "content-language")
+
+
+@dataclass(frozen=True)
+class ListInfo:
+    """The list facts decoration needs (plain values, no store)."""
+
+    name: str
+    domain: str
+    description: str = ""
+    subject_prefix: str = ""
+    reply_to: str = ""
+    precedence: str = "bulk"
+    purge_received: bool = False
+    message_headers: str = ""
+    message_fronter: str = ""
+    message_footer: str = ""
+    post_policy: str = "members"
+    base_url: str = ""
+
+    @classmethod
+    def of(cls, mlist, config) -> "ListInfo":
+        return cls(name=mlist.name, domain=config.domain, description=mlist.description,
+                   subject_prefix=mlist.subject_prefix, reply_to=mlist.reply_to,
+                   precedence=mlist.precedence, purge_received=mlist.purge_received,
+                   message_headers=mlist.message_headers,
+                   message_fronter=mlist.message_fronter, message_footer=mlist.message_footer,
+                   post_policy=mlist.post_policy, base_url=config.web.base_url)
+
+    @property
+    def address(self) -> str:
+        return f"{self.name}@{self.domain}"
+
+    @property
+    def owner(self) -> str:
+        return f"owner-{self.name}@{self.domain}"
+
+
+def expand(text: str, *, list_name: str, sender: str = "", seq: int | None = None) -> str:
+    """Majordomo's substitutions (reference 5.5) plus $SEQ; `\\$` escapes a dollar."""
+    marker = "\0DOLLAR\0"
+    text = text.replace("\\$", marker)
+    text = text.replace("$LIST", list_name).replace("$SENDER", sender)
+    text = text.replace("$VERSION", __version__)
+    text = text.replace("$SEQ", f"{seq:05d}" if seq is not None else "")
+    return text.replace(marker, "$")
+
+
+# --------------------------------------------------------------------------- subject
+
+_REPLY = re.compile(r"^\s*((re|aw|sv)(\[\d+\])?\s*:\s*)+", re.I)
+
+
+def prefix_pattern(template: str, list_name: str) -> re.Pattern[str]:
+    """Matches the expanded prefix with any sequence number (to find an old one)."""
+    parts = re.split(r"(\$LIST|\$SEQ|\$SENDER|\$VERSION)", template)
+    out = []
+    for p in parts:
+        if p == "$LIST":
+            out.append(re.escape(list_name))
+        elif p == "$SEQ":
+            out.append(r"\d+")
+        elif p in ("$SENDER", "$VERSION"):
+            out.append(r".*?")
+        else:
+            out.append(re.escape(p.replace("\\$", "$")))
+    return re.compile("".join(out), re.I)
+
+
+def prefixed_subject(subject: str, template: str, *, list_name: str, sender: str = "",
+                     seq: int | None = None) -> str:
+    """`[demo] Re: topic` from `Re: [demo] topic`: one prefix, in front, `Re:` kept once."""
+    prefix = expand(template, list_name=list_name, sender=sender, seq=seq).strip()
+    if not prefix:
+        return subject
+    pat = prefix_pattern(template.strip(), list_name)
+    had_prefix = bool(pat.search(subject))
+    rest = pat.sub("", subject) if had_prefix else subject
+    rest = re.sub(r"\s+", " ", rest).strip()
+    m = _REPLY.match(rest)
+    if m:
+        rest = "Re: " + rest[m.end():].lstrip()
+    return f"{prefix} {rest}".rstrip()
+
+
+def encode_value(name: str, value: str) -> str:
+    """A header field body: as is when ASCII and short, else RFC 2047 words, folded."""
+    if value.isascii() and len(value) + len(name) < 900 and "\n" not in value:
+        return value
+    return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+
+
+# --------------------------------------------------------------------------- headers
+
+def list_headers(info: ListInfo) -> list[tuple[str, str]]:
+    """RFC 2919 / 2369 / 8058 fields for the list."""
+    admin = f"majordomo@{info.domain}"
+    desc = info.description.strip()
+    if desc:
+        phrase = desc if re.fullmatch(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]+", desc) else \
+            '"' + desc.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        list_id = f"{phrase} <{info.name}.{info.domain}>"
+    else:
+        list_id = f"<{info.name}.{info.domain}>"
+    unsub = f"<mailto:{admin}?body=unsubscribe%20{info.name}>"
+    out = [("List-Id", encode_value("List-Id", list_id))]
+    if info.base_url:
+        base = info.base_url.rstrip("/")
+        unsub = f"<{base}/lists/{info.name}/unsubscribe>, " + unsub
+    out += [
+        ("List-Help", f"<mailto:{admin}?body=help>"),
+        ("List-Subscribe", f"<mailto:{admin}?body=subscribe%20{info.name}>"),
+        ("List-Unsubscribe", unsub),
+    ]
+    if info.base_url:
+        out.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    if info.post_policy == "announce":
+        out.append(("List-Post", "NO (posting not allowed on this list)"))
+    else:
+        out.append(("List-Post", f"<mailto:{info.address}>"))
+    out.append(("List-Owner", f"<mailto:{info.owner}>"))
+    return out
+
+
+def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> bytes:
+    """The bytes every member receives. `msg` is changed in place."""
+    sender = ", ".join(msg.get_all("from"))
+    msg.remove(*ALWAYS_REMOVED)
+    msg.remove_if(lambda n: n.startswith(_REMOVED_PREFIXES))
+    if info.precedence:
+        msg.remove("precedence")
+    if info.purge_received:
+        msg.remove("received")
+    if info.reply_to:
+        poster_reply = msg.get_all("reply-to") or msg.get_all("from")
+        msg.remove("reply-to")
+
+    if info.subject_prefix and msg.has("subject"):
+        new = prefixed_subject(msg.get("subject"), info.subject_prefix, list_name=info.name,
+                               sender=sender, seq=seq)
+        msg.replace("Subject", encode_value("Subject", new))
+
+    msg.add("Sender", info.owner)
+    if info.precedence:
+        msg.add("Precedence", info.precedence)
+    if info.reply_to:
+        value = ", ".join(poster_reply) if info.reply_to.upper() == "$SENDER" \
+            else expand(info.reply_to, list_name=info.name, sender=sender, seq=seq)
+        if value:
+            msg.add("Reply-To", encode_value("Reply-To", value))
+    for line in info.message_headers.split("\n"):
+        line = expand(line, list_name=info.name, sender=sender, seq=seq).strip()
+        m = re.match(r"^([!-9;-~]+):\s*(.*)$", line)
+        if m and m.group(2):
+            msg.add(m.group(1), encode_value(m.group(1), m.group(2)))
+    for name, value in list_headers(info):
+        msg.add(name, value)
+    msg.add("X-Loop", info.address)
+
+    fronter = expand(info.message_fronter, list_name=info.name, sender=sender, seq=seq)
+    footer = expand(info.message_footer, list_name=info.name, sender=sender, seq=seq)
+    if fronter.strip() or footer.strip():
+        add_fronter_footer(msg, fronter if fronter.strip() else "",
+                           footer if footer.strip() else "")
+    return msg.to_bytes()
+
+
+# --------------------------------------------------------------------------- body
+
+def _crlf_text(text: str) -> bytes:
+    t = text.replace("\r\n", "\n").rstrip("\n") + "\n"
+    return t.replace("\n", "\r\n").encode("utf-8")
+
+
+def _params(msg: RawMessage) -> Message:
+    m = Message()
+    m["Content-Type"] = msg.get("content-type") or "text/plain"
+    return m
+
+
+def _text_part(text: str) -> bytes:
+    data = _crlf_text(text)
+    if data.isascii():
+        head = b"Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit"
+        return head + b"\r\nContent-Disposition: inline\r\n\r\n" + data
+    import base64
+    enc = base64.encodebytes(data).replace(b"\n", b"\r\n")
+    return (b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64"
+            b"\r\nContent-Disposition: inline\r\n\r\n" + enc)
+
+
+def add_fronter_footer(msg: RawMessage, fronter: str, footer: str) -> None:
+    ctype = msg.content_type()
+    cte = msg.get("content-transfer-encoding").strip().lower()
+    params = _params(msg)
+    charset = (params.get_param("charset") or "us-ascii").lower()
+    extra = (fronter + footer)
+    if ctype == "text/plain" and cte in ("", "7bit", "8bit", "binary") and (
+            (extra.isascii() and charset in ("us-ascii", "utf-8", "iso-8859-1", "ascii"))
+            or (charset == "utf-8" and cte in ("8bit", "binary"))):
+        body = msg.body
+        if body and not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        msg.body = (_crlf_text(fronter) if fronter else b"") + body + \
+            (_crlf_text(footer) if footer else b"")
+        return
+    boundary = params.get_param("boundary") if ctype.startswith("multipart/") else None
+    if ctype == "multipart/mixed" and isinstance(boundary, str) and _insert_parts(
+            msg, boundary, fronter, footer):
+        return
+    _wrap(msg, fronter, footer)
+
+
+def _insert_parts(msg: RawMessage, boundary: str, fronter: str, footer: str) -> bool:
+    """Add parts inside an existing multipart/mixed; False when its layout is unclear."""
+    delim = b"--" + boundary.encode("ascii", "replace")
+    body = msg.body
+    close = body.rfind(b"\r\n" + delim + b"--")
+    if body.startswith(delim + b"\r\n"):
+        first = 0
+    else:
+        first = body.find(b"\r\n" + delim + b"\r\n")
+        first = first + 2 if first >= 0 else -1
+    if close < 0 or first < 0 or first > close:
+        return False
+    if footer:
+        body = body[:close] + b"\r\n" + delim + b"\r\n" + _text_part(footer).rstrip(b"\r\n") \
+            + body[close:]
+    if fronter:
+        after = first + len(delim) + 2
+        body = body[:after] + _text_part(fronter).rstrip(b"\r\n") + b"\r\n" + delim + b"\r\n" \
+            + body[after:]
+    msg.body = body
+    return True
+
+
+def _wrap(msg: RawMessage, fronter: str, footer: str) -> None:
+    """Make the post one part of a new multipart/mixed, between fronter and footer."""
+    inner_fields = [raw for n, raw in msg.fields if n in _CONTENT_HEADERS]
+    if not any(n == "content-type" for n, _ in msg.fields):
+        inner_fields.insert(0, b"Content-Type: text/plain; charset=us-ascii")
+    msg.remove(*_CONTENT_HEADERS, "mime-version")
+    boundary = "=_listmgr_" + secrets.token_hex(12)
+    delim = b"--" + boundary.encode()
+    parts = []
+    if fronter:
+        parts.append(_text_part(fronter))
+    parts.append(b"\r\n".join(inner_fields) + b"\r\n\r\n" + msg.body)
+    if footer:
+        parts.append(_text_part(footer))
+    body = b"This is a multi-part message in MIME format.\r\n"
+    for p in parts:
+        body += delim + b"\r\n" + p + b"\r\n"
+    body += delim + b"--\r\n"
+    msg.add("MIME-Version", "1.0")
+    msg.add("Content-Type", f'multipart/mixed; boundary="{boundary}"')
+    msg.body = body

@@ -1,0 +1,175 @@
+"""Held posts: stored with their reasons, decided by token, by Approved: resend or by CLI.
+
+A held post is a row in `held_posts` and a copy of the post (Approved: removed) in
+spool/held. The moderator (else the owners) gets a notice, Subject `BOUNCE LIST@domain:
+reasons` as in Majordomo (reference 5.4), with the post attached and a single-use token of
+kind "held-post" ({"held_id": N}) for `accept TOKEN` / `reject TOKEN [reason]` sent to
+majordomo@. `decide()` is the one place a decision is carried out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from listmgr import tokens
+from listmgr.posting import hooks, notices
+from listmgr.posting.message import RawMessage
+from listmgr.store.lists import owners_of
+from listmgr.store.models import HeldPost, MailingList, utcnow
+
+log = logging.getLogger(__name__)
+
+TOKEN_KIND = "held-post"
+
+
+class DecisionError(Exception):
+    """The post is unknown or already decided; the message is for the person deciding."""
+
+
+@dataclass(frozen=True)
+class HeldInfo:
+    id: int
+    list_name: str
+    mail_from: str
+    sender: str
+    subject: str
+    reasons: list[str]
+    state: str
+    held_at: dt.datetime
+    expires_at: dt.datetime
+
+
+def moderators(mlist: MailingList) -> list[str]:
+    return [mlist.moderator] if mlist.moderator else owners_of(mlist)
+
+
+def hold(app, s: Session, mlist: MailingList, msg: RawMessage, *, mail_from: str,
+         reasons: list[str]) -> HeldPost:
+    """Keep the post for a decision and tell the moderator; returns the stored row."""
+    data = msg.to_bytes()
+    now = utcnow()
+    path = app.spool.write("held", data)
+    held = HeldPost(list_id=mlist.id, spool_path=path, mail_from=mail_from,
+                    sender=(msg.addresses("from") or [mail_from])[0],
+                    subject=msg.get("subject")[:1000], reasons=json.dumps(reasons),
+                    state="held", held_at=now,
+                    expires_at=now + dt.timedelta(seconds=mlist.hold_expiry))
+    s.add(held)
+    s.flush()
+    issued = tokens.issue(s, TOKEN_KIND, lifetime=mlist.hold_expiry, list_name=mlist.name,
+                          payload={"held_id": held.id})
+    domain = app.config.domain
+    notices.send(app, s, mlist=mlist, to=moderators(mlist), template="post_held.txt",
+                 mail_from=f"owner-{mlist.name}@{domain}", attach=data, auto=False,
+                 held=held, reasons=reasons, token=issued.secret,
+                 subject=held.subject, sender=held.sender,
+                 expires=held.expires_at.strftime("%Y-%m-%d %H:%M UTC"))
+    log.info("list=%s held=%d from=<%s> reasons=%s", mlist.name, held.id, mail_from,
+             "; ".join(reasons))
+    return held
+
+
+def info(s: Session, held: HeldPost) -> HeldInfo:
+    name = s.scalar(select(MailingList.name).where(MailingList.id == held.list_id))
+    return HeldInfo(held.id, name, held.mail_from, held.sender, held.subject,
+                    json.loads(held.reasons or "[]"), held.state, held.held_at,
+                    held.expires_at)
+
+
+def pending(s: Session, list_name: str | None = None) -> list[HeldInfo]:
+    q = select(HeldPost).where(HeldPost.state == "held").order_by(HeldPost.id)
+    if list_name:
+        q = q.join(MailingList, MailingList.id == HeldPost.list_id).where(
+            MailingList.name == list_name.lower())
+    return [info(s, h) for h in s.scalars(q)]
+
+
+def _close(app, s: Session, held: HeldPost, state: str, note: str) -> None:
+    held.state = state
+    held.decided_at = utcnow()
+    held.decision_note = note[:2000]
+    path = held.spool_path
+    hooks.after_commit(s, lambda: app.spool.remove(path))
+
+
+def decide(app, s: Session, held_id: int, *, approve: bool, reason: str = "",
+           by: str = "") -> str:
+    """Approve (distribute now) or reject (tell the poster) held post `held_id`.
+
+    Returns a one-line result; raises DecisionError when the post is unknown or already
+    decided.
+    """
+    from listmgr.posting.fanout import distribute
+    held = s.get(HeldPost, held_id, with_for_update=True)
+    if held is None:
+        raise DecisionError(f"There is no held post {held_id}.")
+    if held.state != "held":
+        raise DecisionError(f"Held post {held_id} was already {held.state}.")
+    mlist = s.get(MailingList, held.list_id)
+    who = f" by {by}" if by else ""
+    if approve:
+        try:
+            data = app.spool.read(held.spool_path)
+        except FileNotFoundError:
+            raise DecisionError(f"Held post {held_id} is missing from the spool.") from None
+        done = distribute(app, s, mlist, RawMessage.parse(data))
+        _close(app, s, held, "approved", f"approved{who}" + (f": {reason}" if reason else ""))
+        log.info("list=%s held=%d approved%s queue_id=%s", mlist.name, held_id, who,
+                 done.queue_id)
+        return (f"Post {held_id} to {mlist.name} approved and sent to "
+                f"{done.recipients} member{'s' if done.recipients != 1 else ''}.")
+    _close(app, s, held, "rejected", f"rejected{who}" + (f": {reason}" if reason else ""))
+    if not notices.is_automatic(held.mail_from, None):
+        notices.send(app, s, mlist=mlist, to=[held.mail_from], template="post_rejected.txt",
+                     mail_from="", subject=held.subject, reason=reason)
+    log.info("list=%s held=%d rejected%s", mlist.name, held_id, who)
+    return f"Post {held_id} to {mlist.name} rejected."
+
+
+def settle_resent(app, s: Session, mlist: MailingList, msg: RawMessage, by: str) -> list[int]:
+    """An owner resent a held post with Approved:: mark the held copy approved too.
+
+    The copies are matched by Message-ID, so the poster is not later told it expired.
+    """
+    mid = msg.get("message-id").strip()
+    if not mid:
+        return []
+    done = []
+    for held in s.scalars(select(HeldPost).where(HeldPost.list_id == mlist.id,
+                                                 HeldPost.state == "held")):
+        try:
+            copy = RawMessage.parse(app.spool.read(held.spool_path)[:65536])
+        except FileNotFoundError:
+            continue
+        if copy.get("message-id").strip() == mid:
+            _close(app, s, held, "approved", f"approved by resend from {by}")
+            done.append(held.id)
+    return done
+
+
+def expire_due(app, *, now: dt.datetime | None = None, limit: int = 100) -> int:
+    """Expire held posts past their list's hold_expiry, telling each poster; returns count."""
+    now = now or utcnow()
+    n = 0
+    with app.store.session() as s:
+        q = select(HeldPost).where(HeldPost.state == "held", HeldPost.expires_at <= now) \
+            .order_by(HeldPost.id).limit(limit)
+        if s.get_bind().dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        for held in s.scalars(q):
+            mlist = s.get(MailingList, held.list_id)
+            _close(app, s, held, "expired", "expired")
+            if not notices.is_automatic(held.mail_from, None):
+                notices.send(app, s, mlist=mlist, to=[held.mail_from],
+                             template="post_expired.txt", mail_from="",
+                             subject=held.subject,
+                             days=max(1, round(mlist.hold_expiry / 86400)))
+            log.info("list=%s held=%d expired", mlist.name, held.id)
+            n += 1
+    return n

@@ -1,0 +1,64 @@
+"""Notices about posts (held, rejected, expired, administrivia), from templates.
+
+A notice template's first line is the Subject, then a blank line, then the body. Notices
+to posters go from the null sender with `Auto-Submitted: auto-replied` (RFC 3834), so a
+bounce or an auto-responder can never start a loop; none is sent to the null sender or to
+mail that is itself automatic.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+
+from listmgr.mail.compose import new_message, to_bytes
+from listmgr.render import render
+from listmgr.store.outbound import enqueue
+
+log = logging.getLogger(__name__)
+
+
+def language(app, mlist) -> str:
+    return getattr(mlist, "language", "") or app.config.language
+
+
+def render_notice(name: str, lang: str, **ctx) -> tuple[str, str]:
+    text = render(name, lang, **ctx)
+    subject, _, body = text.partition("\n")
+    return subject.strip(), body.lstrip("\n")
+
+
+def is_automatic(mail_from: str, headers) -> bool:
+    """Mail that must never get an automatic answer (RFC 3834 section 2)."""
+    if not mail_from:
+        return True
+    local = mail_from.rpartition("@")[0].lower()
+    if local in ("mailer-daemon", "postmaster") or local.startswith("owner-") or \
+            local.endswith(("-request", "-owner", "-bounces")):
+        return True
+    if headers is None:
+        return False
+    auto = headers.get("auto-submitted").strip().lower()
+    if auto and auto != "no":
+        return True
+    return headers.get("precedence").strip().lower() in ("bulk", "junk", "list")
+
+
+def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
+         attach: bytes | None = None, auto: bool = True, **ctx) -> None:
+    """Render `template` and queue it to `to`."""
+    to = [t for t in to if t]
+    if not to:
+        return
+    domain = app.config.domain
+    subject, body = render_notice(template, language(app, mlist), list=mlist.name,
+                                  domain=domain, **ctx)
+    headers = {"Auto-Submitted": "auto-replied"} if auto else {}
+    msg = new_message(from_=f"owner-{mlist.name}@{domain}", to=to, subject=subject,
+                      body=body, domain=domain, headers=headers)
+    if attach is not None:
+        inner = email.message_from_bytes(attach, policy=email.policy.default)
+        msg.add_attachment(inner)
+    enqueue(s, app.spool, mail_from=mail_from, recipients=to, data=to_bytes(msg),
+            origin=f"notice:{mlist.name}")

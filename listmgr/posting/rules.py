@@ -1,0 +1,293 @@
+"""The posting rules: small declared checks, each with a name, a description and a reason.
+
+A rule looks at a `Post` (the list's settings, the parsed message, who sent it) and returns
+a `Hit` (what to do and why, worded for the moderator) or None. Rules do no I/O: membership
+and passwords come in as callables, so the policy is tested without a store.
+Majordomo's reason texts (reference 5.1, 5.3) are kept where the concept is the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import regex
+
+from listmgr.listconfig import parse_regexp
+from listmgr.posting.message import RawMessage
+
+DISCARD, REJECT, HOLD = "discard", "reject", "hold"
+
+# Guards for the list's own regexps (reference 8.1: a pathological pattern must not stall
+# the server). Lines are cut to this length before matching, and all matching of one post
+# shares one time budget; running out of it holds the post for a human.
+MAX_LINE = 1000
+MAX_BODY_LINES = 20000
+ADMIN_BODY_LINES = 9  # Majordomo checks body lines 1-9
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule: str
+    action: str  # discard | reject | hold
+    reason: str
+
+
+@dataclass
+class Post:
+    """What the rules see. `mlist` is read for its settings only."""
+
+    mlist: Any
+    msg: RawMessage
+    size: int
+    mail_from: str
+    list_address: str  # LIST@domain
+    list_id: str  # LIST.domain (RFC 2919 list-id)
+    is_member: Callable[[str], bool]
+    text: Callable[[], str]  # decoded text/plain body, computed on demand
+    admin_patterns: Sequence[regex.Pattern] = ()
+    max_size: int = 0
+    time_budget: float = 2.0
+    approved: bool = False
+    approval_invalid: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def poster(self) -> str:
+        """The header From address, else the envelope sender."""
+        addrs = self.msg.addresses("from")
+        return addrs[0] if addrs else self.mail_from
+
+    def senders(self) -> list[str]:
+        """Addresses that may identify the poster: header From and the envelope sender."""
+        out = list(dict.fromkeys(a for a in (*self.msg.addresses("from")[:1], self.mail_from)
+                                 if a))
+        return out
+
+    def remaining(self) -> float:
+        return self.time_budget - (time.monotonic() - self.started)
+
+
+class Rule:
+    name = ""
+    description = ""
+    # An approved post (valid Approved: password) skips this rule, as in Majordomo.
+    skip_when_approved = True
+
+    def check(self, post: Post) -> Hit | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def hit(self, action: str, reason: str) -> Hit:
+        return Hit(self.name, action, reason)
+
+
+class Loop(Rule):
+    name = "loop"
+    description = "the post already went through this list (our X-Loop or List-Id): discard"
+    skip_when_approved = False
+
+    def check(self, post: Post) -> Hit | None:
+        addr = post.list_address.lower()
+        for v in post.msg.get_all("x-loop"):
+            if addr in v.lower():
+                return self.hit(DISCARD, f"mail loop: X-Loop: {v.strip()}")
+        tag = f"<{post.list_id.lower()}>"
+        for v in post.msg.get_all("list-id"):
+            if tag in v.lower():
+                return self.hit(DISCARD, f"mail loop: List-Id: {v.strip()}")
+        return None
+
+
+class InvalidApproval(Rule):
+    name = "approved"
+    description = "an Approved: password was given and is wrong: hold (it is never sent on)"
+    skip_when_approved = False
+
+    def check(self, post: Post) -> Hit | None:
+        if post.approval_invalid and not post.approved:
+            return self.hit(HOLD, "Invalid 'Approved:' header")
+        return None
+
+
+class Size(Rule):
+    name = "size"
+    description = "the whole message is larger than the list's maxlength (default: the " \
+                  "server's max_message_size): hold"
+
+    def check(self, post: Post) -> Hit | None:
+        limit = post.mlist.maxlength or post.max_size
+        if limit and post.size > limit:
+            return self.hit(HOLD, f"Message too long (>{limit} bytes)")
+        return None
+
+
+def _cut(line: str) -> str:
+    return line[:MAX_LINE]
+
+
+class Administrivia(Rule):
+    name = "administrivia"
+    description = "the Subject or one of the first body lines is a command (subscribe, " \
+                  "unsubscribe, remove me, ...): hold, and tell the sender to write to " \
+                  "majordomo@"
+
+    def check(self, post: Post) -> Hit | None:
+        if not post.mlist.administrivia or not post.admin_patterns:
+            return None
+        subject = _cut(post.msg.get("subject").strip())
+        subject = regex.sub(r"^(?:(?:re|aw|sv|fwd?)\s*:\s*)+", "", subject, flags=regex.I)
+        for pat in post.admin_patterns:
+            if _fullmatch(pat, subject, post):
+                return self.hit(HOLD, f"Admin request: Subject: {subject}")
+        lines = [ln.strip() for ln in post.text().split("\n")]
+        lines = [ln for ln in lines if ln][:ADMIN_BODY_LINES]
+        for n, line in enumerate(lines, 1):
+            line = _cut(line)
+            for pat in post.admin_patterns:
+                if _fullmatch(pat, line, post):
+                    return self.hit(HOLD, f"Admin request of type /{pat.pattern}/ at line {n}")
+        return None
+
+
+class TabooHeaders(Rule):
+    name = "taboo_headers"
+    description = "a header line matches one of the list's taboo_headers: hold"
+
+    def check(self, post: Post) -> Hit | None:
+        pats = compile_list(post.mlist.taboo_headers)
+        if not pats:
+            return None
+        for line in post.msg.header_lines():
+            line = _cut(line)
+            for text, pat in pats:
+                if _search(pat, line, post):
+                    return self.hit(HOLD, f"taboo header: {text}")
+        return None
+
+
+class TabooBody(Rule):
+    name = "taboo_body"
+    description = "a body line matches one of the list's taboo_body: hold"
+
+    def check(self, post: Post) -> Hit | None:
+        pats = compile_list(post.mlist.taboo_body)
+        if not pats:
+            return None
+        for n, line in enumerate(post.text().split("\n")[:MAX_BODY_LINES], 1):
+            line = _cut(line.rstrip("\r"))
+            for text, pat in pats:
+                if _search(pat, line, post):
+                    return self.hit(HOLD, f'taboo body match "{text}" at line {n}')
+        return None
+
+
+class PostPolicy(Rule):
+    name = "post_policy"
+    description = "who may post: open (anyone), members (others held or rejected per " \
+                  "nonmember_action), moderated (every post held), announce (owners only)"
+
+    def check(self, post: Post) -> Hit | None:
+        policy = post.mlist.post_policy
+        if policy == "open":
+            return None
+        if policy == "moderated":
+            return self.hit(HOLD, "Approval required: the list is moderated")
+        senders = post.senders()
+        action = REJECT if post.mlist.nonmember_action == "reject" else HOLD
+        if policy == "announce":
+            allowed = {o.lower() for o in post.mlist.owners.split("\n") if o}
+            if post.mlist.moderator:
+                allowed.add(post.mlist.moderator.lower())
+            if any(s.lower() in allowed for s in senders):
+                return None
+            return self.hit(action, f"Non-owner submission to an announce-only list from "
+                                    f"[{post.poster}]")
+        if any(post.is_member(s) for s in senders):
+            return None
+        return self.hit(action, f"Non-member submission from [{post.poster}]")
+
+
+# The chain, in order. Loop first (a loop is never held), then the approval check, then
+# the content rules, then who may post.
+RULES: tuple[Rule, ...] = (Loop(), InvalidApproval(), Size(), Administrivia(), TabooHeaders(),
+                           TabooBody(), PostPolicy())
+
+
+class BudgetExceeded(Exception):
+    pass
+
+
+def _run(fn, pat: regex.Pattern, text: str, post: Post) -> bool:
+    left = post.remaining()
+    if left <= 0:
+        raise BudgetExceeded(pat.pattern)
+    try:
+        return fn(text, timeout=left) is not None
+    except TimeoutError:
+        raise BudgetExceeded(pat.pattern) from None
+
+
+def _search(pat: regex.Pattern, text: str, post: Post) -> bool:
+    return _run(pat.search, pat, text, post)
+
+
+def _fullmatch(pat: regex.Pattern, text: str, post: Post) -> bool:
+    return _run(pat.fullmatch, pat, text, post)
+
+
+_FLAG_MAP = {2: regex.I, 8: regex.M, 16: regex.S, 64: regex.X}
+_cache: dict[str, list[tuple[str, regex.Pattern]]] = {}
+
+
+def compile_list(text: str) -> list[tuple[str, regex.Pattern]]:
+    """The list's `/re/flags` lines -> (as written, pattern that can time out).
+
+    listconfig.parse_regexp checks the syntax and flags; the `regex` engine runs the
+    match, because unlike `re` it can be stopped after a time budget.
+    """
+    if not text or not text.strip():
+        return []
+    got = _cache.get(text)
+    if got is not None:
+        return got
+    out = []
+    for item in text.split("\n"):
+        if not item.strip():
+            continue
+        try:
+            std = parse_regexp(item)
+            flags = 0
+            for bit, f in _FLAG_MAP.items():
+                if std.flags & bit:
+                    flags |= f
+            out.append((item.strip(), regex.compile(std.pattern, flags | regex.V0)))
+        except (ValueError, regex.error):
+            continue  # stored settings are checked when set; never fail a post on one
+    if len(_cache) > 256:
+        _cache.clear()
+    _cache[text] = out
+    return out
+
+
+def compile_admin(patterns: Sequence[str]) -> list[regex.Pattern]:
+    """Whole-line administrivia patterns from the configuration (case-insensitive)."""
+    return [regex.compile(p, regex.I | regex.V0) for p in patterns]
+
+
+def evaluate(post: Post, rules: Sequence[Rule] = RULES) -> list[Hit]:
+    """Run every rule that applies; all hits are kept, so the moderator sees every reason."""
+    hits: list[Hit] = []
+    for rule in rules:
+        if post.approved and rule.skip_when_approved:
+            continue
+        try:
+            h = rule.check(post)
+        except BudgetExceeded as exc:
+            h = Hit(rule.name, HOLD, f"{rule.name} check ran out of time on /{exc}/")
+        if h is not None:
+            hits.append(h)
+            if h.action == DISCARD:
+                break
+    return hits

@@ -1,0 +1,65 @@
+"""The pipeline handler for posts to LIST@domain: chain -> accept, hold, reject or discard."""
+
+from __future__ import annotations
+
+import logging
+
+from listmgr.pipeline import handler
+from listmgr.posting import chain, moderation, notices, rules
+from listmgr.posting.fanout import distribute
+from listmgr.store.lists import get_list, is_member
+
+log = logging.getLogger(__name__)
+
+_admin_cache: dict[tuple[str, ...], list] = {}
+
+
+def _admin_patterns(config) -> list:
+    pats = config.posting.administrivia
+    got = _admin_cache.get(pats)
+    if got is None:
+        got = _admin_cache[pats] = rules.compile_admin(pats)
+    return got
+
+
+@handler("post")
+def handle_post(app, s, task, message, data: bytes) -> None:
+    mlist = get_list(s, task.target)
+    if mlist is None:
+        log.warning("%s post to unknown list %r dropped", message.queue_id, task.target)
+        return
+    cfg = app.config
+    post = chain.build_post(mlist=mlist, data=data, mail_from=message.mail_from,
+                            domain=cfg.domain, is_member=lambda a: is_member(s, mlist, a),
+                            admin_patterns=_admin_patterns(cfg),
+                            max_size=cfg.smtp.max_message_size,
+                            time_budget=cfg.posting.rule_time_budget)
+    decision = chain.decide(post)
+    reasons = "; ".join(decision.reasons)
+    if decision.action == "discard":
+        log.info("%s list=%s from=<%s> discarded: %s", message.queue_id, mlist.name,
+                 message.mail_from, reasons)
+        return
+    if decision.action == "reject":
+        log.info("%s list=%s from=<%s> rejected: %s", message.queue_id, mlist.name,
+                 message.mail_from, reasons)
+        if not notices.is_automatic(message.mail_from, decision.msg):
+            notices.send(app, s, mlist=mlist, to=[message.mail_from],
+                         template="post_refused.txt", mail_from="",
+                         subject=decision.msg.get("subject"), reasons=decision.reasons)
+        return
+    if decision.action == "hold":
+        moderation.hold(app, s, mlist, decision.msg, mail_from=message.mail_from,
+                        reasons=decision.reasons)
+        if decision.hit_by("administrivia") and \
+                not notices.is_automatic(message.mail_from, decision.msg):
+            notices.send(app, s, mlist=mlist, to=[message.mail_from],
+                         template="post_administrivia.txt", mail_from="",
+                         subject=decision.msg.get("subject"))
+        return
+    if decision.approved:
+        moderation.settle_resent(app, s, mlist, decision.msg, decision.poster)
+    done = distribute(app, s, mlist, decision.msg)
+    log.info("%s list=%s from=<%s> accepted%s -> %s (%d recipients)", message.queue_id,
+             mlist.name, message.mail_from, " (approved)" if decision.approved else "",
+             done.queue_id, done.recipients)

@@ -1,0 +1,417 @@
+"""The SMTP wire as a client sees it: size limits, line limits, smuggling, recipient and
+connection caps, timeouts, internal errors, STARTTLS and AUTH, LMTP, logging, durability."""
+
+from __future__ import annotations
+
+import base64
+import email.policy
+import logging
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from listmgr.passwords import hash_password
+from listmgr.smtp.handler import IngressHandler
+from listmgr.store.lists import create_list
+from listmgr.store.models import InboundTask, MailboxUser, OutboundRecipient
+from tests.smtp_support import connect, make_ingress_fixture, rcpt_reply
+
+ingress = make_ingress_fixture()
+
+LIMIT = 5 * 1024 * 1024
+HEAD = b"From: a@outside.example\r\nSubject: big\r\n\r\n"
+
+
+def body_of_size(total: int) -> bytes:
+    """A message that is exactly `total` octets on the wire (CRLF lines, no dot-stuffing)."""
+    line = b"x" * 76 + b"\r\n"
+    need = total - len(HEAD)
+    n, rest = divmod(need, len(line))
+    tail = b"y" * (rest - 2) + b"\r\n" if rest >= 2 else b""
+    data = HEAD + line * n + tail
+    if len(data) < total:  # rest was 1: lengthen one line
+        data = HEAD + line * (n - 1) + b"x" * 77 + b"\r\n"
+    assert len(data) == total
+    return data
+
+
+def send_without_size(c: smtplib.SMTP, rcpt: str, data: bytes) -> tuple[int, bytes]:
+    """MAIL/RCPT/DATA without the SIZE= hint smtplib's sendmail adds: the DATA check."""
+    assert c.mail("a@outside.example")[0] == 250
+    assert c.rcpt(rcpt)[0] == 250
+    return c.data(data)
+
+
+class Raw:
+    """A line-level SMTP client for what smtplib will not send."""
+
+    def __init__(self, port: int, timeout: float = 10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.greeting = self.reply()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError(self.buf)
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self) -> str:
+        lines = [self.line()]
+        while lines[-1][3:4] == b"-":
+            lines.append(self.line())
+        return b"\n".join(lines).decode()
+
+    def cmd(self, text: str | bytes) -> str:
+        self.send((text.encode() if isinstance(text, str) else text) + b"\r\n")
+        return self.reply()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# --------------------------------------------------------------------------- size
+
+def test_size_at_mail_is_refused_with_552(ingress):
+    srv = ingress()
+    with connect(srv.smtp_port) as c:
+        assert c.docmd(f"MAIL FROM:<a@outside.example> SIZE={LIMIT + 1}") == (
+            552, b"5.3.4 Message size exceeds fixed maximum message size")
+        assert c.docmd(f"MAIL FROM:<a@outside.example> SIZE={LIMIT}")[0] == 250
+
+
+def test_oversize_data_is_refused_and_session_stays_usable(ingress):
+    srv = ingress()
+    srv.call(lambda s: create_list(s, "demo", ["o@outside.example"]))
+    with connect(srv.smtp_port) as c:
+        assert send_without_size(c, "demo@example.org", body_of_size(LIMIT + 1)) == (
+            552, b"5.3.4 Message size exceeds fixed maximum message size")
+        assert srv.messages() == []
+        assert c.rset()[0] == 250
+        # The next message in the same session, exactly at the limit, is accepted.
+        assert c.sendmail("a@outside.example", ["demo@example.org"], body_of_size(LIMIT)) == {}
+    [(msg, _)] = srv.messages()
+    assert msg.size == LIMIT
+
+
+def test_limit_counts_base64_attachments_as_transmitted(ingress):
+    from email.message import EmailMessage
+    srv = ingress(smtp__max_message_size=100_000)
+    srv.call(lambda s: create_list(s, "demo", ["o@outside.example"]))
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "a@outside.example", "demo@example.org", "att"
+    m.set_content("see attachment")
+    m.add_attachment(b"\0" * 80_000, maintype="application", subtype="octet-stream")
+    # 80,000 raw octets become ~110,000 in base64: over the limit as transmitted.
+    with connect(srv.smtp_port) as c:
+        wire = m.as_bytes(policy=email.policy.SMTP)
+        assert 100_000 < len(wire) < 120_000
+        assert send_without_size(c, "demo@example.org", wire)[0] == 552
+        with pytest.raises(smtplib.SMTPSenderRefused):  # with SIZE=: refused at MAIL
+            c.send_message(m)
+
+
+# --------------------------------------------------------------------------- lines
+
+def test_long_command_line_is_refused(ingress):
+    srv = ingress()
+    r = Raw(srv.smtp_port)
+    assert r.cmd("EHLO client.example").startswith("250-")
+    assert r.cmd("MAIL FROM:<" + "a" * 600 + "@outside.example>").startswith("500 5.5.2")
+    assert r.cmd("NOOP").startswith("250")
+    r.close()
+
+
+def test_long_text_line_is_refused_after_data(ingress):
+    srv = ingress()
+    r = Raw(srv.smtp_port)
+    r.cmd("EHLO client.example")
+    r.cmd("MAIL FROM:<a@outside.example>")
+    assert r.cmd("RCPT TO:<postmaster@example.org>").startswith("250")
+    assert r.cmd("DATA").startswith("354")
+    reply = r.cmd(b"Subject: x\r\n\r\n" + b"z" * 1001 + b"\r\n.")
+    assert reply.startswith("500 5.5.2 Line too long")
+    assert srv.messages() == []
+    # 1000 octets of text (+CRLF) is fine.
+    r.cmd("MAIL FROM:<a@outside.example>")
+    r.cmd("RCPT TO:<postmaster@example.org>")
+    r.cmd("DATA")
+    assert r.cmd(b"Subject: x\r\n\r\n" + b"z" * 998 + b"\r\n.").startswith("250 2.0.0")
+    r.close()
+
+
+@pytest.mark.parametrize("payload", [
+    b"Subject: a\r\n\r\nbody\n.\nMAIL FROM:<evil@outside.example>\r\n",
+    b"Subject: a\r\n\r\nbody\r.\rMAIL FROM:<evil@outside.example>\r\n",
+    b"Subject: a\r\n\r\nbody\r\n.\nMAIL FROM:<evil@outside.example>\r\n",
+    b"Subject: a\r\n\r\nbody\n.\r\nMAIL FROM:<evil@outside.example>\r\n",
+    b"Subject: a\nX-Injected: yes\r\n\r\nbody\r\n",
+])
+def test_bare_lf_and_cr_never_end_data_and_are_normalised(ingress, payload):
+    """SMTP smuggling (CVE-2023-51766 family): only CRLF.CRLF ends a message."""
+    srv = ingress()
+    r = Raw(srv.smtp_port)
+    r.cmd("EHLO client.example")
+    r.cmd("MAIL FROM:<a@outside.example>")
+    r.cmd("RCPT TO:<postmaster@example.org>")
+    assert r.cmd("DATA").startswith("354")
+    assert r.cmd(payload + b".").startswith("250 2.0.0 Ok: queued as")
+    assert r.cmd("QUIT").startswith("221")
+    [(msg, tasks)] = srv.messages()
+    stored = srv.app.spool.read(msg.spool_path)
+    assert b"\r" not in stored.replace(b"\r\n", b"")
+    assert b"\n" not in stored.replace(b"\r\n", b"")
+    # Only the CRLF-delimited wire lines count: one starting with "." loses that dot
+    # (RFC 5321 4.5.2), whatever bare LF or CR it holds.
+    unstuffed = b"\r\n".join(line[1:] if line.startswith(b".") else line
+                              for line in payload.split(b"\r\n"))
+    assert stored.replace(b"\r\n", b"\n") == unstuffed.replace(b"\r\n", b"\n").replace(
+        b"\r", b"\n")
+    assert len(tasks) == 1
+
+
+# --------------------------------------------------------------------------- caps
+
+def test_too_many_recipients_get_452(ingress):
+    srv = ingress(smtp__max_recipients=3)
+    with connect(srv.smtp_port) as c:
+        c.docmd("MAIL FROM:<a@outside.example>")
+        for _ in range(3):
+            assert c.docmd("RCPT TO:<postmaster@example.org>")[0] == 250
+        assert c.docmd("RCPT TO:<postmaster@example.org>") == (452, b"4.5.3 Too many recipients")
+        code, _ = c.data(b"Subject: x\r\n\r\nx\r\n")
+        assert code == 250
+    [(_, tasks)] = srv.messages()
+    assert len(tasks) == 1  # the same destination three times is stored once
+
+
+def test_connection_cap(ingress):
+    srv = ingress(smtp__max_connections=2)
+    a, b = connect(srv.smtp_port), connect(srv.smtp_port)
+    c = smtplib.SMTP(timeout=10)
+    code, text = c.connect("127.0.0.1", srv.smtp_port)
+    assert code == 421 and b"4.7.0" in text and b"Too many connections" in text
+    a.quit()
+    deadline = time.monotonic() + 5
+    while True:  # the freed slot is usable again
+        d = smtplib.SMTP(timeout=10)
+        code, _ = d.connect("127.0.0.1", srv.smtp_port)
+        d.close()
+        if code == 220 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert code == 220
+    b.quit()
+
+
+def test_idle_connection_is_closed_after_timeout(ingress):
+    srv = ingress(smtp__timeout="1s")
+    r = Raw(srv.smtp_port)
+    r.cmd("EHLO client.example")
+    time.sleep(1.6)
+    with pytest.raises((EOFError, ConnectionError)):
+        r.cmd("NOOP")
+
+
+def test_slow_data_is_not_cut_off_by_the_idle_timer(ingress):
+    srv = ingress(smtp__timeout="1s")
+    r = Raw(srv.smtp_port)
+    r.cmd("EHLO client.example")
+    r.cmd("MAIL FROM:<a@outside.example>")
+    r.cmd("RCPT TO:<postmaster@example.org>")
+    assert r.cmd("DATA").startswith("354")
+    r.send(b"Subject: slow\r\n\r\n")
+    for i in range(8):  # 2.4 s in all, never 1 s without a byte
+        r.send(b"line %d, still typing" % i)
+        time.sleep(0.3)
+        r.send(b"\r\n")
+    assert r.cmd(b".").startswith("250 2.0.0")
+    assert len(srv.messages()) == 1
+
+
+# --------------------------------------------------------------------------- errors
+
+def test_internal_error_answers_451_without_traceback(ingress, monkeypatch, caplog):
+    def broken(self, *args):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(IngressHandler, "_store", broken)
+    srv = ingress()
+    with caplog.at_level(logging.INFO, logger="listmgr.smtp"):
+        with connect(srv.smtp_port) as c:
+            c.docmd("MAIL FROM:<a@outside.example>")
+            c.docmd("RCPT TO:<postmaster@example.org>")
+            code, text = c.data(b"Subject: x\r\n\r\nx\r\n")
+            assert (code, text) == (451, b"4.3.0 Internal error, please try again later")
+            assert c.noop()[0] == 250 and c.rset()[0] == 250
+    assert any("disk on fire" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_internal_error_at_rcpt_answers_451(ingress, monkeypatch):
+    def broken(self, *args):
+        raise RuntimeError("database gone")
+    monkeypatch.setattr(IngressHandler, "_route", broken)
+    srv = ingress()
+    assert rcpt_reply(srv.smtp_port, "<postmaster@example.org>") == (
+        451, "4.3.0 Internal error, please try again later")
+
+
+def test_malformed_commands_get_500_and_501(ingress):
+    srv = ingress()
+    r = Raw(srv.smtp_port)
+    assert r.cmd("EHLO").startswith("501 5.5.4")
+    r.cmd("EHLO client.example")
+    assert r.cmd("FROB").startswith("500 5.5.2")
+    assert r.cmd("MAIL FROM:a@b@c").startswith("553 5.1.3")
+    assert r.cmd("MAIL TO:<a@outside.example>").startswith("501 5.5.4")
+    assert r.cmd("RCPT TO:<postmaster@example.org>").startswith("503 5.5.1")
+    assert r.cmd("MAIL FROM:<root>").startswith("553 5.1.8")
+    assert r.cmd("MAIL FROM:<a@outside.example> BOGUS=1").startswith("555 5.5.4")
+    r.close()
+
+
+def test_non_ascii_address_is_refused(ingress):
+    srv = ingress()
+    r = Raw(srv.smtp_port)
+    r.cmd("EHLO client.example")
+    r.cmd("MAIL FROM:<a@outside.example>")
+    assert r.cmd("RCPT TO:<user@exämple.org>".encode()).startswith("500 5.6.7")
+    r.close()
+
+
+def test_mail_loop_is_refused(ingress):
+    srv = ingress()
+    hops = b"".join(b"Received: from h%d by h%d; Mon, 1 Jan 2024 00:00:00 +0000\r\n" % (i, i)
+                    for i in range(31))
+    with connect(srv.smtp_port) as c:
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            c.sendmail("a@outside.example", ["postmaster@example.org"],
+                       hops + b"Subject: loop\r\n\r\nx\r\n")
+        assert err.value.smtp_code == 554 and b"5.4.6" in err.value.smtp_error
+    assert srv.messages() == []
+
+
+# --------------------------------------------------------------------------- logging
+
+def test_one_log_line_per_transaction(ingress, caplog):
+    srv = ingress()
+    with caplog.at_level(logging.INFO, logger="listmgr.smtp"):
+        with connect(srv.smtp_port) as c:
+            c.sendmail("a@outside.example", ["postmaster@example.org",
+                                             "majordomo@example.org"], b"Subject: x\r\n\r\nx\r\n")
+    [(msg, _)] = srv.messages()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(msg.queue_id)]
+    assert lines == [f"{msg.queue_id} client=client.example[127.0.0.1] from=<a@outside.example> "
+                     f"to=<postmaster@example.org>,<majordomo@example.org> size={msg.size} "
+                     f"result=queued"]
+
+
+# --------------------------------------------------------------------------- durability
+
+def test_stored_before_250_and_processed_after_restart(ingress, server):
+    first = ingress()
+    first.call(lambda s: create_list(s, "demo", ["o@outside.example"]))
+    with connect(first.smtp_port) as c:
+        code, text = c.docmd("MAIL FROM:<a@outside.example>")
+        c.docmd("RCPT TO:<demo-owner@example.org>")
+        code, text = c.data(b"Subject: survive\r\n\r\nx\r\n")
+        assert code == 250
+        # At the moment of 250: the file is on disk and the row committed.
+        [(msg, [task])] = first.messages()
+        assert text.decode().endswith(msg.queue_id)
+        assert first.app.spool.path(msg.spool_path).exists()
+        assert task.state == "new"
+    first.stop()  # no pipeline ran: a "crash" before processing
+    srv = server()  # same database and data dir, everything running
+    srv.wait_idle()
+    rcpts = srv.call(lambda s: [r.rcpt for r in s.scalars(select(OutboundRecipient))])
+    assert rcpts == ["o@outside.example"]
+    assert srv.call(lambda s: [t.state for t in s.scalars(select(InboundTask))]) == []
+
+
+# --------------------------------------------------------------------------- TLS, AUTH
+
+@pytest.fixture
+def cert(tmp_path: Path) -> tuple[str, str]:
+    crt, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=mx.example.org", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True, timeout=60)
+    return str(crt), str(key)
+
+
+def _client_tls() -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def test_starttls_offered_only_with_cert(ingress, cert):
+    plain = ingress()
+    with connect(plain.smtp_port) as c:
+        assert not c.has_extn("starttls")
+        assert c.docmd("AUTH PLAIN")[0] == 538  # never over plain text
+    tls = ingress(smtp__tls_cert=cert[0], smtp__tls_key=cert[1])
+    with connect(tls.smtp_port) as c:
+        assert c.has_extn("starttls") and not c.has_extn("auth")
+        assert c.starttls(context=_client_tls())[0] == 220
+        c.ehlo("client.example")
+        assert c.has_extn("auth") and not c.has_extn("starttls")
+        assert c.sendmail("a@outside.example", ["postmaster@example.org"],
+                          b"Subject: tls\r\n\r\nx\r\n") == {}
+    assert len(tls.messages()) == 1
+
+
+def test_smtp_auth_over_tls_opens_the_relay(ingress, cert):
+    srv = ingress(smtp__tls_cert=cert[0], smtp__tls_key=cert[1])
+    srv.call(lambda s: s.add(MailboxUser(name="alice", password_hash=hash_password("pw1"))))
+    with connect(srv.smtp_port) as c:
+        c.starttls(context=_client_tls())
+        c.ehlo("client.example")
+        bad = base64.b64encode(b"\0alice\0wrong").decode()
+        assert c.docmd("AUTH PLAIN " + bad)[0] == 535
+        c.docmd("MAIL FROM:<alice@example.org>")
+        assert c.docmd("RCPT TO:<someone@outside.example>")[0] == 550
+        c.rset()
+        assert c.login("alice@example.org", "pw1")[0] == 235
+        assert c.sendmail("alice@example.org", ["someone@outside.example"],
+                          b"Subject: out\r\n\r\nx\r\n") == {}
+    assert srv.tasks() == [("relay", "someone@outside.example", "someone@outside.example")]
+
+
+# --------------------------------------------------------------------------- LMTP
+
+def test_lmtp_gives_one_reply_per_recipient(ingress):
+    srv = ingress(lmtp__listen="127.0.0.1:0")
+    r = Raw(srv.ports["lmtp"])
+    assert r.cmd("LHLO mta.example").startswith("250-")
+    r.cmd("MAIL FROM:<a@outside.example>")
+    assert r.cmd("RCPT TO:<postmaster@example.org>").startswith("250")
+    assert r.cmd("RCPT TO:<nobody@example.org>").startswith("550 5.1.1")
+    assert r.cmd("RCPT TO:<majordomo@example.org>").startswith("250")
+    assert r.cmd("DATA").startswith("354")
+    r.send(b"Subject: lmtp\r\n\r\nx\r\n.\r\n")
+    first, second = r.line().decode(), r.line().decode()
+    assert first.startswith("250 2.1.5 <postmaster@example.org> Ok: queued as")
+    assert second.startswith("250 2.1.5 <majordomo@example.org> Ok: queued as")
+    # Oversize: 552 once per recipient as well.
+    r.cmd(f"MAIL FROM:<a@outside.example>")
+    r.cmd("RCPT TO:<postmaster@example.org>")
+    r.cmd("RCPT TO:<majordomo@example.org>")
+    r.cmd("DATA")
+    r.send(body_of_size(LIMIT + 10) + b".\r\n")
+    assert [r.line()[:9], r.line()[:9]] == [b"552 5.3.4"] * 2
+    r.close()
+    assert len(srv.messages()) == 1
