@@ -129,3 +129,43 @@ def test_several_reasons_say_see_transcript(server, sink):
     assert scan_message(email.message_from_bytes(bounce.data)) == {
         b"nobody@remote.example", b"full@remote.example"}
     assert all_failures(email.message_from_bytes(bounce.data))[0] == set()
+
+
+def test_timeline_warning_then_give_up(server, sink):
+    """warn_after 2s, give_up_after 6s: one warning while it still tries, then the final
+    returned mail for the recipient still pending; the delivered one is in neither."""
+    sink.rules["later@remote.example"] = "451 4.3.0 <later@remote.example>... try later"
+    srv = server(delivery__warn_after="2s", delivery__give_up_after="6s",
+                 delivery__min_backoff="1s", delivery__max_backoff="2s")
+    start = time.monotonic()
+    qid = queue_mail(srv, "alice@example.org", ["bob@remote.example", "later@remote.example"])
+    warning = wait_until(lambda: returned_to(sink, "alice@example.org"), timeout=10,
+                         what="warning")[0]
+    assert 2 <= time.monotonic() - start < 6
+    msg = warning.message
+    assert msg["Subject"] == "Warning: could not send message for past 2 seconds"
+    text = msg.get_payload()[0].get_content().replace("\r\n", "\n")
+    assert "**      THIS IS A WARNING MESSAGE ONLY      **" in text
+    assert "Warning: message still undelivered after 2 seconds" in text
+    assert "Will keep trying until message is 6 seconds old" in text
+    assert "<later@remote.example>... Deferred: 451 4.3.0" in text
+    assert "Action: delayed" in warning.data.decode()
+    assert all_failures(email.message_from_bytes(warning.data)) == (
+        {b"later@remote.example"}, set())
+    assert states(srv, qid)["later@remote.example"] == "queued"
+
+    final = wait_until(lambda: returned_to(sink, "alice@example.org")[1:], timeout=12,
+                       what="final returned mail")[0]
+    assert time.monotonic() - start >= 6
+    msg = final.message
+    assert msg["Subject"] == "Returned mail: see transcript for details"
+    text = msg.get_payload()[0].get_content().replace("\r\n", "\n")
+    assert "Message could not be delivered for 6 seconds" in text
+    assert "Message will be deleted from queue" in text
+    assert "(reason: 451 4.3.0 <later@remote.example>... try later)" in text
+    assert scan_message(email.message_from_bytes(final.data)) == {b"later@remote.example"}
+    assert states(srv, qid) == {"bob@remote.example": "sent", "later@remote.example": "failed"}
+    tries = len([r for r in sink.recipients() if r == "later@remote.example"])
+    assert tries == 0  # refused at RCPT each time: never accepted
+    time.sleep(1.5)
+    assert len(returned_to(sink, "alice@example.org")) == 2  # one warning, one return

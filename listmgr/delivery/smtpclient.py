@@ -134,29 +134,37 @@ class SMTPClient:
 
     async def read_reply(self) -> Reply:
         """One (possibly multi-line) reply; text lines joined with newlines."""
+        return (await self.read_replies(1))[0]
+
+    async def read_replies(self, n: int) -> list[Reply]:
+        """`n` replies in order (pipelined commands), under one timeout per reply."""
+        try:
+            async with asyncio.timeout(self.timeout * max(1, n)):
+                return [await self._reply() for _ in range(n)]
+        except TimeoutError:
+            raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
+        except (OSError, ValueError) as exc:
+            raise SMTPClientError(_describe(exc, "read from", self.host)) from None
+
+    async def _reply(self) -> Reply:
         lines: list[str] = []
-        code = 0
+        readline = self.reader.readline
         while True:
-            try:
-                raw = await asyncio.wait_for(self.reader.readline(), self.timeout)
-            except asyncio.TimeoutError:
-                raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
-            except (OSError, ValueError) as exc:
-                raise SMTPClientError(_describe(exc, "read from", self.host)) from None
+            raw = await readline()
             if not raw:
                 raise SMTPClientError(f"connection to {self.host} lost")
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if len(line) < 3 or not line[:3].isdigit():
                 raise SMTPClientError(f"{self.host} sent a malformed reply: {line[:80]!r}")
-            code = int(line[:3])
             lines.append(line[4:])
             if line[3:4] != "-":
-                return Reply(code, "\n".join(lines))
+                return Reply(int(line[:3]), "\n".join(lines))
 
     async def _send(self, data: bytes) -> None:
         try:
             self.writer.write(data)
-            await asyncio.wait_for(self.writer.drain(), self.timeout)
+            if self.writer.transport.get_write_buffer_size() > 65536:
+                await asyncio.wait_for(self.writer.drain(), self.timeout)
         except asyncio.TimeoutError:
             raise SMTPClientError(f"timeout writing to {self.host}") from None
         except OSError as exc:
@@ -195,8 +203,7 @@ class SMTPClient:
         rcpt_cmds = [f"RCPT TO:<{r}>\r\n".encode("utf-8") for r in rcpts]
         if "PIPELINING" in self.extensions:
             await self._send(mail_cmd + b"".join(rcpt_cmds))
-            mail = await self.read_reply()
-            replies = [await self.read_reply() for _ in rcpts]
+            mail, *replies = await self.read_replies(1 + len(rcpts))
         else:
             await self._send(mail_cmd)
             mail = await self.read_reply()

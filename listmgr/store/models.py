@@ -240,7 +240,7 @@ class OutboundRecipient(Base):
     message_id: Mapped[int] = mapped_column(
         ForeignKey("outbound_messages.id", ondelete="CASCADE"))
     rcpt: Mapped[str] = mapped_column(String(320))
-    domain: Mapped[str] = mapped_column(String(255), index=True)
+    domain: Mapped[str] = mapped_column(String(255))  # routing key (no index: insert speed)
     state: Mapped[str] = mapped_column(String(16), default="queued")
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

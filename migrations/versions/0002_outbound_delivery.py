@@ -1,4 +1,5 @@
-"""outbound recipients: index (message_id, state) replaces (message_id); transcript column
+"""outbound recipients: index (message_id, state) replaces (message_id), no index on
+domain (faster fan-out inserts), transcript column
 
 Revision ID: 0002_outbound_msg_state
 Revises: 0001
@@ -17,6 +18,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('outbound_recipients', schema=None) as batch_op:
         batch_op.drop_index('ix_outbound_recipients_message_id')
+        batch_op.drop_index('ix_outbound_recipients_domain')
         batch_op.create_index('ix_outbound_recipients_message_state', ['message_id', 'state'],
                               unique=False)
         batch_op.add_column(sa.Column('transcript', sa.Text(), nullable=False,
@@ -28,3 +30,4 @@ def downgrade() -> None:
         batch_op.drop_column('transcript')
         batch_op.drop_index('ix_outbound_recipients_message_state')
         batch_op.create_index('ix_outbound_recipients_message_id', ['message_id'], unique=False)
+        batch_op.create_index('ix_outbound_recipients_domain', ['domain'], unique=False)
