@@ -1,7 +1,8 @@
 """The SMTP/LMTP policy hooks: who may send what to whom, and storing what we accept.
 
 Every hook returns its reply string explicitly. Store and spool work runs off the event
-loop (asyncio.to_thread). A message is in the spool (fsynced) and its inbound rows are
+loop, in the handler's own thread pool (so a burst of fsyncs does not starve the
+workers' threads, nor they us). A message is in the spool (fsynced) and its inbound rows are
 committed before the client sees `250`. Any bug answers `451 4.3.0`, never a traceback.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -28,6 +30,7 @@ log = logging.getLogger("listmgr.smtp")
 INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
 MAX_HOPS = 30  # Received: headers before we call it a loop (sendmail MaxHopCount is 25)
 _RECEIVED = re.compile(rb"^received:", re.IGNORECASE | re.MULTILINE)
 
@@ -105,6 +108,14 @@ class IngressHandler:
         self.local_domains = cfg.local_domains
         self.max_recipients = cfg.smtp.max_recipients
         self.gate = RelayGate(cfg.smtp.relay_networks)
+        self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="smtp")
+
+    async def run(self, fn, *args):
+        """fn(*args) in the ingress thread pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
 
     # ------------------------------------------------------------------ greeting
 
@@ -124,6 +135,9 @@ class IngressHandler:
         server.raw_reply_lines = len(lines)
         return lines
 
+    async def handle_QUIT(self, server, session, envelope):
+        return f"221 2.0.0 {server.hostname} closing connection"
+
     # ------------------------------------------------------------------ envelope
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
@@ -141,8 +155,8 @@ class IngressHandler:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return TOO_MANY_RECIPIENTS
         try:
-            dest = await asyncio.to_thread(self._route, address, client_ip(session),
-                                           bool(getattr(session, "authenticated", False)))
+            dest = await self.run(self._route, address, client_ip(session),
+                                  bool(getattr(session, "authenticated", False)))
         except Exception:
             log.exception("RCPT <%s> from %s: lookup failed", address, client_desc(session))
             return INTERNAL_ERROR
@@ -168,7 +182,7 @@ class IngressHandler:
     async def handle_DATA(self, server, session, envelope):
         queue_id = new_queue_id()
         try:
-            size = await asyncio.to_thread(self._store, queue_id, session, envelope)
+            size = await self.run(self._store, queue_id, session, envelope)
         except TooManyHops as exc:
             reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
             log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")

@@ -155,7 +155,7 @@ class _Protocol:
         creds: LoginPassword = result.auth_data
         login = creds.login.decode("utf-8", "replace")
         password = creds.password.decode("utf-8", "replace")
-        user = await asyncio.to_thread(self.event_handler.check_login, login, password)
+        user = await self.event_handler.run(self.event_handler.check_login, login, password)
         if user is None:
             log.warning("AUTH failed client=[%s] login=%r", self.session.peer[0], login[:64])
             await asyncio.sleep(self.AUTH_FAIL_DELAY)
@@ -239,6 +239,7 @@ class Listener:
                 proto.transport.close()
         await self.server.wait_closed()
         self.server = None
+        self.handler.close()
 
 
 def components(service: Any) -> list:
