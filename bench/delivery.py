@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How many recipients per second the delivery worker hands to a local sink.
 
-    python bench/delivery.py [--n 10000] [--per-tx 50] [--runs 3]
+    python bench/delivery.py [--n 10000] [--per-tx 50] [--runs 3] [--connections 5]
                              [--databases sqlite,postgres] [--sink smtp-sink|aiosmtpd]
 
 One message to N recipients is queued (body stored once); a DeliveryWorker (the same one
@@ -79,7 +79,7 @@ def start_sink(kind: str) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("sink did not start")
 
 
-def one(db: str, n: int, per_tx: int, sink_port: int) -> float:
+def one(db: str, n: int, per_tx: int, sink_port: int, lanes: int = 5) -> float:
     from sqlalchemy import create_engine, func, select, text
 
     from listmgr import config as config_mod
@@ -102,7 +102,8 @@ def one(db: str, n: int, per_tx: int, sink_port: int) -> float:
             "domain": "example.org", "data_dir": f"{d}/var", "database_url": url,
             "log_level": "WARNING",
             "delivery": {"smarthost": f"127.0.0.1:{sink_port}",
-                         "max_recipients_per_transaction": per_tx}})
+                         "max_recipients_per_transaction": per_tx,
+                         "per_host_concurrency": lanes}})
         app = App.from_config(cfg)
         try:
             migrate.upgrade(app.store.engine)
@@ -142,15 +143,18 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--per-tx", type=int, default=50)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=5,
+                    help="[delivery] per_host_concurrency: connections to the sink")
     ap.add_argument("--databases", default="sqlite,postgres")
     ap.add_argument("--sink", default="smtp-sink", choices=["smtp-sink", "aiosmtpd"])
     args = ap.parse_args()
     proc, port = start_sink(args.sink)
     try:
         for db in args.databases.split(","):
-            times = [one(db, args.n, args.per_tx, port) for _ in range(args.runs)]
+            times = [one(db, args.n, args.per_tx, port, args.connections) for _ in range(args.runs)]
             med = statistics.median(times)
-            print(f"{db:<10} {args.n} recipients, {args.per_tx}/transaction, sink {args.sink}: "
+            print(f"{db:<10} {args.n} recipients, {args.per_tx}/transaction, "
+                  f"{args.connections} connections, sink {args.sink}: "
                   f"median {med:.2f} s = {args.n / med:,.0f} recipients/s "
                   f"(runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
     finally:

@@ -169,3 +169,75 @@ def test_timeline_warning_then_give_up(server, sink):
     assert tries == 0  # refused at RCPT each time: never accepted
     time.sleep(1.5)
     assert len(returned_to(sink, "alice@example.org")) == 2  # one warning, one return
+
+
+def test_relayed_by_smtp_then_delivered_or_returned(server, sink):
+    """End to end: a client relays through listmgr's SMTP; one recipient is delivered, the
+    other is unknown at the remote and comes back to the client's envelope sender."""
+    import smtplib
+    sink.rules["ghost@remote.example"] = "550 5.1.1 <ghost@remote.example>... User unknown"
+    srv = server(smtp__relay_networks=["127.0.0.1/32"])
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, local_hostname="client.example") as c:
+        refused = c.sendmail("alice@client.example", ["bob@remote.example",
+                                                       "ghost@remote.example"], BODY)
+    assert refused == {}
+    [delivered] = sink.wait_for(lambda got: any("bob@remote.example" in m.rcpt_tos
+                                                for m in got))
+    assert delivered.mail_from == "alice@client.example"
+    assert delivered.data.startswith(b"Received: from client.example")
+    bounce = wait_until(lambda: returned_to(sink, "alice@client.example"), what="returned")[0]
+    msg = bounce.message
+    assert msg["Subject"] == "Returned mail: User unknown"
+    text = msg.get_payload()[0].get_content().replace("\r\n", "\n")
+    assert "from client.example [127.0.0.1]" in text
+    assert scan_message(email.message_from_bytes(bounce.data)) == {b"ghost@remote.example"}
+
+
+def test_one_connection_reused_for_several_transactions(server, sink):
+    srv = server(delivery__per_host_concurrency=1)
+    rcpts = [f"u{i}@remote.example" for i in range(150)]
+    queue_mail(srv, "alice@example.org", rcpts)
+    got = sink.wait_for(lambda r: sum(len(m.rcpt_tos) for m in r) >= 150)
+    assert [len(m.rcpt_tos) for m in got] == [50, 50, 50]
+    assert len({m.peer for m in got}) == 1  # same client port: one connection
+
+
+def test_oversized_message_returned_with_headers_only(server, sink):
+    sink.rules["small@remote.example"] = ("552 5.3.4 <small@remote.example>... Message size "
+                                          "exceeds fixed maximum message size")
+    srv = server()
+    big = BODY + (b"y" * 998 + b"\r\n") * 200
+    queue_mail(srv, "alice@example.org", ["small@remote.example"], data=big)
+    bounce = wait_until(lambda: returned_to(sink, "alice@example.org"), what="returned")[0]
+    msg = bounce.message
+    assert msg["Subject"] == "Returned mail: see transcript for details"
+    assert "Message size exceeds fixed maximum message size" in \
+        msg.get_payload()[0].get_content()
+    assert msg.get_payload()[2].get_content_type() == "text/rfc822-headers"
+    assert b"Subject: hello" in bounce.data and b"y" * 998 not in bounce.data
+    assert scan_message(email.message_from_bytes(bounce.data)) == {b"small@remote.example"}
+
+
+def test_opportunistic_starttls(server, sink, tmp_path):
+    import ssl
+    import subprocess
+
+    from tests.support import _PortZeroController, _SinkHandler
+    crt, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=mx.remote.example", "-keyout", str(key), "-out", str(crt)],
+                   check=True, capture_output=True, timeout=60)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(crt), str(key))
+    tls_sink = type(sink)()
+    # The remote refuses MAIL before STARTTLS (530): delivery works only over TLS.
+    tls_sink.controller = _PortZeroController(_SinkHandler(tls_sink), hostname="127.0.0.1",
+                                              port=0, tls_context=ctx, require_starttls=True)
+    tls_sink.start()
+    try:
+        srv = server(delivery__smarthost=f"127.0.0.1:{tls_sink.port}")
+        queue_mail(srv, "alice@example.org", ["bob@remote.example"])
+        [got] = tls_sink.wait_count(1)
+        assert got.rcpt_tos == ["bob@remote.example"]
+    finally:
+        tls_sink.stop()

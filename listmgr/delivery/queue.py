@@ -37,7 +37,7 @@ def next_attempt(now: dt.datetime, attempts: int, minimum: float, maximum: float
     return min(now + dt.timedelta(seconds=backoff(attempts, minimum, maximum)), deadline)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reply:
     """An SMTP reply as received: code and text (lines joined with newlines)."""
 
@@ -67,7 +67,7 @@ class Reply:
         return f"{self.code} {text}".rstrip()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
     """What became of one recipient in one attempt."""
 
@@ -117,14 +117,17 @@ def count_received(data: bytes) -> int:
 MAX_HOPS = 30
 
 
+_UNSAFE = re.compile(r"[\r\n\0<> \t]")
+
+
 def validate_address(addr: str) -> bool:
     """Safe to put on an SMTP command line: no CR, LF, NUL, angle brackets or spaces."""
-    return bool(addr) and not any(c in addr for c in "\r\n\0<> \t") and len(addr) <= 320
+    return bool(addr) and len(addr) <= 320 and _UNSAFE.search(addr) is None
 
 
 # --------------------------------------------------------------------------- grouping
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """A claimed recipient row."""
 

@@ -105,7 +105,12 @@ class Transport:
         host = client.host
         out: list[Outcome] = []
         keep = True
+        data_ok = res.data is not None and 200 <= res.data.code < 300
+        data_status = res.data.status if data_ok else ""
         for it, rr in zip(tx.items, res.rcpts):
+            if data_ok and 200 <= rr.code < 300:  # the common case, kept cheap
+                out.append(Outcome(it.rid, SENT, data_status, "", host))
+                continue
             if rr is res.mail and not 200 <= res.mail.code < 300:
                 reply, said = rr, f">>> MAIL From:<{msg.mail_from}>"
             elif not 200 <= rr.code < 300:

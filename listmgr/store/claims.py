@@ -59,6 +59,8 @@ def claim_due(s: Session, model: Any, *, columns: list[Any], where: list[Any], d
         q = q.with_for_update(skip_locked=True)
     rows = list(s.execute(q))
     if rows:
-        s.execute(update(model).where(model.id.in_([r[0] for r in rows])).values(
+        # Core UPDATE on the table: the ORM's bulk path would evaluate each row in Python.
+        t = model.__table__
+        s.execute(update(t).where(t.c.id.in_([r[0] for r in rows])).values(
             {"lease_owner": owner, "lease_until": until, due.key: until}))
     return rows

@@ -2,7 +2,7 @@
 
 Claims and outcome marks are batch statements (hundreds of rows each); every function takes
 a session (one transaction) and returns plain values. Marks only touch rows this worker
-still leases and that are still queued, so an expired lease or `queue delete` wins.
+still leases, so an expired lease or `queue delete` (which clears the lease) wins.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from listmgr.delivery.queue import DEFERRED, FAILED, SENT, Item, Outcome, next_attempt
@@ -94,7 +94,9 @@ def mark(s: Session, owner: str, batch: Sequence[Marked], *, min_backoff: float,
                 other.append(dict(b_id=o.rid, b_state="failed" if m.null_sender else "bounce",
                                   b_status=status, b_diag=o.diagnostic, b_mta=o.remote_mta,
                                   b_tr=transcript, b_next=now, b_done=now))
-    mine = and_(T.c.lease_owner == owner, T.c.state == "queued")
+    # Only rows this worker still leases (`queue delete` and lease expiry clear the owner).
+    # No `state` test here: SQLite would pick the state index over the primary key for it.
+    mine = T.c.lease_owner == owner
     for mta, ids in sent.items():
         for i in range(0, len(ids), 900):
             s.execute(update(T).where(T.c.id.in_(ids[i:i + 900]), mine).values(
