@@ -167,6 +167,11 @@ class POP3Config:
     relay_window: float = _kind("duration", 1800.0)
     tls_cert: str = ""
     tls_key: str = ""
+    tls_listen: str = _kind("hostport?", "127.0.0.1:1995")  # implicit TLS, when a cert is set
+    require_tls: bool = False  # refuse USER/PASS until STLS (or on the TLS listener)
+    timeout: float = _kind("duration", 600.0)  # RFC 1939 autologout: at least 10 minutes
+    login_failure_delay: float = _kind("duration", 2.0)  # doubled per recent failure per IP
+    max_connections: int = 100
 
 
 @dataclass(frozen=True)
@@ -334,6 +339,11 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
         raise ConfigError(f"{source}: bad value {cfg.language!r} for 'language': expected en or ja")
     if bool(cfg.smtp.tls_cert) != bool(cfg.smtp.tls_key):
         raise ConfigError(f"{source}: 'smtp.tls_cert' and 'smtp.tls_key' go together")
+    if bool(cfg.pop3.tls_cert) != bool(cfg.pop3.tls_key):
+        raise ConfigError(f"{source}: 'pop3.tls_cert' and 'pop3.tls_key' go together")
+    if cfg.pop3.require_tls and not cfg.pop3.tls_cert:
+        raise ConfigError(f"{source}: 'pop3.require_tls' needs 'pop3.tls_cert' and "
+                          "'pop3.tls_key'")
     return cfg
 
 

@@ -73,8 +73,45 @@ class CLIResult:
 
 
 def run_cli(config: Path | None, *args: str, stdin: str | None = None,
-            env: dict[str, str] | None = None, timeout: float = 120) -> CLIResult:
-    """Run the real `listmgr` entry point in a subprocess."""
+            env: dict[str, str] | None = None, timeout: float = 120,
+            isolated: bool = False) -> CLIResult:
+    """Run the real `listmgr` entry point.
+
+    In-process by default (fast: no interpreter start-up per call); in a subprocess when
+    `isolated` or for `serve` / `deliver`, which run event loops and install signal handlers.
+    """
+    if isolated or (args and args[0] in ("serve", "deliver")):
+        return _run_cli_subprocess(config, *args, stdin=stdin, env=env, timeout=timeout)
+    import contextlib
+    import io
+    from listmgr.cli import main
+    argv = (["--config", str(config)] if config is not None else []) + list(args)
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = dict(os.environ)
+    saved_stdin = sys.stdin
+    saved_cwd = os.getcwd()
+    try:
+        os.environ.pop("LISTMGR_CONFIG", None)
+        os.environ.pop("LISTMGR_DATABASE_URL", None)
+        os.environ.update(env or {})
+        sys.stdin = io.StringIO(stdin or "")
+        if config is not None:
+            os.chdir(config.parent)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main(argv)
+            except SystemExit as exc:  # argparse usage errors
+                status = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.chdir(saved_cwd)
+        sys.stdin = saved_stdin
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return CLIResult(status, out.getvalue(), err.getvalue())
+
+
+def _run_cli_subprocess(config: Path | None, *args: str, stdin: str | None = None,
+                        env: dict[str, str] | None = None, timeout: float = 120) -> CLIResult:
     cmd = [sys.executable, "-m", "listmgr"]
     if config is not None:
         cmd += ["--config", str(config)]
@@ -257,15 +294,18 @@ class ServerThread:
             return fn(s, *args)
 
     def wait_idle(self, timeout: float = 20.0) -> None:
-        """Wait until no inbound task is pending."""
-        from sqlalchemy import func, select
-        from listmgr.store.models import InboundTask
+        """Wait until no inbound task is pending and finished messages are cleaned up."""
+        from sqlalchemy import exists, func, select
+        from listmgr.store.models import InboundMessage, InboundTask
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.app.store.session() as s:
-                n = s.scalar(select(func.count()).select_from(InboundTask).where(
+                pending = s.scalar(select(func.count()).select_from(InboundTask).where(
                     InboundTask.state == "new"))
-            if not n:
+                finished = s.scalar(select(func.count()).select_from(InboundMessage).where(
+                    ~exists().where(InboundTask.message_id == InboundMessage.id,
+                                    InboundTask.state != "done")))
+            if not pending and not finished:
                 return
             time.sleep(0.05)
         raise AssertionError("inbound tasks still pending")

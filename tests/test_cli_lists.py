@@ -6,13 +6,15 @@ from tests.support import run_cli
 
 
 def test_quick_story(config_file):
+    """The README's story, through the real `python -m listmgr` entry point."""
     cfg = config_file()
-    assert run_cli(cfg, "init").status == 0
-    again = run_cli(cfg, "init")
+    assert run_cli(cfg, "init", isolated=True).status == 0
+    again = run_cli(cfg, "init", isolated=True)
     assert again.status == 0 and "up to date" in again.out
-    assert run_cli(cfg, "newlist", "demo", "--owner", "owner@example.org").status == 0
-    assert run_cli(cfg, "subscribe", "demo", "a@example.org").status == 0
-    r = run_cli(cfg, "members", "demo")
+    assert run_cli(cfg, "newlist", "demo", "--owner", "owner@example.org",
+                   isolated=True).status == 0
+    assert run_cli(cfg, "subscribe", "demo", "a@example.org", isolated=True).status == 0
+    r = run_cli(cfg, "members", "demo", isolated=True)
     assert r.status == 0 and r.out == "a@example.org\n"
 
 

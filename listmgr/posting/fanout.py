@@ -56,7 +56,7 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     total = 0
     for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch):
         addrs = [a for _, a in batch]
-        addrs.sort(key=lambda a: (domain_of(a), a))
+        addrs.sort(key=domain_of)  # stable: members of one domain stay in id order
         total += add_recipients(s, out.id, addrs)
     if total == 0:
         # Nobody to send to: keep no empty message in the queue.

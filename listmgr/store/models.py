@@ -95,12 +95,17 @@ class MailingList(Base):
 
     members: Mapped[list["Member"]] = relationship(
         back_populates="mailing_list", cascade="all, delete-orphan", passive_deletes=True,
-        lazy="noload")
+        lazy="raise")
 
 
 class Member(Base):
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("list_id", "key"),)
+    __table_args__ = (
+        UniqueConstraint("list_id", "key"),
+        # Streams a list's roster in id order (fan-out, `members`) without sorting it:
+        # with only (list_id, key) SQLite sorts the whole list for every batch.
+        Index("ix_members_list_id_id", "list_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
@@ -216,7 +221,7 @@ class OutboundMessage(Base):
 
     recipients: Mapped[list["OutboundRecipient"]] = relationship(
         back_populates="message", cascade="all, delete-orphan", passive_deletes=True,
-        lazy="noload")
+        lazy="raise")
 
 
 class OutboundRecipient(Base):

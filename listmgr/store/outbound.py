@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
+from listmgr.mail.addresses import domain_of
 from listmgr.spool import Spool, new_queue_id
 from listmgr.store.models import OutboundMessage, OutboundRecipient, utcnow
 
@@ -46,26 +47,19 @@ def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[st
 def add_recipients(s: Session, message_id: int, recipients: Iterable[str]) -> int:
     """Add recipient rows to a queued message in bulk; returns how many.
 
-    A post to 100,000 members goes through here, so rows go straight to the driver's
-    executemany (5,000 a call): SQLAlchemy's per-row parameter processing would cost more
-    than the database's own work.
+    The fan-out path for big lists: rows go straight to the driver's executemany as tuples
+    (5,000 a call), several times faster than SQLAlchemy's per-row parameter processing.
     """
     now = utcnow()
     conn = s.connection()
-    if conn.dialect.name == "sqlite":
-        # SQLAlchemy's storage format for DateTime on SQLite.
-        stamp: object = now.strftime("%Y-%m-%d %H:%M:%S.%f")
-        mark = "?"
-    else:
-        stamp, mark = now, "%s"
-    sql = (f"INSERT INTO {OutboundRecipient.__tablename__} (message_id, rcpt, domain, state, "
-           f"next_attempt_at, attempts, lease_owner, status, diagnostic, remote_mta, "
-           f"transcript) VALUES ({mark}, {mark}, {mark}, 'queued', {mark}, 0, '', '', '', '', '')")
+    sqlite = conn.dialect.name == "sqlite"
+    sql, fixed = _insert_sql("?" if sqlite else "%s")
+    # SQLite: SQLAlchemy's storage format for DateTime; PostgreSQL: the driver adapts it.
+    ts: object = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
     n = 0
     batch: list[tuple] = []
     for r in recipients:
-        _check_address(r)
-        batch.append((message_id, r, r.rpartition("@")[2].lower().rstrip("."), stamp))
+        batch.append((message_id, _check_address(r), domain_of(r), ts, *fixed))
         if len(batch) >= 5000:
             conn.exec_driver_sql(sql, batch)
             n += len(batch)
@@ -74,3 +68,26 @@ def add_recipients(s: Session, message_id: int, recipients: Iterable[str]) -> in
         conn.exec_driver_sql(sql, batch)
         n += len(batch)
     return n
+
+
+_INSERTS: dict[str, tuple[str, tuple]] = {}
+
+
+def _insert_sql(mark: str) -> tuple[str, tuple]:
+    """INSERT naming every column that has a plain default in the model (`mark`: the
+    driver's placeholder)."""
+    if mark not in _INSERTS:
+        table = OutboundRecipient.__table__
+        given = ["message_id", "rcpt", "domain", "next_attempt_at"]
+        fixed_cols, fixed_vals = [], []
+        for col in table.columns:
+            if col.name in given or col.primary_key:
+                continue
+            if col.default is not None and col.default.is_scalar:
+                fixed_cols.append(col.name)
+                fixed_vals.append(col.default.arg)
+        cols = given + fixed_cols
+        sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) "
+               f"VALUES ({', '.join(mark for _ in cols)})")
+        _INSERTS[mark] = (sql, tuple(fixed_vals))
+    return _INSERTS[mark]

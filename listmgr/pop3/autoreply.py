@@ -1,0 +1,116 @@
+"""Per-mailbox auto-responder (vacation message), after RFC 3834.
+
+Replies at most once per sender per day, from the null sender with
+`Auto-Submitted: auto-replied`, and never to: the null sender, list or bulk mail
+(`Precedence: bulk/list/junk`, any `List-Id`/`List-*` header), automatic mail
+(`Auto-Submitted` other than `no`), mailer daemons and list robots, or the user itself.
+The reply is queued with listmgr.store.outbound.enqueue in the delivery's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import logging
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from listmgr.app import App
+from listmgr.mail.compose import new_message, to_bytes
+from listmgr.render import render
+from listmgr.store.mailboxes import User
+from listmgr.store.models import InboundMessage, RateCounter, utcnow
+from listmgr.store.outbound import enqueue
+
+log = logging.getLogger(__name__)
+
+ONCE_PER = dt.timedelta(days=1)
+_ROBOT_LOCALS = ("mailer-daemon", "postmaster", "majordomo", "listserv", "list", "noreply",
+                 "no-reply", "bounce", "bounces")
+_ROBOT_SUFFIXES = ("-request", "-owner", "-bounces", "-admin")
+
+
+def _header(headers, name: str) -> str:
+    value = headers.get(name)
+    return str(value).strip() if value is not None else ""
+
+
+def skip_reason(sender: str, user_address: str, headers) -> str | None:
+    """Why no auto-reply goes to this message (None: reply). Pure."""
+    if not sender:
+        return "null sender"
+    local = sender.rpartition("@")[0].lower()
+    if sender.lower() == user_address.lower():
+        return "own address"
+    if local in _ROBOT_LOCALS or local.startswith("owner-") or local.endswith(_ROBOT_SUFFIXES):
+        return "robot sender"
+    auto = _header(headers, "Auto-Submitted").lower()
+    if auto and auto.split(";")[0].strip() != "no":
+        return "auto-submitted"
+    if _header(headers, "Precedence").lower() in ("bulk", "list", "junk"):
+        return "precedence"
+    for name in ("List-Id", "List-Unsubscribe", "List-Post", "List-Help", "X-Loop",
+                 "X-Mailing-List", "Mailing-List"):
+        if headers.get(name) is not None:
+            return "list mail"
+    if _header(headers, "X-Auto-Response-Suppress").lower() in ("all", "oof", "autoreply"):
+        return "suppressed"
+    return None
+
+
+def _first_time_today(s: Session, user: str, sender: str, now: dt.datetime) -> bool:
+    """Record a reply to `sender`; False when one went out within the last day."""
+    key = f"autoreply:{user}:{sender.lower()}"[:400]
+    row = s.get(RateCounter, key)
+    if row is not None:
+        if now - row.window_start < ONCE_PER:
+            return False
+        row.window_start = now
+        row.count = 1
+        return True
+    try:
+        with s.begin_nested():
+            s.add(RateCounter(key=key, window_start=now, count=1))
+    except IntegrityError:  # another process replied to the same sender just now
+        return False
+    return True
+
+
+def maybe_reply(app: App, s: Session, user: User, message: InboundMessage,
+                data: bytes) -> bool:
+    """Queue the user's auto-reply to this message when the rules allow; True if queued."""
+    if not user.autoreply_enabled:
+        return False
+    domain = app.config.domain
+    address = f"{user.name}@{domain}"
+    headers = email.message_from_bytes(data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+                                       + b"\r\n\r\n", policy=email.policy.default)
+    sender = message.mail_from
+    reason = skip_reason(sender, address, headers)
+    if reason is None and any(c in sender for c in "\r\n\0<> "):
+        reason = "unsafe sender"
+    if reason is None and not _first_time_today(s, user.name, sender, utcnow()):
+        reason = "already replied today"
+    if reason is not None:
+        log.info("%s autoreply user=%s to=<%s> skipped=%s", message.queue_id, user.name,
+                 sender, reason)
+        return False
+    try:
+        original_subject = " ".join(_header(headers, "Subject").split())
+        message_id = " ".join(_header(headers, "Message-ID").split())
+    except Exception:  # a header too broken to read: reply without echoing it
+        original_subject, message_id = "", ""
+    text = render("autoreply.txt", app.config.language, subject=user.autoreply_subject,
+                  original_subject=original_subject, body=user.autoreply_body)
+    subject, _, body = text.partition("\n\n")
+    body = body.rstrip() + "\n"
+    reply = new_message(from_=address, to=sender, subject=subject.strip(), body=body,
+                        domain=domain, in_reply_to=message_id or None,
+                        headers={"Auto-Submitted": "auto-replied",
+                                 "X-Auto-Response-Suppress": "All"})
+    enqueue(s, app.spool, mail_from="", recipients=[sender], data=to_bytes(reply),
+            origin="autoreply")
+    log.info("%s autoreply user=%s to=<%s> queued", message.queue_id, user.name, sender)
+    return True

@@ -1,0 +1,189 @@
+"""Maildir mailboxes under `data_dir/mailboxes/<user>/{tmp,new,cur}`.
+
+Delivery writes to `tmp/`, fsyncs the file, renames it into `new/` and fsyncs the directory,
+so a crash leaves the whole message or nothing. Messages are stored with CRLF line ends, so
+the file size is the exact octet count POP3 reports. A message's UID (POP3 UIDL) is its file
+name up to the first ',' or ':' (the name never changes while the file lives), which is
+unique and stable across sessions.
+
+A mailbox has one POP3 session at a time: `lock()` takes an flock on `.pop3.lock`, which
+also excludes sessions in other `listmgr serve` processes on the same data dir.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_UID_OK = re.compile(r"^[\x21-\x7e]{1,70}$")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _hostname() -> str:
+    # '/' and ':' have meanings in Maildir names (RFC-less, but qmail's convention).
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:24] or "localhost"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One message in a maildrop, as a POP3 session sees it."""
+    path: Path
+    uid: str
+    size: int
+
+
+class MailboxBusy(Exception):
+    """Another session holds this mailbox."""
+
+
+class MailboxLock:
+    def __init__(self, fd: int):
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+    def __enter__(self) -> "MailboxLock":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+class Maildir:
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+
+    @classmethod
+    def for_user(cls, data_dir: str | os.PathLike[str], user: str) -> "Maildir":
+        if not user or "/" in user or user.startswith("."):
+            raise ValueError(f"bad mailbox name {user!r}")
+        return cls(Path(data_dir) / "mailboxes" / user.lower())
+
+    def create(self) -> None:
+        for sub in ("tmp", "new", "cur"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def remove(self) -> int:
+        """Delete the whole mailbox; returns how many messages it held."""
+        n = len(self.entries()) if self.root.exists() else 0
+        shutil.rmtree(self.root, ignore_errors=True)
+        return n
+
+    # ------------------------------------------------------------------ delivery
+
+    def deliver(self, data: bytes, unique: str | None = None) -> str:
+        """Store `data` durably; returns its UID.
+
+        With `unique` (e.g. queue id + task id) a repeated delivery of the same task is a
+        no-op while the first copy is still in the mailbox.
+        """
+        self.create()
+        if unique is not None:
+            if not re.fullmatch(r"[A-Za-z0-9._-]{1,60}", unique):
+                raise ValueError(f"bad unique name {unique!r}")
+            uid = f"{unique}.{_hostname()}"
+            if self.find(uid) is not None:
+                return uid
+        else:
+            uid = f"{int(time.time())}.M{secrets.token_hex(6)}P{os.getpid()}.{_hostname()}"
+        name = f"{uid},S={len(data)}"
+        tmp = self.root / "tmp" / name
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.root / "new" / name)
+        _fsync_dir(self.root / "new")
+        return uid
+
+    # ------------------------------------------------------------------ reading
+
+    @staticmethod
+    def uid_of(name: str) -> str:
+        """The stable UID of a Maildir file name (everything before ',' or ':')."""
+        base = re.split(r"[,:]", name, maxsplit=1)[0]
+        if _UID_OK.match(base):
+            return base
+        return hashlib.sha1(base.encode("utf-8", "surrogateescape")).hexdigest()
+
+    def entries(self) -> list[Entry]:
+        """Messages in new/ and cur/, oldest first (by the time the file was written)."""
+        found: list[tuple[int, str, Entry]] = []
+        for sub in ("cur", "new"):
+            d = self.root / sub
+            try:
+                names = os.listdir(d)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if name.startswith("."):
+                    continue
+                p = d / name
+                try:
+                    st = p.stat()
+                except FileNotFoundError:
+                    continue
+                found.append((st.st_mtime_ns, name, Entry(p, self.uid_of(name), st.st_size)))
+        found.sort(key=lambda t: (t[0], t[1]))
+        return [e for _, _, e in found]
+
+    def find(self, uid: str) -> Entry | None:
+        for e in self.entries():
+            if e.uid == uid:
+                return e
+        return None
+
+    @staticmethod
+    def read(entry: Entry) -> bytes:
+        return entry.path.read_bytes()
+
+    @staticmethod
+    def delete(entry: Entry) -> bool:
+        """Remove one message; False when it was already gone."""
+        try:
+            entry.path.unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    # ------------------------------------------------------------------ locking
+
+    def lock(self) -> MailboxLock:
+        """Exclusive, non-blocking: MailboxBusy when another session holds the mailbox."""
+        self.create()
+        fd = os.open(self.root / ".pop3.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise MailboxBusy(str(self.root)) from None
+            raise
+        return MailboxLock(fd)
