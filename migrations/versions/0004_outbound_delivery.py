@@ -1,16 +1,16 @@
 """outbound recipients: index (message_id, state) replaces (message_id), no index on
 domain (faster fan-out inserts), transcript column
 
-Revision ID: 0002_outbound_msg_state
-Revises: 0001
+Revision ID: 0004_outbound_delivery
+Revises: 0003_members_list_id_id
 Create Date: 2026-11-29
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0002_outbound_msg_state'
-down_revision = '0001'
+revision = '0004_outbound_delivery'
+down_revision = '0003_members_list_id_id'
 branch_labels = None
 depends_on = None
 
