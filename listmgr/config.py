@@ -151,6 +151,7 @@ class SMTPConfig:
     relay_networks: tuple[str, ...] = _kind("networks", ())
     max_recipients: int = 1000
     max_connections: int = 100
+    max_data_sessions: int = 20
     timeout: float = _kind("duration", 300.0)
     tls_cert: str = ""
     tls_key: str = ""
@@ -202,7 +203,7 @@ class DeliveryConfig:
 class CommandsConfig:
     token_lifetime: float = _kind("duration", 7 * 86400.0)
     max_commands: int = 100
-    replies_per_hour: int = 10
+    replies_per_hour: int = 20
 
 
 # Whole-line commands that make a post administrivia (matched case-insensitively against
