@@ -524,3 +524,39 @@ def test_any_headers_get_a_reply_never_a_crash(cmd_app, subject, message_id, ref
     out = Mailer(cmd_app).raw(head.encode("utf-8", "surrogateescape"),
                               mail_from=f"hdr{n}@example.net")
     assert ">>>> lists" in out.lines
+
+
+def test_advertise_and_noadvertise(mailer):
+    make_list(mailer.app, "public")
+    make_list(mailer.app, "corp", advertise="/@example\\.com$/i")
+    make_list(mailer.app, "hidden", noadvertise="/.*/", members=(ANN,))
+    joe = [ln.split()[0] for ln in mailer.send("lists").lines if ln.startswith("  ")]
+    ann = [ln.split()[0] for ln in mailer.send("lists", frm=ANN).lines if ln.startswith("  ")]
+    assert joe == ["public"]
+    assert ann == ["corp", "hidden", "public"]  # hidden: members always see their list
+
+
+def test_site_language_japanese(mailer):
+    app = mailer.app
+    saved = app.config
+    app.config = saved.with_overrides(language="ja")
+    try:
+        out = mailer.send("lists\nfrobnicate")
+        assert out.reply.subject == "Majordomo 処理結果: commands"
+        assert "**** コマンド 'frobnicate' は認識できません。" in out.lines
+        assert any("このヘルプは majordomo@example.org" in ln for ln in out.lines)
+    finally:
+        app.config = saved
+
+
+def test_index_and_get_read_the_posting_archive(mailer):
+    from listmgr.posting import archive
+    make_list(mailer.app, get_access="open")
+    when = dt.datetime(2026, 11, 3, tzinfo=dt.timezone.utc)
+    path = archive.append(mailer.app.config, "demo", b"From: a@example.com\r\nSubject: s\r\n\r\n"
+                          b"archived body\r\n", envelope_from="a@example.com", when=when)
+    assert path.name == "demo.202611"
+    out = mailer.send("index demo\nget demo demo.202611")
+    assert any(ln.startswith("  demo.202611 ") for ln in out.lines)
+    [f] = [m for m in out.to(JOE) if m.subject.startswith("Majordomo file")]
+    assert "archived body" in f.lines
