@@ -151,6 +151,7 @@ class SMTPConfig:
     relay_networks: tuple[str, ...] = _kind("networks", ())
     max_recipients: int = 1000
     max_connections: int = 100
+    max_data_sessions: int = 20
     timeout: float = _kind("duration", 300.0)
     tls_cert: str = ""
     tls_key: str = ""

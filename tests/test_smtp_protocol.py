@@ -216,6 +216,23 @@ def test_connection_cap(ingress):
     b.quit()
 
 
+def test_data_sessions_are_capped(ingress):
+    srv = ingress(smtp__max_data_sessions=1)
+    first, second = Raw(srv.smtp_port), Raw(srv.smtp_port)
+    for r in (first, second):
+        r.cmd("EHLO client.example")
+        r.cmd("MAIL FROM:<a@outside.example>")
+        r.cmd("RCPT TO:<postmaster@example.org>")
+    assert first.cmd("DATA").startswith("354")
+    assert second.cmd("DATA") == "451 4.3.2 Too many messages arriving at once, try again later"
+    assert first.cmd(b"Subject: 1\r\n\r\nx\r\n.").startswith("250 2.0.0")
+    assert second.cmd("DATA").startswith("354")  # the slot is free again
+    assert second.cmd(b"Subject: 2\r\n\r\nx\r\n.").startswith("250 2.0.0")
+    first.close()
+    second.close()
+    assert len(srv.messages()) == 2
+
+
 def test_idle_connection_is_closed_after_timeout(ingress):
     srv = ingress(smtp__timeout="1s")
     r = Raw(srv.smtp_port)
@@ -279,6 +296,23 @@ def test_malformed_commands_get_500_and_501(ingress):
     assert r.cmd("MAIL FROM:<root>").startswith("553 5.1.8")
     assert r.cmd("MAIL FROM:<a@outside.example> BOGUS=1").startswith("555 5.5.4")
     r.close()
+
+
+def test_control_characters_and_long_addresses_are_refused_cleanly(ingress):
+    srv = ingress()
+    r = Raw(srv.smtp_port)
+    assert r.cmd(b"EHLO bad\0helo\x01.example").startswith("250-")
+    assert r.cmd(b"MAIL FROM:<a\0b@outside.example>") == "553 5.1.7 Bad sender address syntax"
+    assert r.cmd("MAIL FROM:<a@" + "d" * 330 + ".example>").startswith("553 5.1.7")
+    assert r.cmd("MAIL FROM:<a@outside.example>").startswith("250")
+    assert r.cmd(b"RCPT TO:<post\x01master@example.org>") == "553 5.1.3 Bad address syntax"
+    assert r.cmd("RCPT TO:<a@" + "d" * 330 + ".example>").startswith("553 5.1.3")
+    assert r.cmd("RCPT TO:<postmaster@example.org>").startswith("250")
+    assert r.cmd("DATA").startswith("354")
+    assert r.cmd(b"Subject: x\r\n\r\nx\r\n.").startswith("250 2.0.0")
+    r.close()
+    [(msg, _)] = srv.messages()
+    assert msg.client_helo == "bad?helo?.example"
 
 
 def test_non_ascii_address_is_refused(ingress):

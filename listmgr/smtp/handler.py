@@ -30,6 +30,7 @@ log = logging.getLogger("listmgr.smtp")
 INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
+MAX_ADDRESS = 320  # RFC 5321 4.5.3.1: 64 + "@" + 255, and our columns' width
 THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
 MAX_HOPS = 30  # Received: headers before we call it a loop (sendmail MaxHopCount is 25)
 _RECEIVED = re.compile(rb"^received:", re.IGNORECASE | re.MULTILINE)
@@ -74,6 +75,11 @@ def _tx(envelope) -> Transaction:
     return tx
 
 
+def printable(text: str | None) -> str:
+    """Visible ASCII only (a HELO name is client-supplied and goes into headers and logs)."""
+    return re.sub(r"[^\x21-\x7e]", "?", text or "")
+
+
 def client_ip(session) -> str:
     peer = session.peer
     if isinstance(peer, (tuple, list)) and peer:
@@ -82,7 +88,7 @@ def client_ip(session) -> str:
 
 
 def client_desc(session) -> str:
-    return f"{session.host_name or 'unknown'}[{client_ip(session)}]"
+    return f"{printable(session.host_name) or 'unknown'}[{client_ip(session)}]"
 
 
 def sender_of(envelope) -> str:
@@ -142,8 +148,9 @@ class IngressHandler:
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
         if address != "<>":
-            if any(c in address for c in " <>\\"):
-                return f"553 5.1.7 <{address}>... Bad sender address syntax"
+            if printable(address) != address or any(c in address for c in "<>\\") \
+                    or len(address) > MAX_ADDRESS:
+                return "553 5.1.7 Bad sender address syntax"
             if "@" not in address:
                 return f"553 5.1.8 <{address}>... Domain name required for sender address"
         envelope.mail_from = address
@@ -218,7 +225,7 @@ class IngressHandler:
                 msg = InboundMessage(queue_id=queue_id, spool_path=path,
                                      mail_from=sender_of(envelope),
                                      client_ip=client_ip(session),
-                                     client_helo=(session.host_name or "")[:255],
+                                     client_helo=printable(session.host_name)[:255],
                                      size=len(data))
                 s.add(msg)
                 s.flush()

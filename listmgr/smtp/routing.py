@@ -74,8 +74,9 @@ def route(address: str, local_domains: tuple[str, ...], directory: Directory
           ) -> Destination | Refusal:
     """Where mail for `address` goes. Remote addresses come back as kind "relay": the caller
     still has to ask the relay gate."""
-    if not address or any(c in address for c in "\r\n\0"):
-        return Refusal(f"553 5.1.3 <{address}>... Bad address syntax")
+    if not address or len(address) > 320 or any(ord(c) < 32 or ord(c) == 127
+                                                for c in address):
+        return Refusal("553 5.1.3 Bad address syntax")  # not echoed: control characters
     local, domain = split_address(address)
     if domain == "" and "@" not in address and local.lower() == "postmaster":
         return Destination("admins", "")  # RFC 5321 4.5.1: "postmaster" with no domain

@@ -67,11 +67,13 @@ def enhance(reply: str) -> str:
 
 
 class ConnectionLimit:
-    """How many connections a listener has open, against its cap."""
+    """How many connections a listener has open, and how many are receiving a message."""
 
-    def __init__(self, cap: int):
+    def __init__(self, cap: int, max_data: int = 0):
         self.cap = cap
         self.active: set[Any] = set()
+        self.max_data = max_data
+        self.receiving = 0  # connections inside DATA
 
     def acquire(self, proto: Any) -> bool:
         if self.cap and len(self.active) >= self.cap:
@@ -124,6 +126,18 @@ class _Protocol:
         # it only per command, which would cut off a slow upload in mid-message).
         self._reset_timeout()
         super().data_received(data)
+
+    # -- DATA: bounded, since aiosmtpd holds a message (twice) in memory while receiving it
+    async def smtp_DATA(self, arg: str) -> None:
+        gauge = self._limit
+        if gauge.max_data and gauge.receiving >= gauge.max_data:
+            await self.push("451 4.3.2 Too many messages arriving at once, try again later")
+            return
+        gauge.receiving += 1
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            gauge.receiving -= 1
 
     # -- replies
     async def push(self, status) -> None:
@@ -211,7 +225,7 @@ class Listener:
         self.lmtp = lmtp
         cfg = service.config
         self.handler = IngressHandler(service.app, lmtp=lmtp)
-        self.limit = ConnectionLimit(cfg.smtp.max_connections)
+        self.limit = ConnectionLimit(cfg.smtp.max_connections, cfg.smtp.max_data_sessions)
         self.tls = None if lmtp else tls_context(cfg.smtp.tls_cert, cfg.smtp.tls_key)
         self.server: asyncio.base_events.Server | None = None
 
