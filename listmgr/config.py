@@ -194,7 +194,7 @@ class DeliveryConfig:
 class CommandsConfig:
     token_lifetime: float = _kind("duration", 7 * 86400.0)
     max_commands: int = 100
-    replies_per_hour: int = 10
+    replies_per_hour: int = 20
 
 
 # Whole-line commands that make a post administrivia (matched case-insensitively against

@@ -123,21 +123,16 @@ class Mailer:
     def raw(self, data: bytes, *, mail_from: str = "joe@example.net",
             default_list: str = "") -> Outcome:
         from listmgr.commands import worker
-        with self.app.store.session() as s:
-            before = s.scalar(select(func.coalesce(func.max(OutboundMessage.id), 0)))
-        with self.app.store.session() as s:
-            worker.process(self.app, s, data=data, mail_from=mail_from,
-                           default_list=default_list)
-        out = Outcome()
-        with self.app.store.session() as s:
-            for m in s.scalars(select(OutboundMessage).where(OutboundMessage.id > before)
-                               .order_by(OutboundMessage.id)):
-                rcpts = list(s.scalars(select(OutboundRecipient.rcpt).where(
-                    OutboundRecipient.message_id == m.id)))
-                msg = email.message_from_bytes(self.app.spool.read(m.spool_path),
-                                               policy=email.policy.default)
-                out.sent.append(Sent(m.mail_from, rcpts, msg))
-        return out
+
+        def run():
+            with self.app.store.session() as s:
+                worker.process(self.app, s, data=data, mail_from=mail_from,
+                               default_list=default_list)
+        return self.capture(run)
+
+    def capture(self, fn) -> Outcome:
+        """Run fn(); return the messages it queued."""
+        return capture(self.app, fn)
 
     def send(self, body: str, *, frm: str = "joe@example.net", subject: str = "commands",
              default_list: str = "", headers: dict[str, str] | None = None,
@@ -150,6 +145,31 @@ class Mailer:
         data = ("\r\n".join(lines) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
         env = mail_from if mail_from is not None else _bare(frm)
         return self.raw(data, mail_from=env, default_list=default_list)
+
+
+def capture(app: App, fn) -> Outcome:
+    with app.store.session() as s:
+        before = s.scalar(select(func.coalesce(func.max(OutboundMessage.id), 0)))
+    fn()
+    return queued_since(app, before)
+
+
+def queued_since(app: App, before: int) -> Outcome:
+    out = Outcome()
+    with app.store.session() as s:
+        for m in s.scalars(select(OutboundMessage).where(OutboundMessage.id > before)
+                           .order_by(OutboundMessage.id)):
+            rcpts = list(s.scalars(select(OutboundRecipient.rcpt).where(
+                OutboundRecipient.message_id == m.id)))
+            msg = email.message_from_bytes(app.spool.read(m.spool_path),
+                                           policy=email.policy.default)
+            out.sent.append(Sent(m.mail_from, rcpts, msg))
+    return out
+
+
+def last_outbound_id(app: App) -> int:
+    with app.store.session() as s:
+        return s.scalar(select(func.coalesce(func.max(OutboundMessage.id), 0)))
 
 
 def _bare(addr: str) -> str:

@@ -434,3 +434,32 @@ def test_japanese_replies(mailer):
     assert any("成功" in ln for ln in out.lines), out.text
     [w] = [m for m in out.to(JOE) if m.mail_from == "owner-nihon@example.org"]
     assert "nihon" in w.subject
+
+
+# --------------------------------------------------------------------------- held posts
+
+def test_accept_and_reject_held_posts(mailer):
+    from listmgr.posting.message import RawMessage
+    from listmgr.posting.moderation import hold
+    from listmgr.store import lists as repo
+    app = mailer.app
+    make_list(app, members=("m1@example.com",), moderator=OWNER)
+    keys = []
+    for n in (1, 2):
+        def held(n=n):
+            with app.store.session() as s:
+                mlist = repo.get_list(s, "demo")
+                hold(app, s, mlist, RawMessage.parse(
+                    f"From: {ANN}\r\nTo: demo@example.org\r\nSubject: post {n}\r\n\r\n"
+                    f"Hello {n}\r\n".encode()), mail_from=ANN, reasons=["Non-member"])
+        notice = mailer.capture(held).to(OWNER)[0]
+        text = notice.message.as_string()
+        keys.append(re.search(r"accept ([0-9a-f]{32})", text).group(1))
+    out = mailer.send(f"accept {keys[0]}\nreject {keys[1]} off topic\naccept {keys[0]}",
+                      frm=OWNER)
+    lines = out.lines
+    assert lines[1].startswith("Post ") and lines[1].endswith(
+        " to demo approved and sent to 1 member."), lines
+    assert lines[3].startswith("Post ") and lines[3].endswith(" to demo rejected.")
+    assert lines[5] == "**** That key has already been used."
+    assert out.to("m1@example.com")  # the approved post went out

@@ -289,3 +289,15 @@ def test_mbox_entry_quotes_from_lines():
                    when=dt.datetime(2026, 11, 29, 4, 0, 0))
     assert e.startswith(b"From owner-demo@example.org Sun Nov 29 04:00:00 2026\n")
     assert b"\n>From here\n>>From there\n" in e
+
+
+def test_list_id_with_non_ascii_description_keeps_the_id_readable():
+    data = decorate(RawMessage.parse(msg()), info(description="日本語のリスト"))
+    raw = [ln for ln in data.split(b"\r\n") if ln.startswith(b"List-Id:")][0]
+    assert raw.endswith(b" <demo.example.org>") and raw.isascii()
+    assert parse(data)["List-Id"] == "日本語のリスト <demo.example.org>"
+
+
+def test_list_id_quotes_specials():
+    out = parse(decorate(RawMessage.parse(msg()), info(description='Demo, "the" list')))
+    assert out["List-Id"] == '"Demo, \\"the\\" list" <demo.example.org>'

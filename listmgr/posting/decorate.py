@@ -126,14 +126,16 @@ def list_headers(info: ListInfo) -> list[tuple[str, str]]:
     """RFC 2919 / 2369 / 8058 fields for the list."""
     admin = f"majordomo@{info.domain}"
     desc = info.description.strip()
-    if desc:
+    list_id = f"<{info.name}.{info.domain}>"
+    if desc and not desc.isascii():
+        # Only the phrase is encoded (RFC 2047 section 5(3)); the id stays readable.
+        list_id = Header(desc, "utf-8").encode() + " " + list_id
+    elif desc:
         phrase = desc if re.fullmatch(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]+", desc) else \
             '"' + desc.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        list_id = f"{phrase} <{info.name}.{info.domain}>"
-    else:
-        list_id = f"<{info.name}.{info.domain}>"
+        list_id = f"{phrase} {list_id}"
     unsub = f"<mailto:{admin}?body=unsubscribe%20{info.name}>"
-    out = [("List-Id", encode_value("List-Id", list_id))]
+    out = [("List-Id", list_id)]
     if info.base_url:
         base = info.base_url.rstrip("/")
         unsub = f"<{base}/lists/{info.name}/unsubscribe>, " + unsub

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""Fan-out benchmark: one post to a list of N members, delivered to a local SMTP sink.
+
+    python bench/fanout.py [--n 1000,10000,100000,1000000] [--runs 1]
+                           [--per-transaction 1000] [--listmgr .venv/bin/listmgr]
+
+For each N: a fresh data dir with SQLite, `listmgr init`, a list with N members
+(`listmgr subscribe LIST -`), Postfix's smtp-sink on 127.0.0.1 as the smarthost (capture
+files on /dev/shm), `listmgr serve` as a subprocess. The post (about 10 KB, from a
+non-member, post_policy open) goes in over SMTP; the clock starts when the server answers
+250 to DATA and stops at the last transaction the sink records. Prints one line per run
+and a Markdown table: seconds, recipients/s, transactions, peak RSS of `listmgr serve`
+(VmHWM: its high-water mark over the whole run, startup included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+LIST = "bench"
+DOMAIN = "example.org"
+POSTER = "poster@example.com"
+SINK = "/usr/sbin/smtp-sink"
+
+
+def free_port() -> int:
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def addresses(n: int):
+    for i in range(n):
+        yield f"{chr(97 + i % 26)}{i:07d}@sub{i % 100}.example.net\n"
+
+
+def make_post() -> bytes:
+    rnd = random.Random(42)
+    words = ["list", "post", "bench", "mail", "member", "fan", "out", "queue", "sink", "data"]
+    lines = []
+    size = 0
+    while size < 10_000:
+        line = " ".join(rnd.choice(words) for _ in range(11))
+        lines.append(line)
+        size += len(line) + 2
+    head = (f"From: Poster <{POSTER}>\r\nTo: {LIST}@{DOMAIN}\r\nSubject: fan-out benchmark\r\n"
+            f"Message-ID: <bench.{time.time()}@example.com>\r\n"
+            "Date: Sun, 29 Nov 2026 04:00:00 +0000\r\n")
+    return (head + "\r\n" + "\r\n".join(lines) + "\r\n").encode()
+
+
+class Sink:
+    """Postfix smtp-sink writing one capture file per transaction under /dev/shm."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.dir = Path(tempfile.mkdtemp(prefix="listmgr-fanout-sink-", dir="/dev/shm"))
+        os.chmod(self.dir, 0o777)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cmd = [SINK, "-c", "-m", "1024", "-d", f"{self.dir}/%H%M%S.", f"127.0.0.1:{self.port}",
+               "1024"]
+        if os.geteuid() == 0:
+            cmd[1:1] = ["-u", "nobody"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port(self.port, 10):
+            raise SystemExit("smtp-sink did not listen")
+
+    def scan(self, seen: dict[str, tuple[float, int, int]]) -> None:
+        """Update {file: (mtime, recipients, size)} for new or changed capture files."""
+        for e in os.scandir(self.dir):
+            st = e.stat()
+            old = seen.get(e.name)
+            if old and old[0] == st.st_mtime and old[2] == st.st_size:
+                continue
+            n = 0
+            with open(e.path, "rb") as f:
+                for line in f:
+                    if line.startswith(b"X-Rcpt-Args:"):
+                        n += 1
+                    elif not line.startswith(b"X-"):
+                        break
+            seen[e.name] = (st.st_mtime, n, st.st_size)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def rss_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_one(listmgr: str, n: int, per_tx: int, timeout: float) -> dict:
+    work = Path(tempfile.mkdtemp(prefix=f"listmgr-fanout-{n}-"))
+    sink = Sink(free_port())
+    smtp_port = free_port()
+    cfg = work / "listmgr.toml"
+    cfg.write_text(f'domain = "{DOMAIN}"\ndata_dir = "{work / "var"}"\nlog_level = "WARNING"\n'
+                   f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
+                   f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
+                   f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n'
+                   f'max_recipients_per_transaction = {per_tx}\n')
+
+    def cli(*args: str, stdin=None) -> None:
+        subprocess.run([listmgr, "--config", str(cfg), *args], check=True, stdin=stdin,
+                       stdout=subprocess.DEVNULL)
+
+    serve = None
+    try:
+        t = time.perf_counter()
+        cli("init")
+        cli("newlist", LIST, "--owner", f"owner@{DOMAIN}")
+        cli("config", LIST, "post_policy", "open")
+        feed = subprocess.Popen([listmgr, "--config", str(cfg), "subscribe", LIST, "-"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        chunk = []
+        for a in addresses(n):
+            chunk.append(a)
+            if len(chunk) >= 10_000:
+                feed.stdin.write("".join(chunk).encode())
+                chunk.clear()
+        feed.stdin.write("".join(chunk).encode())
+        feed.stdin.close()
+        if feed.wait() != 0:
+            raise SystemExit("subscribe failed")
+        setup = time.perf_counter() - t
+
+        sink.start()
+        log = open(work / "serve.log", "wb")
+        serve = subprocess.Popen([listmgr, "--config", str(cfg), "serve"], stdout=log,
+                                 stderr=subprocess.STDOUT)
+        if not wait_port(smtp_port, 60):
+            raise SystemExit("listmgr serve did not listen")
+        time.sleep(1.0)  # let every worker start polling
+        post = make_post()
+        with smtplib.SMTP("127.0.0.1", smtp_port) as c:
+            c.sendmail(POSTER, [f"{LIST}@{DOMAIN}"], post)
+            t250 = time.time()  # the server has answered 250 to DATA
+        seen: dict[str, tuple[float, int, int]] = {}
+        deadline = time.monotonic() + timeout
+        total = 0
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            sink.scan(seen)
+            total = sum(v[1] for v in seen.values())
+            if total >= n:
+                break
+        time.sleep(1.0)  # anything beyond N (duplicates) would show now
+        sink.scan(seen)
+        total = sum(v[1] for v in seen.values())
+        last = max((v[0] for v in seen.values()), default=t250)
+        peak = rss_kb(serve.pid, "VmHWM")
+        seconds = last - t250
+        return {"n": n, "seconds": round(seconds, 3), "recipients": total,
+                "transactions": len(seen), "rcpt_per_s": round(total / seconds) if seconds > 0
+                else 0, "peak_rss_mb": round(peak / 1024, 1), "setup_s": round(setup, 1),
+                "complete": total == n}
+    finally:
+        if serve and serve.poll() is None:
+            serve.terminate()
+            try:
+                serve.wait(30)
+            except subprocess.TimeoutExpired:
+                serve.kill()
+        sink.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", default="1000,10000,100000,1000000")
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--per-transaction", type=int, default=1000,
+                    help="[delivery] max_recipients_per_transaction (default 1000)")
+    ap.add_argument("--listmgr", default=shutil.which("listmgr") or
+                    str(Path(sys.executable).with_name("listmgr")))
+    ap.add_argument("--timeout", type=float, default=900)
+    args = ap.parse_args()
+    if not os.path.exists(SINK):
+        raise SystemExit(f"{SINK} not found: apt-get install postfix (no configuration)")
+    results = []
+    ok = True
+    for n in [int(x) for x in args.n.split(",")]:
+        for _ in range(args.runs):
+            r = run_one(args.listmgr, n, args.per_transaction, args.timeout)
+            results.append(r)
+            ok &= r["complete"]
+            print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)
+    print("\n| N | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
+          "| peak RSS MB |\n|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(f"| {r['n']:,} | {r['seconds']} | {r['recipients']:,} | {r['transactions']:,} "
+              f"| {r['rcpt_per_s']:,} | {r['peak_rss_mb']} |")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
