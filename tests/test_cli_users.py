@@ -92,3 +92,42 @@ def test_relay_grants_lists_live_ones(config_file, db_url):
     lines = r.out.splitlines()
     assert len(lines) == 1 and lines[0].split()[:2] == ["192.0.2.1", "alice"]
     assert "until" in lines[0]
+
+
+def test_password_prompt_on_a_terminal_is_not_echoed(config_file, db_url):
+    """`listmgr user add NAME` asks twice on the terminal; what is typed never shows."""
+    import os
+    import pty
+    import select as sel
+    import sys
+    import time
+
+    cfg = setup(config_file)
+    secret = "Zebra-9-secret"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the real CLI on a terminal
+        os.execvp(sys.executable, [sys.executable, "-m", "listmgr", "--config", str(cfg),
+                                   "user", "add", "frank"])
+    seen = b""
+
+    def read_until(token: bytes, timeout: float = 60) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while token not in seen:
+            assert time.monotonic() < deadline, seen
+            if sel.select([fd], [], [], 0.5)[0]:
+                try:
+                    seen += os.read(fd, 1024)
+                except OSError:
+                    break
+
+    read_until(b"Password: ")
+    os.write(fd, secret.encode() + b"\n")
+    read_until(b"Again: ")
+    os.write(fd, secret.encode() + b"\n")
+    read_until(b"created mailbox user frank")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert secret.encode() not in seen
+    assert verify_password(stored_hash(db_url, "frank"), secret)

@@ -320,3 +320,16 @@ def test_plaintext_sent_after_stls_is_discarded(server, cert):
         assert tls.recv(1024) == b"-ERR send USER first\r\n"
         tls.sendall(b"QUIT\r\n")
         assert tls.recv(1024).startswith(b"+OK")
+
+
+def test_connection_limit(server):
+    srv = server(pop3__max_connections=1, **FAST)
+    first = pop(srv)
+    with socket.create_connection(("127.0.0.1", srv.pop3_port), timeout=10) as sock:
+        assert sock.recv(1024).startswith(b"-ERR [SYS/TEMP] too many connections")
+        assert sock.recv(1024) == b""
+    first.quit()
+    time.sleep(0.1)
+    p = pop(srv)
+    assert p.getwelcome().startswith(b"+OK")
+    p.quit()

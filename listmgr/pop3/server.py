@@ -97,9 +97,12 @@ class POP3Server:
         peer = writer.get_extra_info("peername") or ("?", 0)
         conn = _Conn(ip=mailboxes.normalise_ip(str(peer[0])), task=asyncio.current_task())
         if len(self._conns) >= self.cfg.pop3.max_connections:
-            with contextlib.suppress(Exception):
+            try:
                 writer.write(b"-ERR [SYS/TEMP] too many connections, try again later\r\n")
                 await asyncio.wait_for(writer.drain(), 5)
+            except Exception:
+                pass
+            finally:
                 writer.close()
             return
         self._conns.add(conn)
