@@ -463,3 +463,100 @@ def test_accept_and_reject_held_posts(mailer):
     assert lines[3].startswith("Post ") and lines[3].endswith(" to demo rejected.")
     assert lines[5] == "**** That key has already been used."
     assert out.to("m1@example.com")  # the approved post went out
+
+
+# --------------------------------------------------------------------------- robustness
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ctype=st.sampled_from(["text/plain; charset=iso-2022-jp", "multipart/mixed; boundary=b",
+                              "text/html; charset=shift_jis", "text/plain; charset=bogus",
+                              "application/octet-stream"]),
+       cte=st.sampled_from(["base64", "quoted-printable", "8bit", "7bit"]),
+       body=st.binary(max_size=400), n=st.integers(0, 10**9))
+def test_any_body_gets_a_reply_never_a_crash(cmd_app, ctype, cte, body, n):
+    from tests.commands_helpers import Mailer
+    head = (f"From: fuzz{n}@example.net\r\nSubject: x\r\nContent-Type: {ctype}\r\n"
+            f"Content-Transfer-Encoding: {cte}\r\n\r\n").encode()
+    out = Mailer(cmd_app).raw(head + body, mail_from=f"fuzz{n}@example.net")
+    assert out.lines[0].startswith(">>>> ") or out.lines[0].startswith("**** No valid")
+
+
+def test_a_failing_command_is_rolled_back_and_reported(mailer, monkeypatch):
+    from listmgr.commands import registry
+    make_list(mailer.app, subscribe_policy="open", welcome=False, announcements=False)
+
+    def broken(ctx, args, line=None):
+        raise RuntimeError("disk on fire")
+    registry.load()
+    monkeypatch.setitem(registry.COMMANDS, "who", broken)
+    out = mailer.send("subscribe demo\nwho demo\nlists")
+    assert out.lines[-4:] == [
+        ">>>> who demo",
+        ">>> Sorry, an error has occurred while processing your request",
+        ">>> The caretaker of Majordomo ( majordomo-owner@example.org ) has been notified",
+        ">>> of the problem."]
+    assert members_of(mailer.app, "demo") == [JOE]  # earlier commands stand
+    [note] = out.to("admin@example.org")
+    assert note.subject == "MAJORDOMO ABORT (listmgr)"
+    assert "RuntimeError: disk on fire" in note.body
+
+
+_header_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+                       max_size=120)
+
+
+@settings(max_examples=60, deadline=None)
+@given(subject=_header_text, message_id=_header_text, references=_header_text,
+       name=_header_text, n=st.integers(0, 10**9))
+def test_any_headers_get_a_reply_never_a_crash(cmd_app, subject, message_id, references,
+                                                name, n):
+    from email.header import Header
+
+    from tests.commands_helpers import Mailer
+    frm = Header(name, "utf-8").encode() + f" <hdr{n}@example.net>"
+    head = (f"From: {frm}\r\nSubject: {Header(subject, 'utf-8').encode()}\r\n"
+            f"Message-ID: {message_id}\r\nReferences: {references}\r\n\r\nlists\r\n")
+    out = Mailer(cmd_app).raw(head.encode("utf-8", "surrogateescape"),
+                              mail_from=f"hdr{n}@example.net")
+    assert ">>>> lists" in out.lines
+
+
+def test_advertise_and_noadvertise(mailer):
+    make_list(mailer.app, "public")
+    make_list(mailer.app, "corp", advertise="/@example\\.com$/i")
+    make_list(mailer.app, "hidden", noadvertise="/.*/", members=(ANN,))
+    joe = [ln.split()[0] for ln in mailer.send("lists").lines if ln.startswith("  ")]
+    ann = [ln.split()[0] for ln in mailer.send("lists", frm=ANN).lines if ln.startswith("  ")]
+    assert joe == ["public"]
+    assert ann == ["corp", "hidden", "public"]  # hidden: members always see their list
+
+
+def test_site_language_japanese(mailer):
+    app = mailer.app
+    saved = app.config
+    app.config = saved.with_overrides(language="ja")
+    try:
+        out = mailer.send("lists\nfrobnicate")
+        assert out.reply.subject == "Majordomo 処理結果: commands"
+        assert "**** コマンド 'frobnicate' は認識できません。" in out.lines
+        assert any("このヘルプは majordomo@example.org" in ln for ln in out.lines)
+    finally:
+        app.config = saved
+
+
+def test_index_and_get_read_the_posting_archive(mailer):
+    from listmgr.posting import archive
+    make_list(mailer.app, get_access="open")
+    when = dt.datetime(2026, 11, 3, tzinfo=dt.timezone.utc)
+    path = archive.append(mailer.app.config, "demo", b"From: a@example.com\r\nSubject: s\r\n\r\n"
+                          b"archived body\r\n", envelope_from="a@example.com", when=when)
+    assert path.name == "demo.202611"
+    out = mailer.send("index demo\nget demo demo.202611")
+    assert any(ln.startswith("  demo.202611 ") for ln in out.lines)
+    [f] = [m for m in out.to(JOE) if m.subject.startswith("Majordomo file")]
+    assert "archived body" in f.lines

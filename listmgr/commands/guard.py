@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from email.message import Message
+from typing import Callable
 
 from listmgr.mail.addresses import normalise
 
@@ -55,13 +56,13 @@ def refusal(msg: Message, *, mail_from: str, requester: str, domain: str) -> str
 
 
 def is_service_address(address: str, *, local_domains: tuple[str, ...],
-                       list_names: set[str] | frozenset[str] = frozenset()) -> bool:
+                       has_list: Callable[[str], bool] = lambda name: False) -> bool:
     """True for any address this server itself answers (majordomo@, LIST@, LIST-request@ ...)."""
     addr = normalise(address)
     local, _, dom = addr.rpartition("@")
     if dom.rstrip(".") not in local_domains:
         return False
-    if local in SERVICE_LOCALS or local.startswith("owner-") or local in list_names:
+    if local in SERVICE_LOCALS or local.startswith("owner-") or has_list(local):
         return True
     for suffix in ("-request", "-owner", "-approval", "-bounces", "-outgoing", "-digest"):
         if local.endswith(suffix):

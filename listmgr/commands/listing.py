@@ -40,7 +40,7 @@ def do_lists(ctx: Context, args: list[str], line=None) -> None:
     ctx.say("lists_header", whoami=ctx.whoami)
     for mlist in repo.all_lists(ctx.s):
         if visible(ctx, mlist):
-            ctx.out.lines.append(f"  {mlist.name:<23} {mlist.description[:56]}".rstrip())
+            ctx.out.lines.append(f"  {mlist.name:<23} {mlist.description[:56]}")
     ctx.say("lists_footer")
 
 

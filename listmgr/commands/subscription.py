@@ -38,9 +38,8 @@ def _valid_address(ctx: Context, cmd: str, subscriber: str) -> str | None:
 
 
 def _service_address(ctx: Context, bare: str) -> bool:
-    names = {m.name for m in repo.all_lists(ctx.s)}
     return is_service_address(bare, local_domains=ctx.app.config.local_domains,
-                              list_names=names)
+                              has_list=lambda name: repo.get_list(ctx.s, name) is not None)
 
 
 def check_key(ctx: Context, cmd: str, mlist: MailingList, address: str) -> None:

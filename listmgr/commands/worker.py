@@ -14,6 +14,7 @@ from email.utils import getaddresses
 
 from listmgr.commands import dispatch, guard, outgoing, parser, registry
 from listmgr.commands.context import Context, Request
+from listmgr.listconfig import valid_list_name
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.pipeline import handler
 from listmgr.store import lists as repo
@@ -73,7 +74,7 @@ def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> C
                         domain=app.config.domain)
     if why is None and guard.is_service_address(
             req.address, local_domains=app.config.local_domains,
-            list_names={m.name for m in repo.all_lists(s)}):
+            has_list=lambda name: valid_list_name(name) and repo.get_list(s, name) is not None):
         why = "requester is one of our own addresses"
     if why:
         log.info("command mail from <%s> requester=<%s>: %s; no reply", mail_from,
