@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from listmgr.pop3.maildir import Maildir, MailboxBusy
+from listmgr.pop3.maildir import Entry, Maildir, MailboxBusy
 
 
 def test_deliver_lands_in_new_with_exact_size(tmp_path):
@@ -68,3 +68,17 @@ def test_remove(tmp_path):
     md = Maildir.for_user(tmp_path, "alice")
     md.deliver(b"x\r\n")
     assert md.remove() == 1 and not md.root.exists()
+
+
+def test_delete_many_counts_failures_not_missing_files(tmp_path):
+    md = Maildir.for_user(tmp_path, "alice")
+    for i in range(3):
+        md.deliver(b"x%d\r\n" % i)
+    a, b, c = md.entries()
+    b.path.unlink()  # already gone: fine
+    assert md.delete_many([a, b]) == 0
+    assert md.entries() == [c]
+    weird = md.root / "new" / "a-directory"
+    weird.mkdir()  # unlink() fails on it, even for root
+    assert md.delete_many([c, Entry(weird, "w", 0)]) == 1
+    assert md.entries() == []  # a directory is not a message

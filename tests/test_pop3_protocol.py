@@ -155,3 +155,21 @@ def test_multiline_reply_is_stuffed():
 def test_timeout_reply_closes():
     r = logged_in().timed_out()
     assert r.close and r.text.startswith("-ERR")
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=8), st.booleans())
+def test_any_input_gets_a_reply_never_an_exception(lines, login_first):
+    s = logged_in() if login_first else Session(tls_available=True)
+    for line in lines:
+        r = s.handle(line + b"\r\n")
+        if isinstance(r, Reply):
+            assert r.text.startswith(("+OK", "-ERR"))
+            assert "\r" not in r.text and "\n" not in r.text
+            r.encode()
+        if isinstance(r, Login):
+            s.login_failed("auth")

@@ -333,3 +333,32 @@ def test_connection_limit(server):
     p = pop(srv)
     assert p.getwelcome().startswith(b"+OK")
     p.quit()
+
+
+def test_garbage_gets_errors_and_the_server_keeps_serving(pop3):
+    out = raw_session(pop3, b"\xff\xfe\x00garbage\r\n", b"\r\n", b"USER \xc3\r\n",
+                      b"RETR 1\r\n", b"QUIT\r\n")
+    lines = out.split(b"\r\n")
+    assert lines[0].startswith(b"-ERR") and lines[1].startswith(b"-ERR")
+    assert lines[3] == b"-ERR not logged in"
+    assert lines[4].startswith(b"+OK")
+    p = login(pop3)
+    assert p.stat()[0] == 2
+    p.quit()
+
+
+def test_passwords_never_reach_the_log(pop3, caplog):
+    import logging
+    with caplog.at_level(logging.DEBUG):
+        p = pop(pop3)
+        p.user("alice")
+        with pytest.raises(poplib.error_proto):
+            p.pass_("Wrong-Horse-77")
+        p.user("alice")
+        p.pass_("secret")
+        p.quit()
+        time.sleep(0.1)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "pop3 login failed user=alice ip=127.0.0.1" in text
+    assert "pop3 login user=alice ip=127.0.0.1" in text
+    assert "Wrong-Horse-77" not in text and "secret" not in text

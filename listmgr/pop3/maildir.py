@@ -20,6 +20,7 @@ import re
 import secrets
 import shutil
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +151,8 @@ class Maildir:
                     st = p.stat()
                 except FileNotFoundError:
                     continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue  # only regular files are messages
                 found.append((st.st_mtime_ns, name, Entry(p, self.uid_of(name), st.st_size)))
         found.sort(key=lambda t: (t[0], t[1]))
         return [e for _, _, e in found]
@@ -172,6 +175,21 @@ class Maildir:
             return True
         except FileNotFoundError:
             return False
+
+    def delete_many(self, entries) -> int:
+        """Remove messages (POP3 UPDATE), then make the removals durable; returns how many
+        could not be removed (already gone counts as removed)."""
+        failed = 0
+        dirs = set()
+        for entry in entries:
+            try:
+                self.delete(entry)
+                dirs.add(entry.path.parent)
+            except OSError:
+                failed += 1
+        for d in dirs:
+            _fsync_dir(d)
+        return failed
 
     # ------------------------------------------------------------------ locking
 

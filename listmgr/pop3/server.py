@@ -276,15 +276,8 @@ class POP3Server:
 
     async def _update(self, conn: _Conn, session: protocol.Session,
                       update: protocol.Update) -> protocol.Reply:
-        def remove() -> int:
-            failed = 0
-            for entry in update.deleted:
-                try:
-                    Maildir.delete(entry)
-                except OSError:
-                    failed += 1
-            return failed
-        failed = await asyncio.to_thread(remove)
+        maildir = Maildir.for_user(self.cfg.data_dir, conn.user)
+        failed = await asyncio.to_thread(maildir.delete_many, update.deleted)
         log.info("pop3 logout user=%s ip=%s deleted=%d failed=%d", conn.user, conn.ip,
                  len(update.deleted) - failed, failed)
         return session.update_done(failed)
