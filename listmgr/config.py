@@ -188,6 +188,15 @@ class DeliveryConfig:
     concurrency: int = 20
     per_host_concurrency: int = 5
     workers: bool = True
+    nameserver_port: int = 53
+    timeout: float = _kind("duration", 300.0)
+    connect_timeout: float = _kind("duration", 30.0)
+    starttls: bool = True
+    lease: float = _kind("duration", 600.0)
+    batch_size: int = 500
+    poll_interval: float = _kind("duration", 1.0)
+    return_size_limit: int = _kind("size", 50000)
+    keep_finished: float = _kind("duration", 86400.0)
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,10 @@ class Pipeline:
                 task.lease_until = None
                 log.info("%s task=%d kind=%s rcpt=<%s> result=done", msg.queue_id, task.id,
                          task.kind, task.rcpt)
+                # The last task done removes its message in the same transaction, so nobody
+                # sees "all done" with the message still there.
+                s.flush()
+                finished = self._finished(s, task.message_id)
             self.app.notify("outbound")  # a handler may have queued mail
         except Exception as exc:
             log.error("task=%d result=shunted error=%r\n%s", task_id, exc,
@@ -132,20 +136,17 @@ class Pipeline:
                     task.attempts += 1
                     task.lease_until = None
             return
-        self._cleanup(task_id)
+        if finished:
+            spool.remove(finished)
 
-    def _cleanup(self, task_id: int) -> None:
-        """Remove a message and its spool file once every task of it is done."""
-        store = self.app.store
-        with store.session() as s:
-            task = s.get(InboundTask, task_id)
-            if task is None:
-                return
-            pending = s.scalar(select(func.count()).select_from(InboundTask).where(
-                InboundTask.message_id == task.message_id, InboundTask.state != "done"))
-            if pending:
-                return
-            msg = s.get(InboundMessage, task.message_id)
-            path = msg.spool_path
-            s.delete(msg)
-        self.app.spool.remove(path)
+    @staticmethod
+    def _finished(s: Session, message_id: int) -> str | None:
+        """Delete the message when every task of it is done; returns its spool path."""
+        pending = s.scalar(select(func.count()).select_from(InboundTask).where(
+            InboundTask.message_id == message_id, InboundTask.state != "done"))
+        if pending:
+            return None
+        msg = s.get(InboundMessage, message_id)
+        path = msg.spool_path
+        s.delete(msg)
+        return path

@@ -49,7 +49,7 @@ def key_in(sent) -> str:
 
 
 def test_a_person_manages_lists_by_mail(server):
-    srv = server()
+    srv = server(delivery__workers=False)  # replies are read from the queue, not delivered
     srv.call(lambda s: s.merge(SiteSetting(key=SITE_PASSWORD_KEY,
                                            value=hash_password("site-secret"))))
     mail = Session(srv)
@@ -95,7 +95,7 @@ def test_a_person_manages_lists_by_mail(server):
 
 
 def test_confirmation_and_request_address_over_smtp(server):
-    srv = server()
+    srv = server(delivery__workers=False)  # replies are read from the queue, not delivered
     srv.call(lambda s: __import__("listmgr.store.lists", fromlist=["x"]).create_list(
         s, "demo", [OWNER], password="pw"))
     mail = Session(srv)
@@ -115,7 +115,7 @@ def _jp_mail(charset: str, cte: str, body: bytes) -> bytes:
 
 
 def test_iso_2022_jp_and_shift_jis_command_mails(server):
-    srv = server()
+    srv = server(delivery__workers=False)  # replies are read from the queue, not delivered
     srv.call(lambda s: __import__("listmgr.store.lists", fromlist=["x"]).create_list(
         s, "demo", [OWNER], password="pw", description="日本語のリスト"))
     mail = Session(srv)

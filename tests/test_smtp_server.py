@@ -121,7 +121,7 @@ def _outbound(s):
     return [(m.mail_from, r.rcpt, m.origin, m.spool_path) for m, r in rows]
 
 
-def test_relayed_mail_is_queued_with_original_sender(server):
+def test_relayed_mail_is_queued_with_original_sender(server, sink):
     srv = server()
     srv.call(add_grant, "127.0.0.1")
     with connect(srv.smtp_port) as c:
@@ -129,7 +129,10 @@ def test_relayed_mail_is_queued_with_original_sender(server):
     srv.wait_idle()
     [(mail_from, rcpt, origin, path)] = srv.call(_outbound)
     assert (mail_from, rcpt, origin) == ("alice@example.org", "Someone@Outside.example", "relay")
-    data = srv.app.spool.read(path)
+    # The delivery worker sends it on (to the sink, the smarthost) and removes the spool file.
+    [got] = sink.wait_count(1)
+    assert (got.mail_from, got.rcpt_tos) == ("alice@example.org", ["Someone@Outside.example"])
+    data = got.data
     assert data.startswith(b"Received: from client.example ([127.0.0.1])\r\n\tby example.org")
     assert b"for <Someone@Outside.example>" in data.split(b"\r\n\r\n")[0]
     assert data.endswith(MSG)

@@ -41,3 +41,26 @@ def release(s: Session, model: Any, ids: list[int]) -> None:
     if ids:
         s.execute(update(model).where(model.id.in_(ids)).values(lease_owner="",
                                                                 lease_until=None))
+
+
+def claim_due(s: Session, model: Any, *, columns: list[Any], where: list[Any], due: Any,
+              owner: str, lease: float, limit: int) -> list[Any]:
+    """Lease up to `limit` rows whose `due` time has come; returns `columns` of each.
+
+    For queues ordered by a due time (the outbound queue): the claim also moves `due` to the
+    lease's end, so claimed rows leave the due range at once (the next claimer's index scan
+    does not walk over them) and come back by themselves if their worker dies. Rows come
+    oldest-due first; the caller keeps the lease by owning `lease_owner`.
+    """
+    now = utcnow()
+    until = now + dt.timedelta(seconds=lease)
+    q = select(model.id, *columns).where(*where).where(due <= now).order_by(due).limit(limit)
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    rows = list(s.execute(q))
+    if rows:
+        # Core UPDATE on the table: the ORM's bulk path would evaluate each row in Python.
+        t = model.__table__
+        s.execute(update(t).where(t.c.id.in_([r[0] for r in rows])).values(
+            {"lease_owner": owner, "lease_until": until, due.key: until}))
+    return rows

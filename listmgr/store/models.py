@@ -225,19 +225,27 @@ class OutboundMessage(Base):
 
 
 class OutboundRecipient(Base):
-    """state: queued -> sent | failed (DSN sent) | deleted. Deferred = queued, later."""
+    """state: queued -> sent | bounce (returned mail due) -> failed | deleted.
+
+    Deferred = queued with a later next_attempt_at. A claimed row has its lease in
+    lease_owner/lease_until and next_attempt_at moved to the lease's end, so a worker that
+    dies leaves it due again when the lease runs out.
+    """
 
     __tablename__ = "outbound_recipients"
     __table_args__ = (
         Index("ix_outbound_recipients_due", "state", "next_attempt_at"),
+        # "Is any recipient of this message still pending?" in one index probe, however
+        # many recipients the message has (spool cleanup, returned mail).
+        Index("ix_outbound_recipients_message_state", "message_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True)
     message_id: Mapped[int] = mapped_column(
-        ForeignKey("outbound_messages.id", ondelete="CASCADE"), index=True)
+        ForeignKey("outbound_messages.id", ondelete="CASCADE"))
     rcpt: Mapped[str] = mapped_column(String(320))
-    domain: Mapped[str] = mapped_column(String(255), index=True)
+    domain: Mapped[str] = mapped_column(String(255))  # routing key (no index: insert speed)
     state: Mapped[str] = mapped_column(String(16), default="queued")
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -247,6 +255,7 @@ class OutboundRecipient(Base):
     status: Mapped[str] = mapped_column(String(16), default="")  # RFC 3463, e.g. 5.1.1
     diagnostic: Mapped[str] = mapped_column(Text, default="")
     remote_mta: Mapped[str] = mapped_column(String(255), default="")
+    transcript: Mapped[str] = mapped_column(Text, default="")  # last failed attempt's dialogue
     done_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
     message: Mapped[OutboundMessage] = relationship(back_populates="recipients")

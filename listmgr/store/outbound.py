@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from listmgr.mail.addresses import domain_of
@@ -46,33 +45,38 @@ def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[st
 
 
 def add_recipients(s: Session, message_id: int, recipients: Iterable[str]) -> int:
-    """Add recipient rows to a queued message in one statement; returns how many."""
+    """Add recipient rows to a queued message in bulk; returns how many.
+
+    The fan-out path for big lists: rows go straight to the driver's executemany as tuples
+    (5,000 a call), several times faster than SQLAlchemy's per-row parameter processing.
+    """
     now = utcnow()
     conn = s.connection()
-    if conn.dialect.name == "sqlite":
-        # The fan-out path for big lists: a plain executemany of tuples is about three
-        # times faster than going through the ORM's bulk insert.
-        sql, fixed = _sqlite_insert()
-        ts = now.strftime("%Y-%m-%d %H:%M:%S.%f")
-        rows = [(message_id, _check_address(r), domain_of(r), ts, *fixed) for r in recipients]
-        if rows:
-            conn.exec_driver_sql(sql, rows)
-        return len(rows)
-    rows = [{"message_id": message_id, "rcpt": _check_address(r), "domain": domain_of(r),
-             "state": "queued", "next_attempt_at": now, "attempts": 0}
-            for r in recipients]
-    if rows:
-        s.execute(insert(OutboundRecipient), rows)
-    return len(rows)
+    sqlite = conn.dialect.name == "sqlite"
+    sql, fixed = _insert_sql("?" if sqlite else "%s")
+    # SQLite: SQLAlchemy's storage format for DateTime; PostgreSQL: the driver adapts it.
+    ts: object = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
+    n = 0
+    batch: list[tuple] = []
+    for r in recipients:
+        batch.append((message_id, _check_address(r), domain_of(r), ts, *fixed))
+        if len(batch) >= 5000:
+            conn.exec_driver_sql(sql, batch)
+            n += len(batch)
+            batch = []
+    if batch:
+        conn.exec_driver_sql(sql, batch)
+        n += len(batch)
+    return n
 
 
-_SQLITE_INSERT: tuple[str, tuple] | None = None
+_INSERTS: dict[str, tuple[str, tuple]] = {}
 
 
-def _sqlite_insert() -> tuple[str, tuple]:
-    """INSERT for SQLite naming every column that has a plain default in the model."""
-    global _SQLITE_INSERT
-    if _SQLITE_INSERT is None:
+def _insert_sql(mark: str) -> tuple[str, tuple]:
+    """INSERT naming every column that has a plain default in the model (`mark`: the
+    driver's placeholder)."""
+    if mark not in _INSERTS:
         table = OutboundRecipient.__table__
         given = ["message_id", "rcpt", "domain", "next_attempt_at"]
         fixed_cols, fixed_vals = [], []
@@ -84,6 +88,6 @@ def _sqlite_insert() -> tuple[str, tuple]:
                 fixed_vals.append(col.default.arg)
         cols = given + fixed_cols
         sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) "
-               f"VALUES ({', '.join('?' for _ in cols)})")
-        _SQLITE_INSERT = (sql, tuple(fixed_vals))
-    return _SQLITE_INSERT
+               f"VALUES ({', '.join(mark for _ in cols)})")
+        _INSERTS[mark] = (sql, tuple(fixed_vals))
+    return _INSERTS[mark]

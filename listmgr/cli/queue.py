@@ -1,0 +1,155 @@
+"""`listmgr queue` (show, retry, delete) and `listmgr deliver` (extra delivery workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from sqlalchemy import update
+
+from listmgr.cli import CLIError, setup_logging
+from listmgr.cli.common import load_config, open_app, session
+from listmgr.store import outqueue
+from listmgr.store.models import InboundTask
+
+log = logging.getLogger("listmgr")
+
+
+def _when(d) -> str:
+    return d.strftime("%Y-%m-%d %H:%M:%S UTC") if d else "-"
+
+
+def cmd_queue(args) -> int:
+    with session(args) as (app, s):
+        sm = outqueue.summary(s)
+        shunted = s.query(InboundTask).filter(InboundTask.state == "shunted").count()
+    queued = sm.counts.get("queued", 0)
+    print(f"messages in queue: {sm.messages}")
+    print(f"recipients: queued {queued} (due now {sm.due}, deferred {sm.deferred}), "
+          f"returning {sm.counts.get('bounce', 0)}, sent {sm.counts.get('sent', 0)}, "
+          f"failed {sm.counts.get('failed', 0)}, deleted {sm.counts.get('deleted', 0)}")
+    if sm.oldest:
+        print(f"oldest message: {sm.oldest[0]} (arrived {_when(sm.oldest[1])})")
+    if queued:
+        print(f"next attempt: {_when(sm.next_attempt)}")
+    if shunted:
+        print(f"shunted inbound tasks: {shunted} (replay with `listmgr queue retry --shunted`)")
+    return 0
+
+
+def _message(s, queue_id: str):
+    row = outqueue.find_message(s, queue_id)
+    if row is None:
+        raise CLIError(f"no message {queue_id} in the queue")
+    return row
+
+
+def cmd_show(args) -> int:
+    with session(args) as (app, s):
+        m = _message(s, args.id)
+        rcpts = outqueue.recipients_of(s, m.id)
+    print(f"queue id: {m.queue_id}")
+    print(f"sender: <{m.mail_from}>")
+    print(f"size: {m.size}")
+    print(f"origin: {m.origin or '-'}")
+    print(f"arrived: {_when(m.arrival_at)}")
+    print(f"received from: {m.received_from or '-'}")
+    print(f"warned: {_when(m.warned_at)}")
+    print(f"spool file: {m.spool_path or '(removed: every recipient is final)'}")
+    for rcpt, state, attempts, nxt, status, diag, mta, owner, until in rcpts:
+        line = f"  <{rcpt}> {state} tries={attempts}"
+        if state == "queued":
+            line += f" next={_when(nxt)}"
+        if status:
+            line += f" status={status}"
+        if mta:
+            line += f" relay={mta}"
+        if diag:
+            line += f" ({diag})"
+        print(line)
+    return 0
+
+
+def cmd_retry(args) -> int:
+    if args.shunted:
+        with session(args) as (app, s):
+            q = update(InboundTask).where(InboundTask.state == "shunted")
+            if args.id:
+                if not args.id.isdigit():
+                    raise CLIError("with --shunted, ID is an inbound task number")
+                q = q.where(InboundTask.id == int(args.id))
+            n = s.execute(q.values(state="new", lease_owner="", lease_until=None)).rowcount
+        print(f"{n} shunted task{'s' if n != 1 else ''} queued again")
+        return 0
+    with session(args) as (app, s):
+        mid = _message(s, args.id).id if args.id else None
+        n = outqueue.retry_now(s, mid)
+    print(f"{n} recipient{'s' if n != 1 else ''} due now")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    with session(args) as (app, s):
+        m = _message(s, args.id)
+        returned = bool(m.mail_from) and not args.silent
+        n = outqueue.delete_message(s, m.id, returned=returned)
+        paths = [] if returned else outqueue.finish(s, [m.id])
+    for p in paths:
+        app.spool.remove(p)
+    what = "returned mail to <%s> follows" % m.mail_from if returned and n else "silently"
+    print(f"deleted {m.queue_id}: {n} recipient{'s' if n != 1 else ''} removed ({what})")
+    return 0
+
+
+def cmd_deliver(args) -> int:
+    from listmgr.delivery.worker import DeliveryWorker
+    cfg = load_config(args)
+    setup_logging(cfg.log_level)
+    app = open_app(args)
+
+    async def run() -> None:
+        app.loop = asyncio.get_running_loop()
+        worker = DeliveryWorker(app)
+        await worker.start()
+        try:
+            if args.once:
+                await worker.drain(timeout=args.timeout)
+            else:
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                log.info("delivery worker running (%s)", worker.owner)
+                await stop.wait()
+        finally:
+            await worker.stop()
+
+    try:
+        asyncio.run(run())
+    finally:
+        app.store.dispose()
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("queue", help="the outbound queue: counts, oldest, next attempt")
+    p.set_defaults(func=cmd_queue)
+    qs = p.add_subparsers(dest="queue_command", metavar="ACTION")
+    sp = qs.add_parser("show", help="one queued message and its recipients")
+    sp.add_argument("id", help="queue id")
+    sp.set_defaults(func=cmd_show)
+    sp = qs.add_parser("retry", help="make deferred recipients due now (all, or one message)")
+    sp.add_argument("id", nargs="?", help="queue id (with --shunted: inbound task number)")
+    sp.add_argument("--shunted", action="store_true",
+                    help="replay inbound tasks shunted by an error instead")
+    sp.set_defaults(func=cmd_retry)
+    sp = qs.add_parser("delete", help="remove a message from the queue (returned to sender)")
+    sp.add_argument("id", help="queue id")
+    sp.add_argument("--silent", action="store_true", help="no returned mail to the sender")
+    sp.set_defaults(func=cmd_delete)
+    p = sub.add_parser("deliver", help="run delivery workers (beside or instead of serve's)")
+    p.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="with --once: give up waiting after this many seconds")
+    p.set_defaults(func=cmd_deliver)

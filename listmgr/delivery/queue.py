@@ -1,0 +1,168 @@
+"""Queue policy, pure: backoff, outcome classification, grouping into transactions.
+
+No I/O here: the worker feeds in replies and rows and gets decisions back, so every rule is
+tested without sockets or a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+SENT, DEFERRED, FAILED = "sent", "deferred", "failed"
+
+# Subject classes of returned mail (dsn.py renders each as Sendmail words it).
+USER_UNKNOWN = "user-unknown"
+HOST_UNKNOWN = "host-unknown"
+LOCAL_CONFIG = "local-config"
+OTHER = "other"
+EXPIRED = "expired"
+
+_ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+
+def backoff(attempts: int, minimum: float, maximum: float) -> float:
+    """Seconds until the next try after `attempts` failed tries (Postfix: 300 s doubling to
+    4,000 s)."""
+    if attempts <= 1:
+        return min(minimum, maximum)
+    return min(minimum * (2 ** min(attempts - 1, 32)), maximum)
+
+
+def next_attempt(now: dt.datetime, attempts: int, minimum: float, maximum: float,
+                 deadline: dt.datetime) -> dt.datetime:
+    """When to try again; never later than the give-up deadline, so the give-up is on time."""
+    return min(now + dt.timedelta(seconds=backoff(attempts, minimum, maximum)), deadline)
+
+
+@dataclass(slots=True)
+class Reply:
+    """An SMTP reply as received: code and text (lines joined with newlines)."""
+
+    code: int
+    text: str = ""
+
+    @property
+    def status(self) -> str:
+        """The RFC 3463 status: from the reply's enhanced code, else implied by the code."""
+        m = _ENHANCED.match(self.text)
+        if m and m.group(1) == str(self.code)[0]:
+            return f"{m.group(1)}.{m.group(2)}.{m.group(3)}"
+        first = str(self.code)[0]
+        return {"2": "2.0.0", "4": "4.0.0", "5": "5.0.0"}.get(first, "4.0.0")
+
+    @property
+    def outcome(self) -> str:
+        if 200 <= self.code < 300:
+            return SENT
+        if 500 <= self.code < 600:
+            return FAILED
+        return DEFERRED  # 4xx, and anything odd: never lose mail on a strange reply
+
+    def line(self) -> str:
+        """One line, as Sendmail quotes it: `550 5.1.1 <x>... User unknown`."""
+        text = " ".join(self.text.split())
+        return f"{self.code} {text}".rstrip()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one recipient in one attempt."""
+
+    rid: int
+    result: str                      # SENT | DEFERRED | FAILED
+    status: str = ""                 # RFC 3463
+    diagnostic: str = ""             # the remote's reply line, or our own reason
+    remote_mta: str = ""
+    transcript: tuple[str, ...] = ()  # `>>> RCPT To:<x>` / `<<< 550 ...` lines
+
+
+def reason_class(status: str, diagnostic: str) -> str:
+    """Which `Returned mail:` subject a failure calls for."""
+    if status == "5.1.1" or "user unknown" in diagnostic.lower():
+        return USER_UNKNOWN
+    if status in ("5.1.2", "5.1.10"):
+        return HOST_UNKNOWN
+    if status in ("5.3.5", "5.4.6"):
+        return LOCAL_CONFIG
+    if status.startswith("4."):
+        return EXPIRED  # a temporary failure that ran out of time
+    return OTHER
+
+
+def subject_class(classes: Iterable[str]) -> str:
+    """One class when every failure shares it, else OTHER (`see transcript for details`)."""
+    found = set(classes)
+    if len(found) == 1:
+        only = found.pop()
+        return only if only != EXPIRED else OTHER
+    return OTHER
+
+
+def count_received(data: bytes) -> int:
+    """How many Received: header fields the message has (its hop count, RFC 5321 6.3)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = data.find(b"\n\n")
+    head = data if end < 0 else data[:end]
+    n = 0
+    for line in head.split(b"\n"):
+        if line[:9].lower() == b"received:":
+            n += 1
+    return n
+
+
+MAX_HOPS = 30
+
+
+_UNSAFE = re.compile(r"[\r\n\0<> \t]")
+
+
+def validate_address(addr: str) -> bool:
+    """Safe to put on an SMTP command line: no CR, LF, NUL, angle brackets or spaces."""
+    return bool(addr) and len(addr) <= 320 and _UNSAFE.search(addr) is None
+
+
+# --------------------------------------------------------------------------- grouping
+
+@dataclass(slots=True)
+class Item:
+    """A claimed recipient row."""
+
+    rid: int
+    message_id: int
+    rcpt: str
+    domain: str
+    attempts: int
+
+
+@dataclass
+class Transaction:
+    """One SMTP transaction: one message to up to max_recipients_per_transaction rcpts."""
+
+    route: str
+    message_id: int
+    items: list[Item] = field(default_factory=list)
+
+
+def plan(items: Sequence[Item], *, route_of, per_transaction: int) -> dict[str, list[Transaction]]:
+    """Group claimed recipients by route, then by message, into transactions.
+
+    `route_of(domain)` names the destination (the smarthost, or the recipient's domain);
+    recipients sharing a message and a route share transactions of at most `per_transaction`.
+    Returns {route: [transactions]} in claim order.
+    """
+    per_transaction = max(1, per_transaction)
+    open_tx: dict[tuple[str, int], Transaction] = {}
+    routes: dict[str, list[Transaction]] = {}
+    for it in items:
+        route = route_of(it.domain)
+        key = (route, it.message_id)
+        tx = open_tx.get(key)
+        if tx is None or len(tx.items) >= per_transaction:
+            tx = open_tx[key] = Transaction(route, it.message_id)
+            routes.setdefault(route, []).append(tx)
+        tx.items.append(it)
+    return routes

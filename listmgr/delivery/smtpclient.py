@@ -1,0 +1,236 @@
+"""A small SMTP client on asyncio streams, with PIPELINING (RFC 2920).
+
+Why not aiosmtplib: it reads one reply per command written (its `read_response` says so), so
+a 50-recipient transaction costs 50 round trips; pipelining MAIL and every RCPT in one write
+costs one. This client does only what delivery needs: greeting, EHLO (HELO fallback),
+STARTTLS, MAIL/RCPT/DATA/RSET/QUIT, and replies as data (a refused recipient is a value, not
+an exception). Addresses are checked before they reach a command line (no CR, LF, NUL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+
+from listmgr.delivery.queue import Reply, validate_address
+
+
+class SMTPClientError(Exception):
+    """The connection is unusable: dropped, timed out, or the server spoke nonsense."""
+
+
+def prepare_payload(data: bytes) -> bytes:
+    """Message bytes as they go after DATA: canonical CRLF, dot-stuffed, with the final
+    `.` line (RFC 5321 4.5.2). Done once per message, however many transactions."""
+    data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\n.", b"\n..")
+    return data.replace(b"\n", b"\r\n") + b".\r\n"
+
+
+def _tls_context() -> ssl.SSLContext:
+    # Opportunistic TLS (RFC 7435), as Postfix's `may` level: encrypt when offered, without
+    # verifying the certificate (most MX certificates would not verify anyway).
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+@dataclass
+class TxResult:
+    """Replies of one transaction: to MAIL, to each RCPT (in order), to the data."""
+
+    mail: Reply
+    rcpts: list[Reply]
+    data: Reply | None  # None when no recipient was accepted (or MAIL was refused)
+
+
+class SMTPClient:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                 timeout: float, host: str):
+        self.reader = reader
+        self.writer = writer
+        self.timeout = timeout
+        self.host = host  # the name we talk to (Remote-MTA)
+        self.extensions: dict[str, str] = {}
+        self.tls = False
+        self.dirty = False  # a transaction was begun and not finished: RSET before the next
+
+    # ----------------------------------------------------------------- connection
+
+    @classmethod
+    async def connect(cls, address: str, port: int, *, host: str, helo: str,
+                      timeout: float, connect_timeout: float, starttls: bool = True
+                      ) -> tuple["SMTPClient", Reply]:
+        """Connect, read the greeting, EHLO, STARTTLS when offered. Returns (client, greeting);
+        the caller closes the client when the greeting is not 2xx."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(address, port, limit=1 << 20), connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise SMTPClientError(_describe(exc, "connect to", host)) from None
+        client = cls(reader, writer, timeout=timeout, host=host)
+        try:
+            greeting = await client.read_reply()
+            if greeting.code != 220:
+                return client, greeting
+            await client.hello(helo)
+            if starttls and "STARTTLS" in client.extensions:
+                reply = await client.command("STARTTLS")
+                if reply.code == 220:
+                    try:
+                        await asyncio.wait_for(writer.start_tls(
+                            _tls_context(), server_hostname=host or None), connect_timeout)
+                    except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+                        raise SMTPClientError(f"TLS handshake with {host} failed: {exc}") from None
+                    client.tls = True
+                    client.extensions = {}
+                    await client.hello(helo)
+            return client, greeting
+        except BaseException:
+            client.close()
+            raise
+
+    async def hello(self, name: str) -> Reply:
+        reply = await self.command(f"EHLO {name}")
+        if reply.code == 250:
+            exts = {}
+            for line in reply.text.split("\n")[1:]:
+                key, _, value = line.strip().partition(" ")
+                exts[key.upper()] = value
+            self.extensions = exts
+            return reply
+        reply = await self.command(f"HELO {name}")
+        if reply.code != 250:
+            raise SMTPClientError(f"{self.host} refused HELO: {reply.line()}")
+        self.extensions = {}
+        return reply
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except Exception:  # already gone
+            pass
+
+    async def quit(self) -> None:
+        try:
+            self.writer.write(b"QUIT\r\n")
+            await asyncio.wait_for(self.read_reply(), min(self.timeout, 5.0))
+        except Exception:
+            pass
+        finally:
+            self.close()
+
+    @property
+    def usable(self) -> bool:
+        return not self.writer.is_closing() and not self.reader.at_eof()
+
+    # ----------------------------------------------------------------- wire
+
+    async def read_reply(self) -> Reply:
+        """One (possibly multi-line) reply; text lines joined with newlines."""
+        return (await self.read_replies(1))[0]
+
+    async def read_replies(self, n: int) -> list[Reply]:
+        """`n` replies in order (pipelined commands), under one timeout per reply."""
+        try:
+            async with asyncio.timeout(self.timeout * max(1, n)):
+                return [await self._reply() for _ in range(n)]
+        except TimeoutError:
+            raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
+        except (OSError, ValueError) as exc:
+            raise SMTPClientError(_describe(exc, "read from", self.host)) from None
+
+    async def _reply(self) -> Reply:
+        lines: list[str] = []
+        readline = self.reader.readline
+        while True:
+            raw = await readline()
+            if not raw:
+                raise SMTPClientError(f"connection to {self.host} lost")
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if len(line) < 3 or not line[:3].isdigit():
+                raise SMTPClientError(f"{self.host} sent a malformed reply: {line[:80]!r}")
+            lines.append(line[4:])
+            if line[3:4] != "-":
+                return Reply(int(line[:3]), "\n".join(lines))
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            self.writer.write(data)
+            if self.writer.transport.get_write_buffer_size() > 65536:
+                await asyncio.wait_for(self.writer.drain(), self.timeout)
+        except asyncio.TimeoutError:
+            raise SMTPClientError(f"timeout writing to {self.host}") from None
+        except OSError as exc:
+            raise SMTPClientError(_describe(exc, "write to", self.host)) from None
+
+    async def command(self, line: str) -> Reply:
+        if any(c in line for c in "\r\n\0"):
+            raise ValueError("refusing a command with CR, LF or NUL")
+        await self._send(line.encode("utf-8") + b"\r\n")
+        return await self.read_reply()
+
+    # ----------------------------------------------------------------- transactions
+
+    async def rset(self) -> None:
+        reply = await self.command("RSET")
+        if reply.code != 250:
+            raise SMTPClientError(f"{self.host} refused RSET: {reply.line()}")
+        self.dirty = False
+
+    async def transaction(self, mail_from: str, rcpts: list[str], payload: bytes) -> TxResult:
+        """MAIL, RCPT for each, DATA and the prepared payload. Per-recipient replies are data.
+
+        `payload` comes from prepare_payload. With PIPELINING, MAIL and all RCPTs go in one
+        write and their replies are read in order (RFC 2920 3.1).
+        """
+        if mail_from and not validate_address(mail_from):
+            raise ValueError(f"unsafe sender {mail_from!r}")
+        for r in rcpts:
+            if not validate_address(r):
+                raise ValueError(f"unsafe recipient {r!r}")
+        if self.dirty:
+            await self.rset()
+        self.dirty = True
+        params = " BODY=8BITMIME" if "8BITMIME" in self.extensions else ""
+        mail_cmd = f"MAIL FROM:<{mail_from}>{params}\r\n".encode("utf-8")
+        rcpt_cmds = [f"RCPT TO:<{r}>\r\n".encode("utf-8") for r in rcpts]
+        if "PIPELINING" in self.extensions:
+            await self._send(mail_cmd + b"".join(rcpt_cmds))
+            mail, *replies = await self.read_replies(1 + len(rcpts))
+        else:
+            await self._send(mail_cmd)
+            mail = await self.read_reply()
+            replies = []
+            if 200 <= mail.code < 300:
+                for cmd in rcpt_cmds:
+                    await self._send(cmd)
+                    replies.append(await self.read_reply())
+        if not 200 <= mail.code < 300:
+            # Pipelined RCPTs after a refused MAIL get 503s; what counts is MAIL's reply.
+            return TxResult(mail, [mail] * len(rcpts), None)
+        if not any(200 <= r.code < 300 for r in replies):
+            return TxResult(mail, replies, None)
+        await self._send(b"DATA\r\n")
+        go = await self.read_reply()
+        if go.code != 354:
+            return TxResult(mail, replies, go)
+        await self._send(payload)
+        done = await self.read_reply()
+        self.dirty = False
+        return TxResult(mail, replies, done)
+
+
+def _describe(exc: BaseException, what: str, host: str) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"timeout: cannot {what} {host}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"Connection refused by {host}"
+    return f"cannot {what} {host}: {exc.strerror or exc}" if isinstance(exc, OSError) \
+        else f"cannot {what} {host}: {exc}"

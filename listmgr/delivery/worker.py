@@ -1,0 +1,461 @@
+"""The delivery worker: drains due recipients from the outbound queue to remote MTAs.
+
+One claimer takes hundreds of due rows per store transaction, groups them into SMTP
+transactions by route and message, and hands them to lanes (one SMTP connection each, at
+most `per_host_concurrency` per route and `concurrency` in all). A lane waits until its
+transaction's outcomes are committed before it starts the next one, so a crash can repeat
+only the transactions in flight; the marker commits the outcomes of all lanes together
+(group commit). Housekeeping sends returned mail and delay warnings and removes finished
+spool files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+from listmgr.app import App
+from listmgr.config import split_hostport
+from listmgr.delivery import dsn
+from listmgr.delivery.mx import MXResolver, make_resolver
+from listmgr.delivery.queue import (
+    DEFERRED,
+    FAILED,
+    MAX_HOPS,
+    SENT,
+    Item,
+    Outcome,
+    Transaction,
+    count_received,
+    plan,
+)
+from listmgr.delivery.smtpclient import SMTPClient, prepare_payload
+from listmgr.delivery.transport import (
+    LOCAL,
+    SMARTHOST,
+    Message,
+    Transport,
+    route_outcomes,
+    unreachable_outcomes,
+)
+from listmgr.store import outqueue
+from listmgr.store.outbound import enqueue
+
+log = logging.getLogger(__name__)
+
+CACHE_BYTES = 64 * 1024 * 1024  # prepared message bodies kept between batches
+LANE_IDLE = 0.5                 # seconds a connection waits for more work before QUIT
+
+
+def components(service) -> list:
+    if not service.config.delivery.workers:
+        return []
+    return [DeliveryWorker(service.app, local_port=lambda: service.ports.get("smtp"))]
+
+
+@dataclass
+class _RouteQueue:
+    txs: collections.deque = field(default_factory=collections.deque)
+    lanes: int = 0
+    more: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class DeliveryWorker:
+    def __init__(self, app: App, *, local_port=None, owner: str | None = None):
+        self.app = app
+        self.config = app.config
+        self.cfg = app.config.delivery
+        self.owner = owner or outqueue.lease_owner_name()
+        self._local_port = local_port
+        self.stopping = False
+        self.inflight = 0                 # claimed recipients not yet marked
+        self.max_inflight = max(self.cfg.batch_size * 2, self.cfg.max_recipients_per_transaction)
+        self._room = asyncio.Event()
+        self._routes: dict[str, _RouteQueue] = {}
+        self._msgs: collections.OrderedDict[int, Message] = collections.OrderedDict()
+        self._msg_refs: collections.Counter[int] = collections.Counter()
+        self._cache_bytes = 0
+        self._marks: asyncio.Queue = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+        self._lanes: set[asyncio.Task] = set()
+        self._sem = asyncio.Semaphore(max(1, self.cfg.concurrency))
+        self._idle = asyncio.Event()
+        self.transport: Transport | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _make_transport(self) -> Transport:
+        cfg = self.cfg
+        smarthost = split_hostport(cfg.smarthost) if cfg.smarthost else None
+        port = self._local_port() if self._local_port else None
+        local = ("127.0.0.1", port) if port else None
+        if local is None:
+            host, lport = split_hostport(self.config.smtp.listen)
+            if lport:
+                local = (host if host not in ("0.0.0.0", "::", "") else "127.0.0.1", lport)
+        resolver = MXResolver(make_resolver(cfg.nameservers, cfg.nameserver_port,
+                                            timeout=min(cfg.connect_timeout, 10.0)),
+                              self_names={self.config.hostname, "localhost"})
+        return Transport(resolver=resolver, helo=self.config.hostname, port=cfg.port,
+                         smarthost=smarthost, local=local, timeout=cfg.timeout,
+                         connect_timeout=cfg.connect_timeout, starttls=cfg.starttls)
+
+    async def start(self) -> None:
+        self.transport = self._make_transport()
+        try:
+            n = await asyncio.to_thread(self._in_tx, outqueue.release_dead_leases)
+            if n:
+                log.info("delivery: took back %d recipient(s) claimed by a dead process", n)
+        except Exception:
+            log.exception("delivery: could not release dead leases")
+        self._tasks = [asyncio.create_task(self._claimer(), name="delivery-claimer"),
+                       asyncio.create_task(self._marker(), name="delivery-marker"),
+                       asyncio.create_task(self._housekeeper(), name="delivery-housekeeping")]
+
+    async def stop(self) -> None:
+        self.stopping = True
+        self.app.notify("outbound")
+        self._room.set()
+        for rq in self._routes.values():
+            rq.more.set()
+        if self._lanes:
+            await asyncio.wait(list(self._lanes), timeout=self.cfg.timeout + 5)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        unstarted = [it.rid for rq in self._routes.values() for tx in rq.txs for it in tx.items]
+        if unstarted:
+            try:
+                await asyncio.to_thread(self._in_tx, outqueue.release, unstarted)
+            except Exception:
+                log.exception("delivery: could not release claims at stop")
+
+    def _in_tx(self, fn, *args, **kw):
+        with self.app.store.session() as s:
+            return fn(s, *args, **kw)
+
+    async def drain(self, timeout: float = 60.0) -> None:
+        """Run until nothing is due and nothing is in flight (`listmgr deliver --once`)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        quiet = 0
+        while loop.time() < deadline:
+            await asyncio.sleep(0.1)
+            busy = self.inflight or any(rq.txs for rq in self._routes.values())
+            if busy:
+                quiet = 0
+                continue
+            due = await asyncio.to_thread(self._in_tx, outqueue.due_count)
+            pending = await asyncio.to_thread(self._in_tx, outqueue.returns_pending)
+            quiet = quiet + 1 if not due and not pending else 0
+            if quiet >= 3:
+                return
+
+    # ------------------------------------------------------------------ claiming
+
+    async def _claimer(self) -> None:
+        cfg = self.cfg
+        while not self.stopping:
+            room = self.max_inflight - self.inflight
+            if room < min(cfg.batch_size, self.max_inflight) // 2 + 1:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            try:
+                items = await asyncio.to_thread(self._in_tx, outqueue.claim, self.owner,
+                                                cfg.lease, min(cfg.batch_size, room))
+            except Exception:
+                log.exception("delivery: claim failed")
+                items = []
+                await asyncio.sleep(cfg.poll_interval)
+            if self.stopping:
+                if items:
+                    await asyncio.to_thread(self._in_tx, outqueue.release, [i.rid for i in items])
+                return
+            if not items:
+                await self.app.wait("outbound", cfg.poll_interval)
+                continue
+            self.inflight += len(items)
+            try:
+                await self._dispatch(items)
+            except Exception:
+                log.exception("delivery: dispatch failed; the claims return when their lease "
+                              "runs out")
+
+    async def _dispatch(self, items: list[Item]) -> None:
+        missing = {it.message_id for it in items} - self._msgs.keys()
+        if missing:
+            loaded = await asyncio.to_thread(self._load, missing)
+            for mid, msg in loaded.items():
+                self._cache_put(msg)
+        smarthost = bool(self.cfg.smarthost)
+        local = set(self.config.local_domains)
+
+        def route_of(domain: str) -> str:
+            if smarthost:
+                return SMARTHOST
+            return LOCAL if domain in local else domain
+
+        ready: list[Item] = []
+        for it in items:
+            msg = self._msgs.get(it.message_id)
+            if msg is None:  # its row vanished (deleted from the queue meanwhile)
+                self.inflight -= 1
+                continue
+            if msg.hops > MAX_HOPS:
+                diag = (f"554 5.4.6 Too many hops {msg.hops} ({MAX_HOPS} max): from "
+                        f"<{msg.mail_from}> via {self.config.hostname}, to <{it.rcpt}>")
+                self._submit_now(msg, [it], [Outcome(it.rid, FAILED, "5.4.6", diag, "",
+                                                     (diag,))])
+                continue
+            if not msg.payload:
+                diag = "451 4.3.0 queue file missing"
+                self._submit_now(msg, [it], [Outcome(it.rid, DEFERRED, "4.3.0", diag)])
+                continue
+            ready.append(it)
+        for route, txs in plan(ready, route_of=route_of,
+                               per_transaction=self.cfg.max_recipients_per_transaction).items():
+            rq = self._routes.get(route)
+            if rq is None:
+                rq = self._routes[route] = _RouteQueue()
+            for tx in txs:
+                self._msg_refs[tx.message_id] += 1
+            rq.txs.extend(txs)
+            rq.more.set()
+            want = min(self.cfg.per_host_concurrency, len(rq.txs)) - rq.lanes
+            for _ in range(max(0, want)):
+                rq.lanes += 1
+                task = asyncio.create_task(self._lane(route, rq), name=f"lane {route}")
+                self._lanes.add(task)
+                task.add_done_callback(self._lanes.discard)
+
+    def _load(self, ids: set[int]) -> dict[int, Message]:
+        with self.app.store.session() as s:
+            rows = outqueue.messages(s, ids)
+        out = {}
+        give_up = dt.timedelta(seconds=self.cfg.give_up_after)
+        for mid, row in rows.items():
+            try:
+                data = self.app.spool.read(row.spool_path) if row.spool_path else None
+            except OSError:
+                log.error("%s queue file %s missing", row.queue_id, row.spool_path)
+                data = None
+            out[mid] = Message(id=mid, queue_id=row.queue_id, mail_from=row.mail_from,
+                               payload=prepare_payload(data) if data is not None else b"",
+                               hops=count_received(data) if data else 0, size=row.size,
+                               arrival_at=row.arrival_at, deadline=row.arrival_at + give_up)
+        return out
+
+    def _cache_put(self, msg: Message) -> None:
+        self._msgs[msg.id] = msg
+        self._cache_bytes += len(msg.payload)
+        while self._cache_bytes > CACHE_BYTES:
+            victim = next((k for k in self._msgs if not self._msg_refs[k]), None)
+            if victim is None or victim == msg.id:
+                break
+            self._cache_bytes -= len(self._msgs.pop(victim).payload)
+            del self._msg_refs[victim]
+
+    # ------------------------------------------------------------------ lanes
+
+    async def _lane(self, route: str, rq: _RouteQueue) -> None:
+        client: SMTPClient | None = None
+        try:
+            async with self._sem:
+                while not self.stopping:
+                    if not rq.txs:
+                        rq.more.clear()
+                        try:
+                            await asyncio.wait_for(rq.more.wait(), LANE_IDLE)
+                        except asyncio.TimeoutError:
+                            pass
+                        if not rq.txs:
+                            return
+                        continue
+                    tx = rq.txs.popleft()
+                    msg = self._msgs[tx.message_id]
+                    if client is None or not client.usable:
+                        client, route_info, reason = await self.transport.connect(route)
+                        if client is None:
+                            # Nobody to talk to: every transaction now queued for this route
+                            # shares the verdict (no reconnect per transaction).
+                            pending = [tx] + list(rq.txs)
+                            rq.txs.clear()
+                            for t in pending:
+                                m = self._msgs[t.message_id]
+                                outs = (route_outcomes(route_info, t) if route_info is not None
+                                        else unreachable_outcomes(reason, t))
+                                self._log(m, t, outs)
+                                await self._submit(m, t, outs)
+                            return
+                    outcomes, keep = await self.transport.send(client, tx, msg)
+                    self._log(msg, tx, outcomes)
+                    await self._submit(msg, tx, outcomes)
+                    if not keep:
+                        await client.quit()
+                        client = None
+        except Exception:
+            log.exception("delivery: lane %s failed; its claims return when their lease "
+                          "runs out", route)
+        finally:
+            rq.lanes -= 1
+            if client is not None:
+                await client.quit()
+            if not rq.txs and rq.lanes == 0 and self._routes.get(route) is rq:
+                del self._routes[route]
+            elif rq.txs and rq.lanes == 0 and not self.stopping:
+                # Work arrived while this lane was leaving: hand it to a fresh lane.
+                rq.lanes += 1
+                task = asyncio.create_task(self._lane(route, rq), name=f"lane {route}")
+                self._lanes.add(task)
+                task.add_done_callback(self._lanes.discard)
+
+    def _log(self, msg: Message, tx: Transaction, outcomes: list[Outcome]) -> None:
+        sent = [o for o in outcomes if o.result == SENT]
+        if sent:
+            log.info("%s to=%d rcpt(s) relay=%s status=sent", msg.queue_id, len(sent),
+                     sent[0].remote_mta or tx.route)
+        for o, it in zip(outcomes, tx.items):
+            if o.result != SENT:
+                log.info("%s to=<%s> relay=%s tries=%d status=%s (%s)", msg.queue_id, it.rcpt,
+                         o.remote_mta or tx.route, it.attempts + 1,
+                         "bounced" if o.result == FAILED else "deferred", o.diagnostic)
+
+    # ------------------------------------------------------------------ marking
+
+    async def _submit(self, msg: Message, tx: Transaction, outcomes: list[Outcome]) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._marks.put_nowait((self._marked(msg, tx.items, outcomes), fut))
+        try:
+            await fut
+        finally:
+            self._msg_refs[tx.message_id] -= 1
+
+    def _submit_now(self, msg: Message, items: list[Item], outcomes: list[Outcome]) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._marks.put_nowait((self._marked(msg, items, outcomes), fut))
+
+    def _marked(self, msg: Message, items: list[Item], outcomes: list[Outcome]
+                ) -> outqueue.Marked:
+        return outqueue.Marked(message_id=msg.id, null_sender=not msg.mail_from,
+                               deadline=msg.deadline,
+                               attempts={it.rid: it.attempts for it in items},
+                               outcomes=outcomes)
+
+    async def _marker(self) -> None:
+        while True:
+            first = await self._marks.get()
+            batch = [first]
+            while not self._marks.empty():
+                batch.append(self._marks.get_nowait())
+            try:
+                paths = await asyncio.to_thread(self._mark, [m for m, _ in batch])
+                err = None
+            except Exception as exc:
+                log.exception("delivery: could not record outcomes; the claims return when "
+                              "their lease runs out")
+                paths, err = [], exc
+            for path in paths:
+                self.app.spool.remove(path)
+            n = 0
+            for m, fut in batch:
+                n += len(m.outcomes)
+                if not fut.done():
+                    if err is None:
+                        fut.set_result(None)
+                    else:
+                        fut.set_exception(err)
+                        fut.exception()  # retrieved: the lane logs it
+            self.inflight -= n
+            self._room.set()
+            if any(o.result != SENT for m, _ in batch for o in m.outcomes):
+                self._kick_housekeeping()
+
+    def _mark(self, batch: list[outqueue.Marked]) -> list[str]:
+        with self.app.store.session() as s:
+            touched = outqueue.mark(s, self.owner, batch, min_backoff=self.cfg.min_backoff,
+                                    max_backoff=self.cfg.max_backoff)
+            return outqueue.finish(s, touched)
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def _kick_housekeeping(self) -> None:
+        self._idle.set()
+
+    async def _housekeeper(self) -> None:
+        ticks = 0
+        while True:
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.cfg.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+            self._idle.clear()
+            try:
+                queued = await asyncio.to_thread(self.housekeeping, ticks % 60 == 0)
+                if queued:
+                    self.app.notify("outbound")
+            except Exception:
+                log.exception("delivery: housekeeping failed")
+            ticks += 1
+
+    def housekeeping(self, purge: bool = False) -> int:
+        """Returned mail and warnings due now; returns how many notices were queued."""
+        n = 0
+        with self.app.store.session() as s:
+            mids = outqueue.messages_to_return(s)
+        for mid in mids:
+            n += self._return_one(mid)
+        if self.cfg.warn_after < self.cfg.give_up_after:
+            with self.app.store.session() as s:
+                mids = outqueue.messages_to_warn(s, self.cfg.warn_after)
+            for mid in mids:
+                n += self._warn_one(mid)
+        if purge:
+            with self.app.store.session() as s:
+                outqueue.purge_finished(s, self.cfg.keep_finished)
+        return n
+
+    def _notice(self, s, kind: str, row: outqueue.MessageRow, rcpts: list) -> None:
+        try:
+            data = self.app.spool.read(row.spool_path) if row.spool_path else None
+        except OSError:
+            data = None
+        original = dsn.Original(row.queue_id, row.mail_from, row.arrival_at,
+                                row.received_from, row.size)
+        failures = [dsn.Failed(r.rcpt, r.status, r.diagnostic, r.remote_mta, r.last_attempt_at,
+                               r.transcript) for r in rcpts]
+        body = dsn.build(kind, original, failures, data, hostname=self.config.hostname,
+                         language=self.config.language, warn_after=self.cfg.warn_after,
+                         give_up_after=self.cfg.give_up_after,
+                         return_size_limit=self.cfg.return_size_limit)
+        out = enqueue(s, self.app.spool, mail_from="", recipients=[row.mail_from], data=body,
+                      origin="dsn")
+        log.info("%s sender=<%s> notice=%s queued=%s rcpts=%d", row.queue_id, row.mail_from,
+                 kind, out.queue_id, len(rcpts))
+
+    def _return_one(self, mid: int) -> int:
+        paths: list[str] = []
+        with self.app.store.session() as s:
+            row, rcpts = outqueue.take_returns(s, mid)
+            if row is None:
+                return 0
+            sent = False
+            if row.mail_from:
+                self._notice(s, dsn.FAILURE, row, rcpts)
+                sent = True
+            paths = outqueue.finish(s, [mid])
+        for p in paths:
+            self.app.spool.remove(p)
+        return int(sent)
+
+    def _warn_one(self, mid: int) -> int:
+        with self.app.store.session() as s:
+            row, rcpts = outqueue.take_warning(s, mid)
+            if row is None:
+                return 0
+            self._notice(s, dsn.WARNING, row, rcpts)
+        return 1
+
