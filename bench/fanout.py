@@ -124,12 +124,13 @@ def rss_kb(pid: int, field: str) -> int:
     return 0
 
 
-def run_one(listmgr: str, n: int, per_tx: int, timeout: float) -> dict:
+def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "") -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"listmgr-fanout-{n}-"))
     sink = Sink(free_port())
     smtp_port = free_port()
     cfg = work / "listmgr.toml"
-    cfg.write_text(f'domain = "{DOMAIN}"\ndata_dir = "{work / "var"}"\nlog_level = "WARNING"\n'
+    level = "INFO" if keep_log else "WARNING"
+    cfg.write_text(f'domain = "{DOMAIN}"\ndata_dir = "{work / "var"}"\nlog_level = "{level}"\n'
                    f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
                    f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
                    f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n'
@@ -197,6 +198,8 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float) -> dict:
             except subprocess.TimeoutExpired:
                 serve.kill()
         sink.stop()
+        if keep_log and (work / "serve.log").exists():
+            shutil.copy(work / "serve.log", Path(keep_log) / f"serve-{n}.log")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -209,6 +212,8 @@ def main() -> int:
     ap.add_argument("--listmgr", default=shutil.which("listmgr") or
                     str(Path(sys.executable).with_name("listmgr")))
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--keep-log", default="", metavar="DIR",
+                    help="log at INFO and keep serve-N.log in DIR")
     args = ap.parse_args()
     if not os.path.exists(SINK):
         raise SystemExit(f"{SINK} not found: apt-get install postfix (no configuration)")
@@ -216,7 +221,7 @@ def main() -> int:
     ok = True
     for n in [int(x) for x in args.n.split(",")]:
         for _ in range(args.runs):
-            r = run_one(args.listmgr, n, args.per_transaction, args.timeout)
+            r = run_one(args.listmgr, n, args.per_transaction, args.timeout, args.keep_log)
             results.append(r)
             ok &= r["complete"]
             print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)

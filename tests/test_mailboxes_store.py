@@ -79,3 +79,10 @@ def test_normalise_ip():
     assert mailboxes.normalise_ip("fe80::1%eth0") == "fe80::1"
     assert mailboxes.normalise_ip("2001:DB8::1") == "2001:db8::1"
     assert mailboxes.normalise_ip("not an ip") == "not an ip"
+
+
+def test_zero_window_grants_nothing(app):
+    with app.store.session() as s:
+        mailboxes.grant_relay(s, "192.0.2.7", "alice", 0)
+    with app.store.session() as s:
+        assert not mailboxes.relay_allowed(s, "192.0.2.7")

@@ -362,3 +362,31 @@ def test_passwords_never_reach_the_log(pop3, caplog):
     assert "pop3 login failed user=alice ip=127.0.0.1" in text
     assert "pop3 login user=alice ip=127.0.0.1" in text
     assert "Wrong-Horse-77" not in text and "secret" not in text
+
+
+def test_a_five_megabyte_message_comes_back_byte_for_byte(pop3):
+    line = b"A" * 70 + b"\r\n"
+    body = b"Subject: big\r\n\r\n" + b"." + line + line * (5 * 1024 * 1024 // len(line) - 2)
+    put_mail(pop3, "alice", body)
+    p = login(pop3)
+    n, _ = p.stat()
+    assert p.list(n) == b"+OK %d %d" % (n, len(body))
+    _, lines, _ = p.retr(n)
+    assert b"\r\n".join(lines) + b"\r\n" == body
+    p.quit()
+
+
+def test_one_session_per_mailbox_across_two_servers(server):
+    """Two `listmgr serve` on one database and data dir: the mailbox lock holds across them."""
+    first = server(**FAST)
+    add_user(first, "alice", "secret")
+    second = server(**FAST)
+    a = login(first)
+    b = pop(second)
+    b.user("alice")
+    with pytest.raises(poplib.error_proto, match=r"\[IN-USE\]"):
+        b.pass_("secret")
+    a.quit()
+    b.user("alice")
+    assert b.pass_("secret").startswith(b"+OK")
+    b.quit()

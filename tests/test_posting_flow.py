@@ -337,3 +337,34 @@ def test_token_kind_payload(app):
         (tok,) = s.scalars(select(Token))
         assert tok.kind == "held-post" and tok.list_name == "demo"
         assert json.loads(tok.payload) == {"held_id": h.id}
+
+
+def test_two_pipelines_fan_out_a_post_once(app):
+    """Two workers (as two `listmgr serve` on one database) never fan one post out twice."""
+    import threading
+    make_list(app, members=[f"u{i}@example.net" for i in range(2000)], post_policy="open")
+    data = mail().replace("\n", "\r\n").encode()
+    qid = new_queue_id()
+    path = app.spool.write("in", data, qid)
+    with app.store.session() as s:
+        m = InboundMessage(queue_id=qid, spool_path=path, mail_from="member@example.com",
+                           size=len(data))
+        s.add(m)
+        s.flush()
+        s.add(InboundTask(message_id=m.id, kind="post", target="demo", rcpt="demo@example.org"))
+    load_handlers()
+    workers = [Pipeline(app), Pipeline(app)]
+    workers[1].owner += "-b"
+    start = threading.Barrier(2)
+
+    def run(p):
+        start.wait()
+        while p.run_once():
+            pass
+    threads = [threading.Thread(target=run, args=(p,)) for p in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    ((_, rcpts, _),) = queued(app)
+    assert len(rcpts) == 2000 == len(set(rcpts))

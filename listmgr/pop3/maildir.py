@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import fcntl
+import glob
 import os
 import re
 import secrets
@@ -105,7 +106,7 @@ class Maildir:
             if not re.fullmatch(r"[A-Za-z0-9._-]{1,60}", unique):
                 raise ValueError(f"bad unique name {unique!r}")
             uid = f"{unique}.{_hostname()}"
-            if self.find(uid) is not None:
+            if self._has_name(f"{uid},S={len(data)}"):
                 return uid
         else:
             uid = f"{int(time.time())}.M{secrets.token_hex(6)}P{os.getpid()}.{_hostname()}"
@@ -123,6 +124,12 @@ class Maildir:
         os.replace(tmp, self.root / "new" / name)
         _fsync_dir(self.root / "new")
         return uid
+
+    def _has_name(self, name: str) -> bool:
+        """Is a message with this base name in new/ or cur/ (where readers add ':2,...')?"""
+        if (self.root / "new" / name).exists() or (self.root / "cur" / name).exists():
+            return True
+        return any(self.root.joinpath("cur").glob(glob.escape(name) + ":*"))
 
     # ------------------------------------------------------------------ reading
 
