@@ -1,33 +1,34 @@
 """Command mail over SMTP to a running `listmgr serve`: a person manages lists by mail alone.
 
-The replies are read where they leave the server: the outbound queue (and, once the
-delivery worker runs, the smarthost sink receives the same messages).
+Replies are read where they arrive: the recording sink that is the server's smarthost,
+delivered by the real delivery worker.
 """
 
 from __future__ import annotations
 
 import re
 import smtplib
-import time
 
 from listmgr.commands.context import SITE_PASSWORD_KEY
 from listmgr.passwords import hash_password
 from listmgr.store.models import SiteSetting
-from tests.commands_helpers import Outcome, last_outbound_id, queued_since
+from tests.commands_helpers import Outcome, Sent
 
 JOE = "joe@example.net"
 OWNER = "owner@example.com"
 
 
 class Session:
-    """Send command mails over SMTP and collect what the server queues in answer."""
+    """Send command mails over SMTP; collect what the smarthost sink receives in answer."""
 
-    def __init__(self, srv):
+    def __init__(self, srv, sink):
         self.srv = srv
+        self.sink = sink
 
     def send(self, body: str | bytes, *, frm: str = JOE, to: str = "majordomo@example.org",
              headers: str = "", expect: int = 1) -> Outcome:
-        before = last_outbound_id(self.srv.app)
+        with self.sink.lock:
+            before = len(self.sink.received)
         if isinstance(body, str):
             data = (f"From: {frm}\r\nTo: {to}\r\nSubject: cmds\r\n{headers}\r\n"
                     + body.replace("\n", "\r\n")).encode()
@@ -35,24 +36,19 @@ class Session:
             data = body
         with smtplib.SMTP("127.0.0.1", self.srv.smtp_port, timeout=10) as c:
             c.sendmail(frm, [to], data)
-        deadline = time.monotonic() + 20
-        while True:
-            self.srv.wait_idle()
-            out = queued_since(self.srv.app, before)
-            if len(out.sent) >= expect or time.monotonic() > deadline:
-                return out
-            time.sleep(0.05)
+        got = self.sink.wait_for(lambda rs: len(rs) >= before + expect)[before:]
+        return Outcome([Sent(r.mail_from, list(r.rcpt_tos), r.message) for r in got])
 
 
 def key_in(sent) -> str:
     return re.search(r"^\taccept ([0-9a-f]{32})$", sent.body, re.M).group(1)
 
 
-def test_a_person_manages_lists_by_mail(server):
-    srv = server(delivery__workers=False)  # replies are read from the queue, not delivered
+def test_a_person_manages_lists_by_mail(server, sink):
+    srv = server()
     srv.call(lambda s: s.merge(SiteSetting(key=SITE_PASSWORD_KEY,
                                            value=hash_password("site-secret"))))
-    mail = Session(srv)
+    mail = Session(srv, sink)
 
     # A site admin creates a list by approving a newlist request.
     out = mail.send("newlist demo owner@example.com Demo list", frm=OWNER, expect=2)
@@ -94,11 +90,11 @@ def test_a_person_manages_lists_by_mail(server):
     assert out.reply.message["To"] == JOE
 
 
-def test_confirmation_and_request_address_over_smtp(server):
-    srv = server(delivery__workers=False)  # replies are read from the queue, not delivered
+def test_confirmation_and_request_address_over_smtp(server, sink):
+    srv = server()
     srv.call(lambda s: __import__("listmgr.store.lists", fromlist=["x"]).create_list(
         s, "demo", [OWNER], password="pw"))
-    mail = Session(srv)
+    mail = Session(srv, sink)
     out = mail.send("subscribe\n", to="demo-request@example.org", expect=2)
     assert "**** must be authenticated.  To accomplish this, another request must be" \
         in out.lines
@@ -114,11 +110,11 @@ def _jp_mail(charset: str, cte: str, body: bytes) -> bytes:
     return head + body
 
 
-def test_iso_2022_jp_and_shift_jis_command_mails(server):
-    srv = server(delivery__workers=False)  # replies are read from the queue, not delivered
+def test_iso_2022_jp_and_shift_jis_command_mails(server, sink):
+    srv = server()
     srv.call(lambda s: __import__("listmgr.store.lists", fromlist=["x"]).create_list(
         s, "demo", [OWNER], password="pw", description="日本語のリスト"))
-    mail = Session(srv)
+    mail = Session(srv, sink)
     text = "lists\r\n# コメント\r\nwho\u3000demo\r\nこんにちは\r\n"
     import base64
     for charset, cte, raw in (
@@ -132,3 +128,29 @@ def test_iso_2022_jp_and_shift_jis_command_mails(server):
         assert ">>>> # コメント" in lines
         assert ">>>> who\u3000demo" in lines and "Members of list 'demo':" in lines
         assert "**** Command 'こんにちは' not recognized." in lines
+
+
+def test_replies_reach_the_smarthost(server, sink):
+    """The reply leaves through the delivery worker: envelope, headers and transcript."""
+    srv = server()
+    srv.call(lambda s: __import__("listmgr.store.lists", fromlist=["x"]).create_list(
+        s, "demo", [OWNER], password="pw", description="Demo"))
+    data = (f"From: Joe <{JOE}>\r\nTo: majordomo@example.org\r\nSubject: please\r\n"
+            f"Message-ID: <q1@example.net>\r\n\r\nlists\r\nfrobnicate\r\nend\r\n").encode()
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10) as c:
+        c.sendmail(JOE, ["majordomo@example.org"], data)
+    [got] = sink.wait_for(lambda rs: any(JOE in r.rcpt_tos for r in rs))
+    assert got.mail_from == "majordomo-owner@example.org"
+    assert got.rcpt_tos == [JOE]
+    m = got.message
+    assert m["From"] == "majordomo@example.org" and m["To"] == JOE
+    assert m["Subject"] == "Majordomo results: please"
+    assert m["In-Reply-To"] == "<q1@example.net>"
+    assert m["Auto-Submitted"] == "auto-replied"
+    lines = m.get_content().replace("\r\n", "\n").split("\n")
+    assert lines[:8] == ["--", "", ">>>> lists", "majordomo@example.org serves the following lists:",
+                         "", "  demo                    Demo", "",
+                         "Use the 'info <list>' command to get more information"]
+    i = lines.index(">>>> frobnicate")
+    assert lines[i + 1:i + 5] == ["**** Command 'frobnicate' not recognized.", ">>>> end",
+                                  "END OF COMMANDS", "**** Help for majordomo@example.org:"]

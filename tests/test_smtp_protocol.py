@@ -396,6 +396,40 @@ def _client_tls() -> ssl.SSLContext:
     return ctx
 
 
+def test_commands_injected_before_starttls_are_discarded(ingress, cert):
+    """STARTTLS command injection (CVE-2011-0411 family): plaintext sent after STARTTLS in
+    the same packet must never be executed inside the TLS session."""
+    srv = ingress(smtp__tls_cert=cert[0], smtp__tls_key=cert[1])
+    r = Raw(srv.smtp_port)
+    r.cmd("EHLO client.example")
+    r.send(b"STARTTLS\r\nMAIL FROM:<injected@outside.example>\r\n")
+    assert r.reply().startswith("220 2.0.0")
+    tls = _client_tls().wrap_socket(r.sock)
+    f = tls.makefile("rwb")
+    f.write(b"EHLO client.example\r\n")
+    f.flush()
+    while True:
+        line = f.readline()
+        if line[3:4] == b" ":
+            break
+    f.write(b"MAIL FROM:<real@outside.example>\r\n")
+    f.flush()
+    assert f.readline().startswith(b"250 2.1.0")  # not "503 nested MAIL"
+    tls.close()
+
+
+def test_pipelined_commands_get_their_replies_in_order(ingress):
+    srv = ingress()
+    r = Raw(srv.smtp_port)
+    r.cmd("EHLO client.example")
+    r.send(b"MAIL FROM:<a@outside.example>\r\nRCPT TO:<nobody@example.org>\r\n"
+           b"RCPT TO:<postmaster@example.org>\r\nDATA\r\n")
+    assert [r.reply()[:3] for _ in range(4)] == ["250", "550", "250", "354"]
+    assert r.cmd(b"Subject: p\r\n\r\nx\r\n.").startswith("250 2.0.0")
+    r.close()
+    assert srv.tasks() == [("admins", "", "postmaster@example.org")]
+
+
 def test_starttls_offered_only_with_cert(ingress, cert):
     plain = ingress()
     with connect(plain.smtp_port) as c:

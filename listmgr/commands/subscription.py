@@ -15,6 +15,7 @@ from listmgr.commands.context import Context, looks_like_real_name
 from listmgr.commands.guard import is_service_address
 from listmgr.commands.policy import Action, subscribe_action, unsubscribe_action
 from listmgr.commands.registry import command
+from listmgr.config import format_duration
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.store import lists as repo
 from listmgr.store.models import MailingList
@@ -44,7 +45,7 @@ def _service_address(ctx: Context, bare: str) -> bool:
 
 def check_key(ctx: Context, cmd: str, mlist: MailingList, address: str) -> None:
     """With an `auth KEY` on this line: mark the line confirmed, or note why not."""
-    key = getattr(ctx, "auth_key", "")
+    key = ctx.auth_key
     if not key:
         return
     tok = tokens.lookup(ctx.s, key)
@@ -72,7 +73,6 @@ def send_confirm(ctx: Context, cmd: str, mlist: MailingList, subscriber: str) ->
                           payload={"cmd": cmd, "subscriber": subscriber,
                                    "requester": ctx.req.address})
     lang = ctx.list_lang(mlist)
-    from listmgr.config import format_duration
     body = texts.text("confirm", lang, cmd=cmd, list=mlist.name, subscriber=subscriber,
                       key=issued.secret, whoami=ctx.whoami, domain=ctx.domain,
                       lifetime=format_duration(cfg.commands.token_lifetime))

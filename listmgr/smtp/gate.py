@@ -12,23 +12,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from listmgr.store.models import RelayGrant, utcnow
+from listmgr.store.mailboxes import normalise_ip, relay_allowed
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def normalise_ip(ip: str) -> str:
-    """One spelling per address: `::ffff:1.2.3.4` -> `1.2.3.4`, IPv6 compressed."""
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return ip
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return str(addr)
 
 
 def parse_networks(networks: Iterable[str]) -> tuple[IPNetwork, ...]:
@@ -45,11 +33,7 @@ def in_networks(ip: str, networks: tuple[IPNetwork, ...]) -> bool:
 
 def has_grant(s: Session, ip: str) -> bool:
     """A POP3 login from `ip` whose relay window is still open."""
-    ip = normalise_ip(ip)
-    row = s.scalars(select(RelayGrant.id).where(RelayGrant.ip == ip,
-                                                RelayGrant.expires_at > utcnow()).limit(1)
-                    ).first()
-    return row is not None
+    return relay_allowed(s, ip)
 
 
 class RelayGate:

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 from listmgr.app import App
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.passwords import verify_password
-from listmgr.smtp.gate import RelayGate, normalise_ip
+from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
-from listmgr.store.models import InboundMessage, InboundTask, MailboxUser, MailingList
+from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
+from listmgr.store.models import InboundMessage, InboundTask, MailingList
 
 log = logging.getLogger("listmgr.smtp")
 
@@ -58,7 +59,7 @@ class StoreDirectory:
         return self.s.scalar(select(MailingList.id).where(MailingList.name == name)) is not None
 
     def has_user(self, name: str) -> bool:
-        return self.s.scalar(select(MailboxUser.id).where(MailboxUser.name == name)) is not None
+        return user_exists(self.s, name)
 
 
 @dataclass
@@ -254,8 +255,8 @@ class IngressHandler:
         elif domain.rstrip(".") not in self.local_domains:
             return None
         with self.app.store.session() as s:
-            stored = s.scalar(select(MailboxUser.password_hash).where(MailboxUser.name == name))
-        if not verify_password(stored or "", password):
+            user = get_user(s, name)
+        if not verify_password(user.password_hash if user else "", password):
             return None
         return name
 
