@@ -138,7 +138,7 @@ def test_relayed_mail_is_queued_with_original_sender(server, sink):
     assert data.endswith(MSG)
 
 
-def test_owner_and_approval_mail_go_to_owners_and_moderator(server):
+def test_owner_and_approval_mail_go_to_owners_and_moderator(server, sink):
     srv = server()
 
     def setup(s):
@@ -161,6 +161,12 @@ def test_owner_and_approval_mail_go_to_owners_and_moderator(server):
         ("a@outside.example", "m@outside.example", "approval:mod"),
         ("", "admin@example.org", "admins"),
     ])
+    # ... and the delivery worker hands them to the smarthost (the sink), senders kept.
+    want = {"o1@outside.example", "o2@outside.example", "m@outside.example", "admin@example.org"}
+    got_mail = sink.wait_for(lambda r: want <= {x.lower() for m in r for x in m.rcpt_tos})
+    senders = {x.lower(): m.mail_from for m in got_mail for x in m.rcpt_tos}
+    assert senders["m@outside.example"] == "a@outside.example"
+    assert senders["admin@example.org"] in ("", "<>")
     # Done tasks leave nothing behind in the inbound queue (cleaned just after "done").
     deadline = time.monotonic() + 10
     while srv.call(lambda s: s.scalars(select(InboundMessage)).all()) != []:

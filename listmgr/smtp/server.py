@@ -253,7 +253,7 @@ class Listener:
                 proto.transport.close()
         await self.server.wait_closed()
         self.server = None
-        self.handler.close()
+        await asyncio.to_thread(self.handler.close)  # let in-flight store work finish
 
 
 def components(service: Any) -> list:
