@@ -31,6 +31,7 @@ COMPONENT_MODULES = (
     "listmgr.pipeline",         # inbound tasks -> handlers
     "listmgr.delivery.worker",  # outbound queue -> remote MTAs
     "listmgr.posting.expiry",   # held posts expire
+    "listmgr.commands.housekeeping",  # expired keys, stale rate counters
 )
 
 

@@ -560,3 +560,20 @@ def test_index_and_get_read_the_posting_archive(mailer):
     assert any(ln.startswith("  demo.202611 ") for ln in out.lines)
     [f] = [m for m in out.to(JOE) if m.subject.startswith("Majordomo file")]
     assert "archived body" in f.lines
+
+
+def test_housekeeping_forgets_old_keys_and_counters(mailer):
+    from listmgr.commands import housekeeping
+    from listmgr.store.models import RateCounter
+    app = mailer.app
+    make_list(app, subscribe_policy="open+confirm")
+    mailer.send("subscribe demo")
+    with app.store.session() as s:
+        s.add(RateCounter(key="autoreply:x:y", window_start=dt.datetime(2000, 1, 1), count=1))
+    assert housekeeping.purge(app) == (0, 0)
+    with app.store.session() as s:
+        s.execute(update(Token).values(expires_at=dt.datetime(2000, 1, 1)))
+        s.execute(update(RateCounter).values(window_start=dt.datetime(2000, 1, 1)))
+    assert housekeeping.purge(app) == (1, 1)  # the autoreply counter is not ours
+    with app.store.session() as s:
+        assert s.get(RateCounter, "autoreply:x:y") is not None

@@ -18,6 +18,8 @@ from listmgr.store.outbound import enqueue
 
 log = logging.getLogger(__name__)
 
+RATE_PREFIX = "command-mail:"
+
 
 def rate_ok(ctx, address: str) -> bool:
     """Count one message to `address`; False once it had `replies_per_hour` this hour."""
@@ -26,7 +28,7 @@ def rate_ok(ctx, address: str) -> bool:
 
 def rate_ok_requester(app, s, address: str) -> bool:
     limit = app.config.commands.replies_per_hour
-    return ratelimit.allow(s, f"command-mail:{normalise(address)}", limit)
+    return ratelimit.allow(s, f"{RATE_PREFIX}{normalise(address)}", limit)
 
 
 def send(ctx, *, to: str | list[str], subject: str, body: str, envelope: str | None = None,
