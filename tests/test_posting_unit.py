@@ -301,3 +301,20 @@ def test_list_id_with_non_ascii_description_keeps_the_id_readable():
 def test_list_id_quotes_specials():
     out = parse(decorate(RawMessage.parse(msg()), info(description='Demo, "the" list')))
     assert out["List-Id"] == '"Demo, \\"the\\" list" <demo.example.org>'
+
+
+def test_approved_line_inside_a_mime_part_holds_instead_of_leaking():
+    from listmgr.passwords import hash_password
+    raw = (b"From: owner@example.org\nSubject: s\nMIME-Version: 1.0\n"
+           b"Content-Type: multipart/alternative; boundary=B\n\n--B\n"
+           b"Content-Type: text/plain\n\nApproved: good\n\nhello\n--B\n"
+           b"Content-Type: text/html\n\n<p>Approved: good</p><p>hello</p>\n--B--\n")
+    d = chain.decide(post_of(raw, mlist(approve_passwd_hash=hash_password("good"))))
+    assert d.action == "hold" and d.hit_by("approved_in_part")
+
+
+def test_a_plain_post_with_approved_taken_out_is_not_held_for_it():
+    from listmgr.passwords import hash_password
+    d = chain.decide(post_of(msg(body="Approved: good\n\nhello\n"),
+                             mlist(approve_passwd_hash=hash_password("good"))))
+    assert d.action == "accept" and d.msg.body == b"hello\r\n"

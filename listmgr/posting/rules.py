@@ -111,6 +111,26 @@ class InvalidApproval(Rule):
         return None
 
 
+class ApprovedInPart(Rule):
+    name = "approved_in_part"
+    description = "an Approved: line that could not be taken out (inside a MIME part or " \
+                  "an encoded body): hold, so a password is never sent to the list"
+    skip_when_approved = False
+
+    _LINE = regex.compile(r"^\s*Approved:\s*\S+\s*$", regex.I)
+
+    def check(self, post: Post) -> Hit | None:
+        for line in post.text().split("\n")[:5]:
+            if not line.strip():
+                continue
+            if self._LINE.match(_cut(line)):
+                return self.hit(HOLD, "Approved: line inside the message body could not be "
+                                      "removed; send it as the first line of a plain-text "
+                                      "post or as a header")
+            return None
+        return None
+
+
 class Size(Rule):
     name = "size"
     description = "the whole message is larger than the list's maxlength (default: the " \
@@ -211,8 +231,8 @@ class PostPolicy(Rule):
 
 # The chain, in order. Loop first (a loop is never held), then the approval check, then
 # the content rules, then who may post.
-RULES: tuple[Rule, ...] = (Loop(), InvalidApproval(), Size(), Administrivia(), TabooHeaders(),
-                           TabooBody(), PostPolicy())
+RULES: tuple[Rule, ...] = (Loop(), InvalidApproval(), ApprovedInPart(), Size(), Administrivia(),
+                           TabooHeaders(), TabooBody(), PostPolicy())
 
 
 class BudgetExceeded(Exception):
