@@ -69,7 +69,7 @@ def do_index(ctx: Context, args: list[str], line=None) -> None:
         return
     ctx.say("index_header", list=mlist.name)
     for name, size, when in files:
-        ctx.out.lines.append(f"  {name:<30} {size:>10}  {when}")
+        ctx.out.lines.append(ctx.t("index_row", file=name, size=size, when=when))
     ctx.out.lines.append("")
 
 

@@ -40,7 +40,8 @@ def do_lists(ctx: Context, args: list[str], line=None) -> None:
     ctx.say("lists_header", whoami=ctx.whoami)
     for mlist in repo.all_lists(ctx.s):
         if visible(ctx, mlist):
-            ctx.out.lines.append(f"  {mlist.name:<23} {mlist.description[:56]}")
+            ctx.out.lines.append(ctx.t("lists_row", list=mlist.name,
+                                       description=mlist.description))
     ctx.say("lists_footer")
 
 

@@ -199,6 +199,8 @@ class SMTPClient:
             await self.rset()
         self.dirty = True
         params = " BODY=8BITMIME" if "8BITMIME" in self.extensions else ""
+        if "SMTPUTF8" in self.extensions and not (mail_from + "".join(rcpts)).isascii():
+            params += " SMTPUTF8"  # RFC 6531: internationalised addresses
         mail_cmd = f"MAIL FROM:<{mail_from}>{params}\r\n".encode("utf-8")
         rcpt_cmds = [f"RCPT TO:<{r}>\r\n".encode("utf-8") for r in rcpts]
         if "PIPELINING" in self.extensions:

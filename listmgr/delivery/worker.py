@@ -182,8 +182,15 @@ class DeliveryWorker:
             try:
                 await self._dispatch(items)
             except Exception:
-                log.exception("delivery: dispatch failed; the claims return when their lease "
-                              "runs out")
+                log.exception("delivery: dispatch failed; giving the claims back")
+                self.inflight -= len(items)
+                try:
+                    await asyncio.to_thread(self._in_tx, outqueue.release,
+                                            [i.rid for i in items])
+                except Exception:
+                    log.exception("delivery: could not give claims back; they return when "
+                                  "their lease runs out")
+                await asyncio.sleep(cfg.poll_interval)
 
     async def _dispatch(self, items: list[Item]) -> None:
         missing = {it.message_id for it in items} - self._msgs.keys()
@@ -291,7 +298,14 @@ class DeliveryWorker:
                                 self._log(m, t, outs)
                                 await self._submit(m, t, outs)
                             return
-                    outcomes, keep = await self.transport.send(client, tx, msg)
+                    try:
+                        outcomes, keep = await self.transport.send(client, tx, msg)
+                    except Exception as exc:  # a bug: defer this transaction, keep going
+                        log.exception("%s delivery bug; deferring the transaction", msg.queue_id)
+                        diag = f"451 4.3.0 internal error ({type(exc).__name__})"
+                        outcomes = [Outcome(it.rid, DEFERRED, "4.3.0", diag, client.host)
+                                    for it in tx.items]
+                        keep = False
                     self._log(msg, tx, outcomes)
                     await self._submit(msg, tx, outcomes)
                     if not keep:

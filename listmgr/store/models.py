@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -224,6 +225,11 @@ class OutboundMessage(Base):
         lazy="raise")
 
 
+QUEUED = "state = 'queued'"
+PENDING = "state IN ('queued', 'bounce')"
+BOUNCE = "state = 'bounce'"
+
+
 class OutboundRecipient(Base):
     """state: queued -> sent | bounce (returned mail due) -> failed | deleted.
 
@@ -234,10 +240,17 @@ class OutboundRecipient(Base):
 
     __tablename__ = "outbound_recipients"
     __table_args__ = (
-        Index("ix_outbound_recipients_due", "state", "next_attempt_at"),
-        # "Is any recipient of this message still pending?" in one index probe, however
-        # many recipients the message has (spool cleanup, returned mail).
-        Index("ix_outbound_recipients_message_state", "message_id", "state"),
+        # Partial indexes hold only the rows still in play, so a recipient leaving them
+        # (sent, failed) costs an index delete and no insert. Queries that use them repeat
+        # the predicate literally (listmgr.store.outqueue), as SQLite and generic PostgreSQL
+        # plans require.
+        Index("ix_outbound_recipients_due", "next_attempt_at",
+              sqlite_where=text(QUEUED), postgresql_where=text(QUEUED)),
+        Index("ix_outbound_recipients_pending", "message_id", "state",
+              sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
+        Index("ix_outbound_recipients_bounce", "message_id",
+              sqlite_where=text(BOUNCE), postgresql_where=text(BOUNCE)),
+        Index("ix_outbound_recipients_message_id", "message_id"),  # cascades, purge
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),

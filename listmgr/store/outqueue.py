@@ -13,22 +13,23 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from listmgr.delivery.queue import DEFERRED, FAILED, SENT, Item, Outcome, next_attempt
 from listmgr.store.claims import claim_due
 from listmgr.store.models import OutboundMessage as M
 from listmgr.store.models import OutboundRecipient as R
-from listmgr.store.models import utcnow
+from listmgr.store.models import BOUNCE, PENDING, QUEUED, utcnow
 
-PENDING = ("queued", "bounce")
+# The partial indexes' predicates, written literally so the planner can use them.
+IS_QUEUED, IS_PENDING, IS_BOUNCE = text(QUEUED), text(PENDING), text(BOUNCE)
 T = R.__table__
 
 
 def claim(s: Session, owner: str, lease: float, limit: int) -> list[Item]:
     rows = claim_due(s, R, columns=[R.message_id, R.rcpt, R.domain, R.attempts],
-                     where=[R.state == "queued"], due=R.next_attempt_at, owner=owner,
+                     where=[IS_QUEUED], due=R.next_attempt_at, owner=owner,
                      lease=lease, limit=limit)
     return [Item(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
@@ -117,8 +118,7 @@ def finish(s: Session, message_ids: Iterable[int]) -> list[str]:
     remove once this transaction commits (a path another message still uses is kept)."""
     paths: list[str] = []
     for mid in message_ids:
-        pending = s.scalar(select(R.id).where(R.message_id == mid, R.state.in_(PENDING))
-                           .limit(1))
+        pending = s.scalar(select(R.id).where(R.message_id == mid, IS_PENDING).limit(1))
         if pending is not None:
             continue
         path = s.scalar(select(M.spool_path).where(M.id == mid))
@@ -141,7 +141,7 @@ def release(s: Session, ids: Sequence[int]) -> None:
 
 def due_count(s: Session) -> int:
     return s.scalar(select(func.count()).select_from(R).where(
-        R.state == "queued", R.next_attempt_at <= utcnow())) or 0
+        IS_QUEUED, R.next_attempt_at <= utcnow())) or 0
 
 
 # --------------------------------------------------------------------------- returned mail
@@ -165,11 +165,10 @@ _RCOLS = (R.id, R.rcpt, R.status, R.diagnostic, R.remote_mta, R.last_attempt_at,
 def messages_to_return(s: Session, limit: int = 100) -> list[int]:
     """Messages with recipients awaiting returned mail, once their first pass is over (so one
     returned mail covers every recipient that failed at once)."""
-    ids = list(s.scalars(select(R.message_id).where(R.state == "bounce").distinct()
-                         .limit(limit)))
+    ids = list(s.scalars(select(R.message_id).where(IS_BOUNCE).distinct().limit(limit)))
     ready = []
     for mid in ids:
-        first_pass = s.scalar(select(R.id).where(R.message_id == mid, R.state == "queued",
+        first_pass = s.scalar(select(R.id).where(R.message_id == mid, IS_PENDING, IS_QUEUED,
                                                  R.attempts == 0).limit(1))
         if first_pass is None:
             ready.append(mid)
@@ -182,7 +181,7 @@ def returns_pending(s: Session) -> int:
 
 def take_returns(s: Session, message_id: int) -> tuple[MessageRow | None, list[RcptRow]]:
     """Lock the message's `bounce` recipients and mark them failed (returned)."""
-    q = select(*_RCOLS).where(R.message_id == message_id, R.state == "bounce").order_by(R.id)
+    q = select(*_RCOLS).where(R.message_id == message_id, IS_PENDING, IS_BOUNCE).order_by(R.id)
     if s.get_bind().dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
     rows = [RcptRow(*r) for r in s.execute(q)]
@@ -206,7 +205,7 @@ def take_warning(s: Session, message_id: int, limit: int = 1000
                  ) -> tuple[MessageRow | None, list[RcptRow]]:
     """The recipients still deferred, if the message was not warned about yet (once only)."""
     rows = [RcptRow(*r) for r in s.execute(select(*_RCOLS).where(
-        R.message_id == message_id, R.state == "queued", R.attempts > 0)
+        R.message_id == message_id, IS_PENDING, IS_QUEUED, R.attempts > 0)
         .order_by(R.id).limit(limit))]
     if not rows:
         return None, []
@@ -278,12 +277,12 @@ def summary(s: Session) -> Summary:
     now = utcnow()
     counts = {st: n for st, n in s.execute(select(R.state, func.count()).group_by(R.state))}
     due = s.scalar(select(func.count()).select_from(R).where(
-        R.state == "queued", R.next_attempt_at <= now)) or 0
+        IS_QUEUED, R.next_attempt_at <= now)) or 0
     deferred = s.scalar(select(func.count()).select_from(R).where(
         R.state == "queued", R.attempts > 0)) or 0
     oldest = s.execute(select(M.queue_id, M.arrival_at).where(M.spool_path != "")
                        .order_by(M.arrival_at).limit(1)).first()
-    nxt = s.scalar(select(func.min(R.next_attempt_at)).where(R.state == "queued"))
+    nxt = s.scalar(select(func.min(R.next_attempt_at)).where(IS_QUEUED))
     nmsg = s.scalar(select(func.count()).select_from(M).where(M.spool_path != "")) or 0
     return Summary(counts, due, deferred, tuple(oldest) if oldest else None, nxt, nmsg)
 
