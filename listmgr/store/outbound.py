@@ -53,6 +53,8 @@ def add_recipients(s: Session, message_id: int, recipients: Iterable[str]) -> in
     now = utcnow()
     conn = s.connection()
     sqlite = conn.dialect.name == "sqlite"
+    if not sqlite:
+        return _add_unnest(conn, message_id, recipients, now)
     sql, fixed = _insert_sql("?" if sqlite else "%s")
     # SQLite: SQLAlchemy's storage format for DateTime; PostgreSQL: the driver adapts it.
     ts: object = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
@@ -91,3 +93,43 @@ def _insert_sql(mark: str) -> tuple[str, tuple]:
                f"VALUES ({', '.join(mark for _ in cols)})")
         _INSERTS[mark] = (sql, tuple(fixed_vals))
     return _INSERTS[mark]
+
+
+_UNNEST: list[str] = []
+
+
+def _literal(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _add_unnest(conn, message_id: int, recipients: Iterable[str], now) -> int:
+    """PostgreSQL: 5,000 rows per statement as two arrays (one round trip, no per-row
+    protocol work in the driver, which executemany spends most of its time on)."""
+    if not _UNNEST:
+        base, fixed = _insert_sql("%s")
+        cols = base[base.index("(") + 1:base.index(")")].split(", ")[4:]
+        table = OutboundRecipient.__table__.name
+        sql = (f"INSERT INTO {table} (message_id, rcpt, domain, next_attempt_at"
+               f"{''.join(', ' + c for c in cols)}) SELECT %s, u.r, u.d, %s"
+               f"{''.join(', ' + _literal(v) for v in fixed)} "
+               f"FROM unnest(%s::text[], %s::text[]) AS u(r, d)")
+        _UNNEST.append(sql)
+    sql = _UNNEST[0]
+    n = 0
+    rcpts: list[str] = []
+    domains: list[str] = []
+    for r in recipients:
+        rcpts.append(_check_address(r))
+        domains.append(domain_of(r))
+        if len(rcpts) >= 5000:
+            conn.exec_driver_sql(sql, (message_id, now, rcpts, domains))
+            n += len(rcpts)
+            rcpts, domains = [], []
+    if rcpts:
+        conn.exec_driver_sql(sql, (message_id, now, rcpts, domains))
+        n += len(rcpts)
+    return n
