@@ -75,3 +75,15 @@ def test_best_mx_is_ourselves_is_local_configuration_error(mx_server, sink):
     text = bounce.data.decode()
     assert "Status: 5.3.5" in text and "mail loops back to me (MX problem?)" in text
     assert scan_message(email.message_from_bytes(bounce.data)) == {b"someone@loop.test"}
+
+
+def test_local_domains_go_to_our_own_listener(mx_server, sink, dns_server):
+    """Without a smarthost, mail for this server's own domains is handed to its own SMTP
+    listener (no MX lookup), whose answer counts like any remote's."""
+    srv = mx_server()
+    queue_mail(srv, "sender@good.test", ["nosuchuser@example.org"])
+    bounce = wait_until(lambda: returned_to(sink, "sender@good.test"), what="returned")[0]
+    assert bounce.message["Subject"] == "Returned mail: User unknown"
+    assert "nosuchuser@example.org" in bounce.data.decode()
+    assert scan_message(email.message_from_bytes(bounce.data)) == {b"nosuchuser@example.org"}
+    assert ("example.org", "MX") not in dns_server.queries

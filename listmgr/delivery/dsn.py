@@ -117,6 +117,8 @@ def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes
         orig_type, orig = "message/rfc822", data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     else:
         orig_type, orig = "text/rfc822-headers", header_block(data or b"")
+    describe = ("Undelivered Message" if orig_type == "message/rfc822"
+                else "Undelivered Message Headers")
     if not orig.endswith(b"\r\n"):
         orig += b"\r\n"
 
@@ -147,7 +149,7 @@ def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes
         f"\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n"
         f"Content-Description: Delivery report\r\n\r\n".encode(), status_part,
         f"\r\n--{boundary}\r\nContent-Type: {orig_type}\r\n"
-        f"Content-Description: {'Undelivered Message' if orig_type == 'message/rfc822' else 'Undelivered Message Headers'}\r\n\r\n".encode(),
+        f"Content-Description: {describe}\r\n\r\n".encode(),
         orig,
         f"\r\n--{boundary}--\r\n".encode(),
     ]
