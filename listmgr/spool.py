@@ -11,18 +11,12 @@ import secrets
 import time
 from pathlib import Path
 
+from listmgr.durable import fsync_dir, write_all
+
 
 def new_queue_id() -> str:
     """Sortable, unique: time in hex plus randomness (like Postfix long queue ids)."""
     return f"{int(time.time() * 1000):011X}{secrets.token_hex(5).upper()}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Spool:
@@ -40,15 +34,11 @@ class Spool:
         final = final_dir / name
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
+            write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, final)
-        _fsync_dir(final_dir)
+        fsync_dir(final_dir)
         return str(final.relative_to(self.root))
 
     def path(self, rel: str) -> Path:

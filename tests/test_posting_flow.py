@@ -368,3 +368,19 @@ def test_two_pipelines_fan_out_a_post_once(app):
         t.join(60)
     ((_, rcpts, _),) = queued(app)
     assert len(rcpts) == 2000 == len(set(rcpts))
+
+
+def test_removing_a_list_leaves_no_held_copies_behind(app, config_file):
+    cfg = config_file()
+    make_list(app, members=MEMBERS, post_policy="moderated")
+    make_list(app, "keep", members=MEMBERS, post_policy="moderated")
+    post(app, mail(subject="doomed"))
+    post(app, mail(subject="kept"), to="keep")
+    doomed, = [h for h in held(app) if h.list_name == "demo"]
+    with app.store.session() as s:
+        paths = {h.id: h.spool_path for h in s.scalars(select(HeldPost))}
+    assert run_cli(cfg, "rmlist", "demo").status == 0
+    assert moderation.sweep_orphans(app, min_age=0) == 1
+    assert not app.spool.path(paths[doomed.id]).exists()
+    kept = [p for i, p in paths.items() if i != doomed.id]
+    assert kept and all(app.spool.path(p).exists() for p in kept)

@@ -26,15 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from listmgr.durable import fsync_dir, write_all
+
 _UID_OK = re.compile(r"^[\x21-\x7e]{1,70}$")
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _hostname() -> str:
@@ -114,15 +109,11 @@ class Maildir:
         tmp = self.root / "tmp" / name
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
+            write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, self.root / "new" / name)
-        _fsync_dir(self.root / "new")
+        fsync_dir(self.root / "new")
         return uid
 
     def _has_name(self, name: str) -> bool:
@@ -195,7 +186,7 @@ class Maildir:
             except OSError:
                 failed += 1
         for d in dirs:
-            _fsync_dir(d)
+            fsync_dir(d)
         return failed
 
     # ------------------------------------------------------------------ locking

@@ -13,6 +13,8 @@ import os
 import re
 from pathlib import Path
 
+from listmgr.durable import write_all
+
 _FROM_LINE = re.compile(rb"^(>*From )", re.M)
 
 
@@ -43,11 +45,7 @@ def append(config, list_name: str, data: bytes, *, envelope_from: str,
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        view = memoryview(entry)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-        os.fsync(fd)
+        write_all(fd, entry)
     finally:
         os.close(fd)
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from listmgr.posting.moderation import expire_due
+from listmgr.posting.moderation import expire_due, sweep_orphans
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class HeldExpiry:
                 n = await asyncio.to_thread(expire_due, self.app)
                 if n:
                     self.app.notify("outbound")
+                await asyncio.to_thread(sweep_orphans, self.app)
             except Exception:
                 log.exception("held-post expiry failed")
             if not self._stopping:

@@ -173,3 +173,30 @@ def expire_due(app, *, now: dt.datetime | None = None, limit: int = 100) -> int:
             log.info("list=%s held=%d expired", mlist.name, held.id)
             n += 1
     return n
+
+
+def sweep_orphans(app, *, min_age: float = 3600.0) -> int:
+    """Remove held-post copies in spool/held that no pending held post refers to.
+
+    They are left behind when a list with held posts is removed (`rmlist` deletes the rows
+    in its transaction; the files can only go once that has committed). Files younger than
+    `min_age` are kept, so a post being held right now is never touched.
+    """
+    import time
+    folder = app.spool.root / "spool" / "held"
+    if not folder.is_dir():
+        return 0
+    with app.store.session() as s:
+        live = {p for p in s.scalars(select(HeldPost.spool_path).where(
+            HeldPost.state == "held"))}
+    cutoff = time.time() - min_age
+    removed = 0
+    for f in folder.iterdir():
+        rel = str(f.relative_to(app.spool.root))
+        if rel in live or not f.is_file() or f.stat().st_mtime > cutoff:
+            continue
+        app.spool.remove(rel)
+        removed += 1
+    if removed:
+        log.info("removed %d held-post copies of removed lists", removed)
+    return removed
