@@ -9,6 +9,7 @@ Majordomo's reason texts (reference 5.1, 5.3) are kept where the concept is the 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,14 +71,15 @@ class Post:
         return self.time_budget - (time.monotonic() - self.started)
 
 
-class Rule:
+class Rule(ABC):
     name = ""
     description = ""
     # An approved post (valid Approved: password) skips this rule, as in Majordomo.
     skip_when_approved = True
 
-    def check(self, post: Post) -> Hit | None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, post: Post) -> Hit | None:
+        """The hit when this rule applies to `post`, else None."""
 
     def hit(self, action: str, reason: str) -> Hit:
         return Hit(self.name, action, reason)
