@@ -51,6 +51,7 @@ def test_serve_creates_database_and_stops_on_signal(config_file, sig):
     assert proc.returncode == 0, err
     assert "Traceback" not in "".join(lines) + err
     assert "stopping" in err
+    assert "site_admins is empty" not in "".join(lines)  # the test config names an admin
     # The database was created by serve itself: other commands work at once.
     assert run_cli(cfg, "newlist", "demo", "--owner", "o@example.org").status == 0
 
@@ -65,3 +66,16 @@ def test_serve_refuses_a_database_that_is_behind(config_file, db_url):
     r = run_cli(cfg, "serve", timeout=60)
     assert r.status != 0
     assert "listmgr init" in r.err and "Traceback" not in r.err
+
+
+def test_serve_warns_when_no_site_admin_would_get_postmaster_mail(config_file):
+    cfg = config_file(site_admins=[])
+    proc = _serve(cfg)
+    try:
+        lines = _wait_ready(proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert any("site_admins is empty" in ln for ln in lines)

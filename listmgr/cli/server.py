@@ -38,6 +38,10 @@ def cmd_serve(args) -> int:
     cfg = load_config(args)
     setup_logging(cfg.log_level)
     app = open_app(args, create=True)
+    if not cfg.site_admins:
+        log.warning("site_admins is empty: mail to postmaster@ and majordomo-owner@ (and "
+                    "returned replies) is kept in the shunt queue; set site_admins in %s",
+                    cfg.source)
     service = Service(cfg, app)
     asyncio.run(service.run(ready=lambda: log.info("listmgr ready: %s", " ".join(
         f"{k}={v}" for k, v in sorted(service.ports.items())) or "no listeners")))
