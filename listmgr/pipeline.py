@@ -106,7 +106,9 @@ class Pipeline:
         store, spool = self.app.store, self.app.spool
         try:
             with store.session() as s:
-                task = s.get(InboundTask, task_id)
+                # Locked (PostgreSQL) so a handler taking sibling tasks along (relay) and
+                # another process working on one of them cannot both act on it.
+                task = s.get(InboundTask, task_id, with_for_update=True)
                 if task is None or task.state != "new":
                     return
                 msg = s.get(InboundMessage, task.message_id)

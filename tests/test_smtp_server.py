@@ -138,6 +138,24 @@ def test_relayed_mail_is_queued_with_original_sender(server, sink):
     assert data.endswith(MSG)
 
 
+def test_several_remote_recipients_share_one_queued_copy(server, sink):
+    srv = server()
+    srv.call(add_grant, "127.0.0.1")
+    rcpts = ["a@outside.example", "b@other.example", "c@outside.example"]
+    with connect(srv.smtp_port) as c:
+        c.sendmail("alice@example.org", rcpts + ["postmaster@example.org"], MSG)
+    srv.wait_idle()
+    queued = srv.call(_outbound)
+    relayed = [(r, p) for _, r, origin, p in queued if origin == "relay"]
+    assert sorted(r for r, _ in relayed) == sorted(rcpts)
+    assert len({p for _, p in relayed}) == 1  # one spool copy for every remote recipient
+    got = sink.wait_for(lambda m: sorted(r for x in m for r in x.rcpt_tos
+                                         if r in rcpts) == sorted(rcpts))
+    assert sorted(r for x in got for r in x.rcpt_tos if r in rcpts) == sorted(rcpts)
+    relayed_copy = next(x for x in got if rcpts[0] in x.rcpt_tos)
+    assert b"for <" not in relayed_copy.data.split(b"\r\n\r\n")[0]  # no single "for"
+
+
 def test_owner_and_approval_mail_go_to_owners_and_moderator(server, sink):
     srv = server()
 

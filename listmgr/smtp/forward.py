@@ -15,12 +15,13 @@ import datetime as dt
 import re
 from email.utils import format_datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
 from listmgr.pipeline import handler
 from listmgr.store.lists import get_list
-from listmgr.store.models import InboundMessage, InboundTask
+from listmgr.store.models import InboundMessage, InboundTask, utcnow
 from listmgr.store.outbound import enqueue
 
 
@@ -63,7 +64,26 @@ def list_owners(s: Session, name: str) -> list[str]:
 @handler("relay")
 def relay(app: App, s: Session, task: InboundTask, message: InboundMessage,
           data: bytes) -> None:
-    forward(app, s, message, data, [task.target], "relay", for_rcpt=task.target)
+    """All remote recipients of one message leave as one queued message (one spool copy).
+
+    The first relay task handled takes its still-new siblings with it, marking them done in
+    this transaction; the pipeline locks the task it works on, so a sibling being handled
+    elsewhere is either skipped here or finds itself done there, never sent twice.
+    """
+    q = select(InboundTask).where(InboundTask.message_id == message.id,
+                                  InboundTask.kind == "relay", InboundTask.state == "new",
+                                  InboundTask.id != task.id).order_by(InboundTask.id)
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    siblings = list(s.scalars(q))
+    now = utcnow()
+    for sib in siblings:
+        sib.state = "done"
+        sib.done_at = now
+        sib.lease_until = None
+    targets = list(dict.fromkeys([task.target] + [sib.target for sib in siblings]))
+    forward(app, s, message, data, targets, "relay",
+            for_rcpt=targets[0] if len(targets) == 1 else None)
 
 
 @handler("owner")
