@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import shutil
 import socket
 import statistics
@@ -30,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PG = os.environ.get("LISTMGR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from scratch import scratch_database  # noqa: E402
+
 BODY = (b"From: list@example.org\r\nTo: bench@example.org\r\nSubject: benchmark\r\n"
         b"Message-ID: <bench@example.org>\r\n\r\n" + b"A line of a list post.\r\n" * 40)
 
@@ -80,7 +80,7 @@ def start_sink(kind: str) -> tuple[subprocess.Popen, int]:
 
 
 def one(db: str, n: int, per_tx: int, sink_port: int, lanes: int = 5) -> float:
-    from sqlalchemy import create_engine, select, text
+    from sqlalchemy import select
 
     from listmgr import config as config_mod
     from listmgr.app import App
@@ -90,15 +90,7 @@ def one(db: str, n: int, per_tx: int, sink_port: int, lanes: int = 5) -> float:
     from listmgr.store.outbound import enqueue
     from listmgr.store.outqueue import IS_PENDING
 
-    with tempfile.TemporaryDirectory() as d:
-        url = f"sqlite:///{d}/b.sqlite3"
-        schema = None
-        if db == "postgres":
-            schema = f"bench_{secrets.token_hex(4)}"
-            admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(text(f"CREATE SCHEMA {schema}"))
-            url = f"{PG}?options=-csearch_path%3D{schema}"
+    with tempfile.TemporaryDirectory() as d, scratch_database(db, d) as url:
         cfg = config_mod.from_mapping({
             "domain": "example.org", "data_dir": f"{d}/var", "database_url": url,
             "log_level": "WARNING",
@@ -134,10 +126,6 @@ def one(db: str, n: int, per_tx: int, sink_port: int, lanes: int = 5) -> float:
             return asyncio.run(run())
         finally:
             app.store.dispose()
-            if schema:
-                with admin.connect() as c:
-                    c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                admin.dispose()
 
 
 def main() -> None:

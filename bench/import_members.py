@@ -9,8 +9,6 @@ Prints the median seconds per database (the target: under 10 s for 100,000 on SQ
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -18,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-PG = os.environ.get("LISTMGR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from scratch import scratch_database
+
 
 
 def run(cfg: Path, *args: str, stdin: str | None = None) -> None:
@@ -27,29 +26,14 @@ def run(cfg: Path, *args: str, stdin: str | None = None) -> None:
 
 
 def one(db: str, n: int, addresses: str) -> float:
-    with tempfile.TemporaryDirectory() as d:
-        url = f"sqlite:///{d}/b.sqlite3"
-        schema = None
-        if db == "postgres":
-            from sqlalchemy import create_engine, text
-            schema = f"bench_{secrets.token_hex(4)}"
-            eng = create_engine(PG, isolation_level="AUTOCOMMIT")
-            with eng.connect() as c:
-                c.execute(text(f"CREATE SCHEMA {schema}"))
-            url = f"{PG}?options=-csearch_path%3D{schema}"
+    with tempfile.TemporaryDirectory() as d, scratch_database(db, d) as url:
         cfg = Path(d) / "listmgr.toml"
         cfg.write_text(f'data_dir = "{d}/var"\ndatabase_url = "{url}"\n')
-        try:
-            run(cfg, "init")
-            run(cfg, "newlist", "bench", "--owner", "owner@example.org")
-            t0 = time.perf_counter()
-            run(cfg, "subscribe", "bench", "-", stdin=addresses)
-            return time.perf_counter() - t0
-        finally:
-            if schema:
-                with eng.connect() as c:
-                    c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-
+        run(cfg, "init")
+        run(cfg, "newlist", "bench", "--owner", "owner@example.org")
+        t0 = time.perf_counter()
+        run(cfg, "subscribe", "bench", "-", stdin=addresses)
+        return time.perf_counter() - t0
 
 def main() -> None:
     ap = argparse.ArgumentParser()

@@ -12,35 +12,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import poplib
-import secrets
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-PG = os.environ.get("LISTMGR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from scratch import scratch_database
 
 
 def one(db: str, n: int, size: int, logins: int) -> tuple[float, float]:
-    from sqlalchemy import create_engine, text
-
     from listmgr import config
     from listmgr.app import App
     from listmgr.pop3.maildir import Maildir
     from listmgr.service import Service
     from listmgr.store import mailboxes, migrate
 
-    with tempfile.TemporaryDirectory() as d:
-        url, schema, eng = f"sqlite:///{d}/b.sqlite3", None, None
-        if db == "postgres":
-            schema = f"bench_{secrets.token_hex(4)}"
-            eng = create_engine(PG, isolation_level="AUTOCOMMIT")
-            with eng.connect() as c:
-                c.execute(text(f"CREATE SCHEMA {schema}"))
-            url = f"{PG}?options=-csearch_path%3D{schema}"
+    with tempfile.TemporaryDirectory() as d, scratch_database(db, d) as url:
         cfg_path = Path(d) / "listmgr.toml"
         cfg_path.write_text(f'domain = "example.org"\ndata_dir = "{d}/var"\n'
                             f'database_url = "{url}"\n[smtp]\nlisten = "127.0.0.1:0"\n'
@@ -85,9 +74,7 @@ def one(db: str, n: int, size: int, logins: int) -> tuple[float, float]:
         finally:
             loop.call_soon_threadsafe(svc.request_stop)
             t.join(30)
-            if schema:
-                with eng.connect() as c:
-                    c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            app.store.dispose()
         return per_login, download
 
 

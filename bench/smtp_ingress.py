@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -24,14 +22,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from listmgr import config as config_mod  # noqa: E402
 from listmgr.app import App  # noqa: E402
 from listmgr.store import migrate  # noqa: E402
 from listmgr.store.models import InboundMessage  # noqa: E402
 
-PG = os.environ.get("LISTMGR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from scratch import scratch_database  # noqa: E402
+
 
 
 class Ingress:
@@ -73,36 +72,22 @@ class Ingress:
 
 
 def one(db: str, messages: int, sessions: int, size: int) -> tuple[float, int]:
-    with tempfile.TemporaryDirectory() as d:
-        url, schema, admin = f"sqlite:///{d}/b.sqlite3", None, None
-        if db == "postgres":
-            schema = f"bench_{secrets.token_hex(4)}"
-            admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-            with admin.connect() as c:
-                c.execute(text(f"CREATE SCHEMA {schema}"))
-            url = f"{PG}?options=-csearch_path%3D{schema}"
+    with tempfile.TemporaryDirectory() as d, scratch_database(db, d) as url:
         cfg = Path(d) / "listmgr.toml"
         cfg.write_text(f'domain = "example.org"\ndata_dir = "{d}/var"\n'
                        f'database_url = "{url}"\nlog_level = "WARNING"\n'
                        f'[smtp]\nlisten = "127.0.0.1:0"\nmax_connections = 200\n')
-        try:
-            with Ingress(cfg) as srv:
-                port = srv.ports["smtp"]
-                t0 = time.perf_counter()
-                subprocess.run(["smtp-source", "-s", str(sessions), "-m", str(messages),
-                                "-l", str(size), "-f", "a@outside.example",
-                                "-t", "postmaster@example.org", f"127.0.0.1:{port}"],
-                               check=True, capture_output=True)
-                elapsed = time.perf_counter() - t0
-                with srv.app.store.session() as s:
-                    stored = s.scalar(select(func.count()).select_from(InboundMessage))
-            return elapsed, stored
-        finally:
-            if schema:
-                with admin.connect() as c:
-                    c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                admin.dispose()
-
+        with Ingress(cfg) as srv:
+            port = srv.ports["smtp"]
+            t0 = time.perf_counter()
+            subprocess.run(["smtp-source", "-s", str(sessions), "-m", str(messages),
+                            "-l", str(size), "-f", "a@outside.example",
+                            "-t", "postmaster@example.org", f"127.0.0.1:{port}"],
+                           check=True, capture_output=True)
+            elapsed = time.perf_counter() - t0
+            with srv.app.store.session() as s:
+                stored = s.scalar(select(func.count()).select_from(InboundMessage))
+        return elapsed, stored
 
 def main() -> None:
     ap = argparse.ArgumentParser()
