@@ -140,14 +140,8 @@ def do_subscribe(ctx: Context, args: list[str], line=None) -> None:
         return
     if mlist.strip:
         subscriber = bare
-    check_key(ctx, cmd, mlist, bare)
-    action = subscribe_action(mlist.subscribe_policy, approved=ctx.approved,
-                              self_request=ctx.is_self(bare), confirmed=ctx.confirmed)
-    if action is Action.CONFIRM:
-        send_confirm(ctx, cmd, mlist, subscriber)
-        return
-    if action is Action.FORWARD:
-        request_approval(ctx, cmd, mlist, subscriber)
+    if _deferred(ctx, cmd, mlist, bare, subscriber, subscribe_action,
+                 mlist.subscribe_policy):
         return
     result = repo.add_members(ctx.s, mlist, [subscriber])
     if not result.added:
@@ -158,6 +152,21 @@ def do_subscribe(ctx: Context, args: list[str], line=None) -> None:
     log.info("subscribe %s %s requester=<%s>%s", mlist.name, bare, ctx.req.address,
              " approved" if ctx.approved else "")
     welcome(ctx, mlist, subscriber)
+
+
+def _deferred(ctx: Context, cmd: str, mlist, bare: str, subscriber: str, decide,
+              policy: str) -> bool:
+    """Apply the policy table; True when the change waits for a confirmation or an owner."""
+    check_key(ctx, cmd, mlist, bare)
+    action = decide(policy, approved=ctx.approved, self_request=ctx.is_self(bare),
+                    confirmed=ctx.confirmed)
+    if action is Action.CONFIRM:
+        send_confirm(ctx, cmd, mlist, subscriber)
+        return True
+    if action is Action.FORWARD:
+        request_approval(ctx, cmd, mlist, subscriber)
+        return True
+    return False
 
 
 # --------------------------------------------------------------------------- unsubscribe
@@ -184,14 +193,8 @@ def do_unsubscribe(ctx: Context, args: list[str], line=None, *, quiet: bool = Fa
         return
     if mlist.strip:
         subscriber = bare
-    check_key(ctx, cmd, mlist, bare)
-    action = unsubscribe_action(mlist.unsubscribe_policy, approved=ctx.approved,
-                                self_request=ctx.is_self(bare), confirmed=ctx.confirmed)
-    if action is Action.CONFIRM:
-        send_confirm(ctx, cmd, mlist, subscriber)
-        return
-    if action is Action.FORWARD:
-        request_approval(ctx, cmd, mlist, subscriber)
+    if _deferred(ctx, cmd, mlist, bare, subscriber, unsubscribe_action,
+                 mlist.unsubscribe_policy):
         return
     ctx.s.delete(member)
     ctx.s.flush()
