@@ -1,6 +1,6 @@
-"""Pipeline handlers that pass a message on unchanged, with a Received: header on top.
+"""Inbound handlers that pass a message on unchanged, with a Received: header on top.
 
-relay:     the remote recipient (the gate allowed it at RCPT), original envelope sender.
+relay:     the remote recipients (the gate allowed each at RCPT), original envelope sender.
 owner:     owner-LIST@ / LIST-owner@ -> the list's owners.
 approval:  LIST-approval@ -> the list's moderator if set, else its owners.
 admins:    majordomo-owner@, postmaster@ -> `site_admins`.
@@ -15,12 +15,12 @@ import datetime as dt
 import re
 from email.utils import format_datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.store import inbound
 from listmgr.store.lists import get_list
-from listmgr.store.models import InboundMessage, InboundTask, utcnow
+from listmgr.store.models import InboundMessage, InboundTask
 from listmgr.store.outbound import enqueue
 
 
@@ -62,24 +62,9 @@ def list_owners(s: Session, name: str) -> list[str]:
 
 def relay(app: App, s: Session, task: InboundTask, message: InboundMessage,
           data: bytes) -> None:
-    """All remote recipients of one message leave as one queued message (one spool copy).
-
-    The first relay task handled takes its still-new siblings with it, marking them done in
-    this transaction; the pipeline locks the task it works on, so a sibling being handled
-    elsewhere is either skipped here or finds itself done there, never sent twice.
-    """
-    q = select(InboundTask).where(InboundTask.message_id == message.id,
-                                  InboundTask.kind == "relay", InboundTask.state == "new",
-                                  InboundTask.id != task.id).order_by(InboundTask.id)
-    if s.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    siblings = list(s.scalars(q))
-    now = utcnow()
-    for sib in siblings:
-        sib.state = "done"
-        sib.done_at = now
-        sib.lease_until = None
-    targets = list(dict.fromkeys([task.target] + [sib.target for sib in siblings]))
+    """All remote recipients of one message (its one relay task) leave as one queued
+    message (one spool copy)."""
+    targets = inbound.recipients(task)
     forward(app, s, message, data, targets, "relay",
             for_rcpt=targets[0] if len(targets) == 1 else None)
 

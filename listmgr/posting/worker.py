@@ -1,4 +1,4 @@
-"""The pipeline handler for posts to LIST@domain: chain -> accept, hold, reject or discard."""
+"""The inbound handler for posts to LIST@domain: chain -> accept, hold, reject or discard."""
 
 from __future__ import annotations
 

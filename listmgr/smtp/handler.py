@@ -24,7 +24,8 @@ from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
 from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
-from listmgr.store.models import InboundMessage, InboundTask, MailingList
+from listmgr.store import inbound
+from listmgr.store.models import MailingList
 
 log = logging.getLogger("listmgr.smtp")
 
@@ -223,20 +224,12 @@ class IngressHandler:
         path = spool.write("in", data, queue_id)
         try:
             with self.app.store.session() as s:
-                msg = InboundMessage(queue_id=queue_id, spool_path=path,
-                                     mail_from=sender_of(envelope),
-                                     client_ip=client_ip(session),
-                                     client_helo=printable(session.host_name)[:255],
-                                     size=len(data))
-                s.add(msg)
-                s.flush()
-                seen: set[tuple[str, str]] = set()
-                for rcpt, dest in zip(envelope.rcpt_tos, _tx(envelope).destinations):
-                    if (dest.kind, dest.target) in seen:
-                        continue  # the same destination twice (case, aliases): once is enough
-                    seen.add((dest.kind, dest.target))
-                    s.add(InboundTask(message_id=msg.id, kind=dest.kind, target=dest.target,
-                                      rcpt=rcpt))
+                destinations = [inbound.Destination(d.kind, d.target, rcpt) for rcpt, d
+                                in zip(envelope.rcpt_tos, _tx(envelope).destinations)]
+                inbound.create(s, queue_id=queue_id, spool_path=path,
+                               mail_from=sender_of(envelope), client_ip=client_ip(session),
+                               client_helo=printable(session.host_name)[:255], size=len(data),
+                               destinations=destinations)
         except BaseException:
             spool.remove(path)
             raise
