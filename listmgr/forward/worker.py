@@ -18,8 +18,9 @@ from email.utils import format_datetime
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.mail.addresses import address_list
 from listmgr.store import inbound
-from listmgr.store.lists import get_list
+from listmgr.store.lists import get_list, owners_of
 from listmgr.store.models import InboundMessage, InboundTask
 from listmgr.store.outbound import enqueue
 
@@ -41,11 +42,6 @@ def received_header(app: App, message: InboundMessage, rcpt: str | None = None) 
     return text.encode("ascii", "replace")
 
 
-def split_addresses(text: str) -> list[str]:
-    """Owners/moderator fields: one address a line (commas and blanks tolerated)."""
-    return [a for a in re.split(r"[\s,]+", text or "") if "@" in a]
-
-
 def forward(app: App, s: Session, message: InboundMessage, data: bytes, recipients: list[str],
             origin: str, for_rcpt: str | None = None) -> None:
     if not recipients:
@@ -57,7 +53,7 @@ def forward(app: App, s: Session, message: InboundMessage, data: bytes, recipien
 
 def list_owners(s: Session, name: str) -> list[str]:
     mlist = get_list(s, name)
-    return split_addresses(mlist.owners) if mlist is not None else []
+    return owners_of(mlist) if mlist is not None else []
 
 
 def relay(app: App, s: Session, task: InboundTask, message: InboundMessage,
@@ -79,7 +75,7 @@ def owner(app: App, s: Session, task: InboundTask, message: InboundMessage,
 def approval(app: App, s: Session, task: InboundTask, message: InboundMessage,
              data: bytes) -> None:
     mlist = get_list(s, task.target)
-    to = split_addresses(mlist.moderator) if mlist is not None else []
+    to = address_list(mlist.moderator) if mlist is not None else []
     to = to or list_owners(s, task.target) or list(app.config.site_admins)
     forward(app, s, message, data, to, f"approval:{task.target}")
 

@@ -18,13 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.mail.addresses import MAX_ADDRESS
 from listmgr.mail.compose import normalise_line_ends
+from listmgr.mail.hops import too_many_hops
 from listmgr.passwords import verify_password
 from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
-from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
 from listmgr.store import inbound
+from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
 from listmgr.store.models import MailingList
 
 log = logging.getLogger("listmgr.smtp")
@@ -32,16 +34,7 @@ log = logging.getLogger("listmgr.smtp")
 INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
-MAX_ADDRESS = 320  # RFC 5321 4.5.3.1: 64 + "@" + 255, and our columns' width
 THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
-MAX_HOPS = 30  # Received: headers before we call it a loop (sendmail MaxHopCount is 25)
-_RECEIVED = re.compile(rb"^received:", re.IGNORECASE | re.MULTILINE)
-
-
-def hop_count(data: bytes) -> int:
-    """How many Received: headers the header block holds."""
-    end = data.find(b"\r\n\r\n")
-    return len(_RECEIVED.findall(data if end < 0 else data[:end + 2]))
 
 
 class TooManyHops(Exception):
@@ -217,8 +210,8 @@ class IngressHandler:
     def _store(self, queue_id: str, session, envelope) -> int:
         """Spool (fsynced) then commit the message and its tasks; returns the size stored."""
         data = normalise_line_ends(envelope.original_content or b"")
-        hops = hop_count(data)
-        if hops > MAX_HOPS:
+        hops = too_many_hops(data)
+        if hops is not None:
             raise TooManyHops(hops)
         spool = self.app.spool
         path = spool.write("in", data, queue_id)
