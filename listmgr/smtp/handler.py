@@ -119,22 +119,8 @@ class IngressHandler:
         self.executor.shutdown(wait=True)
 
     # ------------------------------------------------------------------ greeting
-
-    async def handle_HELO(self, server, session, envelope, hostname):
-        session.host_name = hostname
-        server.raw_reply_lines = 1
-        return f"250 {server.hostname}"
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        # aiosmtpd counts SIZE's extra 26 octets on every EHLO; keep it at RFC 1870's value.
-        server.command_size_limits["MAIL"] = server.command_size_limit + 26
-        keep = [r[4:] for r in responses[1:] if r[4:] != "HELP"]
-        extensions = keep + ["PIPELINING", "ENHANCEDSTATUSCODES"]
-        lines = [f"250-{server.hostname}"] + [f"250-{e}" for e in extensions[:-1]] + \
-            [f"250 {extensions[-1]}"]
-        server.raw_reply_lines = len(lines)
-        return lines
+    # HELO/EHLO/LHLO: aiosmtpd records the client's name; the protocol subclass
+    # (server.py) builds the greeting lines.
 
     async def handle_QUIT(self, server, session, envelope):
         return f"221 2.0.0 {server.hostname} closing connection"
