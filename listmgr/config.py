@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from listmgr import patterns
+
 
 class ConfigError(Exception):
     """A configuration problem, worded for the person who wrote the file."""
@@ -116,9 +118,9 @@ def _regexps(value: Any) -> tuple[str, ...]:
     pats = _strings(value)
     for p in pats:
         try:
-            re.compile(p)
-        except re.error as exc:
-            raise ValueError(f"{p!r} does not compile: {exc}") from None
+            patterns.compile_pattern(p, "i")
+        except patterns.PatternError as exc:
+            raise ValueError(f"{p!r} is refused: {exc}") from None
     return pats
 
 

@@ -5,6 +5,11 @@ thread inside one store transaction: its effects (replies queued, members change
 fanned out) commit together with the task being marked done, or not at all. A handler that
 raises leaves the task `shunted` with the error, never lost (`listmgr queue retry --shunted`
 replays it). Handlers register themselves in HANDLERS by kind.
+
+A kind may also register a *prepare* step, `prepare(app, target, mail_from, data) -> value`,
+for work that needs no lock: parsing, and the list's rules and regexps. It runs before the
+handler's transaction, with no transaction open (on SQLite any transaction holds the write
+lock, which SMTP ingress needs to answer), and the handler gets its value as a sixth argument.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import os
 import socket
 import traceback
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -27,11 +32,15 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[App, Session, InboundTask, InboundMessage, bytes], None]
 HANDLERS: dict[str, Handler] = {}
+Prepare = Callable[[App, str, str, bytes], Any]
+PREPARERS: dict[str, Prepare] = {}
 
 
-def handler(kind: str) -> Callable[[Handler], Handler]:
+def handler(kind: str, *, prepare: Prepare | None = None) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         HANDLERS[kind] = fn
+        if prepare is not None:
+            PREPARERS[kind] = prepare
         return fn
     return register
 
@@ -106,6 +115,19 @@ class Pipeline:
         store, spool = self.app.store, self.app.spool
         try:
             with store.session() as s:
+                row = s.execute(select(InboundTask.kind, InboundTask.state, InboundTask.target,
+                                       InboundMessage.mail_from, InboundMessage.spool_path)
+                                .join(InboundMessage,
+                                      InboundMessage.id == InboundTask.message_id)
+                                .where(InboundTask.id == task_id)).first()
+            if row is None or row.state != "new":
+                return
+            prepare = PREPARERS.get(row.kind)
+            prepared = None
+            if prepare is not None:
+                prepared = prepare(self.app, row.target, row.mail_from,
+                                   spool.read(row.spool_path))
+            with store.session() as s:
                 # Locked (PostgreSQL) so a handler taking sibling tasks along (relay) and
                 # another process working on one of them cannot both act on it.
                 task = s.get(InboundTask, task_id, with_for_update=True)
@@ -116,7 +138,10 @@ class Pipeline:
                 if fn is None:
                     raise LookupError(f"no handler for inbound kind {task.kind!r}")
                 data = spool.read(msg.spool_path)
-                fn(self.app, s, task, msg, data)
+                if prepare is not None:
+                    fn(self.app, s, task, msg, data, prepared)
+                else:
+                    fn(self.app, s, task, msg, data)
                 task.state = "done"
                 task.done_at = utcnow()
                 task.lease_until = None

@@ -15,6 +15,7 @@ from email.utils import getaddresses
 from listmgr.commands import dispatch, guard, outgoing, parser, registry
 from listmgr.commands.context import Context, Request
 from listmgr.listconfig import valid_list_name
+from listmgr.mail import mimelimits
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.pipeline import handler
 from listmgr.store import lists as repo
@@ -65,6 +66,11 @@ def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | 
 
 def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> Context | None:
     """Process one command mail in session `s`; returns the context (None: no reply)."""
+    too_complex = mimelimits.check(data)
+    if too_complex:
+        # Ingress refuses these before 250; one stored earlier is not parsed at all.
+        log.warning("command mail from <%s>: %s; not read, no reply", mail_from, too_complex)
+        return None
     msg = parser.parse_message(data)
     req = request_of(msg, mail_from=mail_from, default_list=default_list)
     if req is None:

@@ -12,6 +12,7 @@ import email
 import email.policy
 import logging
 
+from listmgr.mail import mimelimits
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
 from listmgr.store.outbound import enqueue
@@ -58,7 +59,12 @@ def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
     msg = new_message(from_=f"owner-{mlist.name}@{domain}", to=to, subject=subject,
                       body=body, domain=domain, headers=headers)
     if attach is not None:
-        inner = email.message_from_bytes(attach, policy=email.policy.default)
-        msg.add_attachment(inner)
+        if mimelimits.check(attach):
+            # Too complex to parse (or for a moderator's reader): sent as opaque bytes.
+            msg.add_attachment(attach, maintype="application", subtype="octet-stream",
+                               filename="message.eml")
+        else:
+            inner = email.message_from_bytes(attach, policy=email.policy.default)
+            msg.add_attachment(inner)
     enqueue(s, app.spool, mail_from=mail_from, recipients=to, data=to_bytes(msg),
             origin=f"notice:{mlist.name}")

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.mail import mimelimits
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.passwords import verify_password
 from listmgr.smtp.gate import RelayGate
@@ -41,6 +42,10 @@ def hop_count(data: bytes) -> int:
     """How many Received: headers the header block holds."""
     end = data.find(b"\r\n\r\n")
     return len(_RECEIVED.findall(data if end < 0 else data[:end + 2]))
+
+
+class TooComplex(Exception):
+    """The message passes a MIME structure limit (mail/mimelimits.py)."""
 
 
 class TooManyHops(Exception):
@@ -195,6 +200,10 @@ class IngressHandler:
             reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
             log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
             return self._per_recipient(envelope, reply)
+        except TooComplex as exc:
+            reply = f"554 5.6.0 Message refused: {exc}"
+            log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
+            return self._per_recipient(envelope, reply)
         except Exception:
             log.exception("%s client=%s: could not store the message", queue_id,
                           client_desc(session))
@@ -219,6 +228,11 @@ class IngressHandler:
         hops = hop_count(data)
         if hops > MAX_HOPS:
             raise TooManyHops(hops)
+        # Refused here, before 250, so the sender's MTA tells the sender; nothing later
+        # parses a structure that would cost more than the limits allow.
+        too_complex = mimelimits.check(data)
+        if too_complex:
+            raise TooComplex(too_complex)
         spool = self.app.spool
         path = spool.write("in", data, queue_id)
         try:
