@@ -20,6 +20,13 @@ class SMTPClientError(Exception):
     """The connection is unusable: dropped, timed out, or the server spoke nonsense."""
 
 
+# One reply's limits (Postfix reads at most `smtp_line_length_limit` per line, and a real
+# EHLO reply is a few hundred octets): past either, the remote is hostile or broken and
+# the recipients are deferred, instead of buffering whatever it keeps sending.
+MAX_REPLY_LINES = 1000
+MAX_REPLY_BYTES = 64 * 1024
+
+
 def prepare_payload(data: bytes) -> bytes:
     """Message bytes as they go after DATA: canonical CRLF, dot-stuffed, with the final
     `.` line (RFC 5321 4.5.2). Done once per message, however many transactions."""
@@ -71,7 +78,7 @@ class SMTPClient:
         the caller closes the client when the greeting is not 2xx."""
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(address, port, limit=1 << 20), connect_timeout)
+                asyncio.open_connection(address, port, limit=MAX_REPLY_BYTES), connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise SMTPClientError(_describe(exc, "connect to", host)) from None
         client = cls(reader, writer, timeout=timeout, host=host)
@@ -143,16 +150,24 @@ class SMTPClient:
                 return [await self._reply() for _ in range(n)]
         except TimeoutError:
             raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
-        except (OSError, ValueError) as exc:
+        except ValueError:  # one line longer than the stream's limit
+            raise SMTPClientError(f"{self.host} sent an overlong reply (a line longer than "
+                                  f"{MAX_REPLY_BYTES} bytes)") from None
+        except OSError as exc:
             raise SMTPClientError(_describe(exc, "read from", self.host)) from None
 
     async def _reply(self) -> Reply:
         lines: list[str] = []
         readline = self.reader.readline
+        size = 0
         while True:
             raw = await readline()
             if not raw:
                 raise SMTPClientError(f"connection to {self.host} lost")
+            size += len(raw)
+            if size > MAX_REPLY_BYTES or len(lines) >= MAX_REPLY_LINES:
+                raise SMTPClientError(f"{self.host} sent an overlong reply (more than "
+                                      f"{MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES} bytes)")
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if len(line) < 3 or not line[:3].isdigit():
                 raise SMTPClientError(f"{self.host} sent a malformed reply: {line[:80]!r}")
