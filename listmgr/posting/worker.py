@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from listmgr.mail import mimelimits
-from listmgr.pipeline import handler
 from listmgr.posting import chain, moderation, notices, rules
 from listmgr.posting.fanout import distribute
 from listmgr.store.lists import get_list, is_member
@@ -51,7 +50,6 @@ def prepare_post(app, target: str, mail_from: str, data: bytes) -> chain.Decisio
     return _decide(app, mlist, data, mail_from, member)
 
 
-@handler("post", prepare=prepare_post)
 def handle_post(app, s, task, message, data: bytes,
                 decision: chain.Decision | None = None) -> None:
     mlist = get_list(s, task.target)
@@ -89,3 +87,6 @@ def handle_post(app, s, task, message, data: bytes,
     log.info("%s list=%s from=<%s> accepted%s -> %s (%d recipients)", message.queue_id,
              mlist.name, message.mail_from, " (approved)" if decision.approved else "",
              done.queue_id, done.recipients)
+
+
+handle_post.prepare = prepare_post  # type: ignore[attr-defined]  # run by the pipeline
