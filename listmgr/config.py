@@ -154,6 +154,9 @@ class SMTPConfig:
     max_recipients: int = 1000
     max_connections: int = 100
     max_data_sessions: int = 20
+    max_connections_per_ip: int = 20  # 0: no per-IP cap; relay_networks are exempt
+    max_data_sessions_per_ip: int = 5
+    min_data_rate: int = 500  # bytes/s after `timeout` in DATA (0: no minimum)
     timeout: float = _kind("duration", 300.0)
     tls_cert: str = ""
     tls_key: str = ""

@@ -243,7 +243,8 @@ def test_idle_connection_is_closed_after_timeout(ingress):
 
 
 def test_slow_data_is_not_cut_off_by_the_idle_timer(ingress):
-    srv = ingress(smtp__timeout="1s")
+    # A slow but steady upload (about 80 bytes/s, above min_data_rate) is never cut off.
+    srv = ingress(smtp__timeout="1s", smtp__min_data_rate=50)
     r = Raw(srv.smtp_port)
     r.cmd("EHLO client.example")
     r.cmd("MAIL FROM:<a@outside.example>")
