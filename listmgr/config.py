@@ -157,6 +157,7 @@ class SMTPConfig:
     max_connections_per_ip: int = 20  # 0: no per-IP cap; relay_networks are exempt
     max_data_sessions_per_ip: int = 5
     min_data_rate: int = 500  # bytes/s after `timeout` in DATA (0: no minimum)
+    min_free_space: int = _kind("size", 100 * 1024 * 1024)  # Postfix's queue_minfree
     timeout: float = _kind("duration", 300.0)
     tls_cert: str = ""
     tls_key: str = ""

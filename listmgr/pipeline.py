@@ -16,6 +16,7 @@ sixth argument.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.diskspace import is_transient
 from listmgr.store.claims import claim
 from listmgr.store.models import InboundMessage, InboundTask, utcnow
 
@@ -121,6 +123,9 @@ class Pipeline:
                 finished = self._finished(s, task.message_id)
             self.app.notify("outbound")  # a handler may have queued mail
         except Exception as exc:
+            if is_transient(exc):
+                self._retry_later(task_id, exc)
+                return
             log.error("task=%d result=shunted error=%r\n%s", task_id, exc,
                       traceback.format_exc())
             with store.session() as s:
@@ -133,6 +138,25 @@ class Pipeline:
             return
         if finished:
             spool.remove(finished)
+
+    def _retry_later(self, task_id: int, exc: Exception) -> None:
+        """A full disk (or the like) is not the message's fault: the task stays new, and its
+        lease, doubling per attempt like delivery's backoff, keeps it until then."""
+        cfg = self.app.config.delivery
+        try:
+            with self.app.store.session() as s:
+                task = s.get(InboundTask, task_id)
+                if task is None:
+                    return
+                delay = min(cfg.min_backoff * 2 ** min(task.attempts, 16), cfg.max_backoff)
+                task.attempts += 1
+                task.error = f"{type(exc).__name__}: {exc}"[:2000]
+                task.lease_until = utcnow() + dt.timedelta(seconds=delay)
+            log.warning("task=%d result=deferred (%s) retry in %ds", task_id, exc, delay)
+        except Exception:
+            # The store itself cannot write: the claim's lease expires and it is retried.
+            log.warning("task=%d result=deferred (%s); the store is not writable either",
+                        task_id, exc)
 
     @staticmethod
     def _finished(s: Session, message_id: int) -> str | None:
