@@ -62,12 +62,20 @@ def _string(text: str) -> str:
     return text.strip()
 
 
+# Ranges: every number a list owner can set fits its column and makes sense.
+MAX_MAXLENGTH = 1024 * 1024 * 1024  # bytes
+MIN_HOLD_EXPIRY = 1  # seconds
+MAX_HOLD_EXPIRY = 365 * 86400
+
+
 def _integer_or_empty(text: str) -> int | None:
     t = text.strip()
     if t == "":
         return None
     if not re.fullmatch(r"[1-9][0-9]*", t):
         raise ValueError("expected a positive whole number")
+    if len(t) > 12 or int(t) > MAX_MAXLENGTH:
+        raise ValueError(f"expected a number from 1 to {MAX_MAXLENGTH}")
     return int(t)
 
 
@@ -119,7 +127,13 @@ def _reply_to(text: str) -> str:
 
 
 def _duration(text: str) -> int:
-    return int(parse_duration(text.strip()))
+    t = text.strip()
+    if len(t) > 20:
+        raise ValueError("expected a duration from 1s to 365d")
+    seconds = parse_duration(t)
+    if not MIN_HOLD_EXPIRY <= seconds <= MAX_HOLD_EXPIRY:
+        raise ValueError("expected a duration from 1s to 365d")
+    return int(seconds)
 
 
 def _language(text: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -90,10 +91,11 @@ class Context:
 
     # ---------------------------------------------------------------- lists
     def find_list(self, raw: str | None) -> MailingList | None:
-        """Majordomo's valid_list: <...> and a trailing @host are ignored; case-folded."""
+        """Majordomo's valid_list: <...> and a trailing @host are ignored; case-folded;
+        full-width letters (ｄｅｍｏ) read as their ASCII forms, as command words are."""
         if not raw:
             return None
-        name = raw.strip()
+        name = unicodedata.normalize("NFKC", raw).strip()
         if name.startswith("<") and name.endswith(">"):
             name = name[1:-1]
         name = name.split("@", 1)[0]

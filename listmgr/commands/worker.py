@@ -14,6 +14,7 @@ from email.utils import getaddresses
 
 from listmgr.commands import dispatch, guard, outgoing, parser, registry
 from listmgr.commands.context import Context, Request
+from listmgr.delivery.queue import validate_address
 from listmgr.listconfig import valid_list_name
 from listmgr.mail import mimelimits
 from listmgr.mail.addresses import AddressError, normalise, parse_single
@@ -52,8 +53,13 @@ def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | 
     from_ = _header(msg, "From")
     requester = reply_to or from_ or _header(msg, "Apparently-From")
     address = _first_address(requester)
-    if not address:
-        return None
+    if not address or not validate_address(address):
+        # No usable address in the headers (a whole `Name <addr>` inside one RFC 2047
+        # encoded word, a quoted local part with spaces): answer the envelope sender.
+        address = _first_address(mail_from) if mail_from else ""
+        if not address or not validate_address(address):
+            return None
+        requester = address
     identities = tuple(dict.fromkeys(
         normalise(a) for a in (_first_address(from_), _first_address(reply_to)) if a))
     return Request(requester=requester, address=address, identities=identities or
