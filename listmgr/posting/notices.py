@@ -12,6 +12,7 @@ import email
 import email.policy
 import logging
 
+from listmgr.commands.outgoing import rate_ok_requester
 from listmgr.mail import mimelimits
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
@@ -47,9 +48,19 @@ def is_automatic(mail_from: str, headers) -> bool:
 
 
 def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
-         attach: bytes | None = None, auto: bool = True, **ctx) -> None:
-    """Render `template` and queue it to `to`."""
+         attach: bytes | None = None, auto: bool = True, limit: bool = False,
+         **ctx) -> None:
+    """Render `template` and queue it to `to` (with `limit`, only to addresses still within
+    their hourly budget)."""
     to = [t for t in to if t]
+    if limit:
+        # The poster's share of the one budget of mails per address per hour (replies,
+        # confirmations and notices alike): forged senders get no flood of backscatter.
+        allowed = [t for t in to if rate_ok_requester(app, s, t)]
+        if not allowed:
+            log.warning("notice %s to %s not sent: rate limit", template, ", ".join(to))
+            return
+        to = allowed
     if not to:
         return
     domain = app.config.domain

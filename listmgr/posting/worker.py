@@ -69,7 +69,7 @@ def handle_post(app, s, task, message, data: bytes,
                  message.mail_from, reasons)
         if not notices.is_automatic(message.mail_from, decision.msg):
             notices.send(app, s, mlist=mlist, to=[message.mail_from],
-                         template="post_refused.txt", mail_from="",
+                         template="post_refused.txt", mail_from="", limit=True,
                          subject=decision.msg.get("subject"), reasons=decision.reasons)
         return
     if decision.action == "hold":
@@ -78,7 +78,7 @@ def handle_post(app, s, task, message, data: bytes,
         if decision.hit_by("administrivia") and \
                 not notices.is_automatic(message.mail_from, decision.msg):
             notices.send(app, s, mlist=mlist, to=[message.mail_from],
-                         template="post_administrivia.txt", mail_from="",
+                         template="post_administrivia.txt", mail_from="", limit=True,
                          subject=decision.msg.get("subject"))
         return
     if decision.approved:
