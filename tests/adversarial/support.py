@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import select
 
-from listmgr.pipeline import Pipeline
+from listmgr.pipeline import InboundWorker
 from listmgr.service import INBOUND_HANDLERS
 from listmgr.posting import moderation
 from listmgr.spool import new_queue_id
@@ -63,7 +63,7 @@ def store_inbound(app, data: bytes, *, kind="post", target="demo",
         s.flush()
         rcpt = f"{target}@example.org" if kind == "post" else "majordomo@example.org"
         s.add(InboundTask(message_id=m.id, kind=kind, target=target, rcpt=rcpt))
-    p = Pipeline(app, INBOUND_HANDLERS)
+    p = InboundWorker(app, "all", INBOUND_HANDLERS)
     while p.run_once():
         pass
 

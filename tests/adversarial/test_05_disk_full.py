@@ -18,7 +18,7 @@ import pytest
 
 from listmgr import diskspace
 from listmgr.mailbox.maildir import Maildir
-from listmgr.pipeline import Pipeline
+from listmgr.pipeline import InboundWorker
 from listmgr.service import INBOUND_HANDLERS
 from listmgr.store import mailboxes
 from listmgr.store.models import InboundTask
@@ -83,7 +83,7 @@ def test_accepted_work_is_retried_not_shunted(app, monkeypatch):
         mailboxes.add_user(s, "alice", "pw")
     tid = queue_local(app, "alice")
     left = failing_writes(monkeypatch, listmgr.mailbox.maildir, 2)
-    pipe = Pipeline(app, INBOUND_HANDLERS)
+    pipe = InboundWorker(app, "all", INBOUND_HANDLERS)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         pipe.run_once()
