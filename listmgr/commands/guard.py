@@ -7,6 +7,7 @@ nor to mail carrying our own `X-Loop`. The service's own addresses are never req
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 from typing import Callable
 
