@@ -203,6 +203,13 @@ class _Protocol:
                 return
         super().data_received(data)
 
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        # RFC 3207 4.2: STARTTLS inside TLS is a bad sequence (aiosmtpd would nest TLS).
+        if self._tls_protocol is not None:
+            await self.push("503 5.5.1 TLS already active")
+            return
+        await super().smtp_STARTTLS(arg)
+
     # -- DATA: bounded, since aiosmtpd holds a message (twice) in memory while receiving it
     async def smtp_DATA(self, arg: str) -> None:
         gauge = self._limit
