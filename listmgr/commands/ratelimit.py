@@ -28,3 +28,17 @@ def allow(s: Session, key: str, limit: int, *, window: float = 3600.0) -> bool:
         return False
     row.count += 1
     return True
+
+
+def peek(s: Session, key: str, *, window: float = 3600.0) -> int:
+    """Events counted for `key` in its current window (0 when the window has passed)."""
+    row = s.get(RateCounter, key[:400])
+    if row is None or utcnow() - row.window_start >= dt.timedelta(seconds=window):
+        return 0
+    return row.count
+
+
+def bump(s: Session, key: str, *, window: float = 3600.0) -> int:
+    """Count one event for `key`, without a limit; returns the window's count."""
+    allow(s, key, 1 << 30, window=window)
+    return peek(s, key, window=window)
