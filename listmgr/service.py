@@ -22,6 +22,7 @@ from listmgr.mailbox.delivery import deliver_local
 from listmgr.pipeline import Handler, InboundWorker
 from listmgr.pop3 import server as pop3
 from listmgr.posting import expiry as held_expiry
+from listmgr.posting import scrub
 from listmgr.posting.worker import handle_post
 from listmgr.smtp import server as smtp
 
@@ -87,6 +88,7 @@ class Service:
         self.app.loop = asyncio.get_running_loop()
         # Half-written files of a process that died (a full disk, a crash) go first.
         await asyncio.to_thread(diskspace.clean_tmp, self.config.data_dir)
+        await asyncio.to_thread(scrub.run_pending, self.app)  # once, after its migration
         self.components = build_components(self)
         done: list[Component] = []
         try:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from listmgr import tokens
 from listmgr.mail import automatic
 from listmgr.mail.addresses import address_list
-from listmgr.posting import hooks, notices
+from listmgr.posting import hooks, notices, scrub
 from listmgr.posting.message import RawMessage
 from listmgr.store.lists import owners_of
 from listmgr.store.models import HeldPost, MailingList, utcnow
@@ -120,6 +120,11 @@ def decide(app, s: Session, held_id: int, *, approve: bool, reason: str = "",
             data = app.spool.read(held.spool_path)
         except FileNotFoundError:
             raise DecisionError(f"Held post {held_id} is missing from the spool.") from None
+        try:
+            data = scrub.scrub(data)  # an Approved: line the chain could not take out
+        except scrub.ApprovalLeak as exc:
+            raise DecisionError(f"Held post {held_id} was not sent: {exc}. Reject it and ask "
+                                f"for it again without the password.") from None
         done = distribute(app, s, mlist, RawMessage.parse(data))
         _close(app, s, held, "approved", f"approved{who}" + (f": {reason}" if reason else ""))
         log.info("list=%s held=%d approved%s queue_id=%s", mlist.name, held_id, who,
