@@ -136,33 +136,40 @@ class Item:
     rcpt: str
     domain: str
     attempts: int
+    # Per-recipient parts (listmgr.delivery.personal): None = the message's own sender.
+    mail_from: str | None = None
+    head: bytes = b""
 
 
 @dataclass
 class Transaction:
-    """One SMTP transaction: one message to up to max_recipients_per_transaction rcpts."""
+    """One SMTP transaction: one message to up to max_recipients_per_transaction rcpts
+    that share their parts (envelope sender, header lines put on top)."""
 
     route: str
     message_id: int
     items: list[Item] = field(default_factory=list)
+    mail_from: str | None = None
+    head: bytes = b""
 
 
 def plan(items: Sequence[Item], *, route_of, per_transaction: int) -> dict[str, list[Transaction]]:
     """Group claimed recipients by route, then by message, into transactions.
 
     `route_of(domain)` names the destination (the smarthost, or the recipient's domain);
-    recipients sharing a message and a route share transactions of at most `per_transaction`.
-    Returns {route: [transactions]} in claim order.
+    recipients sharing a message, a route and their parts share transactions of at most
+    `per_transaction`. Returns {route: [transactions]} in claim order.
     """
     per_transaction = max(1, per_transaction)
-    open_tx: dict[tuple[str, int], Transaction] = {}
+    open_tx: dict[tuple, Transaction] = {}
     routes: dict[str, list[Transaction]] = {}
     for it in items:
         route = route_of(it.domain)
-        key = (route, it.message_id)
+        key = (route, it.message_id, it.mail_from, it.head)
         tx = open_tx.get(key)
         if tx is None or len(tx.items) >= per_transaction:
-            tx = open_tx[key] = Transaction(route, it.message_id)
+            tx = open_tx[key] = Transaction(route, it.message_id, mail_from=it.mail_from,
+                                            head=it.head)
             routes.setdefault(route, []).append(tx)
         tx.items.append(it)
     return routes

@@ -184,10 +184,12 @@ class SMTPClient:
             raise SMTPClientError(f"{self.host} refused RSET: {reply.line()}")
         self.dirty = False
 
-    async def transaction(self, mail_from: str, rcpts: list[str], payload: bytes) -> TxResult:
+    async def transaction(self, mail_from: str, rcpts: list[str], payload: bytes, *,
+                          head: bytes = b"") -> TxResult:
         """MAIL, RCPT for each, DATA and the prepared payload. Per-recipient replies are data.
 
-        `payload` comes from prepare_payload. With PIPELINING, MAIL and all RCPTs go in one
+        `payload` comes from prepare_payload; `head` (CRLF header lines, none starting with
+        a dot) goes before it. With PIPELINING, MAIL and all RCPTs go in one
         write and their replies are read in order (RFC 2920 3.1).
         """
         if mail_from and not validate_address(mail_from):
@@ -223,7 +225,7 @@ class SMTPClient:
         go = await self.read_reply()
         if go.code != 354:
             return TxResult(mail, replies, go)
-        await self._send(payload)
+        await self._send(head + payload if head else payload)
         done = await self.read_reply()
         self.dirty = False
         return TxResult(mail, replies, done)

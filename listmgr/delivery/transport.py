@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from listmgr.delivery.mx import Hop, MXResolver, Route
+from listmgr.delivery.personal import ListParts
 from listmgr.delivery.queue import (
     DEFERRED,
     FAILED,
@@ -40,6 +41,7 @@ class Message:
     size: int
     arrival_at: object
     deadline: object        # give-up time
+    personal: ListParts | None = None  # per-recipient parts of a list post
 
 
 class Transport:
@@ -93,8 +95,9 @@ class Transport:
                    ) -> tuple[list[Outcome], bool]:
         """One transaction on an open connection. Returns (outcomes, connection still good)."""
         rcpts = [it.rcpt for it in tx.items]
+        mail_from = msg.mail_from if tx.mail_from is None else tx.mail_from
         try:
-            res = await client.transaction(msg.mail_from, rcpts, msg.payload)
+            res = await client.transaction(mail_from, rcpts, msg.payload, head=tx.head)
         except SMTPClientError as exc:
             reason = f"451 4.4.2 {exc}"
             return [Outcome(it.rid, DEFERRED, "4.4.2", reason, client.host,
@@ -112,7 +115,7 @@ class Transport:
                 out.append(Outcome(it.rid, SENT, data_status, "", host))
                 continue
             if rr is res.mail and not 200 <= res.mail.code < 300:
-                reply, said = rr, f">>> MAIL From:<{msg.mail_from}>"
+                reply, said = rr, f">>> MAIL From:<{mail_from}>"
             elif not 200 <= rr.code < 300:
                 reply, said = rr, f">>> RCPT To:<{it.rcpt}>"
             else:
