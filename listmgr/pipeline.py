@@ -42,6 +42,7 @@ HANDLER_MODULES = (
     "listmgr.pop3.delivery",     # local (mailbox users)
     "listmgr.commands.worker",   # command (majordomo@, LIST-request@)
     "listmgr.posting.worker",    # post (LIST@)
+    "listmgr.bounces.inbound",   # bounce (owner-LIST@, owner-LIST+member=domain@, abuse@)
 )
 
 

@@ -32,6 +32,7 @@ COMPONENT_MODULES = (
     "listmgr.delivery.worker",  # outbound queue -> remote MTAs
     "listmgr.posting.expiry",   # held posts expire
     "listmgr.commands.housekeeping",  # expired keys, stale rate counters
+    "listmgr.bounces.housekeeping",   # bounce notices, removals, stale scores
 )
 
 

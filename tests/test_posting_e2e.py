@@ -63,9 +63,9 @@ def wait_list_copies(sink, n_rcpts, timeout=20):
 
 def notice_to(sink, addr, subject_start, timeout=20):
     got = sink.wait_for(lambda got: any(addr in m.rcpt_tos and str(
-        m.message["Subject"]).startswith(subject_start) for m in got), timeout)
+        m.message["Subject"]).strip().startswith(subject_start) for m in got), timeout)
     return [m for m in got if addr in m.rcpt_tos
-            and str(m.message["Subject"]).startswith(subject_start)][-1]
+            and str(m.message["Subject"]).strip().startswith(subject_start)][-1]
 
 
 def token_of(notice, verb="accept"):

@@ -42,6 +42,7 @@ from listmgr.delivery.transport import (
     unreachable_outcomes,
 )
 from listmgr import site_secret
+from listmgr.bounces import processor as bounce_processor
 from listmgr.delivery.personal import ListParts
 from listmgr.mail.addresses import normalise
 from listmgr.store import bounces as bounce_store
@@ -505,7 +506,13 @@ class DeliveryWorker:
             if row is None:
                 return 0
             sent = False
-            if row.mail_from:
+            if row.personal or row.origin.startswith("post:"):
+                # A list post: our own failures are hard bounces of those members, scored
+                # directly (no returned mail to parse back in).
+                name = row.personal or row.origin[len("post:"):]
+                bounce_processor.delivery_failures(
+                    self.app, s, name, [(r.rcpt, r.diagnostic or r.status) for r in rcpts])
+            elif row.mail_from:
                 self._notice(s, dsn.FAILURE, row, rcpts)
                 sent = True
             paths = outqueue.finish(s, [mid])

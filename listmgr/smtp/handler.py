@@ -230,11 +230,13 @@ class IngressHandler:
                                      size=len(data))
                 s.add(msg)
                 s.flush()
-                seen: set[tuple[str, str]] = set()
+                seen: set[tuple[str, str, str]] = set()
                 for rcpt, dest in zip(envelope.rcpt_tos, _tx(envelope).destinations):
-                    if (dest.kind, dest.target) in seen:
+                    # Each VERP address names its own member: one bounce task each.
+                    key = (dest.kind, dest.target, rcpt.lower() if dest.kind == "bounce" else "")
+                    if key in seen:
                         continue  # the same destination twice (case, aliases): once is enough
-                    seen.add((dest.kind, dest.target))
+                    seen.add(key)
                     s.add(InboundTask(message_id=msg.id, kind=dest.kind, target=dest.target,
                                       rcpt=rcpt))
         except BaseException:
