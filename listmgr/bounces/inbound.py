@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 from listmgr.app import App
 from listmgr.bounces import detect, processor, scores
 from listmgr.mail import verp
-from listmgr.pipeline import handler
+from listmgr.forward.worker import forward, list_owners
 from listmgr.posting import notices
-from listmgr.smtp.forward import forward, list_owners
 from listmgr.store.lists import get_list, owners_of
 from listmgr.store.models import InboundMessage, InboundTask, MailingList
 
@@ -66,7 +65,6 @@ def _feedback(app: App, s: Session, mlist: MailingList | None, v: detect.Verdict
         forward(app, s, message, data, list(app.config.site_admins), "abuse")
 
 
-@handler("bounce")
 def handle_bounce(app: App, s: Session, task: InboundTask, message: InboundMessage,
                   data: bytes) -> None:
     mlist = get_list(s, task.target) if task.target else None

@@ -10,18 +10,15 @@ from __future__ import annotations
 import logging
 
 from listmgr import tokens
+from listmgr.bounces.processor import REENABLE, reenable_by_token
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
+from listmgr.posting.moderation import DecisionError, decide
 
 log = logging.getLogger(__name__)
 
 
 def _held(ctx: Context, key: str, approve: bool, reason: str) -> None:
-    try:
-        from listmgr.posting.moderation import DecisionError, decide
-    except ImportError:
-        ctx.say("token_unsupported")
-        return
     try:
         tok = tokens.consume(ctx.s, key, kind="held-post")
     except tokens.TokenError as exc:
@@ -39,7 +36,6 @@ def _held(ctx: Context, key: str, approve: bool, reason: str) -> None:
 
 def _reenable(ctx: Context, key: str, approve: bool) -> None:
     """A member whose delivery bounces turned off answers the notice's key."""
-    from listmgr.bounces.processor import REENABLE, reenable_by_token
     if not approve:
         try:
             tok = tokens.consume(ctx.s, key, kind=REENABLE)

@@ -13,17 +13,9 @@ from dataclasses import dataclass
 
 from listmgr import unsubscribe
 from listmgr.mail import verp
+from listmgr.store.bounces import MemberInfo
 
 VERP_MODES = ("off", "probes", "on")
-
-
-@dataclass(frozen=True)
-class MemberInfo:
-    """What the parts need of a member row."""
-
-    id: int
-    key: str
-    bounce_score: float
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from listmgr.bounces import processor as bounce_processor
 from listmgr.delivery.personal import ListParts
 from listmgr.mail.addresses import normalise
 from listmgr.store import bounces as bounce_store
-from listmgr.store import outqueue
+from listmgr.store import outbound_claims
 from listmgr.store.outbound import enqueue
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class DeliveryWorker:
         self.app = app
         self.config = app.config
         self.cfg = app.config.delivery
-        self.owner = owner or outqueue.lease_owner_name()
+        self.owner = owner or outbound_claims.lease_owner_name()
         self._local_port = local_port
         self.stopping = False
         self.inflight = 0                 # claimed recipients not yet marked
@@ -112,7 +112,7 @@ class DeliveryWorker:
     async def start(self) -> None:
         self.transport = self._make_transport()
         try:
-            n = await asyncio.to_thread(self._in_tx, outqueue.release_dead_leases)
+            n = await asyncio.to_thread(self._in_tx, outbound_claims.release_dead_leases)
             if n:
                 log.info("delivery: took back %d recipient(s) claimed by a dead process", n)
         except Exception:
@@ -135,7 +135,7 @@ class DeliveryWorker:
         unstarted = [it.rid for rq in self._routes.values() for tx in rq.txs for it in tx.items]
         if unstarted:
             try:
-                await asyncio.to_thread(self._in_tx, outqueue.release, unstarted)
+                await asyncio.to_thread(self._in_tx, outbound_claims.release, unstarted)
             except Exception:
                 log.exception("delivery: could not release claims at stop")
 
@@ -154,8 +154,8 @@ class DeliveryWorker:
             if busy:
                 quiet = 0
                 continue
-            due = await asyncio.to_thread(self._in_tx, outqueue.due_count)
-            pending = await asyncio.to_thread(self._in_tx, outqueue.returns_pending)
+            due = await asyncio.to_thread(self._in_tx, outbound_claims.due_count)
+            pending = await asyncio.to_thread(self._in_tx, outbound_claims.returns_pending)
             quiet = quiet + 1 if not due and not pending else 0
             if quiet >= 3:
                 return
@@ -171,7 +171,7 @@ class DeliveryWorker:
                 await self._room.wait()
                 continue
             try:
-                items = await asyncio.to_thread(self._in_tx, outqueue.claim, self.owner,
+                items = await asyncio.to_thread(self._in_tx, outbound_claims.claim, self.owner,
                                                 cfg.lease, min(cfg.batch_size, room))
             except Exception:
                 log.exception("delivery: claim failed")
@@ -179,7 +179,7 @@ class DeliveryWorker:
                 await asyncio.sleep(cfg.poll_interval)
             if self.stopping:
                 if items:
-                    await asyncio.to_thread(self._in_tx, outqueue.release, [i.rid for i in items])
+                    await asyncio.to_thread(self._in_tx, outbound_claims.release, [i.rid for i in items])
                 return
             if not items:
                 await self.app.wait("outbound", cfg.poll_interval)
@@ -191,7 +191,7 @@ class DeliveryWorker:
                 log.exception("delivery: dispatch failed; giving the claims back")
                 self.inflight -= len(items)
                 try:
-                    await asyncio.to_thread(self._in_tx, outqueue.release,
+                    await asyncio.to_thread(self._in_tx, outbound_claims.release,
                                             [i.rid for i in items])
                 except Exception:
                     log.exception("delivery: could not give claims back; they return when "
@@ -287,7 +287,7 @@ class DeliveryWorker:
 
     def _load(self, ids: set[int]) -> dict[int, Message]:
         with self.app.store.session() as s:
-            rows = outqueue.messages(s, ids)
+            rows = outbound_claims.messages(s, ids)
             parts = {name: self._list_parts(s, name)
                      for name in {r.personal for r in rows.values() if r.personal}}
         out = {}
@@ -402,8 +402,8 @@ class DeliveryWorker:
         self._marks.put_nowait((self._marked(msg, items, outcomes), fut))
 
     def _marked(self, msg: Message, items: list[Item], outcomes: list[Outcome]
-                ) -> outqueue.Marked:
-        return outqueue.Marked(message_id=msg.id, null_sender=not msg.mail_from,
+                ) -> outbound_claims.Marked:
+        return outbound_claims.Marked(message_id=msg.id, null_sender=not msg.mail_from,
                                deadline=msg.deadline,
                                attempts={it.rid: it.attempts for it in items},
                                outcomes=outcomes)
@@ -437,11 +437,11 @@ class DeliveryWorker:
             if any(o.result != SENT for m, _ in batch for o in m.outcomes):
                 self._kick_housekeeping()
 
-    def _mark(self, batch: list[outqueue.Marked]) -> list[str]:
+    def _mark(self, batch: list[outbound_claims.Marked]) -> list[str]:
         with self.app.store.session() as s:
-            touched = outqueue.mark(s, self.owner, batch, min_backoff=self.cfg.min_backoff,
+            touched = outbound_claims.mark(s, self.owner, batch, min_backoff=self.cfg.min_backoff,
                                     max_backoff=self.cfg.max_backoff)
-            return outqueue.finish(s, touched)
+            return outbound_claims.finish(s, touched)
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -468,20 +468,20 @@ class DeliveryWorker:
         """Returned mail and warnings due now; returns how many notices were queued."""
         n = 0
         with self.app.store.session() as s:
-            mids = outqueue.messages_to_return(s)
+            mids = outbound_claims.messages_to_return(s)
         for mid in mids:
             n += self._return_one(mid)
         if self.cfg.warn_after < self.cfg.give_up_after:
             with self.app.store.session() as s:
-                mids = outqueue.messages_to_warn(s, self.cfg.warn_after)
+                mids = outbound_claims.messages_to_warn(s, self.cfg.warn_after)
             for mid in mids:
                 n += self._warn_one(mid)
         if purge:
             with self.app.store.session() as s:
-                outqueue.purge_finished(s, self.cfg.keep_finished)
+                outbound_claims.purge_finished(s, self.cfg.keep_finished)
         return n
 
-    def _notice(self, s, kind: str, row: outqueue.MessageRow, rcpts: list) -> None:
+    def _notice(self, s, kind: str, row: outbound_claims.MessageRow, rcpts: list) -> None:
         try:
             data = self.app.spool.read(row.spool_path) if row.spool_path else None
         except OSError:
@@ -502,7 +502,7 @@ class DeliveryWorker:
     def _return_one(self, mid: int) -> int:
         paths: list[str] = []
         with self.app.store.session() as s:
-            row, rcpts = outqueue.take_returns(s, mid)
+            row, rcpts = outbound_claims.take_returns(s, mid)
             if row is None:
                 return 0
             sent = False
@@ -515,14 +515,14 @@ class DeliveryWorker:
             elif row.mail_from:
                 self._notice(s, dsn.FAILURE, row, rcpts)
                 sent = True
-            paths = outqueue.finish(s, [mid])
+            paths = outbound_claims.finish(s, [mid])
         for p in paths:
             self.app.spool.remove(p)
         return int(sent)
 
     def _warn_one(self, mid: int) -> int:
         with self.app.store.session() as s:
-            row, rcpts = outqueue.take_warning(s, mid)
+            row, rcpts = outbound_claims.take_warning(s, mid)
             if row is None:
                 return 0
             self._notice(s, dsn.WARNING, row, rcpts)

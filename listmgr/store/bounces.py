@@ -4,12 +4,21 @@ disabling. Every function takes a session (one transaction) and returns plain va
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from listmgr.delivery.personal import MemberInfo
 from listmgr.store.models import MailingList, Member
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """What per-recipient parts need of a member row."""
+
+    id: int
+    key: str
+    bounce_score: float
 
 
 def member_infos(s: Session, list_name: str, keys: Iterable[str]) -> dict[str, MemberInfo]:
