@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fan-out benchmark: one post to a list of N members, delivered to a local SMTP sink.
 
-    python bench/fanout.py [--n 1000,10000,100000,1000000] [--runs 1]
+    python bench/fanout.py [--n 1000,10000,100000,1000000] [--runs 1] [--verp]
                            [--per-transaction 1000] [--listmgr .venv/bin/listmgr]
 
 For each N: a fresh data dir with SQLite, `listmgr init`, a list with N members
@@ -11,6 +11,11 @@ non-member, post_policy open) goes in over SMTP; the clock starts when the serve
 250 to DATA and stops at the last transaction the sink records. Prints one line per run
 and a Markdown table: seconds, recipients/s, transactions, peak RSS of `listmgr serve`
 (VmHWM: its high-water mark over the whole run, startup included).
+
+The list has `verp off` (every member shares the transactions: the plain path); with
+`--verp` it has `verp on`, so each member's copy has its own envelope sender
+owner-bench+member=domain@ and its own SMTP transaction (the sink's capture files are
+checked for distinct senders).
 """
 
 from __future__ import annotations
@@ -124,7 +129,8 @@ def rss_kb(pid: int, field: str) -> int:
     return 0
 
 
-def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "") -> dict:
+def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "",
+            verp: bool = False) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"listmgr-fanout-{n}-"))
     sink = Sink(free_port())
     smtp_port = free_port()
@@ -146,6 +152,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
         cli("init")
         cli("newlist", LIST, "--owner", f"owner@{DOMAIN}")
         cli("config", LIST, "post_policy", "open")
+        cli("config", LIST, "verp", "on" if verp else "off")
         feed = subprocess.Popen([listmgr, "--config", str(cfg), "subscribe", LIST, "-"],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         chunk = []
@@ -186,7 +193,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
         last = max((v[0] for v in seen.values()), default=t250)
         peak = rss_kb(serve.pid, "VmHWM")
         seconds = last - t250
-        return {"n": n, "seconds": round(seconds, 3), "recipients": total,
+        return {"n": n, "verp": verp, "seconds": round(seconds, 3), "recipients": total,
                 "transactions": len(seen), "rcpt_per_s": round(total / seconds) if seconds > 0
                 else 0, "peak_rss_mb": round(peak / 1024, 1), "setup_s": round(setup, 1),
                 "complete": total == n}
@@ -212,6 +219,8 @@ def main() -> int:
     ap.add_argument("--listmgr", default=shutil.which("listmgr") or
                     str(Path(sys.executable).with_name("listmgr")))
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--verp", action="store_true",
+                    help="list setting verp on: one envelope (and transaction) per member")
     ap.add_argument("--keep-log", default="", metavar="DIR",
                     help="log at INFO and keep serve-N.log in DIR")
     args = ap.parse_args()
@@ -221,7 +230,8 @@ def main() -> int:
     ok = True
     for n in [int(x) for x in args.n.split(",")]:
         for _ in range(args.runs):
-            r = run_one(args.listmgr, n, args.per_transaction, args.timeout, args.keep_log)
+            r = run_one(args.listmgr, n, args.per_transaction, args.timeout, args.keep_log,
+                        verp=args.verp)
             results.append(r)
             ok &= r["complete"]
             print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)

@@ -143,6 +143,12 @@ class _SinkHandler:
     def __init__(self, sink: "RecordingSink"):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         rule = self.sink.rcpt_rule(address)
         if rule is not None:
@@ -186,6 +192,7 @@ class RecordingSink:
         self.refused: list[tuple[str, str, str]] = []
         self.rules: dict[str, str] = {}
         self.prefix_rules: dict[str, str] = {}
+        self.pipelining = False  # advertise PIPELINING (RFC 2920) in the EHLO reply
         self.default_rule: str | None = None
         self.transactions = 0
         self.lock = threading.Lock()

@@ -127,6 +127,7 @@ def test_verp_bounce_disables_then_the_notice_key_turns_delivery_back_on(server,
 
 def test_our_own_550_counts_and_451_does_not(server, sink):
     sink.prefix_rules = {"unknown": "550 5.1.1 User unknown", "defer": "451 4.2.0 Try later"}
+    sink.pipelining = True  # each member's transaction pipelined after the previous one
     srv = server(bounces__check_interval="1s")
     setup_list(srv, post_policy="open", members=[ALICE, UNKNOWN, DEFER])
     send(srv, STRANGER, "demo@example.org", post_text(STRANGER))
@@ -255,3 +256,30 @@ def test_mail_from_a_person_to_the_bounce_address_reaches_the_owners(server, sin
              f"From: {STRANGER}\nTo: owner-demo@example.org\nSubject: question\n\nHello?\n")
     got = notice_to(sink, OWNER, "question")
     assert got.mail_from == STRANGER
+
+
+def test_pipelined_per_member_transactions_with_refusals_in_between(server, sink):
+    # Refused recipients between accepted ones: each member still gets exactly one copy
+    # with their own envelope sender, and the refused ones are scored.
+    sink.pipelining = True
+    sink.prefix_rules = {"unknown": "550 5.1.1 User unknown", "defer": "451 4.2.0 Try later"}
+    members = [f"{'unknown' if i % 3 == 0 else 'defer' if i % 7 == 0 else 'm'}{i:03d}@d.example"
+               for i in range(60)]
+    srv = server(delivery__max_recipients_per_transaction=25)
+    setup_list(srv, post_policy="open", members=members)
+    send(srv, STRANGER, "demo@example.org", post_text(STRANGER))
+    good = [m for m in members if m.startswith("m")]
+    copies = wait_list_copies(sink, len(good))
+    time.sleep(0.5)
+    got = sorted(r for c in list_copies_of(sink) for r in c.rcpt_tos)
+    assert got == sorted(good)
+    for c in list_copies_of(sink):
+        [rcpt] = c.rcpt_tos
+        assert c.mail_from == "owner-demo+" + rcpt.replace("@", "=") + "@example.org"
+    assert len(copies) == len(good)
+    wait_member(srv, "unknown000@d.example", lambda m: m.bounce_score == 1.0)
+    assert member(srv, "defer007@d.example").bounce_score == 0
+
+
+def list_copies_of(sink):
+    return [m for m in sink.received if is_list_copy(m)]

@@ -113,6 +113,10 @@ class Transaction:
     items: list[Item] = field(default_factory=list)
     mail_from: str | None = None
     head: bytes = b""
+    # A group: transactions of one message with their own parts (one recipient each with
+    # VERP), sent back to back on one connection and marked together; `items` holds all
+    # their recipients in order.
+    group: list["Transaction"] | None = None
 
 
 def plan(items: Sequence[Item], *, route_of, per_transaction: int) -> dict[str, list[Transaction]]:
@@ -134,4 +138,22 @@ def plan(items: Sequence[Item], *, route_of, per_transaction: int) -> dict[str, 
                                             head=it.head)
             routes.setdefault(route, []).append(tx)
         tx.items.append(it)
-    return routes
+    return {route: _grouped(route, txs, per_transaction) for route, txs in routes.items()}
+
+
+def _grouped(route: str, txs: list[Transaction], per_group: int) -> list[Transaction]:
+    """Consecutive transactions of one message with their own parts become groups of up to
+    `per_group` recipients; transactions with the message's shared parts stay as they are."""
+    out: list[Transaction] = []
+    for tx in txs:
+        if tx.mail_from is None and not tx.head:
+            out.append(tx)
+            continue
+        last = out[-1] if out else None
+        if last is not None and last.group is not None and last.message_id == tx.message_id \
+                and len(last.items) + len(tx.items) <= per_group:
+            last.group.append(tx)
+            last.items.extend(tx.items)
+        else:
+            out.append(Transaction(route, tx.message_id, items=list(tx.items), group=[tx]))
+    return out

@@ -200,11 +200,7 @@ class SMTPClient:
         if self.dirty:
             await self.rset()
         self.dirty = True
-        params = " BODY=8BITMIME" if "8BITMIME" in self.extensions else ""
-        if "SMTPUTF8" in self.extensions and not (mail_from + "".join(rcpts)).isascii():
-            params += " SMTPUTF8"  # RFC 6531: internationalised addresses
-        mail_cmd = f"MAIL FROM:<{mail_from}>{params}\r\n".encode("utf-8")
-        rcpt_cmds = [f"RCPT TO:<{r}>\r\n".encode("utf-8") for r in rcpts]
+        mail_cmd, rcpt_cmds = self._envelope(mail_from, rcpts)
         if "PIPELINING" in self.extensions:
             await self._send(mail_cmd + b"".join(rcpt_cmds))
             mail, *replies = await self.read_replies(1 + len(rcpts))
@@ -229,6 +225,84 @@ class SMTPClient:
         done = await self.read_reply()
         self.dirty = False
         return TxResult(mail, replies, done)
+
+
+    def _envelope(self, mail_from: str, rcpts: list[str]) -> tuple[bytes, list[bytes]]:
+        params = " BODY=8BITMIME" if "8BITMIME" in self.extensions else ""
+        if "SMTPUTF8" in self.extensions and not (mail_from + "".join(rcpts)).isascii():
+            params += " SMTPUTF8"  # RFC 6531: internationalised addresses
+        return (f"MAIL FROM:<{mail_from}>{params}\r\n".encode("utf-8"),
+                [f"RCPT TO:<{r}>\r\n".encode("utf-8") for r in rcpts])
+
+    async def transactions(self, envelopes: list[tuple[str, list[str], bytes]], payload: bytes
+                           ) -> tuple[list[TxResult | ValueError | None], SMTPClientError | None]:
+        """Several transactions of one payload, each with its own (sender, recipients, head).
+
+        With PIPELINING they go back to back: MAIL, RCPTs and DATA in one write (RFC 2920
+        3.1 lets DATA end a group), the payload only after its 354, and the payload followed
+        in the same write by the next transaction's commands (or RSET after a refused one):
+        one round trip per transaction. Returns (one result per envelope: a TxResult, a
+        ValueError for an unsafe address, None when not finished), and the error that ended
+        the connection, if one did: the results before it stand.
+        """
+        results: list[TxResult | ValueError | None] = [None] * len(envelopes)
+        todo = []
+        for i, (mail_from, rcpts, head) in enumerate(envelopes):
+            if (mail_from and not validate_address(mail_from)) or \
+                    not all(validate_address(r) for r in rcpts):
+                results[i] = ValueError(f"unsafe address in <{mail_from}> -> {rcpts!r}")
+            else:
+                todo.append(i)
+        try:
+            if "PIPELINING" not in self.extensions or len(todo) == 1:
+                for i in todo:
+                    mail_from, rcpts, head = envelopes[i]
+                    results[i] = await self.transaction(mail_from, rcpts, payload, head=head)
+                return results, None
+            await self._pipelined(envelopes, todo, payload, results)
+            return results, None
+        except SMTPClientError as exc:
+            return results, exc
+
+    async def _pipelined(self, envelopes, todo: list[int], payload: bytes,
+                         results: list) -> None:
+        if self.dirty:
+            await self.rset()
+        self.dirty = True
+        pending = b""        # what goes before the next commands: a payload or RSET
+        expect = ""          # "data": the final reply of `open_tx`'s payload; "rset"
+        open_tx: tuple[int, Reply, list[Reply]] | None = None
+        for i in todo:
+            mail_from, rcpts, head = envelopes[i]
+            mail_cmd, rcpt_cmds = self._envelope(mail_from, rcpts)
+            await self._send(pending + mail_cmd + b"".join(rcpt_cmds) + b"DATA\r\n")
+            replies = await self.read_replies(len(rcpts) + 2 + (1 if expect else 0))
+            if expect == "data":
+                j, mail, rr = open_tx  # type: ignore[misc]
+                results[j] = TxResult(mail, rr, replies[0])
+            elif expect == "rset" and replies[0].code != 250:
+                raise SMTPClientError(f"{self.host} refused RSET: {replies[0].line()}")
+            if expect:
+                replies = replies[1:]
+            mail, rr, go = replies[0], replies[1:-1], replies[-1]
+            if not 200 <= mail.code < 300:
+                results[i] = TxResult(mail, [mail] * len(rcpts), None)
+            elif go.code != 354:
+                any_ok = any(200 <= r.code < 300 for r in rr)
+                results[i] = TxResult(mail, rr, go if any_ok else None)
+            else:
+                open_tx = (i, mail, rr)
+                pending, expect = (head + payload if head else payload), "data"
+                continue
+            pending, expect = b"RSET\r\n", "rset"
+        await self._send(pending)
+        last = await self.read_reply()
+        if expect == "data":
+            j, mail, rr = open_tx  # type: ignore[misc]
+            results[j] = TxResult(mail, rr, last)
+        elif last.code != 250:
+            raise SMTPClientError(f"{self.host} refused RSET: {last.line()}")
+        self.dirty = False
 
 
 def _describe(exc: BaseException, what: str, host: str) -> str:
