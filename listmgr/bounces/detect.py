@@ -15,6 +15,7 @@ import email
 import email.policy
 import re
 from dataclasses import dataclass, field
+from email.header import decode_header, make_header
 from email.message import Message
 
 from flufl.bounce import all_failures
@@ -56,7 +57,12 @@ def _parse(data: bytes) -> Message:
 
 def _header(msg: Message, name: str) -> str:
     v = msg.get(name)
-    return str(v).strip() if v is not None else ""
+    if v is None:
+        return ""
+    try:
+        return str(make_header(decode_header(str(v)))).strip()
+    except (UnicodeError, LookupError, ValueError):  # a bad RFC 2047 word: as it came
+        return str(v).strip()
 
 
 def _addresses(found) -> list[str]:
