@@ -129,6 +129,17 @@ def rss_kb(pid: int, field: str) -> int:
     return 0
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if os.environ.get("FANOUT_CPU_SPLIT"):
+            print(f"pid {pid} utime {int(fields[11])} stime {int(fields[12])}", flush=True)
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "",
             verp: bool = False) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"listmgr-fanout-{n}-"))
@@ -175,6 +186,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             raise SystemExit("listmgr serve did not listen")
         time.sleep(1.0)  # let every worker start polling
         post = make_post()
+        cpu0, sink_cpu0 = cpu_s(serve.pid), cpu_s(sink.proc.pid)
         with smtplib.SMTP("127.0.0.1", smtp_port) as c:
             c.sendmail(POSTER, [f"{LIST}@{DOMAIN}"], post)
             t250 = time.time()  # the server has answered 250 to DATA
@@ -187,6 +199,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             total = sum(v[1] for v in seen.values())
             if total >= n:
                 break
+        cpu1, sink_cpu1 = cpu_s(serve.pid), cpu_s(sink.proc.pid)
         time.sleep(1.0)  # anything beyond N (duplicates) would show now
         sink.scan(seen)
         total = sum(v[1] for v in seen.values())
@@ -196,6 +209,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
         return {"n": n, "verp": verp, "seconds": round(seconds, 3), "recipients": total,
                 "transactions": len(seen), "rcpt_per_s": round(total / seconds) if seconds > 0
                 else 0, "peak_rss_mb": round(peak / 1024, 1), "setup_s": round(setup, 1),
+                "serve_cpu_s": round(cpu1 - cpu0, 2), "sink_cpu_s": round(sink_cpu1 - sink_cpu0, 2),
                 "complete": total == n}
     finally:
         if serve and serve.poll() is None:

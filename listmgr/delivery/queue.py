@@ -119,12 +119,14 @@ class Transaction:
     group: list["Transaction"] | None = None
 
 
-def plan(items: Sequence[Item], *, route_of, per_transaction: int) -> dict[str, list[Transaction]]:
+def plan(items: Sequence[Item], *, route_of, per_transaction: int,
+         per_group: int | None = None) -> dict[str, list[Transaction]]:
     """Group claimed recipients by route, then by message, into transactions.
 
     `route_of(domain)` names the destination (the smarthost, or the recipient's domain);
     recipients sharing a message, a route and their parts share transactions of at most
-    `per_transaction`. Returns {route: [transactions]} in claim order.
+    `per_transaction`; transactions with their own parts go in groups of up to `per_group`
+    recipients (default `per_transaction`). Returns {route: [transactions]} in claim order.
     """
     per_transaction = max(1, per_transaction)
     open_tx: dict[tuple, Transaction] = {}
@@ -138,7 +140,8 @@ def plan(items: Sequence[Item], *, route_of, per_transaction: int) -> dict[str, 
                                             head=it.head)
             routes.setdefault(route, []).append(tx)
         tx.items.append(it)
-    return {route: _grouped(route, txs, per_transaction) for route, txs in routes.items()}
+    per_group = max(1, per_group or per_transaction)
+    return {route: _grouped(route, txs, per_group) for route, txs in routes.items()}
 
 
 def _grouped(route: str, txs: list[Transaction], per_group: int) -> list[Transaction]:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from listmgr.delivery.queue import Reply, validate_address
 
 
+MAX_LINE = 1 << 20  # longest reply line accepted (bytes)
+
+
 class SMTPClientError(Exception):
     """The connection is unusable: dropped, timed out, or the server spoke nonsense."""
 
@@ -60,6 +63,7 @@ class SMTPClient:
         self.extensions: dict[str, str] = {}
         self.tls = False
         self.dirty = False  # a transaction was begun and not finished: RSET before the next
+        self._rbuf = bytearray()  # received, not yet parsed
 
     # ----------------------------------------------------------------- connection
 
@@ -83,6 +87,9 @@ class SMTPClient:
             if starttls and "STARTTLS" in client.extensions:
                 reply = await client.command("STARTTLS")
                 if reply.code == 220:
+                    # Anything sent with the 220 in plaintext is dropped, never read as a
+                    # reply inside TLS (RFC 3207 section 6; response injection).
+                    client._rbuf.clear()
                     try:
                         await asyncio.wait_for(writer.start_tls(
                             _tls_context(), server_hostname=host or None), connect_timeout)
@@ -137,28 +144,42 @@ class SMTPClient:
         return (await self.read_replies(1))[0]
 
     async def read_replies(self, n: int) -> list[Reply]:
-        """`n` replies in order (pipelined commands), under one timeout per reply."""
+        """`n` replies in order (pipelined commands), under one timeout per reply.
+
+        Replies are parsed from what has arrived, read in blocks: a pipelined group's
+        replies usually come in one read, not one read per line."""
         try:
             async with asyncio.timeout(self.timeout * max(1, n)):
-                return [await self._reply() for _ in range(n)]
+                return await self._replies(n)
         except TimeoutError:
             raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
         except (OSError, ValueError) as exc:
             raise SMTPClientError(_describe(exc, "read from", self.host)) from None
 
-    async def _reply(self) -> Reply:
+    async def _replies(self, n: int) -> list[Reply]:
+        out: list[Reply] = []
         lines: list[str] = []
-        readline = self.reader.readline
-        while True:
-            raw = await readline()
-            if not raw:
-                raise SMTPClientError(f"connection to {self.host} lost")
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        buf = self._rbuf
+        while len(out) < n:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                if len(buf) > MAX_LINE:
+                    raise SMTPClientError(f"{self.host} sent a reply line longer than "
+                                          f"{MAX_LINE} bytes")
+                data = await self.reader.read(65536)
+                if not data:
+                    raise SMTPClientError(f"connection to {self.host} lost")
+                buf += data
+                continue
+            line = buf[:nl].decode("utf-8", "replace").rstrip("\r")
+            del buf[:nl + 1]
             if len(line) < 3 or not line[:3].isdigit():
                 raise SMTPClientError(f"{self.host} sent a malformed reply: {line[:80]!r}")
             lines.append(line[4:])
             if line[3:4] != "-":
-                return Reply(int(line[:3]), "\n".join(lines))
+                out.append(Reply(int(line[:3]), "\n".join(lines)))
+                lines = []
+        return out
 
     async def _send(self, data: bytes) -> None:
         try:

@@ -78,6 +78,10 @@ class DeliveryWorker:
         self.stopping = False
         self.inflight = 0                 # claimed recipients not yet marked
         self.max_inflight = max(self.cfg.batch_size * 2, self.cfg.max_recipients_per_transaction)
+        # Members' own transactions go in groups small enough that the recipients in flight
+        # keep every connection to a route busy (each group is one connection's work).
+        self.per_group = max(1, min(self.cfg.max_recipients_per_transaction,
+                                    self.max_inflight // (2 * max(1, self.cfg.per_host_concurrency))))
         self._room = asyncio.Event()
         self._routes: dict[str, _RouteQueue] = {}
         self._msgs: collections.OrderedDict[int, Message] = collections.OrderedDict()
@@ -235,7 +239,8 @@ class DeliveryWorker:
         if personal:
             await self._personalise(personal)
         for route, txs in plan(ready, route_of=route_of,
-                               per_transaction=self.cfg.max_recipients_per_transaction).items():
+                               per_transaction=self.cfg.max_recipients_per_transaction,
+                               per_group=self.per_group).items():
             rq = self._routes.get(route)
             if rq is None:
                 rq = self._routes[route] = _RouteQueue()

@@ -20,7 +20,12 @@ _ESCAPE = re.compile(r"#([0-9a-fA-F]{2})")
 MAX_LENGTH = 254  # longest envelope sender we make (RFC 5321 path limit 256 with <>)
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_+=-]+(?:\.[A-Za-z0-9_+=-]+)*\.?")
+
+
 def _encode_local(local: str) -> str:
+    if _PLAIN.fullmatch(local):
+        return local  # the common case: nothing to escape
     out: list[str] = []
     prev = ""
     for ch in local:
