@@ -3,7 +3,8 @@
 - a feedback report (RFC 5965 ARF: multipart/report; report-type=feedback-report),
 - a bounce: delivery status notifications (RFC 3464) and the many vendor formats
   flufl.bounce knows (`all_failures`: permanent and temporary failures),
-- an auto-reply (vacation, out of office: RFC 3834 and the usual vendor markers),
+- an auto-reply (vacation, out of office: RFC 3834 and the usual vendor markers), or other
+  automatic mail that is not a bounce (listmgr.mail.automatic: robots, Precedence bulk),
 - or mail from a person (forwarded to the owners, as mail to the owners always was).
 
 Bounces are read only up to MAX_BYTES; a larger message is never parsed for addresses.
@@ -20,7 +21,7 @@ from email.message import Message
 
 from flufl.bounce import all_failures
 
-from listmgr.mail import verp
+from listmgr.mail import automatic, verp
 
 MAX_BYTES = 1024 * 1024   # larger "bounces" are not analysed (they go to the owners)
 MAX_ADDRESSES = 100       # addresses taken from one bounce
@@ -218,4 +219,7 @@ def classify(mail_from: str, data: bytes, domain: str) -> Verdict:
     if bouncy:
         return Verdict(BOUNCE, looks_like_bounce=True,
                        reason=reason or "no failed address found in it")
+    why = automatic.reason(mail_from, msg)
+    if why:  # automatic, and not a bounce: an auto-reply by another name, or a robot
+        return Verdict(AUTO_REPLY, reason=why)
     return Verdict(PERSON)
