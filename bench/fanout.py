@@ -133,8 +133,6 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        if os.environ.get("FANOUT_CPU_SPLIT"):
-            print(f"pid {pid} utime {int(fields[11])} stime {int(fields[12])}", flush=True)
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
@@ -249,11 +247,13 @@ def main() -> int:
             results.append(r)
             ok &= r["complete"]
             print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)
-    print("\n| N | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
-          "| peak RSS MB |\n|---:|---:|---:|---:|---:|---:|")
+    print("\n| N | VERP | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
+          "| server CPU s | sink CPU s | peak RSS MB |\n"
+          "|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['n']:,} | {r['seconds']} | {r['recipients']:,} | {r['transactions']:,} "
-              f"| {r['rcpt_per_s']:,} | {r['peak_rss_mb']} |")
+        print(f"| {r['n']:,} | {'on' if r['verp'] else 'off'} | {r['seconds']} "
+              f"| {r['recipients']:,} | {r['transactions']:,} | {r['rcpt_per_s']:,} "
+              f"| {r['serve_cpu_s']} | {r['sink_cpu_s']} | {r['peak_rss_mb']} |")
     return 0 if ok else 1
 
 
