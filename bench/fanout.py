@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fan-out benchmark: one post to a list of N members, delivered to a local SMTP sink.
 
-    python bench/fanout.py [--n 1000,10000,100000,1000000] [--runs 1]
+    python bench/fanout.py [--n 1000,10000,100000,1000000] [--runs 1] [--verp]
                            [--per-transaction 1000] [--listmgr .venv/bin/listmgr]
 
 For each N: a fresh data dir with SQLite, `listmgr init`, a list with N members
@@ -11,6 +11,11 @@ non-member, post_policy open) goes in over SMTP; the clock starts when the serve
 250 to DATA and stops at the last transaction the sink records. Prints one line per run
 and a Markdown table: seconds, recipients/s, transactions, peak RSS of `listmgr serve`
 (VmHWM: its high-water mark over the whole run, startup included).
+
+The list has `verp off` (every member shares the transactions: the plain path); with
+`--verp` it has `verp on`, so each member's copy has its own envelope sender
+owner-bench+member=domain@ and its own SMTP transaction (the sink's capture files are
+checked for distinct senders).
 """
 
 from __future__ import annotations
@@ -124,7 +129,17 @@ def rss_kb(pid: int, field: str) -> int:
     return 0
 
 
-def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "") -> dict:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "",
+            verp: bool = False) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"listmgr-fanout-{n}-"))
     sink = Sink(free_port())
     smtp_port = free_port()
@@ -146,6 +161,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
         cli("init")
         cli("newlist", LIST, "--owner", f"owner@{DOMAIN}")
         cli("config", LIST, "post_policy", "open")
+        cli("config", LIST, "verp", "on" if verp else "off")
         feed = subprocess.Popen([listmgr, "--config", str(cfg), "subscribe", LIST, "-"],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         chunk = []
@@ -168,6 +184,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             raise SystemExit("listmgr serve did not listen")
         time.sleep(1.0)  # let every worker start polling
         post = make_post()
+        cpu0, sink_cpu0 = cpu_s(serve.pid), cpu_s(sink.proc.pid)
         with smtplib.SMTP("127.0.0.1", smtp_port) as c:
             c.sendmail(POSTER, [f"{LIST}@{DOMAIN}"], post)
             t250 = time.time()  # the server has answered 250 to DATA
@@ -180,15 +197,17 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             total = sum(v[1] for v in seen.values())
             if total >= n:
                 break
+        cpu1, sink_cpu1 = cpu_s(serve.pid), cpu_s(sink.proc.pid)
         time.sleep(1.0)  # anything beyond N (duplicates) would show now
         sink.scan(seen)
         total = sum(v[1] for v in seen.values())
         last = max((v[0] for v in seen.values()), default=t250)
         peak = rss_kb(serve.pid, "VmHWM")
         seconds = last - t250
-        return {"n": n, "seconds": round(seconds, 3), "recipients": total,
+        return {"n": n, "verp": verp, "seconds": round(seconds, 3), "recipients": total,
                 "transactions": len(seen), "rcpt_per_s": round(total / seconds) if seconds > 0
                 else 0, "peak_rss_mb": round(peak / 1024, 1), "setup_s": round(setup, 1),
+                "serve_cpu_s": round(cpu1 - cpu0, 2), "sink_cpu_s": round(sink_cpu1 - sink_cpu0, 2),
                 "complete": total == n}
     finally:
         if serve and serve.poll() is None:
@@ -212,6 +231,8 @@ def main() -> int:
     ap.add_argument("--listmgr", default=shutil.which("listmgr") or
                     str(Path(sys.executable).with_name("listmgr")))
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--verp", action="store_true",
+                    help="list setting verp on: one envelope (and transaction) per member")
     ap.add_argument("--keep-log", default="", metavar="DIR",
                     help="log at INFO and keep serve-N.log in DIR")
     args = ap.parse_args()
@@ -221,15 +242,18 @@ def main() -> int:
     ok = True
     for n in [int(x) for x in args.n.split(",")]:
         for _ in range(args.runs):
-            r = run_one(args.listmgr, n, args.per_transaction, args.timeout, args.keep_log)
+            r = run_one(args.listmgr, n, args.per_transaction, args.timeout, args.keep_log,
+                        verp=args.verp)
             results.append(r)
             ok &= r["complete"]
             print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)
-    print("\n| N | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
-          "| peak RSS MB |\n|---:|---:|---:|---:|---:|---:|")
+    print("\n| N | VERP | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
+          "| server CPU s | sink CPU s | peak RSS MB |\n"
+          "|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['n']:,} | {r['seconds']} | {r['recipients']:,} | {r['transactions']:,} "
-              f"| {r['rcpt_per_s']:,} | {r['peak_rss_mb']} |")
+        print(f"| {r['n']:,} | {'on' if r['verp'] else 'off'} | {r['seconds']} "
+              f"| {r['recipients']:,} | {r['transactions']:,} | {r['rcpt_per_s']:,} "
+              f"| {r['serve_cpu_s']} | {r['sink_cpu_s']} | {r['peak_rss_mb']} |")
     return 0 if ok else 1
 
 

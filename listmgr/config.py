@@ -234,6 +234,11 @@ class PostingConfig:
 
 
 @dataclass(frozen=True)
+class BouncesConfig:
+    check_interval: float = _kind("duration", 600.0)  # bounce notices and removals due
+
+
+@dataclass(frozen=True)
 class WebConfig:
     base_url: str = ""
 
@@ -254,6 +259,7 @@ class Config:
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     posting: PostingConfig = field(default_factory=PostingConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 
     # Derived values -------------------------------------------------------

@@ -79,6 +79,20 @@ def _integer_or_empty(text: str) -> int | None:
     return int(t)
 
 
+def _positive_number(text: str) -> float:
+    t = text.strip()
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", t) or float(t) <= 0 or float(t) > 1000:
+        raise ValueError("expected a number above 0 (at most 1000), e.g. 5.0")
+    return float(t)
+
+
+def _count(text: str) -> int:
+    t = text.strip()
+    if not re.fullmatch(r"[0-9]{1,3}", t):
+        raise ValueError("expected a whole number from 0 to 999")
+    return int(t)
+
+
 def _text(text: str) -> str:
     return text.replace("\r\n", "\n").rstrip("\n")
 
@@ -187,6 +201,14 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
        "matching one of these"),
     _s("announcements", "bool", _bool, "send SUBSCRIBE/UNSUBSCRIBE notices to the owners",
        fmt=_fmt_bool),
+    _s("bounce_info_stale_after", "duration", _duration, "a bounce score this old starts "
+       "again from zero", fmt=lambda v: _short_duration(v)),
+    _s("bounce_score_threshold", "number", _positive_number, "bounce score (hard 1.0, soft "
+       "0.5, one a day) at which a member's delivery is turned off", fmt=lambda v: f"{v:g}"),
+    _s("bounce_warning_interval", "duration", _duration, "time between the notices to a "
+       "member whose delivery bounces turned off", fmt=lambda v: _short_duration(v)),
+    _s("bounce_warnings", "integer", _count, "notices to such a member before removal (0: "
+       "removed when disabled)"),
     _s("approve_passwd", "word", _word, "password for Approved: on posts (stored hashed)",
        column="approve_passwd_hash", secret=True),
     _s("comments", "string_array", _text, "free text kept with the list"),
@@ -226,6 +248,9 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("taboo_headers", "regexp_array", _regexps, "hold the post if a header line matches"),
     _s("unsubscribe_policy", "enum", _enum(*POLICIES), "open, closed or auto, each optionally "
        "+confirm"),
+    _s("verp", "enum", _enum("off", "probes", "on"), "each member's copy gets its own "
+       "envelope sender owner-LIST+member=domain@ (on), only members with a bounce score "
+       "(probes), or none (off: bounces are read with flufl.bounce)"),
     _s("welcome", "bool", _bool, "send the welcome/intro mail to new subscribers",
        fmt=_fmt_bool),
     _s("which_access", "enum", _enum(*ACCESS), "whether `which` searches this list"),

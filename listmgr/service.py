@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 from listmgr import diskspace
 from listmgr.app import App
+from listmgr.bounces import housekeeping as bounce_housekeeping
+from listmgr.bounces.inbound import handle_bounce
 from listmgr.commands import housekeeping as command_housekeeping
 from listmgr.commands.worker import handle_command
 from listmgr.config import Config
@@ -49,9 +51,12 @@ INBOUND_WORKERS: dict[str, dict[str, Handler]] = {
     },
     "forward": {
         "relay": forward.relay,        # a message's remote recipients, one queued copy
-        "owner": forward.owner,        # owner-LIST@ / LIST-owner@ -> the list's owners
+        "owner": forward.owner,        # LIST-owner@ -> the list's owners
         "approval": forward.approval,  # LIST-approval@ -> moderator, else owners
         "admins": forward.admins,      # majordomo-owner@, postmaster@ -> site_admins
+    },
+    "bounces": {
+        "bounce": handle_bounce,       # owner-LIST@, owner-LIST+member=domain@ (VERP), abuse@
     },
 }
 
@@ -73,6 +78,7 @@ def build_components(service: "Service") -> list[Component]:
         *delivery.components(service),              # outbound queue -> remote MTAs
         *held_expiry.components(service),           # held posts expire
         *command_housekeeping.components(service),  # expired keys, stale rate counters
+        *bounce_housekeeping.components(service),   # bounce notices, removals, stale scores
     ]
 
 

@@ -143,9 +143,17 @@ class _SinkHandler:
     def __init__(self, sink: "RecordingSink"):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         rule = self.sink.rcpt_rule(address)
         if rule is not None:
+            with self.sink.lock:
+                self.sink.refused.append((envelope.mail_from, address, rule))
             return rule
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -174,12 +182,17 @@ class RecordingSink:
     """An aiosmtpd server on 127.0.0.1 that records what it receives.
 
     `rules` maps a recipient address (lower case) to a reply, e.g. "450 4.2.0 try later" or
-    "550 5.1.1 <x>... User unknown"; `default_rule` applies to everyone else when set.
+    "550 5.1.1 <x>... User unknown"; `prefix_rules` maps the start of a local part to one
+    (e.g. {"unknown": "550 ...", "defer": "451 ..."}); `default_rule` applies to everyone
+    else when set. Refused recipients are recorded in `refused` as (mail_from, rcpt, reply).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.received: list[Received] = []
+        self.refused: list[tuple[str, str, str]] = []
         self.rules: dict[str, str] = {}
+        self.prefix_rules: dict[str, str] = {}
+        self.pipelining = False  # advertise PIPELINING (RFC 2920) in the EHLO reply
         self.default_rule: str | None = None
         self.transactions = 0
         self.lock = threading.Lock()
@@ -188,7 +201,14 @@ class RecordingSink:
                                      data_size_limit=0, enable_SMTPUTF8=True)
 
     def rcpt_rule(self, address: str) -> str | None:
-        return self.rules.get(address.lower(), self.default_rule)
+        rule = self.rules.get(address.lower())
+        if rule is not None:
+            return rule
+        local = address.lower().rpartition("@")[0]
+        for prefix, reply in self.prefix_rules.items():
+            if local.startswith(prefix):
+                return reply
+        return self.default_rule
 
     @property
     def port(self) -> int:
@@ -203,6 +223,7 @@ class RecordingSink:
     def clear(self) -> None:
         with self.lock:
             self.received.clear()
+            self.refused.clear()
             self.transactions = 0
 
     def recipients(self) -> list[str]:

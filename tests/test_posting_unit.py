@@ -221,10 +221,12 @@ def test_decorate_headers():
     assert out.get_content() == "Hi all.\n"
 
 
-def test_one_click_unsubscribe_with_base_url():
+def test_base_url_leaves_list_unsubscribe_to_each_copy():
+    # One-click links are per member: delivery puts them on each copy (delivery.personal).
     out = parse(decorate(RawMessage.parse(msg()), info(base_url="https://lists.example.org/")))
-    assert out["List-Unsubscribe"].startswith("<https://lists.example.org/lists/demo/unsub")
-    assert out["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert out["List-Unsubscribe"] is None
+    assert out["List-Unsubscribe-Post"] is None
+    assert out["List-Help"] == "<mailto:majordomo@example.org?body=help>"
 
 
 def test_announce_list_says_no_posting():

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 from listmgr.cli import CLIError
+from listmgr.cli import bounces as bounces_cli
 from listmgr.cli.common import session
 from listmgr.commands.guard import is_service_address
 from listmgr.listconfig import SETTINGS, SettingError, format_value
@@ -48,6 +49,11 @@ def cmd_lists(args) -> int:
 
 
 def cmd_members(args) -> int:
+    if args.status:
+        return bounces_cli.members_status(args)
+    if args.enable or args.disable:
+        return bounces_cli.members_set_delivery(args, args.enable or args.disable,
+                                                bool(args.enable))
     with session(args) as (app, s):
         mlist = _list(s, args.list)
         out = sys.stdout
@@ -187,6 +193,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("members", help="print a list's members, one a line")
     p.add_argument("list")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--status", action="store_true",
+                   help="with delivery on/off and why, and the bounce score")
+    g.add_argument("--enable", metavar="ADDR",
+                   help="turn delivery to a member back on (clears its bounce record)")
+    g.add_argument("--disable", metavar="ADDR", help="turn delivery to a member off")
     p.set_defaults(func=cmd_members)
 
     for name, fn in (("subscribe", cmd_subscribe), ("unsubscribe", cmd_unsubscribe)):

@@ -26,6 +26,7 @@ def load() -> dict[str, CommandFn]:
         admin,        # approve, passwd
         archive,      # index, get
         configcmds,   # config, newconfig, writeconfig
+        delivery_cmd,  # set LIST mail|nomail
         listinfo,     # info, intro, newinfo, newintro
         listing,      # lists, help, mkdigest
         roster,       # who, which

@@ -134,18 +134,15 @@ def list_headers(info: ListInfo) -> list[tuple[str, str]]:
         phrase = desc if re.fullmatch(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]+", desc) else \
             '"' + desc.replace("\\", "\\\\").replace('"', '\\"') + '"'
         list_id = f"{phrase} {list_id}"
-    unsub = f"<mailto:{admin}?body=unsubscribe%20{info.name}>"
-    out = [("List-Id", list_id)]
-    if info.base_url:
-        base = info.base_url.rstrip("/")
-        unsub = f"<{base}/lists/{info.name}/unsubscribe>, " + unsub
-    out += [
+    out = [
+        ("List-Id", list_id),
         ("List-Help", f"<mailto:{admin}?body=help>"),
         ("List-Subscribe", f"<mailto:{admin}?body=subscribe%20{info.name}>"),
-        ("List-Unsubscribe", unsub),
     ]
-    if info.base_url:
-        out.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    if not info.base_url:
+        # With a base URL each member's copy gets its own one-click List-Unsubscribe and
+        # List-Unsubscribe-Post at send time (listmgr.delivery.personal).
+        out.append(("List-Unsubscribe", f"<mailto:{admin}?body=unsubscribe%20{info.name}>"))
     if info.post_policy == "announce":
         out.append(("List-Post", "NO (posting not allowed on this list)"))
     else:

@@ -51,8 +51,10 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     seq = next_sequence(s, mlist)
     data = decorate(msg, ListInfo.of(mlist, app.config), seq=seq)
     envelope = f"owner-{mlist.name}@{app.config.domain}"
+    # Per-recipient parts (VERP, one-click unsubscribe) are added at send time.
+    personal = mlist.name if mlist.verp != "off" or app.config.web.base_url else ""
     out = enqueue(s, app.spool, mail_from=envelope, recipients=(), data=data,
-                  origin=f"post:{mlist.name}")
+                  origin=f"post:{mlist.name}", personal=personal)
     total = 0
     for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch):
         addrs = [a for _, a in batch]

@@ -21,6 +21,7 @@ from listmgr.store import claims
 from listmgr.store.models import InboundMessage, InboundTask, utcnow
 
 RELAY = "relay"
+BOUNCE = "bounce"
 NEW, DONE, SHUNTED = "new", "done", "shunted"
 
 
@@ -46,12 +47,14 @@ def create(s: Session, *, queue_id: str, spool_path: str, mail_from: str, size: 
                          client_ip=client_ip, client_helo=client_helo, size=size)
     s.add(msg)
     s.flush()
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     relay: list[Destination] = []
     for d in destinations:
-        if (d.kind, d.target) in seen:
+        # Each VERP bounce address names its own member: one bounce task each.
+        key = (d.kind, d.target, d.rcpt.lower() if d.kind == BOUNCE else "")
+        if key in seen:
             continue
-        seen.add((d.kind, d.target))
+        seen.add(key)
         if d.kind == RELAY:
             relay.append(d)
             continue
@@ -60,7 +63,7 @@ def create(s: Session, *, queue_id: str, spool_path: str, mail_from: str, size: 
         s.add(InboundTask(message_id=msg.id, kind=RELAY, target=relay[0].target,
                           rcpt=relay[0].rcpt,
                           recipients="\n".join(d.target for d in relay)))
-    return msg.id, {kind for kind, _ in seen}
+    return msg.id, {key[0] for key in seen}
 
 
 def recipients(task: InboundTask) -> list[str]:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -94,6 +95,11 @@ class MailingList(Base):
     date_info: Mapped[bool] = mapped_column(Boolean, default=True)
     date_intro: Mapped[bool] = mapped_column(Boolean, default=True)
     post_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    verp: Mapped[str] = mapped_column(String(8), default="on")  # off | probes | on
+    bounce_score_threshold: Mapped[float] = mapped_column(Float, default=5.0)
+    bounce_warnings: Mapped[int] = mapped_column(Integer, default=3)
+    bounce_warning_interval: Mapped[int] = mapped_column(Integer, default=7 * 86400)  # s
+    bounce_info_stale_after: Mapped[int] = mapped_column(Integer, default=7 * 86400)  # s
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list["Member"]] = relationship(
@@ -118,6 +124,14 @@ class Member(Base):
     domain: Mapped[str] = mapped_column(String(255), default="")
     delivery_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     subscribed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Why delivery is off: "" (it is on), "bounces", "member" (set LIST nomail), "owner".
+    disabled_reason: Mapped[str] = mapped_column(String(16), default="")
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    bounce_score: Mapped[float] = mapped_column(Float, default=0.0)
+    last_bounce_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    last_bounce_reason: Mapped[str] = mapped_column(Text, default="")
+    warnings_sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_warning_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
     mailing_list: Mapped[MailingList] = relationship(back_populates="members")
 
@@ -224,6 +238,9 @@ class OutboundMessage(Base):
     received_from: Mapped[str] = mapped_column(String(255), default="")  # "host [ip]"
     warned_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # A list name: each member's copy gets its own parts at send time (VERP envelope
+    # sender, List-Unsubscribe lines); "" = every recipient gets the same bytes.
+    personal: Mapped[str] = mapped_column(String(64), default="")
 
     recipients: Mapped[list["OutboundRecipient"]] = relationship(
         back_populates="message", cascade="all, delete-orphan", passive_deletes=True,

@@ -27,17 +27,19 @@ def _check_address(addr: str) -> str:
 
 def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[str],
             data: bytes, origin: str = "", received_from: str = "",
-            spool_path: str | None = None) -> OutboundMessage:
+            spool_path: str | None = None, personal: str = "") -> OutboundMessage:
     """Queue `data` for `recipients`. `mail_from` "" is the null sender (no DSN ever).
 
     Pass `spool_path` instead of writing `data` again when the body is already spooled.
+    `personal` names the list whose members' copies get per-recipient parts at send time.
     """
     if mail_from:
         _check_address(mail_from)
     queue_id = new_queue_id()
     path = spool_path or spool.write("out", data, queue_id)
     msg = OutboundMessage(queue_id=queue_id, spool_path=path, mail_from=mail_from,
-                          size=len(data), origin=origin, received_from=received_from)
+                          size=len(data), origin=origin, received_from=received_from,
+                          personal=personal)
     s.add(msg)
     s.flush()
     add_recipients(s, msg.id, recipients)

@@ -43,10 +43,11 @@ class MessageRow:
     arrival_at: dt.datetime
     received_from: str
     warned_at: dt.datetime | None
+    personal: str = ""
 
 
 _MCOLS = (M.id, M.queue_id, M.spool_path, M.mail_from, M.size, M.origin, M.arrival_at,
-          M.received_from, M.warned_at)
+          M.received_from, M.warned_at, M.personal)
 
 
 def messages(s: Session, ids: Iterable[int]) -> dict[int, MessageRow]:
