@@ -15,7 +15,7 @@ import listmgr
 ROOT = Path(listmgr.__file__).parent
 
 BASE = {"config", "listconfig", "clock", "spool", "durable", "passwords", "render", "mail",
-        "diskspace", "patterns"}
+        "diskspace", "patterns", "site_secret", "unsubscribe"}
 WORKER = BASE | {"store", "app", "tokens"}
 
 # unit (top-level module or package under listmgr/) -> what it may import besides itself.
@@ -33,9 +33,10 @@ RULES: dict[str, set[str]] = {
     "pop3": WORKER | {"mailbox"},
     "mailbox": WORKER,
     "forward": WORKER,
-    "delivery": WORKER,
+    "delivery": WORKER | {"bounces"},
+    "bounces": WORKER | {"forward", "posting"},
     "posting": WORKER,
-    "commands": WORKER | {"posting"},
+    "commands": WORKER | {"posting", "bounces"},
     "pipeline": WORKER,
     "service": None,   # anything but cli (checked below)
     "cli": None,       # anything
@@ -54,6 +55,8 @@ SQLALCHEMY_OUTSIDE_STORE = {
     "listmgr/mailbox/autoreply.py", "listmgr/mailbox/delivery.py",
     "listmgr/posting/fanout.py", "listmgr/posting/hooks.py", "listmgr/posting/moderation.py",
     "listmgr/smtp/gate.py", "listmgr/smtp/handler.py",
+    "listmgr/bounces/inbound.py", "listmgr/bounces/processor.py", "listmgr/cli/bounces.py",
+    "listmgr/posting/scrub.py",
 }
 
 
