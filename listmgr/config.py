@@ -229,7 +229,11 @@ class PostingConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    base_url: str = ""
+    listen: str = _kind("hostport?", "127.0.0.1:8080")  # empty: no web server
+    base_url: str = ""  # public address, for links in mail (https://lists.example.org)
+    admin_users: tuple[str, ...] = _kind("strings", ())  # mailbox users who are site admins
+    max_upload: int = _kind("size", 10 * 1024 * 1024)  # largest request body
+    session_lifetime: float = _kind("duration", 8 * 3600.0)
 
 
 @dataclass(frozen=True)
@@ -342,6 +346,10 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
         raise ConfigError(f"{source}: 'smtp.tls_cert' and 'smtp.tls_key' go together")
     if bool(cfg.pop3.tls_cert) != bool(cfg.pop3.tls_key):
         raise ConfigError(f"{source}: 'pop3.tls_cert' and 'pop3.tls_key' go together")
+    if cfg.web.base_url and not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[^\s?#]*)?",
+                                             cfg.web.base_url):
+        raise ConfigError(f"{source}: bad value {cfg.web.base_url!r} for 'web.base_url': "
+                          "expected an http:// or https:// address")
     if cfg.pop3.require_tls and not cfg.pop3.tls_cert:
         raise ConfigError(f"{source}: 'pop3.require_tls' needs 'pop3.tls_cert' and "
                           "'pop3.tls_key'")
