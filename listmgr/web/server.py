@@ -50,6 +50,8 @@ class WebServer:
                                 lifespan="off", server_header=False, timeout_keep_alive=5,
                                 timeout_graceful_shutdown=5, limit_concurrency=200,
                                 h11_max_incomplete_event_size=64 * 1024)
+        access = logging.getLogger("uvicorn.access")  # its lines carry /u/TOKEN
+        access.handlers, access.propagate, access.disabled = [], False, True
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
         while not self._server.started:
