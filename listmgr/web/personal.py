@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from listmgr.passwords import hash_password, verify_password
-from listmgr.pop3.maildir import Maildir
+from listmgr.mailbox.maildir import Maildir
 from listmgr.store import mailboxes
 from listmgr.web import pages
 from listmgr.web.security import checked_form
