@@ -19,7 +19,7 @@ from starlette.routing import Route
 from listmgr import site_secret
 from listmgr.app import App
 from listmgr.config import Config
-from listmgr.web import pages, personal, unsubscribe
+from listmgr.web import owner, pages, personal, unsubscribe
 from listmgr.web.security import Guard, LoginThrottle, checked_form, fingerprint
 
 log = logging.getLogger("listmgr.web")
@@ -95,6 +95,7 @@ def build_app(app: App) -> Starlette:
         Route("/lang", set_language, methods=["POST"]),
         *personal.routes(),
         *unsubscribe.routes(),
+        *owner.routes(),
     ]
     middleware = [
         Middleware(Guard, max_body=cfg.web.max_upload),

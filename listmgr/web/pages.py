@@ -58,12 +58,12 @@ def back_path(request: Request) -> str:
     return path
 
 
-def render(request: Request, page: str, *, status: int = 200, session: bool = True,
+def render(request: Request, _template: str, /, *, status: int = 200, session: bool = True,
            **ctx: Any) -> HTMLResponse:
     """A page; with session=False it sets no cookie (and shows no language switch)."""
     lang = language(request)
     env = environment()
-    template = env.get_or_select_template([f"{lang}/web/{page}", f"en/web/{page}"])
+    template = env.get_or_select_template([f"{lang}/web/{_template}", f"en/web/{_template}"])
     flash = request.session.pop("flash", None) if session and "flash" in request.session \
         else None
     html = template.render(

@@ -15,10 +15,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from listmgr.passwords import hash_password, verify_password
+from listmgr.passwords import verify_password
 from listmgr.mailbox.maildir import Maildir
 from listmgr.store import mailboxes
-from listmgr.web import pages
+from listmgr.web import auth, pages
 from listmgr.web.security import checked_form
 
 log = logging.getLogger("listmgr.web")
@@ -58,9 +58,7 @@ def check_password(s, web, name: str, password: str) -> mailboxes.User | None:
     """The user when the password is right; the same argon2 work for unknown names."""
     user = mailboxes.get_user(s, name) if name else None
     if user is None:
-        if not web.dummy_hash:
-            web.dummy_hash.append(hash_password("no such user"))
-        verify_password(web.dummy_hash[0], password)
+        auth.dummy_check(web, password)
         return None
     return user if verify_password(user.password_hash, password) else None
 
@@ -74,20 +72,9 @@ async def current_user(request: Request) -> mailboxes.User | None:
     user = await web.db(mailboxes.get_user, name)
     if user is None or request.session.get("user_fp") != web.fingerprint(
             "user", user.name, user.password_hash):
-        request.session.clear()
+        auth.end_session(request)
         return None
     return user
-
-
-def _start_session(request: Request, key: str, value: str, fp: str) -> None:
-    """A fresh session on every login: nothing from before it (CSRF token, planted values)
-    survives, so a session fixed by someone else is worth nothing."""
-    lang = request.session.get("lang")
-    request.session.clear()
-    if lang in pages.LANGUAGES:
-        request.session["lang"] = lang
-    request.session[key] = value
-    request.session[key + "_fp"] = fp
 
 
 @dataclass(frozen=True)
@@ -154,18 +141,15 @@ async def login(request: Request) -> Response:
             return await page(request, errors={"login": "login_failed"},
                               form={"user": name}, status=401)
     web.throttle.succeeded(ip, "user:" + name)
-    _start_session(request, "user", user.name,
-                   web.fingerprint("user", user.name, user.password_hash))
+    auth.start_session(request, user=user.name,
+                       user_fp=web.fingerprint("user", user.name, user.password_hash))
     log.info("web login page=personal user=%s ip=%s", user.name, ip)
     return RedirectResponse("/personal/", status_code=303)
 
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    lang = request.session.get("lang")
-    request.session.clear()
-    if lang in pages.LANGUAGES:
-        request.session["lang"] = lang
+    auth.end_session(request)
     return RedirectResponse("/personal/", status_code=303)
 
 
