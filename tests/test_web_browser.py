@@ -77,3 +77,59 @@ def test_user_turns_the_autoresponder_on_in_the_browser(server, sink, chromium, 
     srv.wait_idle()
     assert _autoreplies(srv) == 1  # the same sender within 2 days: no second reply
     assert len(sink.to("bob@example.net")) == 1
+
+
+def test_owner_approves_a_held_post_in_the_browser(server, sink, chromium, tmp_path):
+    from tests.test_posting_e2e import MEMBERS, STRANGER, post_text, send, setup_list
+    srv = server()
+    setup_list(srv, description="Demo list / デモ用リスト")
+    send(srv, STRANGER, "demo@example.org",
+         post_text(STRANGER, subject="Meeting on Friday / 金曜の会議",
+                   body="<b>Hello</b> everyone,\nthe meeting moves to 3pm.\n"))
+    srv.wait_idle()
+    base = f"http://127.0.0.1:{srv.ports['web']}"
+    shots = tmp_path / "shots"
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(base + "/lists/demo/admin/")
+    page.fill("input[name=password]", "s3cret")
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Meeting on Friday")
+    shoot(page, shots, "owner-held-en")
+    page.click("text=Meeting on Friday")
+    page.wait_for_selector("pre.mail")
+    assert "<b>Hello</b> everyone," in page.inner_text("pre.mail")  # shown as text
+    shoot(page, shots, "owner-held-post-en")
+    page.set_viewport_size(PHONE)
+    page.click("button[name=lang][value=ja]")
+    page.wait_for_selector("html[lang=ja]")
+    shoot(page, shots, "owner-held-post-phone-ja")
+    page.set_viewport_size(DESKTOP)
+    shoot(page, shots, "owner-held-post-ja")
+    page.click("button[name=action][value=approve]")
+    page.wait_for_selector(".flash")
+    assert "承認" in page.inner_text(".flash")
+    shoot(page, shots, "owner-held-after-ja")
+    context.close()
+    got = sink.wait_for(lambda got: sum(len(m.rcpt_tos) for m in got if m.message["List-Id"])
+                        >= len(MEMBERS))
+    assert sorted(r for m in got if m.message["List-Id"] for r in m.rcpt_tos) == \
+        sorted(MEMBERS)
+
+
+def test_member_unsubscribes_from_the_link_in_the_browser(server, chromium, tmp_path):
+    from tests.test_web_unsubscribe import _setup, link_for, members
+    srv = server(web__base_url="https://lists.example.org")
+    _setup(srv, announcements=False)
+    url = f"http://127.0.0.1:{srv.ports['web']}" + link_for(srv, "alice@example.net")
+    context = chromium.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(url)
+    shoot(page, tmp_path / "shots", "unsubscribe-phone-en")
+    assert members(srv) == ["alice@example.net", "bob@example.net"]
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Unsubscribed")
+    shoot(page, tmp_path / "shots", "unsubscribed-phone-en")
+    assert context.cookies() == []  # no cookie was ever set
+    context.close()
+    assert members(srv) == ["bob@example.net"]

@@ -82,7 +82,9 @@ async def http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     key = {400: "error_400", 403: "error_403", 404: "error_404", 405: "error_405",
            413: "error_413"}.get(status, "error_500")
-    return pages.render(request, "error.html", status=status, message_key=key)
+    # An error page starts no session (a browser's /favicon.ico request gets no cookie).
+    return pages.render(request, "error.html", status=status, message_key=key,
+                        session="csrf" in request.session)
 
 
 def build_app(app: App) -> Starlette:
