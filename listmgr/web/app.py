@@ -19,7 +19,7 @@ from starlette.routing import Route
 from listmgr import site_secret
 from listmgr.app import App
 from listmgr.config import Config
-from listmgr.web import owner, pages, personal, unsubscribe
+from listmgr.web import owner, pages, personal, public, unsubscribe
 from listmgr.web.security import Guard, LoginThrottle, checked_form, fingerprint
 
 log = logging.getLogger("listmgr.web")
@@ -98,6 +98,7 @@ def build_app(app: App) -> Starlette:
         *personal.routes(),
         *unsubscribe.routes(),
         *owner.routes(),
+        *public.routes(),
     ]
     middleware = [
         Middleware(Guard, max_body=cfg.web.max_upload),
