@@ -19,7 +19,7 @@ from starlette.routing import Route
 from listmgr import site_secret
 from listmgr.app import App
 from listmgr.config import Config
-from listmgr.web import owner, pages, personal, public, unsubscribe
+from listmgr.web import admin, owner, pages, personal, public, unsubscribe
 from listmgr.web.security import Guard, LoginThrottle, checked_form, fingerprint
 
 log = logging.getLogger("listmgr.web")
@@ -99,6 +99,7 @@ def build_app(app: App) -> Starlette:
         *unsubscribe.routes(),
         *owner.routes(),
         *public.routes(),
+        *admin.routes(),
     ]
     middleware = [
         Middleware(Guard, max_body=cfg.web.max_upload),

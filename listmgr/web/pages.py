@@ -68,6 +68,7 @@ def render(request: Request, _template: str, /, *, status: int = 200, session: b
         else None
     html = template.render(
         t=lambda key, **kw: translate(lang, key, **kw),
+        say=lambda text: translate(lang, text) if text in catalog("en") else text,
         lang=lang, csrf=csrf_token(request) if session else "", path=back_path(request),
         flash=flash if isinstance(flash, str) else None, **ctx)
     return HTMLResponse(html, status_code=status)
