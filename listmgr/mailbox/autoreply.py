@@ -4,9 +4,9 @@ Replies only to mail that names the user's address (at any local domain) in To o
 Bcc or list copies, RFC 3834 section 2), between the optional start and end dates (server
 local time, end inclusive), at most once per sender per `autoreply_interval_days`, to the
 envelope sender, from the null sender with `Auto-Submitted: auto-replied`, In-Reply-To and
-References set. Never to: the null sender, list or bulk mail (`Precedence: bulk/list/junk`,
-any `List-Id`/`List-*` header), automatic mail (`Auto-Submitted` other than `no`), mailer
-daemons, list robots and no-reply senders, or the user itself.
+References set. Never to the user itself nor to automatic or list mail
+(listmgr.mail.automatic with list_mail: the null sender, robots and no-reply senders,
+`Auto-Submitted`, `Precedence: bulk/list/junk`, `List-*` headers, `X-Auto-Response-Suppress`).
 The reply is queued with listmgr.store.outbound.enqueue in the delivery's transaction.
 """
 
@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.mail import automatic
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
 from listmgr.store.mailboxes import User
@@ -31,10 +32,6 @@ from listmgr.store.outbound import enqueue
 log = logging.getLogger(__name__)
 
 ONCE_PER = dt.timedelta(days=1)
-_ROBOT_LOCALS = ("mailer-daemon", "postmaster", "majordomo", "listserv", "list", "noreply",
-                 "no-reply", "bounce", "bounces")
-_ROBOT_PREFIXES = ("owner-", "noreply", "no-reply", "donotreply", "do-not-reply")
-_ROBOT_SUFFIXES = ("-request", "-owner", "-bounces", "-admin")
 
 
 def _header(headers, name: str) -> str:
@@ -44,26 +41,9 @@ def _header(headers, name: str) -> str:
 
 def skip_reason(sender: str, user_address: str, headers) -> str | None:
     """Why no auto-reply goes to this message (None: reply). Pure."""
-    if not sender:
-        return "null sender"
-    local = sender.rpartition("@")[0].lower()
-    if sender.lower() == user_address.lower():
+    if sender and sender.lower() == user_address.lower():
         return "own address"
-    if local in _ROBOT_LOCALS or local.startswith(_ROBOT_PREFIXES) \
-            or local.endswith(_ROBOT_SUFFIXES):
-        return "robot sender"
-    auto = _header(headers, "Auto-Submitted").lower()
-    if auto and auto.split(";")[0].strip() != "no":
-        return "auto-submitted"
-    if _header(headers, "Precedence").lower() in ("bulk", "list", "junk"):
-        return "precedence"
-    for name in ("List-Id", "List-Unsubscribe", "List-Post", "List-Help", "X-Loop",
-                 "X-Mailing-List", "Mailing-List"):
-        if headers.get(name) is not None:
-            return "list mail"
-    if _header(headers, "X-Auto-Response-Suppress").lower() in ("all", "oof", "autoreply"):
-        return "suppressed"
-    return None
+    return automatic.reason(sender, headers, list_mail=True)
 
 
 def addressed_to(headers, addresses: set[str]) -> bool:
