@@ -242,6 +242,11 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class MailConfig:
+    japanese_charset: str = "utf-8"  # or "iso-2022-jp" for every Japanese mail we send
+
+
+@dataclass(frozen=True)
 class Config:
     domain: str = "localhost"
     hostname: str = ""
@@ -257,6 +262,7 @@ class Config:
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     posting: PostingConfig = field(default_factory=PostingConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 
     # Derived values -------------------------------------------------------
@@ -351,6 +357,9 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
         raise ConfigError(f"{source}: 'smtp.tls_cert' and 'smtp.tls_key' go together")
     if bool(cfg.pop3.tls_cert) != bool(cfg.pop3.tls_key):
         raise ConfigError(f"{source}: 'pop3.tls_cert' and 'pop3.tls_key' go together")
+    if cfg.mail.japanese_charset.lower() not in ("utf-8", "iso-2022-jp"):
+        raise ConfigError(f"{source}: bad value {cfg.mail.japanese_charset!r} for "
+                          "'mail.japanese_charset': expected utf-8 or iso-2022-jp")
     if cfg.web.base_url and not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[^\s?#]*)?",
                                              cfg.web.base_url):
         raise ConfigError(f"{source}: bad value {cfg.web.base_url!r} for 'web.base_url': "
@@ -385,6 +394,14 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     if env_url:
         cfg = dataclasses.replace(cfg, database_url=env_url)
     return cfg
+
+
+def japanese_charset(cfg: Config, request_charset: str = "") -> str:
+    """ISO-2022-JP for Japanese mail when the site says so or the request came in it."""
+    if cfg.mail.japanese_charset.lower() == "iso-2022-jp" \
+            or request_charset.lower() == "iso-2022-jp":
+        return "iso-2022-jp"
+    return ""
 
 
 def database_url(cfg: Config) -> str:

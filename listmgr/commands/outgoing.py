@@ -12,6 +12,7 @@ import logging
 
 from listmgr.commands import ratelimit
 from listmgr.commands.guard import x_loop_value
+from listmgr.config import japanese_charset
 from listmgr.mail.addresses import normalise
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.store.outbound import enqueue
@@ -54,7 +55,8 @@ def send(ctx, *, to: str | list[str], subject: str, body: str, envelope: str | N
     msg = new_message(from_=ctx.whoami, to=recipients, subject=subject, body=body,
                       domain=ctx.domain, headers=headers,
                       in_reply_to=(ctx.req.message_id or None) if reply else None,
-                      references=(ctx.req.references or None) if reply else None)
+                      references=(ctx.req.references or None) if reply else None,
+                      charset=japanese_charset(ctx.app.config, ctx.req.charset))
     enqueue(ctx.s, ctx.app.spool, mail_from=envelope if envelope is not None
             else ctx.whoami_owner, recipients=recipients, data=to_bytes(msg), origin=origin)
     return True

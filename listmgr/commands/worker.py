@@ -45,6 +45,21 @@ def _first_address(value: str) -> str:
     return ""
 
 
+def request_charset(msg: Message) -> str:
+    """The charset the request was written in: its first text part's, else its Subject's."""
+    try:
+        for part in msg.walk():
+            if part.get_content_maintype() == "text":
+                cs = part.get_content_charset()
+                if cs:
+                    return cs.lower()
+                break
+        raw = str(msg.get("Subject", "") or "")
+    except Exception:
+        return ""
+    return "iso-2022-jp" if "=?iso-2022-jp?" in raw.lower() else ""
+
+
 def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | None:
     """Who asks; None when no usable requester address is present."""
     reply_to = _header(msg, "Reply-To")
@@ -59,7 +74,8 @@ def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | 
                    (normalise(address),), subject=_header(msg, "Subject"),
                    message_id=_header(msg, "Message-ID"),
                    references=_header(msg, "References"),
-                   mail_from=mail_from, default_list=default_list)
+                   mail_from=mail_from, default_list=default_list,
+                   charset=request_charset(msg))
 
 
 def reply_language(ctx: Context, default, lines) -> str:

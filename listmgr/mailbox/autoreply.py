@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.config import japanese_charset
 from listmgr.mail import automatic
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
@@ -122,7 +123,8 @@ def maybe_reply(app: App, s: Session, user: User, message: InboundMessage,
                         domain=domain, in_reply_to=message_id or None,
                         references=references or None,
                         headers={"Auto-Submitted": "auto-replied",
-                                 "X-Auto-Response-Suppress": "All"})
+                                 "X-Auto-Response-Suppress": "All"},
+                        charset=japanese_charset(app.config))
     enqueue(s, app.spool, mail_from="", recipients=[sender], data=to_bytes(reply),
             origin="autoreply")
     log.info("%s autoreply user=%s to=<%s> queued", message.queue_id, user.name, sender)

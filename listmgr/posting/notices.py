@@ -12,6 +12,7 @@ import email
 import email.policy
 import logging
 
+from listmgr.config import japanese_charset
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
 from listmgr.store.outbound import enqueue
@@ -40,7 +41,8 @@ def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
                                   domain=domain, **ctx)
     headers = {"Auto-Submitted": "auto-replied"} if auto else {}
     msg = new_message(from_=f"owner-{mlist.name}@{domain}", to=to, subject=subject,
-                      body=body, domain=domain, headers=headers)
+                      body=body, domain=domain, headers=headers,
+                      charset=japanese_charset(app.config))
     if attach is not None:
         inner = email.message_from_bytes(attach, policy=email.policy.default)
         msg.add_attachment(inner)

@@ -19,6 +19,7 @@ from starlette.routing import Route
 from listmgr import unsubscribe as tokens
 from listmgr.commands import texts
 from listmgr.commands.guard import x_loop_value
+from listmgr.config import japanese_charset
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.store import lists as repo
 from listmgr.store.models import MailingList, Member
@@ -70,7 +71,8 @@ def notify_owners(app, s, mlist: MailingList, address: str) -> None:
                       body="--\n\n" + texts.msg(lang, "notice_unsubscribed", list=mlist.name,
                                                 addr=address),
                       domain=domain, headers={"X-Loop": x_loop_value(domain),
-                                              "Auto-Submitted": "auto-generated"})
+                                              "Auto-Submitted": "auto-generated"},
+                      charset=japanese_charset(app.config))
     enqueue(s, app.spool, mail_from=f"majordomo-owner@{domain}", recipients=owners,
             data=to_bytes(msg), origin="web")
 
