@@ -8,7 +8,6 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -18,8 +17,7 @@ from listmgr.commands import site as site_commands
 from listmgr.mailbox.maildir import Maildir
 from listmgr.passwords import verify_password
 from listmgr.store import lists as repo
-from listmgr.store import mailboxes, outbound_claims
-from listmgr.store.models import HeldPost, InboundTask
+from listmgr.store import inbound, mailboxes, outbound_claims
 from listmgr.web import auth, pages
 from listmgr.web.personal import check_password
 from listmgr.web.public import _visitor
@@ -101,16 +99,14 @@ class Queue:
 
 
 def _overview(s, data_dir: str) -> tuple[list[ListRow], list[UserRow], Queue]:
-    held = dict(s.execute(select(HeldPost.list_id, func.count()).where(
-        HeldPost.state == "held").group_by(HeldPost.list_id)).all())
+    held = repo.held_counts(s)
     lists = [ListRow(m.name, m.description, ", ".join(repo.owners_of(m)),
                      repo.member_count(s, m), held.get(m.id, 0)) for m in repo.all_lists(s)]
     users = [UserRow(u.name, u.autoreply_enabled,
                      len(Maildir.for_user(data_dir, u.name).entries()))
              for u in mailboxes.all_users(s)]
     sm = outbound_claims.summary(s)
-    shunted = s.scalar(select(func.count()).select_from(InboundTask).where(
-        InboundTask.state == "shunted")) or 0
+    shunted = inbound.shunted_count(s)
     oldest = f"{sm.oldest[0]} ({sm.oldest[1]:%Y-%m-%d %H:%M} UTC)" if sm.oldest else ""
     return lists, users, Queue(sm.messages, dict(sm.counts), sm.due, sm.deferred, oldest,
                                shunted, sum(held.values()))

@@ -8,7 +8,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -19,7 +18,7 @@ from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.passwords import verify_password
 from listmgr.posting import moderation
 from listmgr.store import lists as repo
-from listmgr.store.models import HeldPost, MailingList, Member
+from listmgr.store.models import HeldPost, MailingList
 from listmgr.web import auth, mailview, pages
 from listmgr.web.security import checked_form
 
@@ -73,9 +72,8 @@ class ListView:
 
 
 def _list_view(s, mlist: MailingList) -> ListView:
-    held = s.scalar(select(func.count()).select_from(HeldPost).where(
-        HeldPost.list_id == mlist.id, HeldPost.state == "held"))
-    return ListView(mlist.name, mlist.description, repo.member_count(s, mlist), held or 0)
+    held = repo.held_counts(s).get(mlist.id, 0)
+    return ListView(mlist.name, mlist.description, repo.member_count(s, mlist), held)
 
 
 async def _allowed(request: Request) -> ListView | None:
@@ -175,15 +173,9 @@ class MemberRow:
 
 
 def _members(s, name: str, q: str, page: int) -> tuple[list[MemberRow], int]:
-    mlist = repo.require_list(s, name)
-    cond = [Member.list_id == mlist.id]
-    if q:
-        cond.append(Member.key.contains(q.lower(), autoescape=True))
-    total = s.scalar(select(func.count()).select_from(Member).where(*cond)) or 0
-    rows = s.execute(select(Member.address, Member.delivery_enabled, Member.subscribed_at)
-                     .where(*cond).order_by(Member.key)
-                     .offset(page * PAGE_SIZE).limit(PAGE_SIZE)).all()
-    return [MemberRow(a, bool(d), f"{t:%Y-%m-%d}") for a, d, t in rows], total
+    rows, total = repo.search_members(s, repo.require_list(s, name), q,
+                                      offset=page * PAGE_SIZE, limit=PAGE_SIZE)
+    return [MemberRow(a, d, f"{t:%Y-%m-%d}") for a, d, t in rows], total
 
 
 async def members_page(request: Request, *, result: repo.BulkResult | None = None,

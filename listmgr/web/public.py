@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from listmgr.commands import ratelimit
 from listmgr.commands.context import Context, Request as CommandRequest
 from listmgr.commands.listing import visible
 from listmgr.commands.subscription import send_confirm
@@ -26,6 +25,7 @@ from listmgr.commands.guard import is_service_address
 from listmgr.mail.addresses import AddressError, parse_single
 from listmgr.posting.archive import archive_dir
 from listmgr.store import lists as repo
+from listmgr.store import ratelimit
 from listmgr.store.models import MailingList
 from listmgr.web import auth, mailview, pages
 from listmgr.web.security import checked_form
