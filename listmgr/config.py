@@ -49,14 +49,19 @@ def parse_duration(value: Any) -> float:
     return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
-def format_duration(seconds: float) -> str:
-    """The inverse of parse_duration for whole units: 14400 -> '4 hours'."""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+_JA_UNITS = {"day": "日", "hour": "時間", "minute": "分", "second": "秒"}
+
+
+def format_duration(seconds: float, lang: str = "en") -> str:
+    """The inverse of parse_duration for whole units: 14400 -> '4 hours' ('4 時間' in ja)."""
+    unit, n = "second", int(seconds)
+    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size and seconds % size == 0:
-            n = int(seconds // size)
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    n = int(seconds)
-    return f"{n} second{'s' if n != 1 else ''}"
+            unit, n = name, int(seconds // size)
+            break
+    if lang == "ja":
+        return f"{n} {_JA_UNITS[unit]}"
+    return f"{n} {unit}{'s' if n != 1 else ''}"
 
 
 def parse_size(value: Any) -> int:
@@ -240,7 +245,16 @@ class BouncesConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    base_url: str = ""
+    listen: str = _kind("hostport?", "127.0.0.1:8080")  # empty: no web server
+    base_url: str = ""  # public address, for links in mail (https://lists.example.org)
+    admin_users: tuple[str, ...] = _kind("strings", ())  # mailbox users who are site admins
+    max_upload: int = _kind("size", 10 * 1024 * 1024)  # largest request body
+    session_lifetime: float = _kind("duration", 8 * 3600.0)
+
+
+@dataclass(frozen=True)
+class MailConfig:
+    japanese_charset: str = "utf-8"  # or "iso-2022-jp" for every Japanese mail we send
 
 
 @dataclass(frozen=True)
@@ -260,6 +274,7 @@ class Config:
     posting: PostingConfig = field(default_factory=PostingConfig)
     web: WebConfig = field(default_factory=WebConfig)
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
+    mail: MailConfig = field(default_factory=MailConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 
     # Derived values -------------------------------------------------------
@@ -354,6 +369,13 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
         raise ConfigError(f"{source}: 'smtp.tls_cert' and 'smtp.tls_key' go together")
     if bool(cfg.pop3.tls_cert) != bool(cfg.pop3.tls_key):
         raise ConfigError(f"{source}: 'pop3.tls_cert' and 'pop3.tls_key' go together")
+    if cfg.mail.japanese_charset.lower() not in ("utf-8", "iso-2022-jp"):
+        raise ConfigError(f"{source}: bad value {cfg.mail.japanese_charset!r} for "
+                          "'mail.japanese_charset': expected utf-8 or iso-2022-jp")
+    if cfg.web.base_url and not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[^\s?#]*)?",
+                                             cfg.web.base_url):
+        raise ConfigError(f"{source}: bad value {cfg.web.base_url!r} for 'web.base_url': "
+                          "expected an http:// or https:// address")
     if cfg.pop3.require_tls and not cfg.pop3.tls_cert:
         raise ConfigError(f"{source}: 'pop3.require_tls' needs 'pop3.tls_cert' and "
                           "'pop3.tls_key'")
@@ -384,6 +406,14 @@ def load(path: str | os.PathLike[str] | None = None) -> Config:
     if env_url:
         cfg = dataclasses.replace(cfg, database_url=env_url)
     return cfg
+
+
+def japanese_charset(cfg: Config, request_charset: str = "") -> str:
+    """ISO-2022-JP for Japanese mail when the site says so or the request came in it."""
+    if cfg.mail.japanese_charset.lower() == "iso-2022-jp" \
+            or request_charset.lower() == "iso-2022-jp":
+        return "iso-2022-jp"
+    return ""
 
 
 def database_url(cfg: Config) -> str:

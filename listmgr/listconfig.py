@@ -46,6 +46,7 @@ def _enum(*values: str) -> Callable[[str], str]:
         if t not in values:
             raise ValueError(f"expected one of {', '.join(values)}")
         return t
+    parse.choices = values  # type: ignore[attr-defined]  # forms offer these
     return parse
 
 

@@ -27,6 +27,7 @@ from listmgr.posting import expiry as held_expiry
 from listmgr.posting import scrub
 from listmgr.posting.worker import handle_post
 from listmgr.smtp import server as smtp
+from listmgr.web import server as web
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ def build_components(service: "Service") -> list[Component]:
     return [
         *smtp.components(service),                  # SMTP (and LMTP) ingress
         *pop3.components(service),                  # POP3
+        *web.components(service),                   # web pages, one-click unsubscribe
         *[InboundWorker(service.app, name, handlers)  # inbound tasks -> handlers
           for name, handlers in INBOUND_WORKERS.items()],
         *delivery.components(service),              # outbound queue -> remote MTAs

@@ -41,6 +41,7 @@ def write_config(tmp_path: Path, db_url: str, **overrides: Any) -> Path:
         "site_admins": ["admin@example.org"],
         "smtp__listen": "127.0.0.1:0",
         "pop3__listen": "127.0.0.1:0",
+        "web__listen": "127.0.0.1:0",
         "delivery__min_backoff": "1s",
         "delivery__max_backoff": "2s",
     }

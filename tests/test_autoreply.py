@@ -114,3 +114,78 @@ def test_cli_sets_and_clears_the_autoreply(config_file, db_url):
     assert r.status == 1 and "--body" in r.err
     r = run_cli(cfg, "user", "autoreply", "nobody", "--off")
     assert r.status == 1 and "no mailbox user 'nobody'" in r.err
+
+
+def _msg(to: str = "alice@example.org", cc: str = "", extra: str = "") -> bytes:
+    cc_line = f"Cc: {cc}\r\n" if cc else ""
+    return (f"From: Bob <bob@example.net>\r\nTo: {to}\r\n{cc_line}Subject: Lunch?\r\n"
+            f"Message-ID: <m2@example.net>\r\nReferences: <m0@example.net>\r\n{extra}\r\n"
+            f"Are you free?\r\n").encode()
+
+
+@pytest.mark.parametrize("to,cc,answered", [
+    ("alice@example.org", "", True),
+    ("Carol <carol@example.net>", "ALICE@example.org", True),
+    ("team@example.net", "", False),           # a Bcc or a copy from a list: not named
+    ("undisclosed-recipients:;", "", False),
+])
+def test_replies_only_when_named_in_to_or_cc(alice, to, cc, answered):
+    deliver(alice, _msg(to, cc))
+    assert len(replies(alice)) == (1 if answered else 0)
+
+
+def test_reply_threads_and_defaults_its_subject(alice):
+    with alice.store.session() as s:
+        mailboxes.set_autoreply(s, "alice", enabled=True, subject="")
+    deliver(alice, _msg())
+    [(_, rcpt, data)] = replies(alice)
+    reply = email.message_from_bytes(data, policy=email.policy.default)
+    assert rcpt == "bob@example.net"  # the envelope sender
+    assert reply["Subject"] == "Auto: Lunch?"
+    assert reply["In-Reply-To"] == "<m2@example.net>"
+    assert reply["References"] == "<m0@example.net> <m2@example.net>"
+
+
+@pytest.mark.parametrize("sender", ["noreply@example.net", "no-reply-42@example.net",
+                                    "list-bounces@example.net", "demo-owner@example.net"])
+def test_no_reply_to_robot_senders(alice, sender):
+    deliver(alice, _msg(), mail_from=sender)
+    assert replies(alice) == []
+
+
+def test_start_and_end_dates_bound_the_replies(alice):
+    import datetime as dt
+    today = dt.date.today()
+    with alice.store.session() as s:
+        mailboxes.set_autoreply(s, "alice", enabled=True, start=today + dt.timedelta(days=1))
+    deliver(alice, _msg())
+    assert replies(alice) == []
+    with alice.store.session() as s:
+        mailboxes.set_autoreply(s, "alice", enabled=True, start=today - dt.timedelta(days=9),
+                                end=today - dt.timedelta(days=1))
+    deliver(alice, _msg())
+    assert replies(alice) == []
+    with alice.store.session() as s:
+        mailboxes.set_autoreply(s, "alice", enabled=True, end=today)  # inclusive
+    deliver(alice, _msg())
+    assert len(replies(alice)) == 1
+
+
+def test_once_per_interval_of_days_per_sender(alice):
+    import datetime as dt
+    from listmgr.store.models import RateCounter
+    with alice.store.session() as s:
+        mailboxes.set_autoreply(s, "alice", enabled=True, interval_days=3)
+    deliver(alice, _msg())
+
+    def age_last_reply(days: int) -> None:
+        with alice.store.session() as s:
+            row = s.get(RateCounter, "autoreply:alice:bob@example.net")
+            row.window_start = row.window_start - dt.timedelta(days=days)
+
+    age_last_reply(2)
+    deliver(alice, _msg())
+    assert len(replies(alice)) == 1  # 2 days later: still within 3 days
+    age_last_reply(2)
+    deliver(alice, _msg())
+    assert len(replies(alice)) == 2  # 4 days after the first: a new reply

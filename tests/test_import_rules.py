@@ -38,6 +38,7 @@ RULES: dict[str, set[str]] = {
     "posting": WORKER,
     "commands": WORKER | {"posting", "bounces"},
     "pipeline": WORKER,
+    "web": WORKER | {"commands", "posting", "mailbox", "pop3", "site_secret", "unsubscribe"},
     "service": None,   # anything but cli (checked below)
     "cli": None,       # anything
     "__main__": {"cli"},

@@ -43,6 +43,7 @@ class Request:
     references: str = ""
     mail_from: str = ""
     default_list: str = ""    # LIST for LIST-request@, "" for majordomo@
+    charset: str = ""         # the request's text charset (iso-2022-jp: answer in it)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from listmgr.commands.guard import x_loop_value
+from listmgr.config import japanese_charset
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.store.outbound import enqueue
 from listmgr.store.ratelimit import MAIL_BUDGET_PREFIX as RATE_PREFIX, mail_budget_ok
@@ -51,7 +52,8 @@ def send(ctx, *, to: str | list[str], subject: str, body: str, envelope: str | N
     msg = new_message(from_=ctx.whoami, to=recipients, subject=subject, body=body,
                       domain=ctx.domain, headers=headers,
                       in_reply_to=(ctx.req.message_id or None) if reply else None,
-                      references=(ctx.req.references or None) if reply else None)
+                      references=(ctx.req.references or None) if reply else None,
+                      charset=japanese_charset(ctx.app.config, ctx.req.charset))
     enqueue(ctx.s, ctx.app.spool, mail_from=envelope if envelope is not None
             else ctx.whoami_owner, recipients=recipients, data=to_bytes(msg), origin=origin)
     return True

@@ -70,9 +70,15 @@ def approve_site(ctx: Context, passwd: str, cmd: str, args: list[str]) -> None:
         log.info("rmlist %s requester=<%s>", mlist.name, ctx.req.address)
         ctx.say("rmlist_done", list=mlist.name)
         return
+    create_list(ctx, args)
+
+
+def create_list(ctx: Context, args: list[str]) -> bool:
+    """`newlist LIST OWNER [description]` as approved by a site admin: create the list with
+    a random password and mail it to the owner. False (after saying why) when refused."""
     req = _check_request(ctx, "newlist", args)
     if req is None:
-        return
+        return False
     name, owner, description = req
     password = secrets.token_urlsafe(12)
     try:
@@ -80,7 +86,7 @@ def approve_site(ctx: Context, passwd: str, cmd: str, args: list[str]) -> None:
                                  description=description, reserved=SERVICE_LOCALS)
     except repo.ListError as exc:
         ctx.squawk("newlist_failed", cmd="newlist", why=str(exc))
-        return
+        return False
     lang = ctx.list_lang(mlist)
     body = texts.text("newlist_owner", lang, list=name, owner=owner, password=password,
                       whoami=ctx.whoami, domain=ctx.domain, description=description)
@@ -88,3 +94,4 @@ def approve_site(ctx: Context, passwd: str, cmd: str, args: list[str]) -> None:
                   body=body)
     log.info("newlist %s owner=%s requester=<%s>", name, owner, ctx.req.address)
     ctx.say("newlist_created", list=name, owner=owner)
+    return True

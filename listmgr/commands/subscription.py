@@ -32,7 +32,8 @@ def _valid_address(ctx: Context, cmd: str, subscriber: str) -> str | None:
     try:
         bare = parse_single(subscriber)
     except AddressError as exc:
-        ctx.say("address_problem", addr=subscriber, why=str(exc))
+        ctx.say("address_problem", addr=subscriber,
+                why=ctx.t(f"address_{exc.reason}", addr=subscriber))
         ctx.squawk("invalid_address", cmd=cmd, addr=subscriber)
         return None
     return bare
@@ -75,7 +76,7 @@ def send_confirm(ctx: Context, cmd: str, mlist: MailingList, subscriber: str) ->
     lang = ctx.list_lang(mlist)
     body = texts.text("confirm", lang, cmd=cmd, list=mlist.name, subscriber=subscriber,
                       key=issued.secret, whoami=ctx.whoami, domain=ctx.domain,
-                      lifetime=format_duration(cfg.commands.token_lifetime))
+                      lifetime=format_duration(cfg.commands.token_lifetime, lang))
     subject = texts.msg(lang, "subject_confirm", cmd=cmd, list=mlist.name)
     sent = outgoing.send(ctx, to=bare, subject=subject, body=body,
                          limit=True)

@@ -47,6 +47,21 @@ def _first_address(value: str) -> str:
     return ""
 
 
+def request_charset(msg: Message) -> str:
+    """The charset the request was written in: its first text part's, else its Subject's."""
+    try:
+        for part in msg.walk():
+            if part.get_content_maintype() == "text":
+                cs = part.get_content_charset()
+                if cs:
+                    return cs.lower()
+                break
+        raw = str(msg.get("Subject", "") or "")
+    except Exception:
+        return ""
+    return "iso-2022-jp" if "=?iso-2022-jp?" in raw.lower() else ""
+
+
 def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | None:
     """Who asks; None when no usable requester address is present."""
     reply_to = _header(msg, "Reply-To")
@@ -66,7 +81,27 @@ def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | 
                    (normalise(address),), subject=_header(msg, "Subject"),
                    message_id=_header(msg, "Message-ID"),
                    references=_header(msg, "References"),
-                   mail_from=mail_from, default_list=default_list)
+                   mail_from=mail_from, default_list=default_list,
+                   charset=request_charset(msg))
+
+
+def reply_language(ctx: Context, default, lines) -> str:
+    """The language of the reply: LIST-request@'s list's; for majordomo@, the language of
+    the lists the commands name when they all share one; else the site's."""
+    site = ctx.app.config.language
+    if default is not None:
+        return default.language or site
+    found = set()
+    for ln in lines:
+        if ln.kind != "command" or not ln.args:
+            continue
+        # approve PASSWD CMD LIST ..., auth KEY CMD LIST ...: the list is the third word
+        arg = ln.args[2] if ln.name in ("approve", "auth") and len(ln.args) > 2 \
+            else ln.args[0]
+        mlist = ctx.find_list(arg)
+        if mlist is not None:
+            found.add(mlist.language or site)
+    return found.pop() if len(found) == 1 else site
 
 
 def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> Context | None:
@@ -96,13 +131,12 @@ def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> C
                     req.address, app.config.commands.replies_per_hour)
         return None
     default = repo.get_list(s, default_list) if default_list else None
-    lang = (default.language if default is not None and default.language
-            else app.config.language)
-    ctx = Context(app=app, s=s, req=req, lang=lang)
     body = parser.body_of(msg)
     lines = parser.parse(body.text, multipart=body.multipart, known=registry.known(),
                          data_commands=registry.DATA_COMMANDS,
                          max_commands=app.config.commands.max_commands)
+    ctx = Context(app=app, s=s, req=req, lang=app.config.language)
+    ctx.lang = reply_language(ctx, default, lines)
     dispatch.run(ctx, lines)
     outgoing.send(ctx, to=req.address, subject=outgoing.results_subject(ctx),
                   body=ctx.out.text(), reply=True, origin="reply")

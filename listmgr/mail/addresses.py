@@ -15,7 +15,13 @@ MAX_ADDRESS = 320  # RFC 5321 4.5.3.1: 64 + "@" + 255 octets, and the store's co
 
 
 class AddressError(ValueError):
-    """Not a usable address; the message says why, for the person who sent it."""
+    """Not a usable address; the message says why, for the person who sent it, and `reason`
+    names the case (empty, control, unbalanced, not_single, incomplete) so that a reply in
+    another language can say it in its own words."""
+
+    def __init__(self, message: str, reason: str = "incomplete"):
+        super().__init__(message)
+        self.reason = reason
 
 
 # RFC 5322 dot-atom local part (what real subscribers use) or a quoted string.
@@ -35,20 +41,21 @@ def parse_single(text: str) -> str:
     """The one bare address in `text`, or AddressError."""
     text = text.strip()
     if not text:
-        raise AddressError("no address given")
+        raise AddressError("no address given", "empty")
     if is_valid(text):  # the common case: a bare address
         return text
     if any(c in text for c in "\r\n\0"):
-        raise AddressError(f"{text!r} contains control characters")
+        raise AddressError(f"{text!r} contains control characters", "control")
     if text.count("(") != text.count(")") or text.count("<") != text.count(">") \
             or text.count("[") != text.count("]"):
-        raise AddressError(f"{text} has an uneven number of parentheses or brackets")
+        raise AddressError(f"{text} has an uneven number of parentheses or brackets",
+                           "unbalanced")
     pairs = [p for p in getaddresses([text]) if p[1]]
     if len(pairs) != 1:
-        raise AddressError(f"{text} is not a single Internet address")
+        raise AddressError(f"{text} is not a single Internet address", "not_single")
     addr = pairs[0][1]
     if not is_valid(addr):
-        raise AddressError(f"{text} is not a complete Internet address")
+        raise AddressError(f"{text} is not a complete Internet address", "incomplete")
     return addr
 
 

@@ -6,7 +6,7 @@ auto-responder, bounce handling) asks here, so the answer is the same everywhere
 - the null sender (a bounce) is automatic;
 - a robot sender is automatic: MAILER-DAEMON, postmaster, list and list-manager addresses
   (owner-*, *-request, *-owner, *-approval, *-bounce(s), *-admin, majordomo, listserv ...),
-  noreply addresses;
+  noreply addresses (noreply*, no-reply*, donotreply*, do-not-reply*);
 - `Auto-Submitted` other than `no` (RFC 3834 section 5), `Precedence: bulk|list|junk`.
 
 `reason(..., list_mail=True)` also counts mail from a mailing list (`List-Id` and the other
@@ -22,7 +22,7 @@ from typing import Any
 # Local parts that are programs, never people (Majordomo's $majordomo_dont_reply, widened).
 ROBOT_LOCAL = re.compile(
     r"^(mailer-daemon|postmaster|uucp|listserv|listproc|majordomo|majordomo-owner|list|"
-    r"noreply|no-reply|donotreply|do-not-reply|bounce|bounces|"
+    r"(noreply|no-reply|donotreply|do-not-reply).*|bounce|bounces|"
     r"owner-.*|.*-request|.*-owner|.*-approval|.*-admin|.*-bounces?(\+.*)?)$",
     re.IGNORECASE)
 

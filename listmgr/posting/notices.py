@@ -12,6 +12,7 @@ import email
 import email.policy
 import logging
 
+from listmgr.config import japanese_charset
 from listmgr.store.ratelimit import mail_budget_ok
 from listmgr.mail import mimelimits
 from listmgr.mail.compose import new_message, to_bytes
@@ -52,7 +53,8 @@ def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
                                   domain=domain, **ctx)
     headers = {"Auto-Submitted": "auto-replied"} if auto else {}
     msg = new_message(from_=f"owner-{mlist.name}@{domain}", to=to, subject=subject,
-                      body=body, domain=domain, headers=headers)
+                      body=body, domain=domain, headers=headers,
+                      charset=japanese_charset(app.config))
     if attach is not None:
         if mimelimits.check(attach):
             # Too complex to parse (or for a moderator's reader): sent as opaque bytes.

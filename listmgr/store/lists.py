@@ -14,7 +14,7 @@ from listmgr.listconfig import SETTINGS, SettingError, parse_value, valid_list_n
 from listmgr.mail.addresses import (AddressError, address_list, domain_of, normalise,
                                     parse_single)
 from listmgr.passwords import hash_password
-from listmgr.store.models import MailingList, Member, utcnow
+from listmgr.store.models import HeldPost, MailingList, Member, utcnow
 
 
 class ListError(Exception):
@@ -213,3 +213,22 @@ def lists_of(s: Session, address: str) -> list[str]:
     q = select(MailingList.name).join(Member, Member.list_id == MailingList.id).where(
         Member.key == normalise(address)).order_by(MailingList.name)
     return list(s.scalars(q))
+
+
+def search_members(s: Session, mlist: MailingList, text: str = "", *, offset: int = 0,
+                   limit: int = 100) -> tuple[list[tuple[str, bool, object]], int]:
+    """(address, delivery on, subscribed at) of members whose address contains `text`, in
+    address order, one page at a time; and how many match in all."""
+    cond = [Member.list_id == mlist.id]
+    if text:
+        cond.append(Member.key.contains(text.lower(), autoescape=True))
+    total = s.scalar(select(func.count()).select_from(Member).where(*cond)) or 0
+    rows = s.execute(select(Member.address, Member.delivery_enabled, Member.subscribed_at)
+                     .where(*cond).order_by(Member.key).offset(offset).limit(limit)).all()
+    return [(a, bool(d), t) for a, d, t in rows], total
+
+
+def held_counts(s: Session) -> dict[int, int]:
+    """Posts waiting for a decision, per list id (lists with none are left out)."""
+    return dict(s.execute(select(HeldPost.list_id, func.count()).where(
+        HeldPost.state == "held").group_by(HeldPost.list_id)).all())

@@ -45,6 +45,9 @@ class User:
     autoreply_subject: str
     autoreply_body: str
     created_at: dt.datetime
+    autoreply_start: dt.date | None = None
+    autoreply_end: dt.date | None = None  # inclusive
+    autoreply_interval_days: int = 1  # one sender gets at most one reply per this many days
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ class Grant:
 
 def _user(row: MailboxUser) -> User:
     return User(row.name, row.password_hash, bool(row.autoreply_enabled),
-                row.autoreply_subject or "", row.autoreply_body or "", row.created_at)
+                row.autoreply_subject or "", row.autoreply_body or "", row.created_at,
+                row.autoreply_start, row.autoreply_end, row.autoreply_interval_days or 1)
 
 
 def check_name(name: str) -> str:
@@ -119,14 +123,30 @@ def delete_user(s: Session, name: str) -> None:
     s.flush()
 
 
+MAX_INTERVAL_DAYS = 365
+
+
 def set_autoreply(s: Session, name: str, *, enabled: bool, subject: str | None = None,
-                  body: str | None = None) -> None:
+                  body: str | None = None, start: dt.date | None | bool = False,
+                  end: dt.date | None | bool = False, interval_days: int | None = None) -> None:
+    """Change the auto-responder; arguments left out (None, or False for the dates) keep
+    their stored value."""
     row = _row(s, name)
     row.autoreply_enabled = enabled
     if subject is not None:
         row.autoreply_subject = subject
     if body is not None:
         row.autoreply_body = body
+    if start is not False:
+        row.autoreply_start = start or None
+    if end is not False:
+        row.autoreply_end = end or None
+    if row.autoreply_start and row.autoreply_end and row.autoreply_end < row.autoreply_start:
+        raise UserError("the auto-responder's end date is before its start date")
+    if interval_days is not None:
+        if not 1 <= interval_days <= MAX_INTERVAL_DAYS:
+            raise UserError(f"the reply interval must be 1 to {MAX_INTERVAL_DAYS} days")
+        row.autoreply_interval_days = interval_days
 
 
 # --------------------------------------------------------------------------- relay grants

@@ -11,6 +11,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -156,6 +157,10 @@ class MailboxUser(Base):
     autoreply_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     autoreply_subject: Mapped[str] = mapped_column(String(255), default="")
     autoreply_body: Mapped[str] = mapped_column(Text, default="")
+    autoreply_start: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    autoreply_end: Mapped[dt.date | None] = mapped_column(Date, nullable=True)  # inclusive
+    autoreply_interval_days: Mapped[int] = mapped_column(Integer, default=1,
+                                                         server_default=text("1"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
