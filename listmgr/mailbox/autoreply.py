@@ -89,7 +89,7 @@ def maybe_reply(app: App, s: Session, user: User, message: InboundMessage,
     """Queue the user's auto-reply to this message when the rules allow; True if queued."""
     if not user.autoreply_enabled:
         return False
-    if not in_period(user, dt.date.today()):
+    if not in_period(user, utcnow().date()):
         return False
     domain = app.config.domain
     address = f"{user.name}@{domain}"
