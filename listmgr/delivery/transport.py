@@ -8,6 +8,7 @@ refused connections, timeouts and 4xx/5xx greetings move on to the next address.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
@@ -38,8 +39,8 @@ class Message:
     payload: bytes          # prepared: CRLF, dot-stuffed, final dot
     hops: int               # Received: fields
     size: int
-    arrival_at: object
-    deadline: object        # give-up time
+    arrival_at: dt.datetime
+    deadline: dt.datetime   # give-up time
 
 
 class Transport:
@@ -106,7 +107,7 @@ class Transport:
         out: list[Outcome] = []
         keep = True
         data_ok = res.data is not None and 200 <= res.data.code < 300
-        data_status = res.data.status if data_ok else ""
+        data_status = res.data.status if res.data is not None and data_ok else ""
         for it, rr in zip(tx.items, res.rcpts):
             if data_ok and 200 <= rr.code < 300:  # the common case, kept cheap
                 out.append(Outcome(it.rid, SENT, data_status, "", host))

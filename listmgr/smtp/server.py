@@ -95,15 +95,17 @@ class ConnectionLimit:
         self.active.discard(proto)
 
 
-class _Protocol:
-    """Mixin over aiosmtpd's SMTP/LMTP protocol classes (see the module docstring)."""
+class _Protocol(SMTP):
+    """aiosmtpd's protocol with our changes (see the module docstring); ListmgrLMTP puts
+    LMTP between this and SMTP."""
 
     local_part_limit = 64  # RFC 5321 4.5.3.1.1
 
     def __init__(self, handler: IngressHandler, *, limit: ConnectionLimit, **kwargs: Any):
         super().__init__(handler, **kwargs)
         # aiosmtpd keeps this dict on the class, shared by every connection: make it ours.
-        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self.command_size_limits: dict[str, int] = collections.defaultdict(
+            lambda: SMTP.command_size_limit)
         self._greeting: list[str] | None = None  # HELO/EHLO/LHLO lines being collected
         self._limit = limit
         self._counted = False
@@ -122,12 +124,17 @@ class _Protocol:
             self._counted = False
         super().connection_lost(error)
 
+    def _peer_ip(self) -> str:
+        peer = self.session.peer if self.session is not None else None
+        return str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "?"
+
     async def _handle_client(self) -> None:
         if self._refused:
             log.warning("NOQUEUE client=[%s] result=refused (too many connections)",
-                        self.session.peer[0] if self.session.peer else "?")
+                        self._peer_ip())
             await self.push(f"421 4.7.0 {self.hostname} Too many connections, try later")
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
             return
         await super()._handle_client()
 
@@ -196,15 +203,17 @@ class _Protocol:
     async def _finish_auth(self, result: AuthResult) -> AuthResult:
         if not isinstance(result, _PendingAuth):
             return result
-        creds: LoginPassword = result.auth_data
+        creds = result.auth_data
+        if not isinstance(creds, LoginPassword):
+            return AuthResult(success=False, handled=False)
         login = creds.login.decode("utf-8", "replace")
         password = creds.password.decode("utf-8", "replace")
         user = await self.event_handler.run(self.event_handler.check_login, login, password)
         if user is None:
-            log.warning("AUTH failed client=[%s] login=%r", self.session.peer[0], login[:64])
+            log.warning("AUTH failed client=[%s] login=%r", self._peer_ip(), login[:64])
             await asyncio.sleep(self.AUTH_FAIL_DELAY)
             return AuthResult(success=False, handled=False)
-        log.info("AUTH ok client=[%s] user=%s", self.session.peer[0], user)
+        log.info("AUTH ok client=[%s] user=%s", self._peer_ip(), user)
         return AuthResult(success=True, handled=False, auth_data=LoginPassword(
             user.encode(), b""))
 
@@ -229,7 +238,7 @@ class _PendingAuth(AuthResult):
     """Credentials parsed by aiosmtpd, not yet checked."""
 
 
-class ListmgrSMTP(_Protocol, SMTP):
+class ListmgrSMTP(_Protocol):
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
         await self._greet(super().smtp_HELO, hostname, extended=False)
