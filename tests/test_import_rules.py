@@ -14,16 +14,18 @@ import listmgr
 
 ROOT = Path(listmgr.__file__).parent
 
-BASE = {"config", "listconfig", "clock", "spool", "durable", "passwords", "render", "mail"}
+BASE = {"config", "listconfig", "clock", "spool", "durable", "passwords", "render", "mail",
+        "diskspace", "patterns"}
 WORKER = BASE | {"store", "app", "tokens"}
 
 # unit (top-level module or package under listmgr/) -> what it may import besides itself.
 RULES: dict[str, set[str]] = {
     "mail": {"config", "clock"},
-    "config": set(), "clock": set(), "durable": set(), "passwords": set(),
-    "render": set(), "listconfig": {"config", "mail"},
+    "config": {"patterns"}, "clock": set(), "durable": set(), "passwords": set(),
+    "render": set(), "listconfig": {"config", "mail", "patterns"},
     "site_secret": {"durable"}, "unsubscribe": set(),
-    "spool": {"durable", "clock"},
+    "spool": {"durable", "clock", "diskspace"},
+    "diskspace": set(), "patterns": set(),
     "store": BASE,
     "app": BASE | {"store"},
     "tokens": BASE | {"store"},
@@ -47,7 +49,7 @@ SQLALCHEMY_OUTSIDE_STORE = {
     "listmgr/tokens.py", "listmgr/pipeline.py",
     "listmgr/cli/common.py", "listmgr/cli/server.py",
     "listmgr/commands/context.py", "listmgr/commands/housekeeping.py",
-    "listmgr/commands/ratelimit.py", "listmgr/commands/roster.py",
+    "listmgr/commands/roster.py",
     "listmgr/forward/worker.py",
     "listmgr/mailbox/autoreply.py", "listmgr/mailbox/delivery.py",
     "listmgr/posting/fanout.py", "listmgr/posting/hooks.py", "listmgr/posting/moderation.py",
