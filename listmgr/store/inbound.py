@@ -10,7 +10,6 @@ for `listmgr queue retry --shunted`). The last task done deletes its message.
 from __future__ import annotations
 
 import datetime as dt
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
