@@ -17,7 +17,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from listmgr import patterns
 
@@ -133,7 +133,7 @@ def _domains(value: Any) -> tuple[str, ...]:
     return tuple(d.lower().rstrip(".") for d in _strings(value))
 
 
-_KINDS = {
+_KINDS: dict[str, Callable[[Any], Any]] = {
     "duration": parse_duration,
     "size": parse_size,
     "hostport": parse_hostport,
@@ -303,7 +303,7 @@ class Config:
         return dataclasses.replace(self, **top)
 
 
-_SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
+_SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)
              if f.default_factory is not dataclasses.MISSING}
 
 

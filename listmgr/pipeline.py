@@ -26,7 +26,7 @@ import logging
 import traceback
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, cast
 
 from sqlalchemy.orm import Session
 
@@ -128,7 +128,8 @@ class InboundWorker:
             if prepare is not None:
                 prepared = prepare(self.app, task.target, msg.mail_from, data)
                 with store.session() as s:
-                    fn(self.app, s, task, msg, data, prepared)
+                    # a handler with a `prepare` step takes its result as a sixth argument
+                    cast(Callable[..., None], fn)(self.app, s, task, msg, data, prepared)
                     finished = inbound.finish(s, task, self.owner)
             else:
                 with store.session() as s:

@@ -116,3 +116,25 @@ def test_the_rule_catches_a_bad_import(tmp_path):
     bad.write_text("def f():\n    from listmgr.delivery import queue\n")
     assert imports(bad) == [(2, "listmgr.delivery")]
     assert "delivery" not in RULES["store"]
+
+
+def test_no_import_by_string_and_no_tolerated_missing_module():
+    """Wiring is explicit (service.py, cli/__init__.py, commands/registry.py): a module
+    missing from a build fails at start instead of a part silently not running."""
+    found = []
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in (
+                    "importlib.import_module", "import_module", "__import__"):
+                found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} import by string")
+            if isinstance(node, ast.ExceptHandler) and node.type is not None and any(
+                    n in ast.unparse(node.type) for n in ("ImportError", "ModuleNotFoundError")):
+                found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} tolerated import")
+    assert not found, found
+
+
+def test_the_server_wires_every_inbound_kind_and_component():
+    from listmgr import service
+    kinds = {k for handlers in service.INBOUND_WORKERS.values() for k in handlers}
+    assert kinds == {"command", "post", "local", "relay", "owner", "approval", "admins"}
+    assert set(service.INBOUND_WORKERS) == {"commands", "posts", "mailbox", "forward"}

@@ -10,7 +10,6 @@ from sqlalchemy.exc import OperationalError
 from listmgr.app import App
 from listmgr.cli import CLIError, setup_logging
 from listmgr.cli.common import load_config, open_app
-from listmgr.service import Service
 from listmgr.store import migrate
 
 log = logging.getLogger("listmgr")
@@ -42,6 +41,9 @@ def cmd_serve(args) -> int:
         log.warning("site_admins is empty: mail to postmaster@ and majordomo-owner@ (and "
                     "returned replies) is kept in the shunt queue; set site_admins in %s",
                     cfg.source)
+    # Imported here: the server's components are not needed by the other subcommands,
+    # which start faster without them.
+    from listmgr.service import Service
     service = Service(cfg, app)
     asyncio.run(service.run(ready=lambda: log.info("listmgr ready: %s", " ".join(
         f"{k}={v}" for k, v in sorted(service.ports.items())) or "no listeners")))

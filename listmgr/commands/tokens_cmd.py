@@ -25,6 +25,9 @@ def _held(ctx: Context, key: str, approve: bool, reason: str) -> None:
         ctx.squawk("token_refused", reason=exc.reason)
         return
     held_id = tokens.payload(tok).get("held_id")
+    if not isinstance(held_id, int):
+        ctx.squawk("token_refused", reason="unknown")
+        return
     try:
         result = decide(ctx.app, ctx.s, held_id, approve=approve, reason=reason,
                         by=ctx.req.address)

@@ -8,6 +8,7 @@ refused connections, timeouts and 4xx/5xx greetings move on to the next address.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
@@ -39,8 +40,8 @@ class Message:
     payload: bytes          # prepared: CRLF, dot-stuffed, final dot
     hops: int               # Received: fields
     size: int
-    arrival_at: object
-    deadline: object        # give-up time
+    arrival_at: dt.datetime
+    deadline: dt.datetime   # give-up time
     personal: ListParts | None = None  # per-recipient parts of a list post
 
 

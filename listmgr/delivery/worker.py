@@ -215,8 +215,8 @@ class DeliveryWorker:
         missing = ids - self._msgs.keys()
         if missing:
             loaded = await asyncio.to_thread(self._load, missing)
-            for mid, msg in loaded.items():
-                self._cache_put(msg)
+            for loaded_msg in loaded.values():
+                self._cache_put(loaded_msg)
         smarthost = bool(self.cfg.smarthost)
         local = set(self.config.local_domains)
 
@@ -332,6 +332,8 @@ class DeliveryWorker:
     # ------------------------------------------------------------------ lanes
 
     async def _lane(self, route: str, rq: _RouteQueue) -> None:
+        transport = self.transport
+        assert transport is not None, "lanes run only after start()"
         client: SMTPClient | None = None
         try:
             async with self._sem:
@@ -348,7 +350,7 @@ class DeliveryWorker:
                     tx = rq.txs.popleft()
                     msg = self._msgs[tx.message_id]
                     if client is None or not client.usable:
-                        client, route_info, reason = await self.transport.connect(route)
+                        client, route_info, reason = await transport.connect(route)
                         if client is None:
                             # Nobody to talk to: every transaction now queued for this route
                             # shares the verdict (no reconnect per transaction).
@@ -362,7 +364,7 @@ class DeliveryWorker:
                                 await self._submit(m, t, outs)
                             return
                     try:
-                        outcomes, keep = await self.transport.send(client, tx, msg)
+                        outcomes, keep = await transport.send(client, tx, msg)
                     except Exception as exc:  # a bug: defer this transaction, keep going
                         log.exception("%s delivery bug; deferring the transaction", msg.queue_id)
                         diag = f"451 4.3.0 internal error ({type(exc).__name__})"

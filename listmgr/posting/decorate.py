@@ -222,7 +222,7 @@ def add_fronter_footer(msg: RawMessage, fronter: str, footer: str) -> None:
     ctype = msg.content_type()
     cte = msg.get("content-transfer-encoding").strip().lower()
     params = _params(msg)
-    charset = (params.get_param("charset") or "us-ascii").lower()
+    charset = str(params.get_param("charset") or "us-ascii").lower()
     extra = (fronter + footer)
     if ctype == "text/plain" and cte in ("", "7bit", "8bit", "binary") and (
             (extra.isascii() and charset in ("us-ascii", "utf-8", "iso-8859-1", "ascii"))

@@ -155,8 +155,8 @@ def text_of(msg: RawMessage, *, limit: int = 1_000_000) -> str:
         try:
             text = part.get_content()
         except Exception:  # unknown charset or broken encoding: read it as Latin-1
-            payload = part.get_payload(decode=True) or b""
-            text = payload.decode("latin-1")
+            payload = part.get_payload(decode=True)
+            text = payload.decode("latin-1") if isinstance(payload, bytes) else ""
         out.append(text)
         size += len(text)
         if size >= limit:

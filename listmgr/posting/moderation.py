@@ -79,7 +79,7 @@ def hold(app, s: Session, mlist: MailingList, msg: RawMessage, *, mail_from: str
 
 def info(s: Session, held: HeldPost) -> HeldInfo:
     name = s.scalar(select(MailingList.name).where(MailingList.id == held.list_id))
-    return HeldInfo(held.id, name, held.mail_from, held.sender, held.subject,
+    return HeldInfo(held.id, name or "", held.mail_from, held.sender, held.subject,
                     json.loads(held.reasons or "[]"), held.state, held.held_at,
                     held.expires_at)
 
@@ -114,6 +114,8 @@ def decide(app, s: Session, held_id: int, *, approve: bool, reason: str = "",
     if held.state != "held":
         raise DecisionError(f"Held post {held_id} was already {held.state}.")
     mlist = s.get(MailingList, held.list_id)
+    if mlist is None:  # the row cascades with its list; kept for a clear error
+        raise DecisionError(f"The list of held post {held_id} is gone.")
     who = f" by {by}" if by else ""
     if approve:
         try:

@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import re
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
@@ -138,8 +138,9 @@ class ConnectionLimit:
             del self.data_by_ip[ip]
 
 
-class _Protocol:
-    """Mixin over aiosmtpd's SMTP/LMTP protocol classes (see the module docstring)."""
+class _Protocol(SMTP):
+    """aiosmtpd's protocol with our changes (see the module docstring); ListmgrLMTP puts
+    LMTP between this and SMTP."""
 
     local_part_limit = 64  # RFC 5321 4.5.3.1.1
     # The read buffer per connection. Text lines in DATA may be longer than RFC 5321's
@@ -152,7 +153,8 @@ class _Protocol:
                  min_data_rate: int = 0, **kwargs: Any):
         super().__init__(handler, **kwargs)
         # aiosmtpd keeps this dict on the class, shared by every connection: make it ours.
-        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self.command_size_limits: dict[str, int] = collections.defaultdict(
+            lambda: SMTP.command_size_limit)
         self._greeting: list[str] | None = None  # HELO/EHLO/LHLO lines being collected
         self._limit = limit
         self._counted = False
@@ -178,12 +180,17 @@ class _Protocol:
             self._counted = False
         super().connection_lost(error)
 
+    def _peer_ip(self) -> str:
+        peer = self.session.peer if self.session is not None else None
+        return str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "?"
+
     async def _handle_client(self) -> None:
         if self._refused:
             log.warning("NOQUEUE client=[%s] result=refused (%s)", self._ip or "?",
                         self._refused[10:].format(host="").strip())
             await self.push(self._refused.format(host=self.hostname))
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
             return
         await super()._handle_client()
 
@@ -201,10 +208,11 @@ class _Protocol:
                 log.warning("NOQUEUE client=[%s] result=dropped (DATA slower than %d bytes/s)",
                             self._ip or "?", self.min_data_rate)
                 self._data_started = None
-                self.transport.write(f"421 4.4.2 {self.hostname} Data arrives too slowly "
-                                     f"(less than {self.min_data_rate} bytes/s), closing "
-                                     f"connection\r\n".encode("ascii"))
-                self.transport.close()
+                transport = cast(asyncio.Transport, self.transport)
+                transport.write(f"421 4.4.2 {self.hostname} Data arrives too slowly "
+                                f"(less than {self.min_data_rate} bytes/s), closing "
+                                f"connection\r\n".encode("ascii"))
+                transport.close()
                 return
         super().data_received(data)
 
@@ -339,15 +347,17 @@ class _Protocol:
     async def _finish_auth(self, result: AuthResult) -> AuthResult:
         if not isinstance(result, _PendingAuth):
             return result
-        creds: LoginPassword = result.auth_data
+        creds = result.auth_data
+        if not isinstance(creds, LoginPassword):
+            return AuthResult(success=False, handled=False)
         login = creds.login.decode("utf-8", "replace")
         password = creds.password.decode("utf-8", "replace")
         user = await self.event_handler.run(self.event_handler.check_login, login, password)
         if user is None:
-            log.warning("AUTH failed client=[%s] login=%r", self.session.peer[0], login[:64])
+            log.warning("AUTH failed client=[%s] login=%r", self._peer_ip(), login[:64])
             await asyncio.sleep(self.AUTH_FAIL_DELAY)
             return AuthResult(success=False, handled=False)
-        log.info("AUTH ok client=[%s] user=%s", self.session.peer[0], user)
+        log.info("AUTH ok client=[%s] user=%s", self._peer_ip(), user)
         return AuthResult(success=True, handled=False, auth_data=LoginPassword(
             user.encode(), b""))
 
@@ -372,7 +382,7 @@ class _PendingAuth(AuthResult):
     """Credentials parsed by aiosmtpd, not yet checked."""
 
 
-class ListmgrSMTP(_Protocol, SMTP):
+class ListmgrSMTP(_Protocol):
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
         await self._greet(super().smtp_HELO, hostname, extended=False)

@@ -10,7 +10,6 @@ for `listmgr queue retry --shunted`). The last task done deletes its message.
 from __future__ import annotations
 
 import datetime as dt
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -101,10 +100,10 @@ def finish(s: Session, task: InboundTask, owner: str) -> str | None:
     was its message's last task, delete the message in the same transaction (nobody sees
     "all done" with the message still there) and return its spool path, for the caller to
     remove after commit."""
-    done = s.execute(update(InboundTask).where(
+    done = claims.changed(s.execute(update(InboundTask).where(
         InboundTask.id == task.id, InboundTask.state == NEW,
         InboundTask.lease_owner == owner).values(
-        state=DONE, done_at=utcnow(), lease_until=None)).rowcount
+        state=DONE, done_at=utcnow(), lease_until=None)))
     if not done:
         raise NotOurs(task.id)
     pending = s.scalar(select(func.count()).select_from(InboundTask).where(
@@ -150,7 +149,7 @@ def retry_shunted(s: Session, task_id: int | None = None) -> int:
     q = update(InboundTask).where(InboundTask.state == SHUNTED)
     if task_id is not None:
         q = q.where(InboundTask.id == task_id)
-    return s.execute(q.values(state=NEW, lease_owner="", lease_until=None)).rowcount or 0
+    return claims.changed(s.execute(q.values(state=NEW, lease_owner="", lease_until=None)))
 
 
 def release_dead(s: Session) -> int:
@@ -161,7 +160,7 @@ def release_dead(s: Session) -> int:
         InboundTask.lease_owner.like(claims.local_prefix() + "%")).distinct()))
     n = 0
     for owner in claims.dead_local_owners(owners):
-        n += s.execute(update(InboundTask).where(
+        n += claims.changed(s.execute(update(InboundTask).where(
             InboundTask.lease_owner == owner, InboundTask.state == NEW).values(
-            lease_owner="", lease_until=None)).rowcount or 0
+            lease_owner="", lease_until=None)))
     return n

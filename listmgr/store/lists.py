@@ -108,7 +108,8 @@ def is_member(s: Session, mlist: MailingList, address: str) -> bool:
 
 
 def member_count(s: Session, mlist: MailingList) -> int:
-    return s.scalar(select(func.count()).select_from(Member).where(Member.list_id == mlist.id))
+    return s.scalar(select(func.count()).select_from(Member).where(
+        Member.list_id == mlist.id)) or 0
 
 
 def _insert(s: Session):

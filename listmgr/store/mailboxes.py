@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from listmgr.passwords import hash_password
+from listmgr.store.claims import changed
 from listmgr.store.models import MailingList, MailboxUser, RelayGrant, utcnow
 
 # Addresses the server answers itself, and the lists' own suffixes: never a mailbox.
@@ -82,8 +83,8 @@ def get_user(s: Session, name: str) -> User | None:
 
 def user_exists(s: Session, name: str) -> bool:
     """For the SMTP router: is NAME@<domain> a local mailbox?"""
-    return s.scalar(select(func.count()).select_from(MailboxUser).where(
-        MailboxUser.name == name.lower())) > 0
+    return (s.scalar(select(func.count()).select_from(MailboxUser).where(
+        MailboxUser.name == name.lower())) or 0) > 0
 
 
 def all_users(s: Session) -> list[User]:
@@ -177,8 +178,8 @@ def grant_relay(s: Session, ip: str, user: str, window: float,
 def relay_allowed(s: Session, ip: str, now: dt.datetime | None = None) -> bool:
     """True while a grant for this client IP has not expired (POP-before-SMTP)."""
     now = now or utcnow()
-    return s.scalar(select(func.count()).select_from(RelayGrant).where(
-        RelayGrant.ip == normalise_ip(ip), RelayGrant.expires_at > now)) > 0
+    return (s.scalar(select(func.count()).select_from(RelayGrant).where(
+        RelayGrant.ip == normalise_ip(ip), RelayGrant.expires_at > now)) or 0) > 0
 
 
 def live_grants(s: Session, now: dt.datetime | None = None) -> list[Grant]:
@@ -195,4 +196,4 @@ def live_grants(s: Session, now: dt.datetime | None = None) -> list[Grant]:
 
 def purge_expired_grants(s: Session, now: dt.datetime | None = None) -> int:
     now = now or utcnow()
-    return s.execute(delete(RelayGrant).where(RelayGrant.expires_at <= now)).rowcount or 0
+    return changed(s.execute(delete(RelayGrant).where(RelayGrant.expires_at <= now)))

@@ -91,7 +91,7 @@ def _insert_sql(mark: str) -> tuple[str, tuple]:
                 fixed_cols.append(col.name)
                 fixed_vals.append(col.default.arg)
         cols = given + fixed_cols
-        sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) "
+        sql = (f"INSERT INTO {OutboundRecipient.__tablename__} ({', '.join(cols)}) "
                f"VALUES ({', '.join(mark for _ in cols)})")
         _INSERTS[mark] = (sql, tuple(fixed_vals))
     return _INSERTS[mark]
@@ -114,7 +114,7 @@ def _add_unnest(conn, message_id: int, recipients: Iterable[str], now) -> int:
     if not _UNNEST:
         base, fixed = _insert_sql("%s")
         cols = base[base.index("(") + 1:base.index(")")].split(", ")[4:]
-        table = OutboundRecipient.__table__.name
+        table = OutboundRecipient.__tablename__
         sql = (f"INSERT INTO {table} (message_id, rcpt, domain, next_attempt_at"
                f"{''.join(', ' + c for c in cols)}) SELECT %s, u.r, u.d, %s"
                f"{''.join(', ' + _literal(v) for v in fixed)} "
