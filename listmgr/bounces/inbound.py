@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.orm import Session
-
 from listmgr.app import App
 from listmgr.bounces import detect, processor, scores
 from listmgr.mail import verp
@@ -25,7 +23,7 @@ from listmgr.store.models import InboundMessage, InboundTask, MailingList
 log = logging.getLogger(__name__)
 
 
-def _unrecognised(app: App, s: Session, mlist: MailingList, data: bytes, reason: str,
+def _unrecognised(app: App, s, mlist: MailingList, data: bytes, reason: str,
                   queue_id: str) -> None:
     log.info("%s list=%s bounce not recognised (%s): sent to the owners", queue_id,
              mlist.name, reason)
@@ -34,7 +32,7 @@ def _unrecognised(app: App, s: Session, mlist: MailingList, data: bytes, reason:
                  reason=reason)
 
 
-def _feedback(app: App, s: Session, mlist: MailingList | None, v: detect.Verdict,
+def _feedback(app: App, s, mlist: MailingList | None, v: detect.Verdict,
               verp_member: str | None, message: InboundMessage, data: bytes) -> None:
     if v.feedback_list and (mlist is None or v.feedback_list != mlist.name):
         mlist = get_list(s, v.feedback_list) or mlist
@@ -55,7 +53,7 @@ def _feedback(app: App, s: Session, mlist: MailingList | None, v: detect.Verdict
                          member=m.address, action="unsubscribed",
                          feedback_type=v.feedback_type,
                          reporter=message.mail_from or "the null sender")
-            s.delete(m)
+            processor.remove(s, m)
     if acted:
         return
     if mlist is not None:
@@ -65,7 +63,7 @@ def _feedback(app: App, s: Session, mlist: MailingList | None, v: detect.Verdict
         forward(app, s, message, data, list(app.config.site_admins), "abuse")
 
 
-def handle_bounce(app: App, s: Session, task: InboundTask, message: InboundMessage,
+def handle_bounce(app: App, s, task: InboundTask, message: InboundMessage,
                   data: bytes) -> None:
     mlist = get_list(s, task.target) if task.target else None
     local = task.rcpt.rpartition("@")[0]

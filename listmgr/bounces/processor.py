@@ -11,13 +11,10 @@ import datetime as dt
 import logging
 from dataclasses import asdict
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
-
 from listmgr import tokens
 from listmgr.bounces import scores
-from listmgr.mail.addresses import normalise
 from listmgr.posting import notices
+from listmgr.store import bounces as store
 from listmgr.store.lists import get_list, owners_of
 from listmgr.store.models import MailingList, Member, utcnow
 
@@ -27,24 +24,8 @@ REENABLE = "reenable"  # token kind: `accept TOKEN` turns delivery back on
 _FIELDS = tuple(asdict(scores.State()).keys())
 
 
-def _candidates(address: str) -> list[str]:
-    """Lookup keys for an address: as given, and with an IDN domain in either form."""
-    key = normalise(address)
-    local, _, domain = key.rpartition("@")
-    out = [key]
-    try:
-        if domain.isascii() and "xn--" in domain:
-            out.append(f"{local}@{domain.encode('ascii').decode('idna')}")
-        elif not domain.isascii():
-            out.append(f"{local}@{domain.encode('idna').decode('ascii')}")
-    except UnicodeError:
-        pass
-    return out
-
-
-def find_member(s: Session, mlist: MailingList, address: str) -> Member | None:
-    return s.scalars(select(Member).where(Member.list_id == mlist.id,
-                                          Member.key.in_(_candidates(address)))).first()
+def find_member(s, mlist: MailingList, address: str) -> Member | None:
+    return store.find_member(s, mlist, address)
 
 
 def state_of(m: Member) -> scores.State:
@@ -56,7 +37,7 @@ def _store(m: Member, st: scores.State) -> None:
         setattr(m, f, getattr(st, f))
 
 
-def record(app, s: Session, mlist: MailingList, address: str, weight: float, reason: str,
+def record(app, s, mlist: MailingList, address: str, weight: float, reason: str,
            now: dt.datetime | None = None) -> str:
     """Score one bounce of `address` on `mlist`; returns what it did (scores.* outcome), or
     "not-member"."""
@@ -80,7 +61,7 @@ def record(app, s: Session, mlist: MailingList, address: str, weight: float, rea
     return outcome
 
 
-def delivery_failures(app, s: Session, list_name: str, failures: list[tuple[str, str]]
+def delivery_failures(app, s, list_name: str, failures: list[tuple[str, str]]
                       ) -> int:
     """Our own delivery of a post failed for good (a 5xx, or a give-up after
     `give_up_after`): each is a hard bounce of that member. Returns how many were scored."""
@@ -94,7 +75,7 @@ def delivery_failures(app, s: Session, list_name: str, failures: list[tuple[str,
     return n
 
 
-def _disabled(app, s: Session, mlist: MailingList, m: Member, settings: scores.Settings,
+def _disabled(app, s, mlist: MailingList, m: Member, settings: scores.Settings,
               now: dt.datetime) -> None:
     log.info("list=%s member=<%s> delivery disabled by bounces (score %.1f)", mlist.name,
              m.address, m.bounce_score)
@@ -108,7 +89,7 @@ def _disabled(app, s: Session, mlist: MailingList, m: Member, settings: scores.S
         _warn(app, s, mlist, m, settings)
 
 
-def _warn(app, s: Session, mlist: MailingList, m: Member, settings: scores.Settings) -> None:
+def _warn(app, s, mlist: MailingList, m: Member, settings: scores.Settings) -> None:
     lifetime = settings.warning_interval.total_seconds() * (settings.warnings + 1) + 86400
     issued = tokens.issue(s, REENABLE, lifetime=max(lifetime, app.config.commands.token_lifetime),
                           list_name=mlist.name, address=m.address,
@@ -126,29 +107,34 @@ def _days(td: dt.timedelta) -> str:
     return format_duration(td.total_seconds())
 
 
-def _remove(app, s: Session, mlist: MailingList, m: Member, settings: scores.Settings) -> None:
+def _remove(app, s, mlist: MailingList, m: Member, settings: scores.Settings) -> None:
     log.info("list=%s member=<%s> removed after %d bounce notice(s)", mlist.name, m.address,
              m.warnings_sent)
     notices.send(app, s, mlist=mlist, to=owners_of(mlist), template="bounces/owner_removed.txt",
                  mail_from="", member=m.address, warnings=m.warnings_sent,
                  reason=m.last_bounce_reason)
-    s.execute(delete(Member).where(Member.id == m.id))
+    store.remove_member(s, m)
 
 
-def reenable(s: Session, mlist: MailingList, m: Member) -> None:
+def remove(s, m: Member) -> None:
+    """Take a member off its list (a feedback report): the row goes, with its record."""
+    store.remove_member(s, m)
+
+
+def reenable(s, mlist: MailingList, m: Member) -> None:
     _store(m, scores.reenabled(state_of(m)))
     m.disabled_at = None
     m.last_bounce_reason = ""
 
 
-def reenable_by_token(s: Session, key: str) -> tuple[str, str] | None:
+def reenable_by_token(s, key: str) -> tuple[str, str] | None:
     """`accept TOKEN` for a re-enable token: (list, address) turned back on, or None when
     the member is gone. Raises tokens.TokenError for a bad token."""
     tok = tokens.consume(s, key, kind=REENABLE)
     mlist = get_list(s, tok.list_name)
     if mlist is None:
         return None
-    m = s.get(Member, tokens.payload(tok).get("member_id") or 0)
+    m = store.member_by_id(s, tokens.payload(tok).get("member_id") or 0)
     if m is None or m.list_id != mlist.id:
         return None
     reenable(s, mlist, m)
@@ -156,7 +142,7 @@ def reenable_by_token(s: Session, key: str) -> tuple[str, str] | None:
     return mlist.name, m.address
 
 
-def set_delivery(s: Session, mlist: MailingList, address: str, enabled: bool, by: str
+def set_delivery(s, mlist: MailingList, address: str, enabled: bool, by: str
                  ) -> Member | None:
     """Turn a member's delivery on (clearing its bounce record) or off (`by`: who)."""
     m = find_member(s, mlist, address)
@@ -171,20 +157,15 @@ def set_delivery(s: Session, mlist: MailingList, address: str, enabled: bool, by
     return m
 
 
-def housekeeping(app, s: Session, now: dt.datetime | None = None) -> int:
+def housekeeping(app, s, now: dt.datetime | None = None) -> int:
     """Notices due and removals of members disabled by bounces, on every list; stale scores
     cleared. Returns how many members were acted on."""
     now = now or utcnow()
     n = 0
-    for mlist in s.scalars(select(MailingList)):
+    for mlist in store.all_lists(s):
         settings = scores.Settings.of(mlist)
-        s.execute(update(Member).where(
-            Member.list_id == mlist.id, Member.delivery_enabled.is_(True),
-            Member.bounce_score > 0, Member.last_bounce_at < now - settings.stale_after)
-            .values(bounce_score=0.0))
-        due = list(s.scalars(select(Member).where(
-            Member.list_id == mlist.id, Member.delivery_enabled.is_(False),
-            Member.disabled_reason == "bounces").limit(1000)))
+        store.clear_stale_scores(s, mlist, now - settings.stale_after)
+        due = store.disabled_by_bounces(s, mlist)
         for m in due:
             st, what = scores.tick(state_of(m), settings, now)
             if what == scores.WARN:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from sqlalchemy import or_, select
-
 from listmgr.bounces import processor, scores
 from listmgr.cli import CLIError
 from listmgr.cli.common import session
+from listmgr.store import bounces as store
 from listmgr.store import lists as repo
 from listmgr.store.models import Member, utcnow
 
@@ -38,10 +37,7 @@ def cmd_bounces(args) -> int:
         mlist = _list(s, args.list)
         settings = scores.Settings.of(mlist)
         now = utcnow()
-        rows = list(s.scalars(select(Member).where(
-            Member.list_id == mlist.id,
-            or_(Member.bounce_score > 0, Member.disabled_reason == "bounces"))
-            .order_by(Member.key)))
+        rows = store.with_bounces(s, mlist)
         if not rows:
             print(f"{mlist.name}: no bounces (threshold {settings.threshold:g})")
             return 0
@@ -63,16 +59,10 @@ def members_status(args) -> int:
     with session(args) as (app, s):
         mlist = _list(s, args.list)
         out = sys.stdout
-        last = 0
-        while True:
-            batch = list(s.scalars(select(Member).where(Member.list_id == mlist.id,
-                                                        Member.id > last)
-                                   .order_by(Member.id).limit(5000)))
-            if not batch:
-                return 0
+        for batch in store.member_batches(s, mlist):
             out.write("".join(f"{m.address}  delivery {_delivery(m)}  score "
                               f"{m.bounce_score:g}\n" for m in batch))
-            last = batch[-1].id
+    return 0
 
 
 def members_set_delivery(args, address: str, enabled: bool) -> int:

@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from listmgr.delivery.queue import Reply, validate_address
 
 
-MAX_LINE = 1 << 20  # longest reply line accepted (bytes)
-
-
 class SMTPClientError(Exception):
     """The connection is unusable: dropped, timed out, or the server spoke nonsense."""
 
@@ -221,6 +218,10 @@ class SMTPClient:
                 lines = []
                 size = 0
         return out
+
+    def _overlong(self) -> str:
+        return (f"{self.host} sent an overlong reply (more than {MAX_REPLY_LINES} lines or "
+                f"{MAX_REPLY_BYTES} bytes)")
 
     async def _send(self, data: bytes) -> None:
         try:
