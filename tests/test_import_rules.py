@@ -136,5 +136,5 @@ def test_no_import_by_string_and_no_tolerated_missing_module():
 def test_the_server_wires_every_inbound_kind_and_component():
     from listmgr import service
     kinds = {k for handlers in service.INBOUND_WORKERS.values() for k in handlers}
-    assert kinds == {"command", "post", "local", "relay", "owner", "approval", "admins"}
-    assert set(service.INBOUND_WORKERS) == {"commands", "posts", "mailbox", "forward"}
+    assert kinds == {"command", "post", "local", "relay", "owner", "approval", "admins", "bounce"}
+    assert set(service.INBOUND_WORKERS) == {"commands", "posts", "mailbox", "forward", "bounces"}
