@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support import run_cli
 
 
@@ -84,6 +86,7 @@ def test_config_show_and_set(config_file):
     assert "demo" not in run_cli(cfg, "lists").out
 
 
+@pytest.mark.slow
 def test_bulk_import_shows_progress_on_a_terminal(config_file):
     import os
     import pty

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from listmgr.commands import ratelimit
+from listmgr.store import ratelimit
 from listmgr.mail.addresses import normalise
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from email.utils import getaddresses
 
 from listmgr.commands import dispatch, guard, outgoing, parser, registry
 from listmgr.commands.context import Context, Request
-from listmgr.delivery.queue import validate_address
+from listmgr.mail.addresses import validate_address
 from listmgr.listconfig import valid_list_name
 from listmgr.mail import mimelimits
 from listmgr.mail.addresses import AddressError, normalise, parse_single

@@ -12,7 +12,7 @@ import email
 import email.policy
 import logging
 
-from listmgr.commands.outgoing import rate_ok_requester
+from listmgr.store.ratelimit import mail_budget_ok
 from listmgr.mail import mimelimits
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
@@ -40,7 +40,7 @@ def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
     if limit:
         # The poster's share of the one budget of mails per address per hour (replies,
         # confirmations and notices alike): forged senders get no flood of backscatter.
-        allowed = [t for t in to if rate_ok_requester(app, s, t)]
+        allowed = [t for t in to if mail_budget_ok(s, t, app.config.commands.replies_per_hour)]
         if not allowed:
             log.warning("notice %s to %s not sent: rate limit", template, ", ".join(to))
             return
