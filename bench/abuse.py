@@ -5,7 +5,7 @@ message a second.
     python bench/abuse.py [--phase-seconds 20] [--database sqlite|postgres]
                           [--source DIR]   # run the listmgr found in DIR (e.g. an old checkout)
 
-The server runs as its own process (`python -m listmgr serve`). Its smarthost is a hostile
+The server runs as its own process (`listmgr serve`). Its smarthost is a hostile
 SMTP server that never ends its EHLO reply, so every delivery attempt meets the
 endless-reply attack for the whole run. The attacks connect from 127.0.0.2, the normal
 client from 127.0.0.1. Phases, one after the other:
@@ -40,8 +40,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from scratch import scratch_database  # noqa: E402
 from tests.adversarial.hostile import EndlessReplyServer  # noqa: E402
+from tests.support import RecordingSink  # noqa: E402
 
 ATTACKER = "127.0.0.2"
+
+# Runs listmgr's CLI from the directory given first, even when another copy is installed
+# in editable mode (its import hook would otherwise win over PYTHONPATH). That directory's
+# listmgr/ needs `migrations` and `templates` links to the checkout's folders of those
+# names (the wheel maps them so).
+BOOT = (
+    "import sys; src = sys.argv.pop(1); "
+    "sys.meta_path[:] = [f for f in sys.meta_path "
+    "if '_editable' not in getattr(f, '__module__', '')]; "
+    "sys.path.insert(0, src); "
+    "from listmgr.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def free_port() -> int:
@@ -67,17 +80,22 @@ class Serve:
             f'[delivery]\nsmarthost = "127.0.0.1:{smarthost}"\nmin_backoff = "5s"\n'
             f'max_backoff = "10s"\n')
         self.cfg = cfg
-        self.env = dict(os.environ, PYTHONPATH=str(source))
+        self.env = dict(os.environ)
         self.proc: subprocess.Popen | None = None
 
+    def argv(self, *args: str) -> list[str]:
+        if self.source.resolve() == ROOT:
+            return [sys.executable, "-m", "listmgr", "--config", str(self.cfg), *args]
+        return [sys.executable, "-c", BOOT, str(self.source), "--config", str(self.cfg), *args]
+
     def cli(self, *args: str, stdin: str = "") -> None:
-        subprocess.run([sys.executable, "-m", "listmgr", "--config", str(self.cfg), *args],
+        subprocess.run(self.argv(*args),
                        input=stdin, text=True, check=True, env=self.env, cwd=self.dir,
                        capture_output=True, timeout=120)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "listmgr", "--config", str(self.cfg), "serve"],
+            self.argv("serve"),
             env=self.env, cwd=self.dir, stdout=subprocess.DEVNULL,
             stderr=open(self.dir / "serve.log", "w"))
         deadline = time.monotonic() + 60
@@ -139,9 +157,22 @@ def _connect(port: int) -> socket.socket:
                                     source_address=(ATTACKER, 0))
 
 
+def _reply(s: socket.socket) -> bytes:
+    """One whole (possibly multiline) reply."""
+    buf = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return buf
+        buf += chunk
+        lines = buf.split(b"\r\n")
+        if len(lines) >= 2 and lines[-2][3:4] == b" ":
+            return buf
+
+
 def _cmd(s: socket.socket, line: bytes) -> bytes:
     s.sendall(line + b"\r\n")
-    return s.recv(4096)
+    return _reply(s)
 
 
 def slowloris(port: int, stop: threading.Event) -> None:
@@ -149,7 +180,7 @@ def slowloris(port: int, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 s = _connect(port)
-                s.recv(4096)
+                _reply(s)
                 _cmd(s, b"EHLO slow.example")
                 _cmd(s, b"MAIL FROM:<slow@example.net>")
                 _cmd(s, b"RCPT TO:<demo@example.org>")
@@ -177,7 +208,7 @@ def flood(port: int, stop: threading.Event) -> None:
         while len(held) < 300 and not stop.is_set():
             try:
                 s = _connect(port)
-                greeting = s.recv(4096)
+                greeting = _reply(s)
                 if greeting.startswith(b"421"):
                     s.close()
                     break
@@ -229,8 +260,12 @@ def main() -> int:
     ap.add_argument("--phase-seconds", type=float, default=20.0)
     ap.add_argument("--database", default="sqlite")
     ap.add_argument("--source", default=str(ROOT), help="directory holding the listmgr package")
+    ap.add_argument("--sink", action="store_true",
+                    help="a well-behaved smarthost instead of the endless-reply one (for "
+                         "code without reply caps, whose memory would grow ~100 MB/s)")
     args = ap.parse_args()
-    hostile = EndlessReplyServer().start()
+    hostile = RecordingSink() if args.sink else EndlessReplyServer()
+    hostile.start()
     try:
         with tempfile.TemporaryDirectory() as d, scratch_database(args.database, d) as url:
             srv = Serve(d, url, hostile.port, Path(args.source))
@@ -244,7 +279,8 @@ def main() -> int:
             srv.cli("config", "slow", "taboo_body", "/(x+x+)+y/")
             srv.start()
             print(f"listmgr from {args.source}, {args.database}, "
-                  f"{args.phase_seconds:.0f} s per phase; smarthost never ends its replies")
+                  f"{args.phase_seconds:.0f} s per phase; smarthost "
+                  f"{'a recording sink' if args.sink else 'never ends its replies'}")
             print(f"{'phase':<12} {'sent':>5} {'fail':>5} {'p50 ms':>8} {'p99 ms':>8} "
                   f"{'RSS MB':>7}")
             total_fail = 0

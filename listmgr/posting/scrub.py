@@ -20,10 +20,8 @@ import os
 import re
 from pathlib import Path
 
-from sqlalchemy.orm import Session
-
 from listmgr.mail import mimelimits
-from listmgr.store.models import SiteSetting
+from listmgr.store import site_flags
 
 log = logging.getLogger(__name__)
 
@@ -161,17 +159,12 @@ def scrub_archive(data_dir: str | os.PathLike[str]) -> int:
 def run_pending(app) -> int:
     """Scrub the archive once, when the migration asked for it; returns files changed."""
     with app.store.session() as s:
-        if s.get(SiteSetting, SCRUB_MARKER) is None:
+        if not site_flags.is_set(s, SCRUB_MARKER):
             return 0
     changed = scrub_archive(app.config.data_dir)
     with app.store.session() as s:
-        _clear(s)
+        site_flags.clear(s, SCRUB_MARKER)
     if changed:
         log.warning("archive scrub: removed Approved: passwords from %d file(s)", changed)
     return changed
 
-
-def _clear(s: Session) -> None:
-    row = s.get(SiteSetting, SCRUB_MARKER)
-    if row is not None:
-        s.delete(row)
