@@ -168,6 +168,8 @@ class Context:
             return True
         if mode == "closed":
             return False
+        if mlist.restrict_post.strip():  # Majordomo: the restrict_post lists decide
+            return repo.may_post(self.s, mlist, self.req.address)
         if self.is_member(mlist):
             return True
         # A digest list and its main list share membership (Majordomo's access_check).

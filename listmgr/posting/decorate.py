@@ -178,6 +178,8 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
     if info.reply_to:
         value = ", ".join(poster_reply) if info.reply_to.upper() == "$SENDER" \
             else expand(info.reply_to, list_name=info.name, sender=sender, seq=seq)
+        if value and "@" not in value:
+            value = f"{value}@{info.domain}"  # Majordomo's bare `LIST` form
         if value:
             msg.add("Reply-To", encode_value("Reply-To", value))
     for line in info.message_headers.split("\n"):

@@ -135,11 +135,18 @@ class ApprovedInPart(Rule):
 
 class Size(Rule):
     name = "size"
-    description = "the whole message is larger than the list's maxlength (default: the " \
-                  "server's max_message_size): hold"
+    description = "the post is larger than the list's maxlength (default: the server's " \
+                  "max_message_size): hold. maxlength_counts says whether the whole " \
+                  "message or, as in Majordomo, only the body is measured"
 
     def check(self, post: Post) -> Hit | None:
-        limit = post.mlist.maxlength or post.max_size
+        limit = post.mlist.maxlength
+        if limit and getattr(post.mlist, "maxlength_counts", "message") == "body":
+            body = post.msg.body
+            if len(body) - body.count(b"\r\n") > limit:  # Unix line ends, as resend counted
+                return self.hit(HOLD, f"Message too long (>{limit} chars)")
+            limit = 0  # the server's own limit still counts the whole message
+        limit = limit or post.max_size
         if limit and post.size > limit:
             return self.hit(HOLD, f"Message too long (>{limit} bytes)")
         return None

@@ -7,7 +7,7 @@ import logging
 from listmgr.pipeline import handler
 from listmgr.posting import chain, moderation, notices, rules
 from listmgr.posting.fanout import distribute
-from listmgr.store.lists import get_list, is_member
+from listmgr.store.lists import get_list, may_post
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def handle_post(app, s, task, message, data: bytes) -> None:
         return
     cfg = app.config
     post = chain.build_post(mlist=mlist, data=data, mail_from=message.mail_from,
-                            domain=cfg.domain, is_member=lambda a: is_member(s, mlist, a),
+                            domain=cfg.domain, is_member=lambda a: may_post(s, mlist, a),
                             admin_patterns=_admin_patterns(cfg),
                             max_size=cfg.smtp.max_message_size,
                             time_budget=cfg.posting.rule_time_budget)

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from listmgr.listconfig import SETTINGS, SettingError, parse_value, valid_list_name
+from listmgr.listconfig import SETTINGS, SettingError, parse_value, put_value, valid_list_name
 from listmgr.mail.addresses import AddressError, domain_of, normalise, parse_single
 from listmgr.passwords import hash_password
 from listmgr.store.models import MailingList, Member, utcnow
@@ -78,7 +78,7 @@ def set_setting(s: Session, mlist: MailingList, key: str, text: str) -> None:
         if not value:
             raise SettingError(f"'{setting.key}' cannot be empty")
         value = hash_password(value)
-    setattr(mlist, setting.attr, value)
+    put_value(mlist, setting, value)
     if setting.key == "admin_passwd" and not mlist.approve_passwd_hash:
         mlist.approve_passwd_hash = value
 
@@ -104,6 +104,16 @@ def find_member(s: Session, mlist: MailingList, address: str) -> Member | None:
 
 def is_member(s: Session, mlist: MailingList, address: str) -> bool:
     return find_member(s, mlist, address) is not None
+
+
+def may_post(s: Session, mlist: MailingList, address: str) -> bool:
+    """Majordomo's restrict_post: a member of one of the lists it names, else of this list."""
+    names = mlist.restrict_post.split() if mlist.restrict_post.strip() else [mlist.name]
+    if names == [mlist.name]:
+        return is_member(s, mlist, address)
+    q = select(Member.id).join(MailingList, Member.list_id == MailingList.id).where(
+        MailingList.name.in_(names), Member.key == normalise(address)).limit(1)
+    return s.scalar(q) is not None
 
 
 def member_count(s: Session, mlist: MailingList) -> int:

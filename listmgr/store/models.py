@@ -92,6 +92,23 @@ class MailingList(Base):
     date_info: Mapped[bool] = mapped_column(Boolean, default=True)
     date_intro: Mapped[bool] = mapped_column(Boolean, default=True)
     post_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # Majordomo keywords (listmgr.majordomo.configmap says which have an effect here).
+    maxlength_counts: Mapped[str] = mapped_column(String(10), default="message")
+    restrict_post: Mapped[str] = mapped_column(Text, default="")
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    resend_host: Mapped[str] = mapped_column(String(255), default="")
+    mungedomain: Mapped[bool] = mapped_column(Boolean, default=False)
+    debug: Mapped[bool] = mapped_column(Boolean, default=False)
+    archive_dir: Mapped[str] = mapped_column(Text, default="")
+    digest_archive: Mapped[str] = mapped_column(Text, default="")
+    digest_work_dir: Mapped[str] = mapped_column(Text, default="")
+    digest_name: Mapped[str] = mapped_column(String(255), default="")
+    digest_volume: Mapped[int] = mapped_column(Integer, default=1)
+    digest_issue: Mapped[int] = mapped_column(Integer, default=1)
+    digest_maxlines: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    digest_maxdays: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    digest_rm_footer: Mapped[str] = mapped_column(String(64), default="")
+    digest_rm_fronter: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list["Member"]] = relationship(

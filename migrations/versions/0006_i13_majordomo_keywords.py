@@ -1,0 +1,48 @@
+"""lists: the Majordomo 1.94.5 keywords not held before (restrict_post, sender, digest_*...)
+
+Revision ID: 0006_i13_majordomo_keywords
+Revises: 0005_outbound_partial_indexes
+Create Date: 2026-12-02
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0006_i13_majordomo_keywords'
+down_revision = '0005_outbound_partial_indexes'
+branch_labels = None
+depends_on = None
+
+COLUMNS = [
+    ('maxlength_counts', sa.String(10), 'message'),
+    ('restrict_post', sa.Text(), ''),
+    ('sender', sa.String(320), ''),
+    ('resend_host', sa.String(255), ''),
+    ('mungedomain', sa.Boolean(), sa.false()),
+    ('debug', sa.Boolean(), sa.false()),
+    ('archive_dir', sa.Text(), ''),
+    ('digest_archive', sa.Text(), ''),
+    ('digest_work_dir', sa.Text(), ''),
+    ('digest_name', sa.String(255), ''),
+    ('digest_volume', sa.Integer(), '1'),
+    ('digest_issue', sa.Integer(), '1'),
+    ('digest_rm_footer', sa.String(64), ''),
+    ('digest_rm_fronter', sa.String(64), ''),
+]
+NULLABLE = [('digest_maxlines', sa.Integer()), ('digest_maxdays', sa.Integer())]
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('lists', schema=None) as batch_op:
+        for name, type_, default in COLUMNS:
+            batch_op.add_column(sa.Column(name, type_, nullable=False, server_default=default))
+        for name, type_ in NULLABLE:
+            batch_op.add_column(sa.Column(name, type_, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('lists', schema=None) as batch_op:
+        for name, _type, _default in reversed(COLUMNS):
+            batch_op.drop_column(name)
+        for name, _type in NULLABLE:
+            batch_op.drop_column(name)
