@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Imported here, not at the top: each imports CLIError from this module.
-    from listmgr.cli import held, lists, queue, server, site, users
+    from listmgr.cli import held, lists, majordomo, queue, server, site, users
     for module in (
         server,  # init, serve
         lists,   # newlist, rmlist, lists, members, subscribe, unsubscribe, config
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         queue,   # queue, queue show/retry/delete, deliver
         held,    # held, approve, reject
         site,    # site-password
+        majordomo,  # import-majordomo
     ):
         module.register(sub)
     return p

@@ -156,11 +156,11 @@ def read(text: str, list_name: str, *, domain: str, current: Any = None,
                 and not is_default(keyword, value, list_name):
             out.notes.append(f"{key} (line {entry.lineno}): accepted, has no effect here: "
                              f"{keyword.no_effect}")
-    _majordomo_meanings(out, current)
+    majordomo_meanings(out, current)
     return out
 
 
-def _majordomo_meanings(out: Reading, current: Any) -> None:
+def majordomo_meanings(out: Reading, current: Any) -> None:
     """Give a Majordomo file's moderate / restrict_post / maxlength their meaning here."""
     values = out.values
     if "maxlength" in values and "maxlength_counts" not in values:

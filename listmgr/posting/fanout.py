@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from listmgr.mail.addresses import domain_of
+from listmgr.mail.addresses import AddressError, domain_of, parse_single
 from listmgr.posting import archive
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
@@ -45,6 +45,15 @@ def next_sequence(s: Session, mlist: MailingList) -> int:
     return mlist.post_sequence
 
 
+def _bare(stored: str) -> str:
+    """The address of a member row; "" (left out, logged) if it no longer parses."""
+    try:
+        return parse_single(stored)  # a bare address returns at once
+    except AddressError:
+        log.warning("member address %r does not parse: left out of the post", stored)
+        return ""
+
+
 def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distributed:
     """Decorate `msg`, queue it to every member with delivery on, archive it on commit."""
     t0 = time.monotonic()
@@ -55,7 +64,7 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
                   origin=f"post:{mlist.name}")
     total = 0
     for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch):
-        addrs = [a for _, a in batch]
+        addrs = [b for _, a in batch if (b := _bare(a))]  # strip = no keeps "Name <addr>"
         addrs.sort(key=domain_of)  # stable: members of one domain stay in id order
         total += add_recipients(s, out.id, addrs)
     if total == 0:
