@@ -24,6 +24,7 @@ from listmgr.listconfig import SETTINGS, SettingError, parse_value
 from listmgr.majordomo import configmap, sources
 from listmgr.majordomo.sources import SourceError
 from listmgr.mail.addresses import AddressError, parse_single
+from listmgr.passwords import hash_password
 from listmgr.store import lists as repo
 from listmgr.store.mailboxes import RESERVED
 
@@ -303,8 +304,14 @@ def import_list(app, src: Source, name: str, *, dry_run: bool,
                 mlist = repo.create_list(s, lname, owners,
                                          reserved=RESERVED)
                 result.created = True
+            hashed: dict[str, str] = {}  # one argon2 hash per distinct password
             for key, value in settings.items():
                 try:
+                    if SETTINGS[key].secret:
+                        if value not in hashed:
+                            hashed[value] = hash_password(value)
+                        setattr(mlist, SETTINGS[key].attr, hashed[value])
+                        continue
                     repo.set_setting(s, mlist, key, value)
                 except SettingError as exc:
                     result.not_mapped.append(f"{key}: {exc}")
