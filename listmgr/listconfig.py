@@ -267,6 +267,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("description", "string", _string, "one-line description shown by `lists`"),
     _s("digest_archive", "absolute_dir", _absolute_dir, "Majordomo's digest archive "
        "directory (unused there too): stored, has no effect"),
+    _s("digest_format", "enum", _enum("mime", "rfc1153"), "digests as MIME multipart/digest "
+       "(RFC 2046) or plain text (RFC 1153)"),
     _s("digest_issue", "integer", _positive_or_one, "number of the next digest issue"),
     _s("digest_maxdays", "integer", _integer_or_empty, "send a digest when its oldest "
        "post is this many days old (empty: no age trigger)", fmt=_fmt_int_or_empty),

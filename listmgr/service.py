@@ -20,6 +20,7 @@ from listmgr.forward import worker as forward
 from listmgr.mailbox.delivery import deliver_local
 from listmgr.pipeline import Handler, Pipeline
 from listmgr.pop3 import server as pop3
+from listmgr.posting import digest
 from listmgr.posting import expiry as held_expiry
 from listmgr.posting.worker import handle_post
 from listmgr.smtp import server as smtp
@@ -55,6 +56,7 @@ def build_components(service: "Service") -> list[Component]:
         Pipeline(service.app, INBOUND_HANDLERS),    # inbound tasks -> handlers
         *delivery.components(service),              # outbound queue -> remote MTAs
         *held_expiry.components(service),           # held posts expire
+        *digest.components(service),                # digests due by age
         *command_housekeeping.components(service),  # expired keys, stale rate counters
     ]
 

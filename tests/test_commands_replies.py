@@ -163,7 +163,7 @@ entries in lists served by majordomo@example.org:
     ("get-unknown-list", {}, "get nosuch f", "**** get: unknown list 'nosuch'."),
     ("unknown", {}, "frobnicate now", ">>>> frobnicate now\n**** Command 'frobnicate' not recognized."),
     ("end", {}, "lists\nend\nwho demo", ">>>> end\nEND OF COMMANDS"),
-    ("mkdigest", {}, "mkdigest demo pw", "**** mkdigest: this server does not make digests."),
+    ("mkdigest", {}, "mkdigest demo pw", "**** mkdigest: invalid password."),
     ("newlist-usage", {}, "newlist", "**** newlist: usage: newlist LIST OWNER-ADDRESS [description]"),
     ("newlist-exists", {}, "newlist demo a@example.com", "**** newlist: list 'demo' already exists."),
     ("accept-unknown", {}, "accept 0123456789abcdef", "**** That key is not valid."),

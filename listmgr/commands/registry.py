@@ -26,8 +26,9 @@ def load() -> dict[str, CommandFn]:
         admin,        # approve, passwd
         archive,      # index, get
         configcmds,   # config, newconfig, writeconfig
+        digestcmds,   # mkdigest, set LIST digest|nodigest
         listinfo,     # info, intro, newinfo, newintro
-        listing,      # lists, help, mkdigest
+        listing,      # lists, help
         roster,       # who, which
         site,         # newlist, rmlist
         subscription,  # subscribe, unsubscribe/signoff/cancel, auth

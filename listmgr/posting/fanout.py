@@ -18,7 +18,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from listmgr.mail.addresses import AddressError, domain_of, parse_single
-from listmgr.posting import archive
+from listmgr.posting import archive, digest
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
 from listmgr.store.lists import iter_member_batches
@@ -63,7 +63,8 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     out = enqueue(s, app.spool, mail_from=envelope, recipients=(), data=data,
                   origin=f"post:{mlist.name}")
     total = 0
-    for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch):
+    for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch,
+                                     digest=False):
         addrs = [b for _, a in batch if (b := _bare(a))]  # strip = no keeps "Name <addr>"
         addrs.sort(key=domain_of)  # stable: members of one domain stay in id order
         total += add_recipients(s, out.id, addrs)
@@ -72,6 +73,8 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
         s.execute(delete(OutboundMessage).where(OutboundMessage.id == out.id))
         hooks.after_commit(s, lambda: app.spool.remove(out.spool_path))
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
+    if digest.has_digest_members(s, mlist):
+        digest.queue_post(app, s, mlist, data)
     log.info("%s list=%s seq=%d recipients=%d size=%d fanout=%.3fs", out.queue_id,
              mlist.name, seq, total, len(data), time.monotonic() - t0)
     return Distributed(out.queue_id, total, seq)

@@ -124,7 +124,8 @@ def _insert(s: Session):
     return sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
 
 
-_MEMBER_COLUMNS = ("list_id", "address", "key", "domain", "delivery_enabled", "subscribed_at")
+_MEMBER_COLUMNS = ("list_id", "address", "key", "domain", "delivery_enabled", "digest",
+                   "subscribed_at")
 
 
 def _insert_rows(s: Session, list_id: int, rows: list[tuple[str, str, str]]) -> None:
@@ -136,20 +137,21 @@ def _insert_rows(s: Session, list_id: int, rows: list[tuple[str, str, str]]) -> 
     dialect = conn.dialect
     table = Member.__table__
     consts = []
-    for name, value in (("delivery_enabled", True), ("subscribed_at", utcnow())):
+    for name, value in (("delivery_enabled", True), ("digest", False),
+                        ("subscribed_at", utcnow())):
         proc = table.c[name].type.bind_processor(dialect)
         consts.append(proc(value) if proc else value)
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if mark is None:  # another driver: the portable path
         conn.execute(_insert(s)(table).on_conflict_do_nothing(), [
-            {"list_id": list_id, "address": a, "key": k, "domain": d,
-             "delivery_enabled": True, "subscribed_at": utcnow()} for a, k, d in rows])
+            {"list_id": list_id, "address": a, "key": k, "domain": d, "delivery_enabled": True,
+             "digest": False, "subscribed_at": utcnow()} for a, k, d in rows])
         return
-    enabled, now = consts
+    enabled, digest, now = consts
     cols = ", ".join(f'"{c}"' for c in _MEMBER_COLUMNS)
-    sql = (f"INSERT INTO {table.name} ({cols}) VALUES ({', '.join([mark] * 6)}) "
+    sql = (f"INSERT INTO {table.name} ({cols}) VALUES ({', '.join([mark] * 7)}) "
            f"ON CONFLICT DO NOTHING")
-    conn.exec_driver_sql(sql, [(list_id, a, k, d, enabled, now) for a, k, d in rows])
+    conn.exec_driver_sql(sql, [(list_id, a, k, d, enabled, digest, now) for a, k, d in rows])
 
 
 def add_members(s: Session, mlist: MailingList, addresses: Iterable[str],
@@ -227,14 +229,17 @@ def remove_members(s: Session, mlist: MailingList, addresses: Iterable[str],
 
 
 def iter_member_batches(s: Session, mlist: MailingList, *, batch: int = 5000,
-                        after_id: int = 0, enabled_only: bool = True
-                        ) -> Iterator[list[tuple[int, str]]]:
-    """Stream (id, address) in id order, `batch` at a time: never the whole roster in memory."""
+                        after_id: int = 0, enabled_only: bool = True,
+                        digest: bool | None = None) -> Iterator[list[tuple[int, str]]]:
+    """Stream (id, address) in id order, `batch` at a time: never the whole roster in memory.
+    `digest` True / False keeps only members in / not in digest mode."""
     last = after_id
     while True:
         q = select(Member.id, Member.address).where(Member.list_id == mlist.id, Member.id > last)
         if enabled_only:
             q = q.where(Member.delivery_enabled.is_(True))
+        if digest is not None:
+            q = q.where(Member.digest.is_(digest))
         rows = [(r[0], r[1]) for r in s.execute(q.order_by(Member.id).limit(batch))]
         if not rows:
             return

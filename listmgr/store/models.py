@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -109,6 +110,7 @@ class MailingList(Base):
     digest_maxdays: Mapped[int | None] = mapped_column(Integer, nullable=True)
     digest_rm_footer: Mapped[str] = mapped_column(String(64), default="")
     digest_rm_fronter: Mapped[str] = mapped_column(String(64), default="")
+    digest_format: Mapped[str] = mapped_column(String(10), default="mime")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list["Member"]] = relationship(
@@ -132,9 +134,24 @@ class Member(Base):
     key: Mapped[str] = mapped_column(String(320), index=True)  # normalised: lower case
     domain: Mapped[str] = mapped_column(String(255), default="")
     delivery_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)  # posts come as digests
     subscribed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     mailing_list: Mapped[MailingList] = relationship(back_populates="members")
+
+
+class DigestEntry(Base):
+    """A post waiting for the list's next digest (the bytes members received)."""
+
+    __tablename__ = "digest_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"),
+                                         index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class SiteSetting(Base):

@@ -1,0 +1,312 @@
+"""Digests (Majordomo's `digest`, reference 5.6): posts collected for members in digest mode
+and sent as one message, numbered by volume and issue.
+
+A post is queued (its bytes as members receive them) when the list has digest members. A
+digest goes out when the queue passes the list's size (`maxlength`, default 40000 bytes,
+as Majordomo's digest used it) or `digest_maxlines`, when its oldest post is
+`digest_maxdays` old (checked by the DigestTimer component of `listmgr serve`), or on
+`mkdigest`. MIME multipart/digest (RFC 2046) by default, plain RFC 1153 with
+`digest_format = rfc1153`. `digest_rm_fronter` / `digest_rm_footer` name the list whose
+fronter / footer is cut from each post first. Each digest is archived as
+`archive/LIST/digest/vVV.nNNN`, served by `get LIST digest/vVV.nNNN`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import email.policy
+import logging
+import os
+from dataclasses import dataclass
+from email.message import EmailMessage, Message
+from email.utils import format_datetime, make_msgid
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.orm import Session
+
+from listmgr.mail.addresses import AddressError, parse_single
+from listmgr.posting import hooks
+from listmgr.posting.archive import archive_dir
+from listmgr.posting.decorate import expand
+from listmgr.store.lists import get_list
+from listmgr.store.models import DigestEntry, MailingList, Member, utcnow
+from listmgr.store.outbound import enqueue
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAXLENGTH = 40000  # Majordomo's maxlength default, its digest size trigger
+MAX_ENTRIES = 1000  # one digest never holds more posts than this; the rest wait
+
+
+@dataclass(frozen=True)
+class Sent:
+    volume: int
+    issue: int
+    posts: int
+    recipients: int
+    queue_id: str
+
+
+def has_digest_members(s: Session, mlist: MailingList) -> bool:
+    return bool(s.scalar(select(exists().where(Member.list_id == mlist.id,
+                                               Member.digest.is_(True)))))
+
+
+def queue_post(app, s: Session, mlist: MailingList, data: bytes) -> Sent | None:
+    """Keep a distributed post for the digest; send the digest if that passes a trigger."""
+    text = data.replace(b"\r\n", b"\n")
+    s.add(DigestEntry(list_id=mlist.id, data=data, lines=text.count(b"\n"), size=len(text)))
+    s.flush()
+    if trigger(s, mlist):
+        return send(app, s, mlist)
+    return None
+
+
+def trigger(s: Session, mlist: MailingList, now: dt.datetime | None = None) -> str:
+    """Which trigger the queue has passed ("" for none): size, lines or days."""
+    count, size, lines, oldest = s.execute(
+        select(func.count(), func.coalesce(func.sum(DigestEntry.size), 0),
+               func.coalesce(func.sum(DigestEntry.lines), 0), func.min(DigestEntry.queued_at))
+        .where(DigestEntry.list_id == mlist.id)).one()
+    if not count:
+        return ""
+    if size > (mlist.maxlength or DEFAULT_MAXLENGTH):
+        return "size"
+    if mlist.digest_maxlines and lines > mlist.digest_maxlines:
+        return "lines"
+    now = now or utcnow()
+    if mlist.digest_maxdays and oldest <= now - dt.timedelta(days=mlist.digest_maxdays):
+        return "days"
+    if count >= MAX_ENTRIES:
+        return "size"
+    return ""
+
+
+def _recipients(s: Session, mlist: MailingList) -> list[str]:
+    out = []
+    q = select(Member.address).where(Member.list_id == mlist.id, Member.digest.is_(True),
+                                     Member.delivery_enabled.is_(True)).order_by(Member.id)
+    for addr in s.scalars(q):
+        try:
+            out.append(parse_single(addr))
+        except AddressError:
+            log.warning("digest member %r does not parse: left out", addr)
+    return out
+
+
+def send(app, s: Session, mlist: MailingList) -> Sent | None:
+    """Build and queue the next digest from everything queued; None if nothing is."""
+    entries = list(s.scalars(select(DigestEntry).where(DigestEntry.list_id == mlist.id)
+                             .order_by(DigestEntry.id).limit(MAX_ENTRIES)))
+    if not entries:
+        return None
+    posts = [email.message_from_bytes(e.data, policy=email.policy.default) for e in entries]
+    posts = [_strip_decoration(s, mlist, p) for p in posts]
+    volume, issue = mlist.digest_volume, mlist.digest_issue
+    domain = app.config.domain
+    if mlist.digest_format == "rfc1153":
+        msg = build_rfc1153(mlist, posts, volume=volume, issue=issue, domain=domain)
+    else:
+        msg = build_mime(mlist, posts, volume=volume, issue=issue, domain=domain)
+    data = msg.as_bytes(policy=email.policy.SMTP)
+    rcpts = _recipients(s, mlist)
+    envelope = f"owner-{mlist.name}@{domain}"
+    out = enqueue(s, app.spool, mail_from=envelope, recipients=rcpts, data=data,
+                  origin=f"digest:{mlist.name}")
+    s.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
+    mlist.digest_issue = issue + 1
+    name = f"v{volume:02d}.n{issue:03d}"
+    path = archive_dir(app.config, mlist.name) / "digest" / name
+    hooks.after_commit(s, lambda: _archive(path, data))
+    log.info("%s list=%s digest V%d #%d posts=%d recipients=%d", out.queue_id, mlist.name,
+             volume, issue, len(entries), len(rcpts))
+    return Sent(volume, issue, len(entries), len(rcpts), out.queue_id)
+
+
+def _archive(path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data.replace(b"\r\n", b"\n"))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- content
+
+def _strip_decoration(s: Session, mlist: MailingList, post: EmailMessage) -> EmailMessage:
+    """Cut the fronter / footer of the lists digest_rm_fronter / digest_rm_footer name."""
+    cuts = []
+    for key, attr in (("digest_rm_fronter", "message_fronter"),
+                      ("digest_rm_footer", "message_footer")):
+        name = getattr(mlist, key)
+        other = mlist if name.lower() == mlist.name else (get_list(s, name) if name else None)
+        if other is not None and getattr(other, attr).strip():
+            sender = str(post.get("From", ""))
+            cuts.append((attr, expand(getattr(other, attr), list_name=other.name,
+                                      sender=sender).strip()))
+    if not cuts:
+        return post
+    for part in list(post.walk()):
+        if part.get_content_type() != "text/plain" or part.is_multipart():
+            continue
+        try:
+            text = part.get_content()
+        except Exception:
+            continue
+        new = text.replace("\r\n", "\n")
+        for attr, cut in cuts:
+            if attr == "message_footer" and new.rstrip().endswith(cut):
+                new = new.rstrip()[: -len(cut)].rstrip("\n") + "\n"
+            if attr == "message_fronter" and new.lstrip().startswith(cut):
+                new = new.lstrip()[len(cut):].lstrip("\n")
+        if new != text.replace("\r\n", "\n"):
+            if new.strip():
+                part.set_content(new, subtype="plain", charset="utf-8")
+            elif part is not post:
+                part.set_content("", subtype="plain")
+    return post
+
+
+def _text(post: Message) -> str:
+    body = post.get_body(preferencelist=("plain",)) if isinstance(post, EmailMessage) else None
+    if body is None:
+        return "[This message has no plain-text part.]\n"
+    try:
+        return body.get_content().replace("\r\n", "\n")
+    except Exception:
+        return (body.get_payload(decode=True) or b"").decode("latin-1")
+
+
+def _title(mlist: MailingList) -> str:
+    return mlist.digest_name or mlist.name
+
+
+def _headers(msg: EmailMessage, mlist: MailingList, *, volume: int, issue: int,
+             domain: str) -> None:
+    title = _title(mlist)
+    msg["From"] = f"{title} <owner-{mlist.name}@{domain}>"
+    msg["To"] = f"{mlist.name}@{domain}"
+    msg["Subject"] = f"{title} Digest V{volume} #{issue}"
+    msg["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
+    msg["Message-ID"] = make_msgid(domain=domain)
+    reply_to = mlist.reply_to if mlist.reply_to and mlist.reply_to != "$SENDER" else ""
+    if reply_to and "@" not in reply_to:
+        reply_to = f"{reply_to}@{domain}"
+    msg["Reply-To"] = reply_to or f"{mlist.name}@{domain}"
+    msg["Sender"] = f"owner-{mlist.name}@{domain}"
+    if mlist.precedence:
+        msg["Precedence"] = mlist.precedence
+    msg["List-Id"] = f"<{mlist.name}.{domain}>"
+    msg["X-Loop"] = f"{mlist.name}@{domain}"
+
+
+def _topics(posts: list[Message]) -> list[str]:
+    return [f"  {n}. {str(p.get('Subject', '(no subject)')).strip()} "
+            f"({str(p.get('From', '')).strip()})" for n, p in enumerate(posts, 1)]
+
+
+def build_mime(mlist: MailingList, posts: list[Message], *, volume: int, issue: int,
+               domain: str) -> EmailMessage:
+    """multipart/mixed: the contents, then a multipart/digest of message/rfc822 parts."""
+    msg = EmailMessage(policy=email.policy.SMTP)
+    _headers(msg, mlist, volume=volume, issue=issue, domain=domain)
+    toc = (f"{_title(mlist)} Digest, Volume {volume}, Issue {issue}\n\n"
+           f"Today's Topics:\n\n" + "\n".join(_topics(posts)) + "\n")
+    msg.set_content(toc)
+    msg.make_mixed()
+    dig = EmailMessage(policy=email.policy.SMTP)
+    dig.set_type("multipart/digest")
+    for p in posts:
+        part = EmailMessage(policy=email.policy.SMTP)
+        part.set_content(p)  # message/rfc822
+        del part["MIME-Version"]
+        dig.attach(part)
+    del dig["MIME-Version"]
+    msg.attach(dig)
+    footer = f"End of {_title(mlist)} Digest V{volume} #{issue}\n"
+    end = EmailMessage(policy=email.policy.SMTP)
+    end.set_content(footer)
+    del end["MIME-Version"]
+    msg.attach(end)
+    return msg
+
+
+def build_rfc1153(mlist: MailingList, posts: list[Message], *, volume: int, issue: int,
+                  domain: str) -> EmailMessage:
+    """RFC 1153 plain text: header block, topics, 70-dash rule, messages between 30-dash
+    rules, and the end line underlined with stars."""
+    title = _title(mlist)
+    date = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y")
+    head = f"{title} Digest".ljust(36) + f"{date}".ljust(22) + \
+        f"Volume {volume:02d} : Number {issue:03d}"
+    out = [head, "", "Today's Topics:", ""]
+    out += [f"  {str(p.get('Subject', '(no subject)')).strip()}" for p in posts]
+    out += ["", "-" * 70, ""]
+    for p in posts:
+        for name in ("Date", "From", "Subject"):
+            if p.get(name):
+                out.append(f"{name}: {str(p.get(name)).strip()}")
+        out.append("")
+        for line in _text(p).rstrip("\n").split("\n"):
+            if line.startswith("-"):
+                line = "- " + line  # RFC 1153: a line starting "-" is escaped
+            out.append(line)
+        out += ["", "-" * 30, ""]
+    end = f"End of {title} Digest V{volume} Issue #{issue}"
+    out += [end, "*" * len(end), ""]
+    msg = EmailMessage(policy=email.policy.SMTP)
+    _headers(msg, mlist, volume=volume, issue=issue, domain=domain)
+    msg.set_content("\n".join(out), charset="utf-8")
+    return msg
+
+
+# --------------------------------------------------------------------------- age trigger
+
+def send_due(app) -> int:
+    """Send every list's digest whose oldest post is digest_maxdays old; how many went."""
+    sent = 0
+    with app.store.session() as s:
+        ids = list(s.scalars(select(DigestEntry.list_id).distinct()))
+    for list_id in ids:
+        with app.store.session() as s:
+            mlist = s.get(MailingList, list_id, with_for_update=False)
+            if mlist is not None and trigger(s, mlist) and send(app, s, mlist):
+                sent += 1
+    return sent
+
+
+def components(service) -> list:
+    return [DigestTimer(service.app, interval=service.config.posting.expiry_interval)]
+
+
+class DigestTimer:
+    """Sends digests that are due by age (digest_maxdays) while `serve` runs."""
+
+    def __init__(self, app, *, interval: float = 60.0):
+        self.app = app
+        self.interval = interval
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="digest-timer")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self.app.notify("digest")
+        if self._task:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                if await asyncio.to_thread(send_due, self.app):
+                    self.app.notify("outbound")
+            except Exception:
+                log.exception("digest timer failed")
+            if not self._stopping:
+                await self.app.wait("digest", self.interval)
