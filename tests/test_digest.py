@@ -132,3 +132,28 @@ def test_rfc1153_format_and_footer_removed(mailer):
     assert "To leave: demo" not in msg.get_content()  # digest_rm_footer
     i = lines.index("End of demo Digest V1 Issue #1")
     assert lines[i + 1] == "*" * len(lines[i])
+
+
+def test_subscribe_to_the_digest_list_and_cli(mailer, tmp_path):
+    app = mailer.app
+    make_list(app, members=("member@example.com",))  # open+confirm
+    out = mailer.send("subscribe demo-digest", frm="reader@example.net")
+    [confirm] = [m for m in out.others() if "reader@example.net" in m.rcpts]
+    auth = [ln.strip() for ln in confirm.lines if ln.strip().startswith("auth ")][0]
+    assert auth.split()[2:4] == ["subscribe", "demo-digest"]
+    out = mailer.send(auth, frm="reader@example.net")
+    assert "Succeeded." in out.lines, out.text
+    post(app, mail(subject="hello"))
+    [(_, rcpts, _msg)] = queued(app)
+    assert "reader@example.net" not in rcpts  # in digest mode
+    assert entries(app) == 1
+    # The command line: back to single messages.
+    from tests.support import write_config, run_cli
+    cfg = write_config(tmp_path, str(app.store.engine.url.render_as_string(
+        hide_password=False)), data_dir=app.config.data_dir)
+    res = run_cli(cfg, "set", "demo", "reader@example.net", "nodigest")
+    assert res.status == 0, res.err
+    post(app, mail(subject="again"))
+    assert "reader@example.net" in queued(app)[-1][1]
+    res = run_cli(cfg, "set", "demo", "nobody@example.net", "digest")
+    assert res.status == 1 and "is not a member of demo" in res.err

@@ -103,14 +103,22 @@ def route_local(address: str, local: str, directory: Directory) -> Destination |
         return Destination("admins", "")
     if directory.has_list(local):
         return Destination("post", local)
+    if local.endswith("-digest") and directory.has_list(local[:-7]):
+        return Destination("post", local[:-7])  # Majordomo's digest list is LIST in digest mode
     for suffix, kind in (("-request", "command"), ("-owner", "owner"),
                          ("-approval", "approval")):
         if local.endswith(suffix):
             name = local[: -len(suffix)]
             if name and directory.has_list(name):
                 return Destination(kind, name)
-    if local.startswith("owner-") and directory.has_list(local[len("owner-"):]):
-        return Destination("owner", local[len("owner-"):])
+            if name.endswith("-digest") and directory.has_list(name[:-7]):
+                # LIST-digest-request: commands name LIST-digest (digest mode)
+                return Destination(kind, name if kind == "command" else name[:-7])
+    name = local[len("owner-"):] if local.startswith("owner-") else ""
+    if name and directory.has_list(name):
+        return Destination("owner", name)
+    if name.endswith("-digest") and directory.has_list(name[:-7]):
+        return Destination("owner", name[:-7])
     if directory.has_user(local):
         return Destination("local", local)
     return user_unknown(address)
