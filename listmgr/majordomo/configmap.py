@@ -35,7 +35,6 @@ class Keyword:
 
 
 _NO_DIR = "Majordomo 1.94.5 ignores it too (its absolute_dir type is a placeholder)"
-_NO_DIGEST = "this server does not make digests"
 
 KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
     Keyword("admin_passwd", "word", "$LIST.admin", "majordomo"),
@@ -50,13 +49,13 @@ KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
     Keyword("debug", "bool", "no", "resend", "posts are always distributed"),
     Keyword("description", "string", "undef", "majordomo"),
     Keyword("digest_archive", "absolute_dir", "undef", "digest", _NO_DIR),
-    Keyword("digest_issue", "integer", "1", "digest", _NO_DIGEST),
-    Keyword("digest_maxdays", "integer", "undef", "digest", _NO_DIGEST),
-    Keyword("digest_maxlines", "integer", "undef", "digest", _NO_DIGEST),
-    Keyword("digest_name", "string", "$LIST", "digest", _NO_DIGEST),
-    Keyword("digest_rm_footer", "word", "undef", "digest", _NO_DIGEST),
-    Keyword("digest_rm_fronter", "word", "undef", "digest", _NO_DIGEST),
-    Keyword("digest_volume", "integer", "1", "digest", _NO_DIGEST),
+    Keyword("digest_issue", "integer", "1", "digest"),
+    Keyword("digest_maxdays", "integer", "undef", "digest"),
+    Keyword("digest_maxlines", "integer", "undef", "digest"),
+    Keyword("digest_name", "string", "$LIST", "digest"),
+    Keyword("digest_rm_footer", "word", "undef", "digest"),
+    Keyword("digest_rm_fronter", "word", "undef", "digest"),
+    Keyword("digest_volume", "integer", "1", "digest"),
     Keyword("digest_work_dir", "absolute_dir", "undef", "digest", _NO_DIR),
     Keyword("get_access", "enum", "list", "majordomo"),
     Keyword("index_access", "enum", "open", "majordomo"),

@@ -6,6 +6,9 @@ list's resend alias, then LIST.config, which overrides them all. configmap gives
 keyword its meaning here. Passwords are hashed; Majordomo's guessable default passwords
 (`LIST.admin`, `LIST.pass`) are not carried over.
 
+Majordomo's digest list LIST-digest is LIST in digest mode here: its members join LIST
+as digest members and its digest_* settings go to LIST.
+
 Idempotent: a list that exists is updated, members already on it are counted, archive files
 already copied are skipped. Each list is its own transaction; `dry_run` rolls each back and
 copies nothing, so the report is exact and nothing changes.
@@ -293,8 +296,6 @@ def import_list(app, src: Source, name: str, *, dry_run: bool,
     cfg = app.config
     lname = name.lower()
     result = ListResult(lname)
-    if lname.endswith("-digest") and (src.listdir / name[:-7]).is_file():
-        result.twin_of = lname[:-7]
     try:
         settings = build_settings(src, name, cfg.domain, result)
         with app.store.session() as s:
@@ -338,6 +339,63 @@ def import_list(app, src: Source, name: str, *, dry_run: bool,
     return result
 
 
+DIGEST_KEYS = ("digest_issue", "digest_maxdays", "digest_maxlines", "digest_name",
+               "digest_rm_footer", "digest_rm_fronter", "digest_volume")
+
+
+def import_twin(app, src: Source, name: str, base: str, *, dry_run: bool,
+                progress: Callable[[str, int], None] | None = None) -> ListResult:
+    """LIST-digest (Majordomo's digest list) into LIST: its members in digest mode, its
+    digest_* settings on LIST; its other settings are reported (LIST's apply)."""
+    result = ListResult(name.lower(), twin_of=base)
+    domain = app.config.domain
+    try:
+        values: dict[str, str] = {}
+        config_path = src.listdir / f"{name}.config"
+        if config_path.is_file():
+            reading = configmap.read(sources.read_text(config_path), name, domain=domain,
+                                     where=f"{name}.config")
+            for err in reading.errors:
+                result.not_mapped.append(f"{name}.config: {err}")
+            for key, value in reading.values.items():
+                kw = configmap.KEYWORDS.get(key)
+                if key in DIGEST_KEYS:
+                    values[key] = value
+                elif kw is not None and not configmap.is_default(kw, value, name) \
+                        and not (key == "reply_to" and value == base) \
+                        and not (key == "sender" and value == f"owner-{name}"):
+                    result.not_mapped.append(
+                        f"{name}.config line {reading.lines.get(key)}: {key} = {value}: "
+                        f"the digest goes out with list {base}'s settings")
+        result.mapped = len(values)
+        members = sources.MemberLines(src.listdir / name)
+        with app.store.session() as s:
+            mlist = repo.get_list(s, base)
+            if mlist is None:  # only in a dry run, where LIST itself was rolled back
+                result.members = sum(1 for _ in members)
+                result.added = result.members
+                return result
+            for key, value in values.items():
+                repo.set_setting(s, mlist, key, value)
+            bulk = repo.add_members(
+                s, mlist, members, chunk=5000,
+                progress=(lambda n: progress(name, n)) if progress else None)
+            repo.set_digest(s, mlist, bulk.added, True)
+            both = repo.not_in_digest(s, mlist, bulk.duplicates)
+            if both:
+                result.notes.append(f"{len(both)} address(es) on both {base} and {name}: "
+                                    f"they keep receiving single messages")
+            result.members = members.lines
+            result.added = len(bulk.added)
+            result.already = len(bulk.duplicates)
+            result.invalid = [f"{line}: {why}" for line, why in bulk.invalid]
+            if dry_run:
+                s.rollback()
+    except (SourceError, repo.ListError, SettingError, OSError) as exc:
+        result.error = str(exc)
+    return result
+
+
 def run(app, src: Source, *, only: list[str] | None = None, dry_run: bool = False,
         progress: Callable[[str, int], None] | None = None,
         list_done: Callable[[], None] | None = None) -> Report:
@@ -350,8 +408,13 @@ def run(app, src: Source, *, only: list[str] | None = None, dry_run: bool = Fals
         for n in sorted(missing):
             report.lists.append(ListResult(n, error=f"no list file {src.listdir / n}"))
         names = [n for n in names if n.lower() in wanted]
+    lower = {n.lower() for n in sources.list_names(src.listdir)}
     for name in names:
-        result = import_list(app, src, name, dry_run=dry_run, progress=progress)
+        base = name[:-7].lower() if name.lower().endswith("-digest") else ""
+        if base and base in lower:
+            result = import_twin(app, src, name, base, dry_run=dry_run, progress=progress)
+        else:
+            result = import_list(app, src, name, dry_run=dry_run, progress=progress)
         log.info("import-majordomo list=%s added=%d already=%d invalid=%d%s", result.name,
                  result.added, result.already, len(result.invalid),
                  " (dry run)" if dry_run else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -114,6 +114,33 @@ def may_post(s: Session, mlist: MailingList, address: str) -> bool:
     q = select(Member.id).join(MailingList, Member.list_id == MailingList.id).where(
         MailingList.name.in_(names), Member.key == normalise(address)).limit(1)
     return s.scalar(q) is not None
+
+
+def _keys(addresses: Iterable[str]) -> list[str]:
+    out = []
+    for a in addresses:
+        try:
+            out.append(normalise(parse_single(a)))
+        except AddressError:
+            continue
+    return out
+
+
+def set_digest(s: Session, mlist: MailingList, addresses: Iterable[str], on: bool) -> None:
+    """Put these members in (or out of) digest mode."""
+    keys = _keys(addresses)
+    for i in range(0, len(keys), 1000):
+        s.execute(update(Member).where(Member.list_id == mlist.id,
+                                       Member.key.in_(keys[i:i + 1000])).values(digest=on))
+
+
+def not_in_digest(s: Session, mlist: MailingList, addresses: Iterable[str]) -> list[str]:
+    keys, out = _keys(addresses), []
+    for i in range(0, len(keys), 1000):
+        out += s.scalars(select(Member.key).where(
+            Member.list_id == mlist.id, Member.key.in_(keys[i:i + 1000]),
+            Member.digest.is_(False)))
+    return out
 
 
 def member_count(s: Session, mlist: MailingList) -> int:
