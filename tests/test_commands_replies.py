@@ -88,8 +88,31 @@ entries in lists served by majordomo@example.org:
     ("subscribe-unknown", {}, "subscribe nosuch", "**** subscribe: unknown list 'nosuch'."),
     ("subscribe-invalid", {}, "subscribe demo John Doe", """
 **** The address you supplied, John Doe
-**** does not seem to be a legal Internet address:
+**** does not seem to be a legal Internet address.  You may have supplied
+**** your full name instead of your address, or you may have included your
 """),
+    ("subscribe-incomplete", {}, "subscribe demo joe@localhost", """
+**** The address you supplied, joe@localhost
+**** is not a complete address.  When providing an address, you must give
+**** the full name of the machine including the domain part (like
+**** host.corp.com), not just your user name or your name and the short
+**** name of the machine (just user or user@host is not legal).
+
+**** subscribe: invalid address 'joe@localhost'"""),
+    ("subscribe-no-dot", {}, "subscribe demo joe", "**** is not a complete address."),
+    ("subscribe-unbalanced", {}, "subscribe demo Joe <joe@example.net", """
+**** The address you supplied, Joe <joe@example.net
+**** Does not seem to be a legal Internet address.  It seems to have an
+**** uneven number of parentheses or brackets.
+"""),
+    ("subscribe-unquoted", {}, "subscribe demo jo;e@example.net", """
+**** The address you supplied, jo;e@example.net
+**** Does not seem to be a legal Internet address.  It seems to have
+**** unquoted colons, commas, or semicolons.
+"""),
+    ("subscribe-two", {}, "subscribe demo a@example.net, b@example.net",
+     ">>>> subscribe demo a@example.net, b@example.net\n"
+     "**** subscribe: invalid address 'a@example.net, b@example.net'"),
     ("subscribe-invalid-2", {}, "subscribe demo John Doe",
      "**** subscribe: invalid address 'John Doe'"),
     ("subscribe-open", {"subscribe_policy": "open"}, "subscribe demo",

@@ -16,7 +16,7 @@ from listmgr.commands.guard import is_service_address
 from listmgr.commands.policy import Action, subscribe_action, unsubscribe_action
 from listmgr.commands.registry import command
 from listmgr.config import format_duration
-from listmgr.mail.addresses import AddressError, normalise, parse_single
+from listmgr.mail.addresses import AddressError, fault_of, normalise, parse_single
 from listmgr.store import lists as repo
 from listmgr.store.models import MailingList
 
@@ -32,7 +32,11 @@ def _valid_address(ctx: Context, cmd: str, subscriber: str) -> str | None:
     try:
         bare = parse_single(subscriber)
     except AddressError as exc:
-        ctx.say("address_problem", addr=subscriber, why=str(exc))
+        fault = fault_of(subscriber)
+        if fault in ("unbalanced", "unquoted", "space", "incomplete"):
+            ctx.say(f"address_{fault}", addr=subscriber)
+        elif fault != "multiple":  # Majordomo explains nothing for several addresses
+            ctx.say("address_problem", addr=subscriber, why=str(exc))
         ctx.squawk("invalid_address", cmd=cmd, addr=subscriber)
         return None
     return bare

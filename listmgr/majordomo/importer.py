@@ -299,6 +299,10 @@ def import_list(app, src: Source, name: str, *, dry_run: bool,
     try:
         settings = build_settings(src, name, cfg.domain, result)
         with app.store.session() as s:
+            if s.get_bind().dialect.name == "sqlite":
+                # A bigger page cache for this connection: the member indexes of a
+                # million-member import do not fit SQLite's default 2 MB.
+                s.connection().exec_driver_sql("PRAGMA cache_size=-65536")
             mlist = repo.get_list(s, lname)
             if mlist is None:
                 owners = _owners(src, name, cfg.domain, result)

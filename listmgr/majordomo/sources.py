@@ -64,16 +64,37 @@ class MemberLines:
     lines: int = 0
 
     def __iter__(self) -> Iterator[str]:
+        # Read in blocks and decode a block at a time: a million lines decoded one by one
+        # cost more than inserting them.
         with self.path.open("rb") as f:
-            for raw in f:
-                line = decode(raw).strip()
-                if not line or line.startswith("#"):
-                    continue
-                self.lines += 1
-                if len(line) > MAX_LINE:
-                    self.too_long.append(line[:60] + "...")
-                    continue
-                yield line
+            rest = b""
+            skipping = False  # inside a line already reported as too long
+            while True:
+                block = f.read(1 << 20)
+                if skipping:
+                    nl = block.find(b"\n")
+                    if nl < 0 and block:
+                        continue
+                    block, skipping = block[nl + 1:], False
+                data = rest + block
+                if not block:
+                    rest = b""
+                else:
+                    cut = data.rfind(b"\n") + 1
+                    data, rest = data[:cut], data[cut:]
+                    if len(rest) > 1 << 20:  # one line longer than a block: not an address
+                        data, rest, skipping = data + rest[:MAX_LINE + 1] + b"\n", b"", True
+                for line in decode(data).split("\n"):
+                    line = line.strip()
+                    if not line or line[0] == "#":
+                        continue
+                    self.lines += 1
+                    if len(line) > MAX_LINE:
+                        self.too_long.append(line[:60] + "...")
+                        continue
+                    yield line
+                if not block:
+                    return
 
 
 # --------------------------------------------------------------------------- aliases

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -167,6 +168,8 @@ def _insert_rows(s: Session, list_id: int, rows: list[tuple[str, str, str]]) -> 
     for name, value in (("delivery_enabled", True), ("digest", False),
                         ("subscribed_at", utcnow())):
         proc = table.c[name].type.bind_processor(dialect)
+        if proc is None and dialect.name == "sqlite" and isinstance(value, dt.datetime):
+            value = value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite form
         consts.append(proc(value) if proc else value)
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if mark is None:  # another driver: the portable path
