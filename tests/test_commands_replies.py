@@ -157,6 +157,8 @@ entries in lists served by majordomo@example.org:
 **** passwd: need old password
 **** passwd: need new password
 """),
+    ("passwd-null-new", {}, "passwd demo s3cret",
+     "**** passwd: need new password\n**** passwd: null 'new_passwd'."),
     ("passwd-unknown", {}, "passwd nosuch a b", "**** passwd: invalid list 'nosuch'"),
     ("newinfo-badpw", {}, "newinfo demo wrong\nx\nEOF", "**** newinfo: invalid password."),
     ("newinfo-nopw", {}, "newinfo demo", "**** newinfo: needs password"),

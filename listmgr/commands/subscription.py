@@ -236,8 +236,7 @@ def _unsubscribe_all(ctx: Context, rest: list[str]) -> None:
         return
     names = repo.lists_of(ctx.s, bare)
     if not names:
-        ctx.say("no_matches_for", addr=subscriber)
-        return
+        return  # Majordomo skips every list quietly: a miss says nothing
     saved = ctx.req
     try:
         # `unsubscribe *` names lists explicitly, so the default list does not apply.
