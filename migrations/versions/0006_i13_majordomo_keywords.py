@@ -2,7 +2,7 @@
 members: digest mode; digest_entries: posts waiting for a list's next digest
 
 Revision ID: 0006_i13_majordomo_keywords
-Revises: 0005_outbound_partial_indexes
+Revises: 0006_i17_relay_recipients
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0006_i13_majordomo_keywords'
-down_revision = '0005_outbound_partial_indexes'
+down_revision = '0006_i17_relay_recipients'
 branch_labels = None
 depends_on = None
 
