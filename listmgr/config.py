@@ -204,6 +204,7 @@ class CommandsConfig:
     token_lifetime: float = _kind("duration", 7 * 86400.0)
     max_commands: int = 100
     replies_per_hour: int = 20
+    max_which_hits: int = 100
 
 
 # Whole-line commands that make a post administrivia (matched case-insensitively against

@@ -75,7 +75,8 @@ entries in lists served by majordomo@example.org:
 **** No matches found
 
 """),
-    ("which-no-substring", {"members": (JOE,)}, "which @", "**** No matches found"),
+    ("which-substring", {"members": (JOE,)}, "which EXAMPLE.net",
+     "demo                    joe@example.net"),
     ("which-access-closed", {"members": (JOE,), "which_access": "closed"}, "which",
      "**** No matches found"),
     ("info", {"info": "All about demo."}, "info demo", ">>>> info demo\nAll about demo."),

@@ -147,12 +147,13 @@ def do_subscribe(ctx: Context, args: list[str], line=None) -> None:
     if _service_address(ctx, bare):
         ctx.squawk("service_address", cmd=cmd, addr=subscriber)
         return
+    written = subscriber  # an owner asked to approve sees the address as it was written
     if mlist.strip:
         subscriber = bare
     # `subscribe LIST-digest`: Majordomo's digest list is LIST in digest mode here.
     shown = f"{mlist.name}-digest" if _names_digest(raw, mlist) else ""
     if _deferred(ctx, cmd, mlist, bare, subscriber, subscribe_action,
-                 mlist.subscribe_policy, shown=shown):
+                 mlist.subscribe_policy, shown=shown, written=written):
         return
     result = repo.add_members(ctx.s, mlist, [subscriber])
     member = repo.find_member(ctx.s, mlist, bare) if shown else None
@@ -174,7 +175,7 @@ def _names_digest(raw: str, mlist: MailingList) -> bool:
 
 
 def _deferred(ctx: Context, cmd: str, mlist, bare: str, subscriber: str, decide,
-              policy: str, *, shown: str = "") -> bool:
+              policy: str, *, shown: str = "", written: str = "") -> bool:
     """Apply the policy table; True when the change waits for a confirmation or an owner."""
     check_key(ctx, cmd, mlist, bare)
     action = decide(policy, approved=ctx.approved, self_request=ctx.is_self(bare),
@@ -183,7 +184,7 @@ def _deferred(ctx: Context, cmd: str, mlist, bare: str, subscriber: str, decide,
         send_confirm(ctx, cmd, mlist, subscriber, shown)
         return True
     if action is Action.FORWARD:
-        request_approval(ctx, cmd, mlist, subscriber, shown)
+        request_approval(ctx, cmd, mlist, written or subscriber, shown)
         return True
     return False
 
