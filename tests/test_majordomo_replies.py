@@ -43,3 +43,26 @@ def test_which_finds_every_entry_containing_the_string(mailer):
     out = mailer.send("which @example.org")
     assert sum(1 for ln in out.lines if ln.startswith("many ")) == 100
     assert "Maximum number of hits (100) exceeded" in out.lines
+
+
+def test_last_updated_line_exactly_when_majordomo_adds_it(mailer):
+    make_list(mailer.app, date_info=False, date_intro=True, intro_access="open")
+    out = mailer.send("newinfo demo s3cret\nAbout demo.\nEOF\n"
+                      "newintro demo s3cret\nHello.\nEOF\ninfo demo\nintro demo",
+                      frm="owner@example.com")
+    lines = out.lines
+    i = lines.index(">>>> info demo")
+    # date_info = no: the text, a blank line, then the date of the last newinfo.
+    assert lines[i + 1:i + 3] == ["About demo.", ""]
+    stamp = lines[i + 3]
+    assert stamp.startswith("[Last updated ") and stamp.endswith("]")
+    dt.datetime.strptime(stamp[len("[Last updated "):-1], "%a %b %d %H:%M:%S %Y")
+    # date_intro = yes: the stamp was written at the top by newintro; nothing after.
+    j = lines.index(">>>> intro demo")
+    assert lines[j + 1].startswith("[Last updated on: ") and lines[j + 2] == "Hello."
+    assert not any(ln.startswith("[Last updated ") and "on:" not in ln
+                   for ln in lines[j:])
+    # A text set without a known time (e.g. by the CLI) gets no line.
+    make_list(mailer.app, "plain", date_info=False, info="Plain info.")
+    out = mailer.send("info plain")
+    assert not any(ln.startswith("[Last updated") for ln in out.lines)

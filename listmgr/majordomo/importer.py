@@ -16,6 +16,7 @@ copies nothing, so the report is exact and nothing changes.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import shutil
@@ -324,6 +325,8 @@ def import_list(app, src: Source, name: str, *, dry_run: bool,
                 path = src.listdir / f"{name}.{kind}"
                 if path.is_file():
                     setattr(mlist, kind, sources.read_text(path).rstrip("\n"))
+                    mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+                    setattr(mlist, f"{kind}_updated_at", mtime.replace(tzinfo=None))
             members = sources.MemberLines(src.listdir / name)
             bulk = repo.add_members(
                 s, mlist, members, chunk=5000,

@@ -92,6 +92,8 @@ class MailingList(Base):
     intro: Mapped[str] = mapped_column(Text, default="")
     date_info: Mapped[bool] = mapped_column(Boolean, default=True)
     date_intro: Mapped[bool] = mapped_column(Boolean, default=True)
+    info_updated_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    intro_updated_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     post_sequence: Mapped[int] = mapped_column(Integer, default=0)
     # Majordomo keywords (listmgr.majordomo.configmap says which have an effect here).
     maxlength_counts: Mapped[str] = mapped_column(String(10), default="message")

@@ -31,7 +31,8 @@ COLUMNS = [
     ('digest_rm_fronter', sa.String(64), ''),
     ('digest_format', sa.String(10), 'mime'),
 ]
-NULLABLE = [('digest_maxlines', sa.Integer()), ('digest_maxdays', sa.Integer())]
+NULLABLE = [('digest_maxlines', sa.Integer()), ('digest_maxdays', sa.Integer()),
+            ('info_updated_at', sa.DateTime()), ('intro_updated_at', sa.DateTime())]
 
 
 def upgrade() -> None:
