@@ -122,6 +122,15 @@ def _regexps(value: Any) -> tuple[str, ...]:
     return pats
 
 
+def _mj_regexps(value: Any) -> tuple[str, ...]:
+    """Majordomo-form patterns, `/re/flags` or `m<d>re<d>flags`, as in majordomo.cf."""
+    from listmgr.listconfig import parse_regexp  # listconfig imports this module
+    pats = _strings(value)
+    for p in pats:
+        parse_regexp(p)  # ValueError names the pattern
+    return pats
+
+
 def _domains(value: Any) -> tuple[str, ...]:
     return tuple(d.lower().rstrip(".") for d in _strings(value))
 
@@ -136,6 +145,7 @@ _KINDS = {
     "networks": _networks,
     "domains": _domains,
     "regexps": _regexps,
+    "mj_regexps": _mj_regexps,
 }
 
 
@@ -220,9 +230,27 @@ ADMINISTRIVIA = (
 )
 
 
+# Majordomo 1.94.5's sample.cf $global_taboo_headers: subjects of bounces and auto-replies.
+GLOBAL_TABOO_HEADERS = (
+    r"/^subject: ndn: /i",
+    r"/^subject:\s*RCPT:/i",
+    r"/^subject:\s*Delivery Confirmation\b/i",
+    r"/^subject:\s*NON-DELIVERY of:/i",
+    r"/^subject:.*Undeliverable Message\b/i",
+    r"/^subject:.*Receipt Confirmation\b/i",
+    r"/^subject:.*Failed mail\b/i",
+    r"/^subject:.*Returned mail\b/i",
+    r"/^subject:\s*unable to deliver mail\b/i",
+    r"/^subject:\s.*\baway from my mail\b/i",
+    r"/^subject:\s*Autoreply/i",
+)
+
+
 @dataclass(frozen=True)
 class PostingConfig:
     administrivia: tuple[str, ...] = _kind("regexps", ADMINISTRIVIA)
+    global_taboo_headers: tuple[str, ...] = _kind("mj_regexps", GLOBAL_TABOO_HEADERS)
+    global_taboo_body: tuple[str, ...] = _kind("mj_regexps", ())
     rule_time_budget: float = _kind("duration", 2.0)
     fanout_batch: int = 5000
     expiry_interval: float = _kind("duration", 60.0)

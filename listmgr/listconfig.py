@@ -316,6 +316,9 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
        "domain: stored, has no effect (the site domain is used)"),
     _s("restrict_post", "restrict_post", _restrict_post, "lists whose members may post "
        "(colon or blank separated; empty: this list's own members)"),
+    _s("restrict_post_reply_to", "bool", _bool, "a Reply-To naming a member lets a post "
+       "through, as in Majordomo (off for new lists: anyone can write any Reply-To)",
+       fmt=_fmt_bool),
     _s("sender", "word", _local_or_address, "Majordomo's envelope sender of posts: "
        "stored, has no effect (posts use owner-LIST)",
        get=lambda m: m.sender or f"owner-{m.name}"),

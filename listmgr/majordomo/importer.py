@@ -50,10 +50,9 @@ RESEND_UNMAPPED = {
 SITE_UNMAPPED = {
     "admin_headers": "set [posting] administrivia patterns in listmgr.toml (whole lines)",
     "admin_body": "set [posting] administrivia patterns in listmgr.toml (whole lines)",
-    "global_taboo_headers": "site-wide taboo patterns are not supported; put them in each "
-                            "list's taboo_headers",
-    "global_taboo_body": "site-wide taboo patterns are not supported; put them in each "
-                         "list's taboo_body",
+    "global_taboo_headers": "copy them to [posting] global_taboo_headers in listmgr.toml "
+                            "(the default is sample.cf's list)",
+    "global_taboo_body": "copy them to [posting] global_taboo_body in listmgr.toml",
 }
 
 
@@ -252,6 +251,7 @@ def build_settings(src: Source, name: str, domain: str, result: ListResult) -> d
     configmap.majordomo_meanings(reading, None)
     final = reading.values
     final.setdefault("maxlength_counts", "body")
+    final.setdefault("restrict_post_reply_to", "yes")  # resend let a member's Reply-To post
     result.mapped = sum(1 for k in final if k in configmap.KEYWORDS
                         and not configmap.KEYWORDS[k].no_effect)
     return final

@@ -32,7 +32,9 @@ def handle_post(app, s, task, message, data: bytes) -> None:
                             domain=cfg.domain, is_member=lambda a: may_post(s, mlist, a),
                             admin_patterns=_admin_patterns(cfg),
                             max_size=cfg.smtp.max_message_size,
-                            time_budget=cfg.posting.rule_time_budget)
+                            time_budget=cfg.posting.rule_time_budget,
+                            global_taboo=("\n".join(cfg.posting.global_taboo_headers),
+                                          "\n".join(cfg.posting.global_taboo_body)))
     decision = chain.decide(post)
     reasons = "; ".join(decision.reasons)
     if decision.action == "discard":

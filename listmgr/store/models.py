@@ -98,6 +98,7 @@ class MailingList(Base):
     # Majordomo keywords (listmgr.majordomo.configmap says which have an effect here).
     maxlength_counts: Mapped[str] = mapped_column(String(10), default="message")
     restrict_post: Mapped[str] = mapped_column(Text, default="")
+    restrict_post_reply_to: Mapped[bool] = mapped_column(Boolean, default=False)
     sender: Mapped[str] = mapped_column(String(320), default="")
     resend_host: Mapped[str] = mapped_column(String(255), default="")
     mungedomain: Mapped[bool] = mapped_column(Boolean, default=False)

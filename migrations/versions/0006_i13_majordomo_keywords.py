@@ -17,6 +17,7 @@ depends_on = None
 COLUMNS = [
     ('maxlength_counts', sa.String(10), 'message'),
     ('restrict_post', sa.Text(), ''),
+    ('restrict_post_reply_to', sa.Boolean(), sa.false()),
     ('sender', sa.String(320), ''),
     ('resend_host', sa.String(255), ''),
     ('mungedomain', sa.Boolean(), sa.false()),
