@@ -69,7 +69,8 @@ def _integer_or_empty(text: str) -> int | None:
 
 
 def _text(text: str) -> str:
-    return text.replace("\r\n", "\n").rstrip("\n")
+    """Lines of text as given: a last empty line (Majordomo's `-` before END) is kept."""
+    return text.replace("\r\n", "\n")
 
 
 _REGEXP_ITEM = re.compile(r"^/(.*)/([imsx]*)$|^m(.)(.*)\3([imsx]*)$", re.DOTALL)

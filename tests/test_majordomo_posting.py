@@ -69,3 +69,15 @@ def test_reply_to_naming_a_member_only_where_configured(app):
     post(app, stranger.replace("demo@", "imported@"), to="imported",
          mail_from="stranger@example.net")
     assert len(queued(app)) == 1
+
+
+def test_fronter_and_footer_keep_a_last_empty_line(app):
+    from listmgr.majordomo import configmap
+    reading = configmap.read("message_footer << END\n--\nTo leave: $LIST\n-\nEND\n"
+                             "message_fronter << END\nHeads up.\n-\nEND\n", "demo",
+                             domain="example.org")
+    make_list(app, members=("member@example.com",), **reading.values)
+    post(app, mail_(body="Hi.\n"))
+    [(_, _, msg)] = queued(app)
+    body = msg.get_content().replace("\r\n", "\n")
+    assert body == "Heads up.\n\nHi.\n-\nTo leave: demo\n\n"
