@@ -81,3 +81,25 @@ def test_fronter_and_footer_keep_a_last_empty_line(app):
     [(_, _, msg)] = queued(app)
     body = msg.get_content().replace("\r\n", "\n")
     assert body == "Heads up.\n\nHi.\n-\nTo leave: demo\n\n"
+
+
+def test_bounce_notice_subject_on_one_line_and_post_inline(app):
+    from sqlalchemy import select
+    from listmgr.store.models import OutboundMessage
+    make_list(app, members=("member@example.com",))
+    post(app, mail_(frm="stranger@example.net", subject="a fairly long subject " * 4,
+                    body="Original body.\n"), mail_from="stranger@example.net")
+    with app.store.session() as s:
+        m = s.scalars(select(OutboundMessage).where(
+            OutboundMessage.origin == "notice:demo")).one()
+        raw = app.spool.read(m.spool_path)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    [subject] = [ln for ln in head.split(b"\r\n") if ln.startswith(b"Subject:")]
+    assert subject.startswith(b"Subject: BOUNCE demo@example.org: ")
+    assert b"Non-member submission from [stranger@example.net]" in subject
+    lines = head.split(b"\r\n") + [b""]
+    assert not lines[lines.index(subject) + 1].startswith((b" ", b"\t"))  # not folded
+    assert b"accept " in body and b"reject " in body  # the token lines stay
+    post_part = body[body.index(b"From: stranger@example.net"):]
+    assert b"Subject: a fairly long subject" in post_part
+    assert post_part.rstrip().endswith(b"Original body.")

@@ -13,6 +13,9 @@ import email.policy
 import logging
 
 from listmgr.mail.compose import new_message, to_bytes
+
+# Header fields unfolded (a BOUNCE Subject stays on one line), CRLF line ends.
+INLINE_POLICY = email.policy.SMTP.clone(max_line_length=None)
 from listmgr.render import render
 from listmgr.store.outbound import enqueue
 
@@ -30,8 +33,11 @@ def render_notice(name: str, lang: str, **ctx) -> tuple[str, str]:
 
 
 def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
-         attach: bytes | None = None, auto: bool = True, **ctx) -> None:
-    """Render `template` and queue it to `to`."""
+         attach: bytes | None = None, inline: bytes | None = None, auto: bool = True,
+         **ctx) -> None:
+    """Render `template` and queue it to `to`. `attach` adds a message as message/rfc822;
+    `inline` puts it after the text, as it came, with the Subject on one line (Majordomo's
+    BOUNCE notice, which moderators' `approve` scripts read)."""
     to = [t for t in to if t]
     if not to:
         return
@@ -44,5 +50,15 @@ def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
     if attach is not None:
         inner = email.message_from_bytes(attach, policy=email.policy.default)
         msg.add_attachment(inner)
-    enqueue(s, app.spool, mail_from=mail_from, recipients=to, data=to_bytes(msg),
+    if inline is not None:
+        text = inline.replace(b"\r\n", b"\n").decode("utf-8", "replace")
+        full = body.rstrip("\n") + "\n\n" + text
+        long_lines = any(len(ln) > 900 for ln in full.split("\n"))
+        msg.set_content(full, cte="quoted-printable" if long_lines else "8bit")
+        del msg["Subject"]
+        msg["Subject"] = subject[:900]
+        data = msg.as_bytes(policy=INLINE_POLICY)
+    else:
+        data = to_bytes(msg)
+    enqueue(s, app.spool, mail_from=mail_from, recipients=to, data=data,
             origin=f"notice:{mlist.name}")
