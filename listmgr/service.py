@@ -20,7 +20,6 @@ from listmgr.forward import worker as forward
 from listmgr.mailbox.delivery import deliver_local
 from listmgr.pipeline import Handler, InboundWorker
 from listmgr.pop3 import server as pop3
-from listmgr.posting import digest
 from listmgr.posting import expiry as held_expiry
 from listmgr.posting.worker import handle_post
 from listmgr.smtp import server as smtp
@@ -70,8 +69,7 @@ def build_components(service: "Service") -> list[Component]:
         *[InboundWorker(service.app, name, handlers)  # inbound tasks -> handlers
           for name, handlers in INBOUND_WORKERS.items()],
         *delivery.components(service),              # outbound queue -> remote MTAs
-        *held_expiry.components(service),           # held posts expire
-        *digest.components(service),                # digests due by age
+        *held_expiry.components(service),           # held posts expire, digests by age
         *command_housekeeping.components(service),  # expired keys, stale rate counters
     ]
 

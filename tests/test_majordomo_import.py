@@ -108,8 +108,11 @@ def build_site(root: Path, big_members: int = 50_000) -> tuple[Path, Path, Path]
     (lists / "RCS").mkdir()
     aliases = root / "aliases"
     aliases.write_text(ALIASES)
+    work = root / "digest"
+    (work / "demo-digest").mkdir(parents=True)
+    (work / "demo-digest" / "001").write_text("From: x@example.org\n\nqueued\n")
     cf = root / "majordomo.cf"
-    cf.write_text(MAJORDOMO_CF)
+    cf.write_text(MAJORDOMO_CF + f'$digest_work_dir = "{work}";\n')
     return lists, aliases, cf
 
 
@@ -164,6 +167,7 @@ def test_import_then_mail_gets_majordomo_answers(tmp_path, config_file, server, 
     assert "local user 'carol' has no domain" in out
     assert "demo.passwd differs from admin_passwd" in out
     assert "invalid member: not an address" in out
+    assert "posts waiting for Majordomo's next digest are not imported" in out
 
     # Idempotent: a second run adds nothing and changes nothing.
     again = run_cli(cfg, *import_args(lists, aliases, cf))

@@ -375,6 +375,11 @@ def import_twin(app, src: Source, name: str, base: str, *, dry_run: bool,
                         f"{name}.config line {reading.lines.get(key)}: {key} = {value}: "
                         f"the digest goes out with list {base}'s settings")
         result.mapped = len(values)
+        work = src.cf.values.get("digest_work_dir", "")
+        queued = Path(work) / name.lower() if work else None
+        if queued is not None and queued.is_dir() and any(queued.iterdir()):
+            result.not_mapped.append(f"{queued}: posts waiting for Majordomo's next digest "
+                                     f"are not imported; run Majordomo's mkdigest first")
         members = sources.MemberLines(src.listdir / name)
         with app.store.session() as s:
             mlist = repo.get_list(s, base)

@@ -4,7 +4,7 @@ and sent as one message, numbered by volume and issue.
 A post is queued (its bytes as members receive them) when the list has digest members. A
 digest goes out when the queue passes the list's size (`maxlength`, default 40000 bytes,
 as Majordomo's digest used it) or `digest_maxlines`, when its oldest post is
-`digest_maxdays` old (checked by the DigestTimer component of `listmgr serve`), or on
+`digest_maxdays` old (checked by the posting timer of `listmgr serve`), or on
 `mkdigest`. MIME multipart/digest (RFC 2046) by default, plain RFC 1153 with
 `digest_format = rfc1153`. `digest_rm_fronter` / `digest_rm_footer` name the list whose
 fronter / footer is cut from each post first. Each digest is archived as
@@ -13,7 +13,6 @@ fronter / footer is cut from each post first. Each digest is archived as
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email
 import email.policy
@@ -277,36 +276,3 @@ def send_due(app) -> int:
             if mlist is not None and trigger(s, mlist) and send(app, s, mlist):
                 sent += 1
     return sent
-
-
-def components(service) -> list:
-    return [DigestTimer(service.app, interval=service.config.posting.expiry_interval)]
-
-
-class DigestTimer:
-    """Sends digests that are due by age (digest_maxdays) while `serve` runs."""
-
-    def __init__(self, app, *, interval: float = 60.0):
-        self.app = app
-        self.interval = interval
-        self._task: asyncio.Task | None = None
-        self._stopping = False
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="digest-timer")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self.app.notify("digest")
-        if self._task:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                if await asyncio.to_thread(send_due, self.app):
-                    self.app.notify("outbound")
-            except Exception:
-                log.exception("digest timer failed")
-            if not self._stopping:
-                await self.app.wait("digest", self.interval)
