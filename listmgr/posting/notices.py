@@ -12,12 +12,14 @@ import email
 import email.policy
 import logging
 
+from listmgr.store.ratelimit import mail_budget_ok
+from listmgr.mail import mimelimits
 from listmgr.mail.compose import new_message, to_bytes
+from listmgr.render import render
+from listmgr.store.outbound import enqueue
 
 # Header fields unfolded (a BOUNCE Subject stays on one line), CRLF line ends.
 INLINE_POLICY = email.policy.SMTP.clone(max_line_length=None)
-from listmgr.render import render
-from listmgr.store.outbound import enqueue
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,20 @@ def render_notice(name: str, lang: str, **ctx) -> tuple[str, str]:
 
 def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
          attach: bytes | None = None, inline: bytes | None = None, auto: bool = True,
-         **ctx) -> None:
-    """Render `template` and queue it to `to`. `attach` adds a message as message/rfc822;
-    `inline` puts it after the text, as it came, with the Subject on one line (Majordomo's
-    BOUNCE notice, which moderators' `approve` scripts read)."""
+         limit: bool = False, **ctx) -> None:
+    """Render `template` and queue it to `to` (with `limit`, only to addresses still within
+    their hourly budget). `attach` adds a message as message/rfc822; `inline` puts it after
+    the text, as it came, with the Subject on one line (Majordomo's BOUNCE notice, which
+    moderators' `approve` scripts read)."""
     to = [t for t in to if t]
+    if limit:
+        # The poster's share of the one budget of mails per address per hour (replies,
+        # confirmations and notices alike): forged senders get no flood of backscatter.
+        allowed = [t for t in to if mail_budget_ok(s, t, app.config.commands.replies_per_hour)]
+        if not allowed:
+            log.warning("notice %s to %s not sent: rate limit", template, ", ".join(to))
+            return
+        to = allowed
     if not to:
         return
     domain = app.config.domain
@@ -48,9 +59,15 @@ def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
     msg = new_message(from_=f"owner-{mlist.name}@{domain}", to=to, subject=subject,
                       body=body, domain=domain, headers=headers)
     if attach is not None:
-        inner = email.message_from_bytes(attach, policy=email.policy.default)
-        msg.add_attachment(inner)
+        if mimelimits.check(attach):
+            # Too complex to parse (or for a moderator's reader): sent as opaque bytes.
+            msg.add_attachment(attach, maintype="application", subtype="octet-stream",
+                               filename="message.eml")
+        else:
+            inner = email.message_from_bytes(attach, policy=email.policy.default)
+            msg.add_attachment(inner)
     if inline is not None:
+        # The post as text, never parsed: no MIME limits apply to it here.
         text = inline.replace(b"\r\n", b"\n").decode("utf-8", "replace")
         full = body.rstrip("\n") + "\n\n" + text
         long_lines = any(len(ln) > 900 for ln in full.split("\n"))
