@@ -126,10 +126,9 @@ def _regexps(value: Any) -> tuple[str, ...]:
 
 def _mj_regexps(value: Any) -> tuple[str, ...]:
     """Majordomo-form patterns, `/re/flags` or `m<d>re<d>flags`, as in majordomo.cf."""
-    from listmgr.listconfig import parse_regexp  # listconfig imports this module
     pats = _strings(value)
     for p in pats:
-        parse_regexp(p)  # ValueError names the pattern
+        patterns.parse_item(p)  # ValueError names the pattern and why
     return pats
 
 

@@ -35,7 +35,8 @@ RULES: dict[str, set[str]] = {
     "forward": WORKER,
     "delivery": WORKER,
     "posting": WORKER,
-    "commands": WORKER | {"posting"},
+    "majordomo": WORKER,
+    "commands": WORKER | {"posting", "majordomo"},
     "pipeline": WORKER,
     "service": None,   # anything but cli (checked below)
     "cli": None,       # anything

@@ -22,15 +22,13 @@ from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
 
-from sqlalchemy import delete, exists, func, select
-from sqlalchemy.orm import Session
-
 from listmgr.mail.addresses import AddressError, parse_single
 from listmgr.posting import hooks
 from listmgr.posting.archive import archive_dir
 from listmgr.posting.decorate import expand
+from listmgr.store import digests as repo
 from listmgr.store.lists import get_list
-from listmgr.store.models import DigestEntry, MailingList, Member, utcnow
+from listmgr.store.models import MailingList, utcnow
 from listmgr.store.outbound import enqueue
 
 log = logging.getLogger(__name__)
@@ -48,27 +46,22 @@ class Sent:
     queue_id: str
 
 
-def has_digest_members(s: Session, mlist: MailingList) -> bool:
-    return bool(s.scalar(select(exists().where(Member.list_id == mlist.id,
-                                               Member.digest.is_(True)))))
+has_digest_members = repo.has_digest_members
 
 
-def queue_post(app, s: Session, mlist: MailingList, data: bytes) -> Sent | None:
+def queue_post(app, s, mlist: MailingList, data: bytes) -> Sent | None:
     """Keep a distributed post for the digest; send the digest if that passes a trigger."""
     text = data.replace(b"\r\n", b"\n")
-    s.add(DigestEntry(list_id=mlist.id, data=data, lines=text.count(b"\n"), size=len(text)))
-    s.flush()
+    repo.add_entry(s, mlist, data, lines=text.count(b"\n"), size=len(text))
     if trigger(s, mlist):
         return send(app, s, mlist)
     return None
 
 
-def trigger(s: Session, mlist: MailingList, now: dt.datetime | None = None) -> str:
+def trigger(s, mlist: MailingList, now: dt.datetime | None = None) -> str:
     """Which trigger the queue has passed ("" for none): size, lines or days."""
-    count, size, lines, oldest = s.execute(
-        select(func.count(), func.coalesce(func.sum(DigestEntry.size), 0),
-               func.coalesce(func.sum(DigestEntry.lines), 0), func.min(DigestEntry.queued_at))
-        .where(DigestEntry.list_id == mlist.id)).one()
+    queue = repo.queue_of(s, mlist)
+    count, size, lines, oldest = queue.count, queue.size, queue.lines, queue.oldest
     if not count:
         return ""
     if size > (mlist.maxlength or DEFAULT_MAXLENGTH):
@@ -83,11 +76,9 @@ def trigger(s: Session, mlist: MailingList, now: dt.datetime | None = None) -> s
     return ""
 
 
-def _recipients(s: Session, mlist: MailingList) -> list[str]:
+def _recipients(s, mlist: MailingList) -> list[str]:
     out = []
-    q = select(Member.address).where(Member.list_id == mlist.id, Member.digest.is_(True),
-                                     Member.delivery_enabled.is_(True)).order_by(Member.id)
-    for addr in s.scalars(q):
+    for addr in repo.digest_addresses(s, mlist):
         try:
             out.append(parse_single(addr))
         except AddressError:
@@ -95,13 +86,13 @@ def _recipients(s: Session, mlist: MailingList) -> list[str]:
     return out
 
 
-def send(app, s: Session, mlist: MailingList) -> Sent | None:
+def send(app, s, mlist: MailingList) -> Sent | None:
     """Build and queue the next digest from everything queued; None if nothing is."""
-    entries = list(s.scalars(select(DigestEntry).where(DigestEntry.list_id == mlist.id)
-                             .order_by(DigestEntry.id).limit(MAX_ENTRIES)))
+    entries = repo.entries(s, mlist, MAX_ENTRIES)
     if not entries:
         return None
-    posts = [email.message_from_bytes(e.data, policy=email.policy.default) for e in entries]
+    posts = [email.message_from_bytes(data, policy=email.policy.default)
+             for _, data in entries]
     posts = [_strip_decoration(s, mlist, p) for p in posts]
     volume, issue = mlist.digest_volume, mlist.digest_issue
     domain = app.config.domain
@@ -114,7 +105,7 @@ def send(app, s: Session, mlist: MailingList) -> Sent | None:
     envelope = f"owner-{mlist.name}@{domain}"
     out = enqueue(s, app.spool, mail_from=envelope, recipients=rcpts, data=data,
                   origin=f"digest:{mlist.name}")
-    s.execute(delete(DigestEntry).where(DigestEntry.id.in_([e.id for e in entries])))
+    repo.remove_entries(s, [i for i, _ in entries])
     mlist.digest_issue = issue + 1
     name = f"v{volume:02d}.n{issue:03d}"
     path = archive_dir(app.config, mlist.name) / "digest" / name
@@ -136,7 +127,7 @@ def _archive(path, data: bytes) -> None:
 
 # --------------------------------------------------------------------------- content
 
-def _strip_decoration(s: Session, mlist: MailingList, post: EmailMessage) -> EmailMessage:
+def _strip_decoration(s, mlist: MailingList, post: EmailMessage) -> EmailMessage:
     """Cut the fronter / footer of the lists digest_rm_fronter / digest_rm_footer name."""
     cuts = []
     for key, attr in (("digest_rm_fronter", "message_fronter"),
@@ -269,10 +260,10 @@ def send_due(app) -> int:
     """Send every list's digest whose oldest post is digest_maxdays old; how many went."""
     sent = 0
     with app.store.session() as s:
-        ids = list(s.scalars(select(DigestEntry.list_id).distinct()))
+        ids = repo.lists_waiting(s)
     for list_id in ids:
         with app.store.session() as s:
-            mlist = s.get(MailingList, list_id, with_for_update=False)
+            mlist = repo.list_by_id(s, list_id)
             if mlist is not None and trigger(s, mlist) and send(app, s, mlist):
                 sent += 1
     return sent
