@@ -129,6 +129,14 @@ def _regexps(value: Any) -> tuple[str, ...]:
     return pats
 
 
+def _mj_regexps(value: Any) -> tuple[str, ...]:
+    """Majordomo-form patterns, `/re/flags` or `m<d>re<d>flags`, as in majordomo.cf."""
+    pats = _strings(value)
+    for p in pats:
+        patterns.parse_item(p)  # ValueError names the pattern and why
+    return pats
+
+
 def _domains(value: Any) -> tuple[str, ...]:
     return tuple(d.lower().rstrip(".") for d in _strings(value))
 
@@ -143,6 +151,7 @@ _KINDS: dict[str, Callable[[Any], Any]] = {
     "networks": _networks,
     "domains": _domains,
     "regexps": _regexps,
+    "mj_regexps": _mj_regexps,
 }
 
 
@@ -215,6 +224,7 @@ class CommandsConfig:
     token_lifetime: float = _kind("duration", 7 * 86400.0)
     max_commands: int = 100
     replies_per_hour: int = 20
+    max_which_hits: int = 100
 
 
 # Whole-line commands that make a post administrivia (matched case-insensitively against
@@ -230,9 +240,27 @@ ADMINISTRIVIA = (
 )
 
 
+# Majordomo 1.94.5's sample.cf $global_taboo_headers: subjects of bounces and auto-replies.
+GLOBAL_TABOO_HEADERS = (
+    r"/^subject: ndn: /i",
+    r"/^subject:\s*RCPT:/i",
+    r"/^subject:\s*Delivery Confirmation\b/i",
+    r"/^subject:\s*NON-DELIVERY of:/i",
+    r"/^subject:.*Undeliverable Message\b/i",
+    r"/^subject:.*Receipt Confirmation\b/i",
+    r"/^subject:.*Failed mail\b/i",
+    r"/^subject:.*Returned mail\b/i",
+    r"/^subject:\s*unable to deliver mail\b/i",
+    r"/^subject:\s.*\baway from my mail\b/i",
+    r"/^subject:\s*Autoreply/i",
+)
+
+
 @dataclass(frozen=True)
 class PostingConfig:
     administrivia: tuple[str, ...] = _kind("regexps", ADMINISTRIVIA)
+    global_taboo_headers: tuple[str, ...] = _kind("mj_regexps", GLOBAL_TABOO_HEADERS)
+    global_taboo_body: tuple[str, ...] = _kind("mj_regexps", ())
     rule_time_budget: float = _kind("duration", 2.0)
     fanout_batch: int = 5000
     expiry_interval: float = _kind("duration", 60.0)

@@ -78,7 +78,7 @@ def build_components(service: "Service") -> list[Component]:
         *[InboundWorker(service.app, name, handlers)  # inbound tasks -> handlers
           for name, handlers in INBOUND_WORKERS.items()],
         *delivery.components(service),              # outbound queue -> remote MTAs
-        *held_expiry.components(service),           # held posts expire
+        *held_expiry.components(service),           # held posts expire, digests by age
         *command_housekeeping.components(service),  # expired keys, stale rate counters
         *bounce_housekeeping.components(service),   # bounce notices, removals, stale scores
     ]

@@ -36,7 +36,8 @@ RULES: dict[str, set[str]] = {
     "delivery": WORKER | {"bounces"},
     "bounces": WORKER | {"forward", "posting"},
     "posting": WORKER,
-    "commands": WORKER | {"posting", "bounces"},
+    "majordomo": WORKER,
+    "commands": WORKER | {"posting", "bounces", "majordomo"},
     "pipeline": WORKER,
     "web": WORKER | {"commands", "posting", "mailbox", "pop3", "site_secret", "unsubscribe"},
     "service": None,   # anything but cli (checked below)

@@ -33,6 +33,10 @@ class Dir:
     ("abuse@example.org", ("bounce", "")),
     ("demo-owner@example.org", ("owner", "demo")),
     ("demo-approval@example.org", ("approval", "demo")),
+    ("demo-digest@example.org", ("post", "demo")),  # Majordomo's digest list address
+    ("demo-digest-request@example.org", ("command", "demo-digest")),
+    ("owner-demo-digest@example.org", ("owner", "demo")),
+    ("demo-digest-approval@example.org", ("approval", "demo")),
     ("other-list-owner@example.org", ("owner", "other-list")),
     ("majordomo-owner@example.org", ("admins", "")),
     ("postmaster@example.org", ("admins", "")),

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Imported here, not at the top: each imports CLIError from this module.
-    from listmgr.cli import bounces, held, lists, queue, server, site, users, web
+    from listmgr.cli import bounces, held, lists, majordomo, queue, server, site, users, web
     for module in (
         server,  # init, serve
         lists,   # newlist, rmlist, lists, members, subscribe, unsubscribe, config
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         site,    # site-password
         bounces,  # bounces
         web,     # web (the web pages alone)
+        majordomo,  # import-majordomo
     ):
         module.register(sub)
     return p

@@ -154,6 +154,18 @@ def _reject_service(app, s, lines, refused: list[tuple[str, str]]):
         yield line
 
 
+def cmd_set(args) -> int:
+    """A member's delivery mode: digest or nodigest (one message at a time)."""
+    with session(args) as (app, s):
+        mlist = _list(s, args.list)
+        member = repo.find_member(s, mlist, args.address)
+        if member is None:
+            raise CLIError(f"{args.address} is not a member of {mlist.name}")
+        member.digest = args.mode == "digest"
+    print(f"{args.address} on {mlist.name}: {args.mode}")
+    return 0
+
+
 def cmd_config(args) -> int:
     with session(args) as (app, s):
         mlist = _list(s, args.list)
@@ -206,6 +218,12 @@ def register(sub) -> None:
         p.add_argument("list")
         p.add_argument("addresses", nargs="+", metavar="ADDR")
         p.set_defaults(func=fn)
+
+    p = sub.add_parser("set", help="a member's delivery mode: digest or nodigest")
+    p.add_argument("list")
+    p.add_argument("address")
+    p.add_argument("mode", choices=("digest", "nodigest"))
+    p.set_defaults(func=cmd_set)
 
     p = sub.add_parser("config", help="show a list's settings, or set one")
     p.add_argument("list")

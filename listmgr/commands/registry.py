@@ -41,8 +41,9 @@ def load() -> dict[str, CommandFn]:
         archive,      # index, get
         configcmds,   # config, newconfig, writeconfig
         delivery_cmd,  # set LIST mail|nomail
+        digestcmds,   # mkdigest, set LIST digest|nodigest
         listinfo,     # info, intro, newinfo, newintro
-        listing,      # lists, help, mkdigest
+        listing,      # lists, help
         roster,       # who, which
         site,         # newlist, rmlist
         subscription,  # subscribe, unsubscribe/signoff/cancel, auth

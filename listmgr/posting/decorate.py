@@ -99,10 +99,15 @@ def prefix_pattern(template: str, list_name: str) -> re.Pattern[str]:
 
 def prefixed_subject(subject: str, template: str, *, list_name: str, sender: str = "",
                      seq: int | None = None) -> str:
-    """`[demo] Re: topic` from `Re: [demo] topic`: one prefix, in front, `Re:` kept once."""
+    """Majordomo's rule (reference 5.1): when the expanded prefix appears anywhere in the
+    Subject (literally, case-sensitively) the Subject stays as it is (`Re: [demo] x` stays);
+    otherwise the prefix goes in front. A `$SEQ` prefix (ours) carries a changing number:
+    an old one is taken out and the new one put in front, `Re:` kept once."""
     prefix = expand(template, list_name=list_name, sender=sender, seq=seq).strip()
     if not prefix:
         return subject
+    if "$SEQ" not in template:
+        return subject if prefix in subject else f"{prefix} {subject.strip()}".rstrip()
     pat = prefix_pattern(template.strip(), list_name)
     had_prefix = bool(pat.search(subject))
     rest = pat.sub("", subject) if had_prefix else subject
@@ -165,9 +170,20 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
         msg.remove("reply-to")
 
     if info.subject_prefix and msg.has("subject"):
-        new = prefixed_subject(msg.get("subject"), info.subject_prefix, list_name=info.name,
+        subject = msg.get("subject")
+        new = prefixed_subject(subject, info.subject_prefix, list_name=info.name,
                                sender=sender, seq=seq)
-        msg.replace("Subject", encode_value("Subject", new))
+        raw = msg.raw_values("subject")[0].strip()
+        if new == subject:
+            pass  # the prefix is already there: the field stays as it came
+        elif "$SEQ" not in info.subject_prefix and new.endswith(subject.strip()) \
+                and new[:len(new) - len(subject.strip())].isascii() and raw:
+            # As Majordomo: the raw field starts with the literal prefix; only what
+            # follows it may be encoded (the poster's own encoded words, kept as sent).
+            head = new[:len(new) - len(subject.strip())]
+            msg.replace("Subject", head.encode("ascii") + raw)
+        else:
+            msg.replace("Subject", encode_value("Subject", new))
 
     msg.add("Sender", info.owner)
     if info.precedence:
@@ -175,6 +191,8 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
     if info.reply_to:
         value = ", ".join(poster_reply) if info.reply_to.upper() == "$SENDER" \
             else expand(info.reply_to, list_name=info.name, sender=sender, seq=seq)
+        if value and "@" not in value:
+            value = f"{value}@{info.domain}"  # Majordomo's bare `LIST` form
         if value:
             msg.add("Reply-To", encode_value("Reply-To", value))
     for line in info.message_headers.split("\n"):
@@ -197,7 +215,8 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
 # --------------------------------------------------------------------------- body
 
 def _crlf_text(text: str) -> bytes:
-    t = text.replace("\r\n", "\n").rstrip("\n") + "\n"
+    """The text's lines, each ended; a fronter or footer ending in an empty line keeps it."""
+    t = text.replace("\r\n", "\n") + "\n"
     return t.replace("\n", "\r\n").encode("utf-8")
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from listmgr.mail.addresses import domain_of
-from listmgr.posting import archive
+from listmgr.mail.addresses import AddressError, domain_of, parse_single
+from listmgr.posting import archive, digest
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
 from listmgr.store.lists import iter_member_batches
@@ -45,6 +45,15 @@ def next_sequence(s: Session, mlist: MailingList) -> int:
     return mlist.post_sequence
 
 
+def _bare(stored: str) -> str:
+    """The address of a member row; "" (left out, logged) if it no longer parses."""
+    try:
+        return parse_single(stored)  # a bare address returns at once
+    except AddressError:
+        log.warning("member address %r does not parse: left out of the post", stored)
+        return ""
+
+
 def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distributed:
     """Decorate `msg`, queue it to every member with delivery on, archive it on commit."""
     t0 = time.monotonic()
@@ -56,8 +65,9 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     out = enqueue(s, app.spool, mail_from=envelope, recipients=(), data=data,
                   origin=f"post:{mlist.name}", personal=personal)
     total = 0
-    for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch):
-        addrs = [a for _, a in batch]
+    for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch,
+                                     digest=False):
+        addrs = [b for _, a in batch if (b := _bare(a))]  # strip = no keeps "Name <addr>"
         addrs.sort(key=domain_of)  # stable: members of one domain stay in id order
         total += add_recipients(s, out.id, addrs)
     if total == 0:
@@ -65,6 +75,8 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
         s.execute(delete(OutboundMessage).where(OutboundMessage.id == out.id))
         hooks.after_commit(s, lambda: app.spool.remove(out.spool_path))
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
+    if digest.has_digest_members(s, mlist):
+        digest.queue_post(app, s, mlist, data)
     log.info("%s list=%s seq=%d recipients=%d size=%d fanout=%.3fs", out.queue_id,
              mlist.name, seq, total, len(data), time.monotonic() - t0)
     return Distributed(out.queue_id, total, seq)

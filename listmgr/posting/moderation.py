@@ -2,7 +2,8 @@
 
 A held post is a row in `held_posts` and a copy of the post (Approved: removed) in
 spool/held. The moderator (else the owners) gets a notice, Subject `BOUNCE LIST@domain:
-reasons` as in Majordomo (reference 5.4), with the post attached and a single-use token of
+reasons` on one line as in Majordomo (reference 5.4), with the post inline after the text
+(so a moderator's old `approve` script still reads it) and a single-use token of
 kind "held-post" ({"held_id": N}) for `accept TOKEN` / `reject TOKEN [reason]` sent to
 majordomo@. `decide()` is the one place a decision is carried out.
 """
@@ -68,7 +69,7 @@ def hold(app, s: Session, mlist: MailingList, msg: RawMessage, *, mail_from: str
                           payload={"held_id": held.id})
     domain = app.config.domain
     notices.send(app, s, mlist=mlist, to=moderators(mlist), template="post_held.txt",
-                 mail_from=f"owner-{mlist.name}@{domain}", attach=data, auto=False,
+                 mail_from=f"owner-{mlist.name}@{domain}", inline=data, auto=False,
                  held=held, reasons=reasons, token=issued.secret,
                  subject=held.subject, sender=held.sender,
                  expires=held.expires_at.strftime("%Y-%m-%d %H:%M UTC"))

@@ -7,7 +7,7 @@ import logging
 from listmgr.mail import automatic, mimelimits
 from listmgr.posting import chain, moderation, notices, rules
 from listmgr.posting.fanout import distribute
-from listmgr.store.lists import get_list, is_member
+from listmgr.store.lists import get_list, may_post
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ def _decide(app, mlist, data: bytes, mail_from: str, is_member_fn) -> chain.Deci
                             domain=cfg.domain, is_member=is_member_fn,
                             admin_patterns=_admin_patterns(cfg),
                             max_size=cfg.smtp.max_message_size,
-                            time_budget=cfg.posting.rule_time_budget)
+                            time_budget=cfg.posting.rule_time_budget,
+                            global_taboo=("\n".join(cfg.posting.global_taboo_headers),
+                                          "\n".join(cfg.posting.global_taboo_body)))
     too_complex = mimelimits.check(data)
     if too_complex:
         # Its text cannot be read within bounds, so no content rule can clear it.
@@ -46,7 +48,7 @@ def prepare_post(app, target: str, mail_from: str, data: bytes) -> chain.Decisio
 
     def member(address: str) -> bool:
         with app.store.session() as s:
-            return is_member(s, mlist, address)
+            return may_post(s, mlist, address)
     return _decide(app, mlist, data, mail_from, member)
 
 
@@ -58,7 +60,7 @@ def handle_post(app, s, task, message, data: bytes,
         return
     if decision is None:
         decision = _decide(app, mlist, data, message.mail_from,
-                           lambda a: is_member(s, mlist, a))
+                           lambda a: may_post(s, mlist, a))
     reasons = "; ".join(decision.reasons)
     if decision.action == "discard":
         log.info("%s list=%s from=<%s> discarded: %s", message.queue_id, mlist.name,

@@ -121,12 +121,20 @@ def route_local(address: str, local: str, directory: Directory) -> Destination |
         return Destination("admins", "")
     if directory.has_list(local):
         return Destination("post", local)
+    if local.endswith("-digest") and directory.has_list(local[:-7]):
+        return Destination("post", local[:-7])  # Majordomo's digest list is LIST in digest mode
     for suffix, kind in (("-request", "command"), ("-owner", "owner"),
                          ("-approval", "approval")):
         if local.endswith(suffix):
             name = local[: -len(suffix)]
             if name and directory.has_list(name):
                 return Destination(kind, name)
+            if name.endswith("-digest") and directory.has_list(name[:-7]):
+                # LIST-digest-request: commands name LIST-digest (digest mode)
+                return Destination(kind, name if kind == "command" else name[:-7])
+    name = local[len("owner-"):] if local.startswith("owner-") else ""
+    if name.endswith("-digest") and directory.has_list(name[:-7]):
+        return Destination("bounce", name[:-7])  # owner-LIST-digest@: the list's bounces
     if directory.has_user(local):
         return Destination("local", local)
     if local == "abuse":  # feedback loops report here (RFC 2142); people get the admins
