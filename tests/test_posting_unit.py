@@ -162,7 +162,7 @@ def test_pathological_taboo_pattern_is_stopped_by_the_time_budget():
     ml = mlist(taboo_body="/(x+x+)+y/")
     t0 = time.monotonic()
     d = chain.decide(post_of(msg(body="x" * 5000 + "\n"), ml, budget=0.3))
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 10  # unbounded without the budget; slack for a loaded machine
     assert d.action == "hold"
     assert "ran out of time" in d.reasons[0]
 

@@ -181,7 +181,7 @@ def _headers(msg: EmailMessage, mlist: MailingList, *, volume: int, issue: int,
     msg["From"] = f"{title} <owner-{mlist.name}@{domain}>"
     msg["To"] = f"{mlist.name}@{domain}"
     msg["Subject"] = f"{title} Digest V{volume} #{issue}"
-    msg["Date"] = format_datetime(dt.datetime.now(dt.timezone.utc))
+    msg["Date"] = format_datetime(utcnow().replace(tzinfo=dt.timezone.utc))
     msg["Message-ID"] = make_msgid(domain=domain)
     reply_to = mlist.reply_to if mlist.reply_to and mlist.reply_to != "$SENDER" else ""
     if reply_to and "@" not in reply_to:
@@ -230,7 +230,7 @@ def build_rfc1153(mlist: MailingList, posts: list[Message], *, volume: int, issu
     """RFC 1153 plain text: header block, topics, 70-dash rule, messages between 30-dash
     rules, and the end line underlined with stars."""
     title = _title(mlist)
-    date = dt.datetime.now(dt.timezone.utc).strftime("%a, %d %b %Y")
+    date = utcnow().strftime("%a, %d %b %Y")
     head = f"{title} Digest".ljust(36) + f"{date}".ljust(22) + \
         f"Volume {volume:02d} : Number {issue:03d}"
     out = [head, "", "Today's Topics:", ""]
