@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 
 from listmgr.config import Config, database_url
+from listmgr.mail.dkim import Signer
 from listmgr.spool import Spool
 from listmgr.store.db import Store
 
@@ -25,7 +26,9 @@ class App:
 
     @classmethod
     def from_config(cls, config: Config) -> "App":
-        return cls(config=config, store=Store(database_url(config)), spool=Spool(config.data_dir))
+        signer = Signer.from_config(config)
+        spool = Spool(config.data_dir, signer=signer.sign if signer else None)
+        return cls(config=config, store=Store(database_url(config)), spool=spool)
 
     def event(self, name: str) -> asyncio.Event:
         ev = self.events.get(name)

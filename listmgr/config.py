@@ -233,6 +233,14 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class DKIMConfig:
+    selector: str = "listmgr"
+    domains: tuple[str, ...] = _kind("domains", ())  # empty: every local domain
+    key: str = ""  # empty: <data_dir>/dkim/<selector>.key
+    arc: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     domain: str = "localhost"
     hostname: str = ""
@@ -248,6 +256,7 @@ class Config:
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     posting: PostingConfig = field(default_factory=PostingConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    dkim: DKIMConfig = field(default_factory=DKIMConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 
     # Derived values -------------------------------------------------------
@@ -345,6 +354,9 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
     if cfg.pop3.require_tls and not cfg.pop3.tls_cert:
         raise ConfigError(f"{source}: 'pop3.require_tls' needs 'pop3.tls_cert' and "
                           "'pop3.tls_key'")
+    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})", cfg.dkim.selector):
+        raise ConfigError(f"{source}: bad value {cfg.dkim.selector!r} for 'dkim.selector': "
+                          "expected one DNS label (letters, digits, hyphens)")
     return cfg
 
 
