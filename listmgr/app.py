@@ -6,6 +6,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from listmgr.auth.dns import TXTLookup
 from listmgr.config import Config, database_url
 from listmgr.mail.dkim import Signer
 from listmgr.spool import Spool
@@ -23,12 +24,20 @@ class App:
     # worker in this process need not wait for its next poll. Other processes poll.
     events: dict[str, asyncio.Event] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
+    _txt: TXTLookup | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, config: Config) -> "App":
         signer = Signer.from_config(config)
         spool = Spool(config.data_dir, signer=signer.sign if signer else None)
         return cls(config=config, store=Store(database_url(config)), spool=spool)
+
+    @property
+    def txt_lookup(self) -> TXTLookup:
+        """TXT lookups (DMARC, SPF, DKIM keys) through `[delivery] nameservers`, cached."""
+        if self._txt is None:
+            self._txt = TXTLookup.from_config(self.config)
+        return self._txt
 
     def event(self, name: str) -> asyncio.Event:
         ev = self.events.get(name)

@@ -192,6 +192,11 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("date_intro", "bool", _bool, "stamp the date at the top of the intro text",
        fmt=_fmt_bool),
     _s("description", "string", _string, "one-line description shown by `lists`"),
+    _s("dmarc_mitigation", "enum", _enum("none", "munge_from", "wrap"), "posts From: a "
+       "domain with a strict DMARC policy go out From: the list (munge_from) or attached to "
+       "a message from the list (wrap); none: unchanged"),
+    _s("dmarc_when", "enum", _enum("reject", "quarantine", "always"), "mitigate posts from "
+       "domains publishing p=reject, p=quarantine or reject, or always (every post)"),
     _s("get_access", "enum", _enum(*ACCESS), "who may `get` archive files: open, list, closed"),
     _s("hold_expiry", "duration", _duration, "held posts expire after this long",
        fmt=lambda v: _short_duration(v)),

@@ -18,7 +18,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from listmgr.mail.addresses import domain_of
-from listmgr.posting import archive
+from listmgr.posting import archive, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
 from listmgr.store.lists import iter_member_batches
@@ -49,7 +49,9 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     """Decorate `msg`, queue it to every member with delivery on, archive it on commit."""
     t0 = time.monotonic()
     seq = next_sequence(s, mlist)
-    data = decorate(msg, ListInfo.of(mlist, app.config), seq=seq)
+    info = ListInfo.of(mlist, app.config)
+    mode = mitigation.decide(app.txt_lookup, info, msg, app.config.local_domains)
+    data = decorate(msg, info, seq=seq, mitigation=mode)
     envelope = f"owner-{mlist.name}@{app.config.domain}"
     out = enqueue(s, app.spool, mail_from=envelope, recipients=(), data=data,
                   origin=f"post:{mlist.name}")
@@ -63,8 +65,8 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
         s.execute(delete(OutboundMessage).where(OutboundMessage.id == out.id))
         hooks.after_commit(s, lambda: app.spool.remove(out.spool_path))
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
-    log.info("%s list=%s seq=%d recipients=%d size=%d fanout=%.3fs", out.queue_id,
-             mlist.name, seq, total, len(data), time.monotonic() - t0)
+    log.info("%s list=%s seq=%d recipients=%d size=%d dmarc=%s fanout=%.3fs", out.queue_id,
+             mlist.name, seq, total, len(data), mode, time.monotonic() - t0)
     return Distributed(out.queue_id, total, seq)
 
 

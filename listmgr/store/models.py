@@ -92,6 +92,8 @@ class MailingList(Base):
     date_info: Mapped[bool] = mapped_column(Boolean, default=True)
     date_intro: Mapped[bool] = mapped_column(Boolean, default=True)
     post_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    dmarc_mitigation: Mapped[str] = mapped_column(String(16), default="munge_from")
+    dmarc_when: Mapped[str] = mapped_column(String(16), default="quarantine")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list["Member"]] = relationship(

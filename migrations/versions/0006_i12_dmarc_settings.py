@@ -1,0 +1,28 @@
+"""lists: DMARC mitigation settings
+
+Revision ID: 0006_i12_dmarc_settings
+Revises: 0005_outbound_partial_indexes
+Create Date: 2026-12-02
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0006_i12_dmarc_settings'
+down_revision = '0005_outbound_partial_indexes'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('lists', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('dmarc_mitigation', sa.String(length=16),
+                                      nullable=False, server_default='munge_from'))
+        batch_op.add_column(sa.Column('dmarc_when', sa.String(length=16), nullable=False,
+                                      server_default='quarantine'))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('lists', schema=None) as batch_op:
+        batch_op.drop_column('dmarc_when')
+        batch_op.drop_column('dmarc_mitigation')
