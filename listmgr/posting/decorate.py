@@ -243,16 +243,23 @@ def _single_from(msg: RawMessage) -> tuple[str, str, bytes] | None:
     if len(pairs) != 1 or "@" not in pairs[0][1]:
         return None
     name, addr = pairs[0]
-    return _decode_words(name).strip(), addr, raw.strip()
+    name = _decode_words(name).strip()
+    raw = raw.strip()
+    if not raw.isascii():  # raw 8-bit in a header: what we write of it is RFC 2047
+        raw = _address_field("Reply-To", name, addr).encode("ascii")
+    return name, addr, raw
+
+
+def _address_field(field: str, name: str, address: str) -> str:
+    """`Name <address>` as a folded field body (RFC 2047 words when not ASCII)."""
+    header = _SMTP.header_factory(field, Address(display_name=name, addr_spec=address))
+    return _SMTP.fold(field, header)[len(field) + 1:].strip()
 
 
 def via_from(info: ListInfo, name: str, address: str) -> str:
     """`"Name via LIST" <LIST@domain>` as a folded field body (RFC 2047 when not ASCII)."""
     shown = " ".join((name or address).split())
-    header = _SMTP.header_factory("From", Address(display_name=f"{shown} via {info.name}",
-                                                  addr_spec=info.address))
-    folded = _SMTP.fold("From", header)
-    return folded[len("From:"):].strip()
+    return _address_field("From", f"{shown} via {info.name}", info.address)
 
 
 def munge_from(msg: RawMessage, info: ListInfo, original: tuple[str, str, bytes]) -> None:
