@@ -71,7 +71,11 @@ def signatures(data: bytes) -> list[dict[bytes, bytes]]:
 
 def verify_all(data: bytes, server: DNSServer) -> list[tuple[bytes, bool]]:
     """(d=, verifies) for each DKIM-Signature, top first."""
-    d = dkim.DKIM(data)
-    n = len(signatures(data))
-    return [(signatures(data)[i][b"d"], d.verify(idx=i, dnsfunc=dnsfunc(server)))
-            for i in range(n)]
+    out = []
+    for i, sig in enumerate(signatures(data)):
+        try:
+            ok = dkim.DKIM(data).verify(idx=i, dnsfunc=dnsfunc(server))
+        except dkim.DKIMException:
+            ok = False
+        out.append((sig[b"d"], ok))
+    return out
