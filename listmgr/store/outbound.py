@@ -31,8 +31,8 @@ def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[st
     """Queue `data` for `recipients`. `mail_from` "" is the null sender (no DSN ever).
 
     Pass `spool_path` instead of writing `data` again when the body is already spooled
-    (stored as is). Otherwise `data` passes the spool's signer first: mail whose From: address
-    (or, failing that, envelope sender) is in our DKIM domains is stored with our
+    (stored as is). Otherwise `data` passes the spool's signer first: mail whose From:
+    address (or, failing that, envelope sender) is in our DKIM domains is stored with our
     DKIM-Signature, made once for all its recipients.
     """
     if mail_from:
