@@ -25,12 +25,14 @@ class App:
     events: dict[str, asyncio.Event] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
     _txt: TXTLookup | None = field(default=None, repr=False)
+    signer: Signer | None = None  # the site's DKIM key ([dkim]); None: nothing is signed
 
     @classmethod
     def from_config(cls, config: Config) -> "App":
         signer = Signer.from_config(config)
         spool = Spool(config.data_dir, signer=signer.sign if signer else None)
-        return cls(config=config, store=Store(database_url(config)), spool=spool)
+        return cls(config=config, store=Store(database_url(config)), spool=spool,
+                   signer=signer)
 
     @property
     def txt_lookup(self) -> TXTLookup:

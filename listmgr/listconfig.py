@@ -220,6 +220,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("precedence", "word", _word, "Precedence: header put on posts"),
     _s("purge_received", "bool", _bool, "remove Received: headers from posts", fmt=_fmt_bool),
     _s("reply_to", "word", _reply_to, "Reply-To: put on posts ($SENDER for the poster)"),
+    _s("require_auth", "bool", _bool, "hold posts whose From: address is not authenticated "
+       "(no aligned DKIM or SPF pass); not on open lists", fmt=_fmt_bool),
     _s("strip", "bool", _bool, "store subscribers' bare addresses without comments",
        fmt=_fmt_bool),
     _s("subject_prefix", "word", _word, "prefix for Subject:, e.g. [$LIST] or [$LIST:$SEQ]"),

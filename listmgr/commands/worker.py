@@ -12,6 +12,7 @@ import logging
 from email.message import Message
 from email.utils import getaddresses
 
+from listmgr.auth import inbound
 from listmgr.commands import dispatch, guard, outgoing, parser, registry
 from listmgr.commands.context import Context, Request
 from listmgr.listconfig import valid_list_name
@@ -98,5 +99,10 @@ def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> C
 
 
 def handle_command(app, session, task, message, data: bytes) -> None:
+    # DKIM/SPF/DMARC of the command mail go to the log (one `auth` line per message); the
+    # commands themselves stay protected by passwords and confirmation keys.
+    _auth, data = inbound.authenticate(app, data=data, client_ip=message.client_ip,
+                                       helo=message.client_helo, mail_from=message.mail_from,
+                                       queue_id=message.queue_id)
     process(app, session, data=data, mail_from=message.mail_from,
             default_list=task.target or "")

@@ -10,6 +10,7 @@ message is wrapped whole in multipart/mixed, so its signature still verifies.
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from dataclasses import dataclass
@@ -290,7 +291,11 @@ def wrapped(msg: RawMessage, info: ListInfo, original: tuple[str, str, bytes]) -
     """A message from the list whose only content is the post, untouched (its signature
     still verifies inside)."""
     name, address, raw = original
-    fields = [(n, r) for n, r in msg.fields if n in _WRAP_KEEP]
+    # Our Authentication-Results (stamped on top at arrival) describe the wrapper's
+    # content for the receiver and ARC: they move to the wrapper.
+    stamp = list(itertools.takewhile(lambda f: f[0] == "authentication-results", msg.fields))
+    msg.fields = msg.fields[len(stamp):]
+    fields = stamp + [(n, r) for n, r in msg.fields if n in _WRAP_KEEP]
     outer = RawMessage(fields, msg.to_bytes())
     outer.add("From", via_from(info, name, address))
     outer.add("Reply-To", b", ".join(v.strip() for v in msg.raw_values("reply-to")) or raw)

@@ -52,6 +52,8 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     info = ListInfo.of(mlist, app.config)
     mode = mitigation.decide(app.txt_lookup, info, msg, app.config.local_domains)
     data = decorate(msg, info, seq=seq, mitigation=mode)
+    if app.config.dkim.arc and app.signer is not None:
+        data = app.signer.arc_seal(data, app.config.domain, app.config.hostname)
     envelope = f"owner-{mlist.name}@{app.config.domain}"
     out = enqueue(s, app.spool, mail_from=envelope, recipients=(), data=data,
                   origin=f"post:{mlist.name}")

@@ -53,6 +53,8 @@ class Post:
     time_budget: float = 2.0
     approved: bool = False
     approval_invalid: bool = False
+    authenticated: bool | None = None  # From: had an aligned DKIM/SPF pass (None: unknown)
+    auth_summary: str = ""
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -231,10 +233,25 @@ class PostPolicy(Rule):
         return self.hit(action, f"Non-member submission from [{post.poster}]")
 
 
+class RequireAuth(Rule):
+    name = "require_auth"
+    description = "require_auth lists (not open): a post whose From: domain has no aligned " \
+                  "DKIM or SPF pass (DMARC's test) is held, so a forged member address " \
+                  "cannot post"
+
+    def check(self, post: Post) -> Hit | None:
+        if not getattr(post.mlist, "require_auth", False) or post.mlist.post_policy == "open":
+            return None
+        if post.authenticated is None or post.authenticated:
+            return None
+        return self.hit(HOLD, f"The From: address [{post.poster}] is not authenticated "
+                              f"({post.auth_summary})")
+
+
 # The chain, in order. Loop first (a loop is never held), then the approval check, then
 # the content rules, then who may post.
 RULES: tuple[Rule, ...] = (Loop(), InvalidApproval(), ApprovedInPart(), Size(), Administrivia(),
-                           TabooHeaders(), TabooBody(), PostPolicy())
+                           TabooHeaders(), TabooBody(), PostPolicy(), RequireAuth())
 
 
 class BudgetExceeded(Exception):

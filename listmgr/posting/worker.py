@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
+from listmgr.auth import inbound
 from listmgr.posting import chain, moderation, notices, rules
 from listmgr.posting.fanout import distribute
 from listmgr.store.lists import get_list, is_member
@@ -21,17 +23,31 @@ def _admin_patterns(config) -> list:
     return got
 
 
+def local_submission(config, client_ip: str) -> bool:
+    """Sent from `[smtp] relay_networks`: our own users' clients, trusted like SMTP AUTH."""
+    try:
+        ip = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in config.smtp.relay_networks)
+
+
 def handle_post(app, s, task, message, data: bytes) -> None:
     mlist = get_list(s, task.target)
     if mlist is None:
         log.warning("%s post to unknown list %r dropped", message.queue_id, task.target)
         return
     cfg = app.config
+    auth, data = inbound.authenticate(app, data=data, client_ip=message.client_ip,
+                                      helo=message.client_helo, mail_from=message.mail_from,
+                                      queue_id=message.queue_id)
     post = chain.build_post(mlist=mlist, data=data, mail_from=message.mail_from,
                             domain=cfg.domain, is_member=lambda a: is_member(s, mlist, a),
                             admin_patterns=_admin_patterns(cfg),
                             max_size=cfg.smtp.max_message_size,
                             time_budget=cfg.posting.rule_time_budget)
+    post.authenticated = auth.aligned_pass or local_submission(cfg, message.client_ip)
+    post.auth_summary = auth.summary()
     decision = chain.decide(post)
     reasons = "; ".join(decision.reasons)
     if decision.action == "discard":

@@ -94,6 +94,7 @@ class MailingList(Base):
     post_sequence: Mapped[int] = mapped_column(Integer, default=0)
     dmarc_mitigation: Mapped[str] = mapped_column(String(16), default="munge_from")
     dmarc_when: Mapped[str] = mapped_column(String(16), default="quarantine")
+    require_auth: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list["Member"]] = relationship(

@@ -1,4 +1,4 @@
-"""lists: DMARC mitigation settings
+"""lists: DMARC mitigation and require_auth settings
 
 Revision ID: 0006_i12_dmarc_settings
 Revises: 0005_outbound_partial_indexes
@@ -20,9 +20,12 @@ def upgrade() -> None:
                                       nullable=False, server_default='munge_from'))
         batch_op.add_column(sa.Column('dmarc_when', sa.String(length=16), nullable=False,
                                       server_default='quarantine'))
+        batch_op.add_column(sa.Column('require_auth', sa.Boolean(), nullable=False,
+                                      server_default=sa.false()))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('lists', schema=None) as batch_op:
+        batch_op.drop_column('require_auth')
         batch_op.drop_column('dmarc_when')
         batch_op.drop_column('dmarc_mitigation')
