@@ -3,6 +3,7 @@
 
     python bench/fanout.py [--n 1000,10000,100000,1000000] [--runs 1]
                            [--per-transaction 1000] [--listmgr .venv/bin/listmgr]
+                           [--dkim off|on|both]
 
 For each N: a fresh data dir with SQLite, `listmgr init`, a list with N members
 (`listmgr subscribe LIST -`), Postfix's smtp-sink on 127.0.0.1 as the smarthost (capture
@@ -11,6 +12,11 @@ non-member, post_policy open) goes in over SMTP; the clock starts when the serve
 250 to DATA and stops at the last transaction the sink records. Prints one line per run
 and a Markdown table: seconds, recipients/s, transactions, peak RSS of `listmgr serve`
 (VmHWM: its high-water mark over the whole run, startup included).
+
+`--dkim on` makes a 2048-bit key with `listmgr dkim keygen` first, so every post is signed
+(once, at enqueue); `both` alternates runs without and with it. `[delivery] nameservers`
+is a small DNS server on loopback that knows no names, so the inbound checks (SPF, DMARC)
+of the post get quick answers without asking the machine's resolver.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +75,34 @@ def make_post() -> bytes:
             f"Message-ID: <bench.{time.time()}@example.com>\r\n"
             "Date: Sun, 29 Nov 2026 04:00:00 +0000\r\n")
     return (head + "\r\n" + "\r\n".join(lines) + "\r\n").encode()
+
+
+class QuietDNS:
+    """Answers every query NXDOMAIN, on 127.0.0.1 (UDP), in a thread."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rcode
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            try:
+                resp = dns.message.make_response(dns.message.from_wire(data))
+            except Exception:
+                continue
+            resp.set_rcode(dns.rcode.NXDOMAIN)
+            self.sock.sendto(resp.to_wire(), addr)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class Sink:
@@ -124,9 +159,11 @@ def rss_kb(pid: int, field: str) -> int:
     return 0
 
 
-def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "") -> dict:
+def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "",
+            dkim: bool = False) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"listmgr-fanout-{n}-"))
     sink = Sink(free_port())
+    quiet = QuietDNS()
     smtp_port = free_port()
     cfg = work / "listmgr.toml"
     level = "INFO" if keep_log else "WARNING"
@@ -134,6 +171,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
                    f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
                    f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
                    f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n'
+                   f'nameservers = ["127.0.0.1:{quiet.port}"]\n'
                    f'max_recipients_per_transaction = {per_tx}\n')
 
     def cli(*args: str, stdin=None) -> None:
@@ -144,6 +182,8 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
     try:
         t = time.perf_counter()
         cli("init")
+        if dkim:
+            cli("dkim", "keygen", "--bits", "2048")
         cli("newlist", LIST, "--owner", f"owner@{DOMAIN}")
         cli("config", LIST, "post_policy", "open")
         feed = subprocess.Popen([listmgr, "--config", str(cfg), "subscribe", LIST, "-"],
@@ -184,12 +224,15 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
         sink.scan(seen)
         total = sum(v[1] for v in seen.values())
         last = max((v[0] for v in seen.values()), default=t250)
+        signed = any(b"\nDKIM-Signature:" in Path(e.path).read_bytes()
+                     for e in os.scandir(sink.dir))
         peak = rss_kb(serve.pid, "VmHWM")
         seconds = last - t250
-        return {"n": n, "seconds": round(seconds, 3), "recipients": total,
+        return {"n": n, "dkim": "on" if signed else "off",
+                "seconds": round(seconds, 3), "recipients": total,
                 "transactions": len(seen), "rcpt_per_s": round(total / seconds) if seconds > 0
                 else 0, "peak_rss_mb": round(peak / 1024, 1), "setup_s": round(setup, 1),
-                "complete": total == n}
+                "complete": total == n and signed == dkim}
     finally:
         if serve and serve.poll() is None:
             serve.terminate()
@@ -198,8 +241,10 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             except subprocess.TimeoutExpired:
                 serve.kill()
         sink.stop()
+        quiet.close()
         if keep_log and (work / "serve.log").exists():
-            shutil.copy(work / "serve.log", Path(keep_log) / f"serve-{n}.log")
+            shutil.copy(work / "serve.log", Path(keep_log) /
+                        f"serve-{n}{'-dkim' if dkim else ''}.log")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -214,22 +259,27 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--keep-log", default="", metavar="DIR",
                     help="log at INFO and keep serve-N.log in DIR")
+    ap.add_argument("--dkim", choices=("off", "on", "both"), default="off",
+                    help="sign with a DKIM key (on), or alternate runs off/on (both)")
     args = ap.parse_args()
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.dkim]
     if not os.path.exists(SINK):
         raise SystemExit(f"{SINK} not found: apt-get install postfix (no configuration)")
     results = []
     ok = True
     for n in [int(x) for x in args.n.split(",")]:
         for _ in range(args.runs):
-            r = run_one(args.listmgr, n, args.per_transaction, args.timeout, args.keep_log)
-            results.append(r)
-            ok &= r["complete"]
-            print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)
-    print("\n| N | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
-          "| peak RSS MB |\n|---:|---:|---:|---:|---:|---:|")
+            for dkim in modes:
+                r = run_one(args.listmgr, n, args.per_transaction, args.timeout,
+                            args.keep_log, dkim)
+                results.append(r)
+                ok &= r["complete"]
+                print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)
+    print("\n| N | DKIM | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
+          "| peak RSS MB |\n|---:|---|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['n']:,} | {r['seconds']} | {r['recipients']:,} | {r['transactions']:,} "
-              f"| {r['rcpt_per_s']:,} | {r['peak_rss_mb']} |")
+        print(f"| {r['n']:,} | {r['dkim']} | {r['seconds']} | {r['recipients']:,} "
+              f"| {r['transactions']:,} | {r['rcpt_per_s']:,} | {r['peak_rss_mb']} |")
     return 0 if ok else 1
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import getaddresses
 from pathlib import Path
 
@@ -94,7 +94,7 @@ def _matching(domain: str, domains: tuple[str, ...]) -> str | None:
 class Signer:
     selector: str
     domains: tuple[str, ...]
-    private_key: bytes  # PKCS#1 PEM
+    private_key: bytes = field(repr=False)  # PKCS#1 PEM
 
     @classmethod
     def from_config(cls, config) -> "Signer | None":
