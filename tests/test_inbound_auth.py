@@ -117,6 +117,25 @@ def test_dns_that_does_not_answer_gives_temperror_in_bounded_time():
         sock.close()
 
 
+def test_all_checks_share_one_time_budget():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        lk = TXTLookup(make_sync_resolver((f"127.0.0.1:{sock.getsockname()[1]}",), 53, 1.0))
+        pem = keypair("poster")[0]
+        data = mail(MEMBER, "x@example.org")
+        for _ in range(5):
+            data = dkim.sign(data, b"s1", b"reject.example", pem) + data
+        t0 = time.monotonic()
+        res = inbound.check(lk, data=data, client_ip="127.0.0.1", helo="x",
+                            mail_from=MEMBER, budget=2.5)
+        assert time.monotonic() - t0 < 6
+        assert [r for r, _ in res.dkim] == ["temperror"] * 5
+        assert res.spf == "temperror" and res.dmarc == "temperror"
+    finally:
+        sock.close()
+
+
 def test_garbage_signature_is_permerror_or_fail_never_an_exception(dns_zone):
     dns, _ = dns_zone
     lk = TXTLookup(make_sync_resolver((dns.address,), 53, 5.0))

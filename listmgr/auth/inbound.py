@@ -4,12 +4,14 @@ as `Authentication-Results: <hostname>; ...` (RFC 8601, authres) on top of it.
 Any Authentication-Results field already in the message that claims our hostname is
 removed first (RFC 8601 section 5: a forgery, or ours from an earlier pass). At most
 MAX_SIGNATURES DKIM signatures are checked; every DNS answer is time- and size-limited
-(listmgr.auth.dns), SPF at most spfcheck.QUERY_TIME seconds.
+(listmgr.auth.dns), SPF at most spfcheck.QUERY_TIME seconds, and all checks of one
+message share TIME_BUDGET: a check that would start after it is a temperror.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 
@@ -25,6 +27,7 @@ from listmgr.mail.dkim import header_fields
 log = logging.getLogger(__name__)
 
 MAX_SIGNATURES = 5
+TIME_BUDGET = 20.0  # seconds for all checks of one message; what is left undone: temperror
 
 
 @dataclass
@@ -72,7 +75,7 @@ def _dnsfunc(lookup: TXTLookup):
     return get_txt
 
 
-def _dkim_results(data: bytes, lookup: TXTLookup) -> list[tuple[str, str]]:
+def _dkim_results(data: bytes, lookup: TXTLookup, deadline: float) -> list[tuple[str, str]]:
     out = []
     try:
         d = dkim.DKIM(data, minkey=1024, timeout=5)
@@ -85,6 +88,9 @@ def _dkim_results(data: bytes, lookup: TXTLookup) -> list[tuple[str, str]]:
             domain = tags.get(b"d", b"").decode("ascii", "replace").lower()
         except Exception:
             out.append(("permerror", ""))
+            continue
+        if time.monotonic() > deadline:
+            out.append(("temperror", domain))
             continue
         try:
             ok = dkim.DKIM(data, minkey=1024, timeout=5).verify(idx=i,
@@ -118,16 +124,22 @@ def from_domain(data: bytes) -> str:
 
 
 def check(lookup: TXTLookup, *, data: bytes, client_ip: str, helo: str,
-          mail_from: str) -> Results:
+          mail_from: str, budget: float = TIME_BUDGET) -> Results:
+    deadline = time.monotonic() + budget
     res = Results(from_domain=from_domain(data))
-    res.dkim = _dkim_results(data, lookup)
-    res.spf, res.spf_domain = spfcheck.check(lookup.resolver, ip=client_ip,
-                                             mail_from=mail_from, helo=helo)
-    res.arc = _arc_result(data, lookup)
-    if res.from_domain:
-        aligned = any(r == "pass" and dmarc.aligned(d, res.from_domain)
-                      for r, d in res.dkim) or \
-            (res.spf == "pass" and dmarc.aligned(res.spf_domain, res.from_domain))
+    res.dkim = _dkim_results(data, lookup, deadline)
+    left = deadline - time.monotonic()
+    if left > 0.5:
+        res.spf, res.spf_domain = spfcheck.check(lookup.resolver, ip=client_ip,
+                                                 mail_from=mail_from, helo=helo,
+                                                 query_time=left)
+    else:
+        res.spf = "temperror"
+    res.arc = _arc_result(data, lookup) if time.monotonic() < deadline else "temperror"
+    if res.from_domain and time.monotonic() >= deadline:
+        res.dmarc = "temperror" if not _aligned(res, res.from_domain) else "pass"
+    elif res.from_domain:
+        aligned = _aligned(res, res.from_domain)
         try:
             policy = dmarc.policy_for(lookup, res.from_domain)
         except DNSTrouble:
@@ -138,15 +150,17 @@ def check(lookup: TXTLookup, *, data: bytes, client_ip: str, helo: str,
             res.policy = policy.policy
             rec = policy.record
             # Strict alignment when the policy asks for it.
-            aligned = any(r == "pass" and dmarc.aligned(d, res.from_domain, rec.adkim)
-                          for r, d in res.dkim) or \
-                (res.spf == "pass" and dmarc.aligned(res.spf_domain, res.from_domain,
-                                                     rec.aspf))
+            aligned = _aligned(res, res.from_domain, rec.adkim, rec.aspf)
         if aligned:
             res.dmarc = "pass"
         elif policy is not None:
             res.dmarc = "fail"
     return res
+
+
+def _aligned(res: Results, domain: str, adkim: str = "r", aspf: str = "r") -> bool:
+    return any(r == "pass" and dmarc.aligned(d, domain, adkim) for r, d in res.dkim) or \
+        (res.spf == "pass" and dmarc.aligned(res.spf_domain, domain, aspf))
 
 
 def _authserv_id(value: bytes) -> str:

@@ -52,8 +52,8 @@ def _lookup(name, qtype, tcpfallback=True, timeout=30):
 spf.DNSLookup = _lookup
 
 
-def check(resolver: dns.resolver.Resolver, *, ip: str, mail_from: str, helo: str
-          ) -> tuple[str, str]:
+def check(resolver: dns.resolver.Resolver, *, ip: str, mail_from: str, helo: str,
+          query_time: float = QUERY_TIME) -> tuple[str, str]:
     """(result, the domain checked): pass, fail, softfail, neutral, none, temperror,
     permerror. The null sender is checked as postmaster@HELO (RFC 7208 2.4)."""
     try:
@@ -67,7 +67,7 @@ def check(resolver: dns.resolver.Resolver, *, ip: str, mail_from: str, helo: str
     token = _RESOLVER.set(resolver)
     try:
         result, _explanation = spf.check2(i=ip, s=sender, h=helo or domain,
-                                          querytime=QUERY_TIME)
+                                          querytime=min(query_time, QUERY_TIME))
     except Exception:  # pyspf raises on inputs it cannot handle
         return "permerror", domain
     finally:
