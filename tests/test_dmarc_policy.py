@@ -193,3 +193,31 @@ def test_dns_trouble_mitigates():
             == "munge_from"
     finally:
         sock.close()
+
+
+def test_list_settings_parse_and_refuse():
+    from listmgr.listconfig import SettingError, parse_value
+    assert parse_value("dmarc_mitigation", "wrap") == "wrap"
+    assert parse_value("dmarc_when", " always ") == "always"
+    assert parse_value("require_auth", "yes") is True
+    for key, bad in (("dmarc_mitigation", "munge"), ("dmarc_when", "none"),
+                     ("require_auth", "maybe")):
+        with pytest.raises(SettingError, match=key):
+            parse_value(key, bad)
+
+
+def test_new_lists_default_to_munge_from_when_quarantine(tmp_path):
+    from listmgr import config as config_mod
+    from listmgr.app import App
+    from listmgr.store import lists as repo
+    from listmgr.store import migrate
+    from tests.support import write_config
+    app = App.from_config(config_mod.load(write_config(
+        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}")))
+    migrate.upgrade(app.store.engine)
+    with app.store.session() as s:
+        ml = repo.create_list(s, "demo", ["o@x.example"], password="pw")
+        s.flush()
+        info = ListInfo.of(ml, app.config)
+    assert (info.dmarc_mitigation, info.dmarc_when) == ("munge_from", "quarantine")
+    app.store.dispose()
