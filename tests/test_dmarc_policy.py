@@ -221,3 +221,28 @@ def test_new_lists_default_to_munge_from_when_quarantine(tmp_path):
         info = ListInfo.of(ml, app.config)
     assert (info.dmarc_mitigation, info.dmarc_when) == ("munge_from", "quarantine")
     app.store.dispose()
+
+
+def test_after_a_timeout_lookups_fail_at_once_for_a_while():
+    import time
+    from listmgr.auth.dns import QUIET_AFTER_TIMEOUT
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        clock = Clock()
+        lk = TXTLookup(make_sync_resolver((f"127.0.0.1:{sock.getsockname()[1]}",), 53, 0.5),
+                       clock=clock)
+        with pytest.raises(DNSTrouble):
+            lk.txt("_dmarc.a.example")
+        assert lk.queries == 1
+        t0 = time.monotonic()
+        for name in ("_dmarc.b.example", "_dmarc.c.example"):
+            with pytest.raises(DNSTrouble, match="recently"):
+                lk.txt(name)
+        assert time.monotonic() - t0 < 0.4 and lk.queries == 1
+        clock.now += QUIET_AFTER_TIMEOUT + 1
+        with pytest.raises(DNSTrouble):
+            lk.txt("_dmarc.b.example")
+        assert lk.queries == 2
+    finally:
+        sock.close()

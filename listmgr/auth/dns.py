@@ -4,7 +4,9 @@ Used for DMARC policies, SPF and DKIM keys. An answer is at most MAX_RECORDS rec
 most MAX_TXT bytes each (longer records are dropped, as a receiver must not trust them);
 a lookup takes at most `timeout` seconds. Answers (and NXDOMAIN / no-data, as empty) are
 cached for their TTL, between MIN_TTL and MAX_TTL, in at most `max_entries` entries.
-Timeouts and server failures raise DNSTrouble and are not cached.
+Timeouts and server failures raise DNSTrouble and are not cached; but after a timeout,
+lookups fail at once (DNSTrouble) for QUIET_AFTER_TIMEOUT seconds, so a dead resolver
+costs one message one timeout, not every message of a queue one each.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from listmgr.delivery.mx import parse_nameserver
 MAX_RECORDS = 10
 MAX_TXT = 4096
 MIN_TTL, MAX_TTL, NEGATIVE_TTL = 30, 86400, 300
+QUIET_AFTER_TIMEOUT = 30.0
 
 
 class DNSTrouble(Exception):
@@ -54,6 +57,14 @@ class TXTLookup:
         self._cache: OrderedDict[str, tuple[float, tuple[str, ...]]] = OrderedDict()
         self._lock = threading.Lock()
         self.queries = 0  # sent to the network (tests, status)
+        self._down_until = 0.0
+
+    def down(self) -> bool:
+        """A lookup timed out less than QUIET_AFTER_TIMEOUT seconds ago."""
+        return self.clock() < self._down_until
+
+    def timed_out(self) -> None:
+        self._down_until = self.clock() + QUIET_AFTER_TIMEOUT
 
     @classmethod
     def from_config(cls, config, timeout: float = 5.0) -> "TXTLookup":
@@ -77,6 +88,8 @@ class TXTLookup:
         return records
 
     def _query(self, name: str) -> tuple[tuple[str, ...], float]:
+        if self.down():
+            raise DNSTrouble(f"TXT {name}: resolver timed out recently")
         self.queries += 1
         try:
             qname = dns.name.from_text(name)
@@ -86,8 +99,10 @@ class TXTLookup:
             ans = self.resolver.resolve(qname, "TXT", raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
             return (), NEGATIVE_TTL
-        except (dns.exception.Timeout, dns.resolver.NoNameservers,
-                dns.resolver.LifetimeTimeout) as exc:
+        except dns.exception.Timeout as exc:
+            self.timed_out()
+            raise DNSTrouble(f"TXT {name}: {type(exc).__name__}") from None
+        except dns.resolver.NoNameservers as exc:
             raise DNSTrouble(f"TXT {name}: {type(exc).__name__}") from None
         except dns.exception.DNSException as exc:
             raise DNSTrouble(f"TXT {name}: {exc}") from None

@@ -130,7 +130,7 @@ def check(lookup: TXTLookup, *, data: bytes, client_ip: str, helo: str,
     res.dkim = _dkim_results(data, lookup, deadline)
     left = deadline - time.monotonic()
     if left > 0.5:
-        res.spf, res.spf_domain = spfcheck.check(lookup.resolver, ip=client_ip,
+        res.spf, res.spf_domain = spfcheck.check(lookup, ip=client_ip,
                                                  mail_from=mail_from, helo=helo,
                                                  query_time=left)
     else:

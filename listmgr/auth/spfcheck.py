@@ -2,7 +2,7 @@
 
 pyspf looks names up through its module-level `DNSLookup`; we install one that uses the
 resolver of the check in progress (a context variable), so each server asks its own
-`[delivery] nameservers`. The whole check is limited to `QUERY_TIME` seconds and pyspf's
+`[delivery] nameservers`, and that shares TXTLookup's "resolver timed out recently" state. The whole check is limited to `QUERY_TIME` seconds and pyspf's
 own limits (10 DNS mechanisms, 2 void lookups) apply.
 """
 
@@ -15,18 +15,23 @@ import dns.exception
 import dns.resolver
 import spf
 
+from listmgr.auth.dns import TXTLookup
+
 QUERY_TIME = 10.0
 MAX_TXT = 4096
 
-_RESOLVER: contextvars.ContextVar[dns.resolver.Resolver | None] = \
-    contextvars.ContextVar("listmgr_spf_resolver", default=None)
+_LOOKUP: contextvars.ContextVar[TXTLookup | None] = \
+    contextvars.ContextVar("listmgr_spf_lookup", default=None)
 _ORIGINAL = spf.DNSLookup
 
 
 def _lookup(name, qtype, tcpfallback=True, timeout=30):
-    resolver = _RESOLVER.get()
-    if resolver is None:
+    lookup = _LOOKUP.get()
+    if lookup is None:
         return _ORIGINAL(name, qtype, tcpfallback, timeout)
+    if lookup.down():
+        raise spf.TempError("DNS resolver timed out recently")
+    resolver = lookup.resolver
     out = []
     try:
         answers = resolver.resolve(name, qtype, lifetime=min(timeout, resolver.lifetime))
@@ -42,7 +47,10 @@ def _lookup(name, qtype, tcpfallback=True, timeout=30):
                     out.append(((name, qtype), rdata.strings))
     except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
         pass
-    except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+    except dns.exception.Timeout as exc:
+        lookup.timed_out()
+        raise spf.TempError(f"DNS {exc}") from None
+    except dns.resolver.NoNameservers as exc:
         raise spf.TempError(f"DNS {exc}") from None
     except dns.exception.DNSException as exc:
         raise spf.TempError(f"DNS {exc}") from None
@@ -52,7 +60,7 @@ def _lookup(name, qtype, tcpfallback=True, timeout=30):
 spf.DNSLookup = _lookup
 
 
-def check(resolver: dns.resolver.Resolver, *, ip: str, mail_from: str, helo: str,
+def check(lookup: TXTLookup, *, ip: str, mail_from: str, helo: str,
           query_time: float = QUERY_TIME) -> tuple[str, str]:
     """(result, the domain checked): pass, fail, softfail, neutral, none, temperror,
     permerror. The null sender is checked as postmaster@HELO (RFC 7208 2.4)."""
@@ -64,12 +72,12 @@ def check(resolver: dns.resolver.Resolver, *, ip: str, mail_from: str, helo: str
     if not sender or "@" not in sender:
         return "none", ""
     domain = sender.rpartition("@")[2].lower()
-    token = _RESOLVER.set(resolver)
+    token = _LOOKUP.set(lookup)
     try:
         result, _explanation = spf.check2(i=ip, s=sender, h=helo or domain,
                                           querytime=min(query_time, QUERY_TIME))
     except Exception:  # pyspf raises on inputs it cannot handle
         return "permerror", domain
     finally:
-        _RESOLVER.reset(token)
+        _LOOKUP.reset(token)
     return str(result).lower(), domain
