@@ -170,3 +170,32 @@ def test_returned_mail_and_the_original_verify(server, sink, dns_keys):
     assert verify(dsn.data, dns_keys)
     assert verify(orig.data, dns_keys)
     assert len(signatures(orig.data)) == 1  # signed once, at enqueue
+
+
+def test_relayed_mail_is_signed_only_when_its_from_is_ours(server, sink, dns_keys):
+    srv = server(smtp__relay_networks=["127.0.0.0/8"])
+    send(srv, "user@example.org", "friend@remote.example",
+         "From: User <user@example.org>\nTo: friend@remote.example\nSubject: ours\n\nhi\n")
+    send(srv, "x@other.example", "friend@remote.example",
+         "From: x@other.example\nTo: friend@remote.example\nSubject: theirs\n\nhi\n")
+    got = sink.wait_for(lambda r: len(r) >= 2)
+    by_subject = {str(m.message["Subject"]): m for m in got}
+    ours, theirs = by_subject["ours"], by_subject["theirs"]
+    assert [s[b"d"] for s in signatures(ours.data)] == [b"example.org"]
+    assert verify(ours.data, dns_keys)
+    assert signatures(theirs.data) == []
+
+
+def test_held_post_notice_to_the_moderator_verifies(server, sink, dns_keys):
+    srv = server()
+
+    def make(s):
+        ml = repo.create_list(s, "demo", ["owner@owners.example"], password="pw")
+        repo.set_setting(s, ml, "post_policy", "moderated")
+    srv.call(make)
+    send(srv, MEMBERS[0], "demo@example.org",
+         f"From: {MEMBERS[0]}\nTo: demo@example.org\nSubject: please\n\nbody\n")
+    [notice] = sink.wait_for(lambda r: len(r) >= 1)
+    assert notice.rcpt_tos == ["owner@owners.example"]
+    [sig] = signatures(notice.data)
+    assert sig[b"d"] == b"example.org" and verify(notice.data, dns_keys)
