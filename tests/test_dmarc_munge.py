@@ -122,3 +122,10 @@ def test_no_mitigation_without_a_single_from():
     assert b"via demo" not in out and b"X-Original-From" not in out
     out = run(b"From: a@x.example, b@y.example\r\nSubject: x\r\n\r\nb\r\n", "wrap")
     assert b"message/rfc822" not in out
+
+
+def test_wrap_of_8bit_mail_says_8bit():
+    post = "From: 山田 <taro@reject.example>\r\nSubject: x\r\n\r\nこんにちは\r\n".encode()
+    m = parsed(run(post, "wrap"))
+    assert m.get_content_type() == "message/rfc822"
+    assert m["Content-Transfer-Encoding"] == "8bit"

@@ -302,6 +302,8 @@ def wrapped(msg: RawMessage, info: ListInfo, original: tuple[str, str, bytes]) -
     outer.add("X-Original-From", raw)
     outer.add("MIME-Version", "1.0")
     outer.add("Content-Type", "message/rfc822")
+    if not outer.body.isascii():  # RFC 2046 5.2.1: 7bit, 8bit or binary only
+        outer.add("Content-Transfer-Encoding", "8bit")
     outer.add("Content-Disposition", "inline")
     return outer
 
