@@ -199,3 +199,26 @@ def test_held_post_notice_to_the_moderator_verifies(server, sink, dns_keys):
     assert notice.rcpt_tos == ["owner@owners.example"]
     [sig] = signatures(notice.data)
     assert sig[b"d"] == b"example.org" and verify(notice.data, dns_keys)
+
+
+def test_serve_says_whether_it_signs(config_file, tmp_path):
+    import signal
+    from tests.test_serve import _serve, _wait_ready
+    for with_key in (False, True):
+        if with_key:
+            install_site_key(tmp_path / "var")
+        proc = _serve(config_file())
+        try:
+            lines = "".join(_wait_ready(proc))
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        if with_key:
+            assert "DKIM signing: selector=listmgr domains=example.org arc=off" in lines
+        else:
+            assert "outgoing mail is not signed" in lines and "dkim keygen" in lines
+    # A configured key that is not there: serve refuses to start, in one line.
+    r = run_cli(config_file(dkim__key=str(tmp_path / "missing.key")), "serve", timeout=60)
+    assert r.status == 2 and "missing.key does not exist" in r.err and "Traceback" not in r.err

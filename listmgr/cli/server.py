@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from listmgr.app import App
 from listmgr.cli import CLIError, setup_logging
 from listmgr.cli.common import load_config, open_app
+from listmgr.mail import dkim
 from listmgr.service import Service
 from listmgr.store import migrate
 
@@ -42,6 +43,12 @@ def cmd_serve(args) -> int:
         log.warning("site_admins is empty: mail to postmaster@ and majordomo-owner@ (and "
                     "returned replies) is kept in the shunt queue; set site_admins in %s",
                     cfg.source)
+    if app.signer is None:
+        log.warning("no DKIM key at %s: outgoing mail is not signed; `listmgr dkim keygen` "
+                    "makes one", dkim.key_path(cfg))
+    else:
+        log.info("DKIM signing: selector=%s domains=%s arc=%s", app.signer.selector,
+                 ",".join(app.signer.domains), "on" if cfg.dkim.arc else "off")
     service = Service(cfg, app)
     asyncio.run(service.run(ready=lambda: log.info("listmgr ready: %s", " ".join(
         f"{k}={v}" for k, v in sorted(service.ports.items())) or "no listeners")))
