@@ -17,10 +17,9 @@ from collections import OrderedDict
 
 import dns.exception
 import dns.name
-import dns.nameserver
 import dns.resolver
 
-from listmgr.delivery.mx import parse_nameserver
+from listmgr.delivery.mx import make_resolver
 
 MAX_RECORDS = 10
 MAX_TXT = 4096
@@ -34,16 +33,7 @@ class DNSTrouble(Exception):
 
 def make_sync_resolver(nameservers: tuple[str, ...], port: int,
                        timeout: float) -> dns.resolver.Resolver:
-    if not nameservers:
-        r = dns.resolver.Resolver()
-    else:
-        r = dns.resolver.Resolver(configure=False)
-        r.nameservers = [dns.nameserver.Do53Nameserver(a, p)
-                         for a, p in (parse_nameserver(n, port) for n in nameservers)]
-    r.timeout = min(timeout, 2.0)
-    r.lifetime = timeout
-    r.cache = None
-    return r
+    return make_resolver(nameservers, port, timeout, cls=dns.resolver.Resolver)
 
 
 class TXTLookup:

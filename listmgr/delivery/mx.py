@@ -55,12 +55,14 @@ def parse_nameserver(entry: str, default_port: int) -> tuple[str, int]:
     raise ValueError(f"not a nameserver address: {entry!r}")
 
 
-def make_resolver(nameservers: tuple[str, ...], port: int, timeout: float = 5.0
-                  ) -> dns.asyncresolver.Resolver:
+def make_resolver(nameservers: tuple[str, ...], port: int, timeout: float = 5.0,
+                  cls: type = dns.asyncresolver.Resolver):
+    """A resolver (async by default; `cls` dns.resolver.Resolver for a blocking one) asking
+    `nameservers` (`[delivery] nameservers`), else the system's."""
     if not nameservers:
-        r = dns.asyncresolver.Resolver()
+        r = cls()
     else:
-        r = dns.asyncresolver.Resolver(configure=False)
+        r = cls(configure=False)
         r.nameservers = [dns.nameserver.Do53Nameserver(a, p)
                          for a, p in (parse_nameserver(n, port) for n in nameservers)]
     r.timeout = min(timeout, 3.0)
