@@ -238,6 +238,7 @@ class DKIMConfig:
     domains: tuple[str, ...] = _kind("domains", ())  # empty: every local domain
     key: str = ""  # empty: <data_dir>/dkim/<selector>.key
     arc: bool = False
+    ed25519_selector: str = ""  # empty: no second (Ed25519, RFC 8463) signature
 
 
 @dataclass(frozen=True)
@@ -354,9 +355,15 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
     if cfg.pop3.require_tls and not cfg.pop3.tls_cert:
         raise ConfigError(f"{source}: 'pop3.require_tls' needs 'pop3.tls_cert' and "
                           "'pop3.tls_key'")
-    if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})", cfg.dkim.selector):
-        raise ConfigError(f"{source}: bad value {cfg.dkim.selector!r} for 'dkim.selector': "
-                          "expected one DNS label (letters, digits, hyphens)")
+    for key in ("selector", "ed25519_selector"):
+        value = getattr(cfg.dkim, key)
+        if (value or key == "selector") and \
+                not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})", value):
+            raise ConfigError(f"{source}: bad value {value!r} for 'dkim.{key}': "
+                              "expected one DNS label (letters, digits, hyphens)")
+    if cfg.dkim.ed25519_selector and cfg.dkim.ed25519_selector == cfg.dkim.selector:
+        raise ConfigError(f"{source}: 'dkim.ed25519_selector' must differ from "
+                          "'dkim.selector'")
     return cfg
 
 

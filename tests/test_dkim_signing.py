@@ -19,7 +19,9 @@ from listmgr import config as config_mod
 from listmgr.app import App
 from listmgr.mail import dkim as ldkim
 from listmgr.store import lists as repo
-from tests.dkim_support import install_site_key, key_zone, signatures, verify
+from tests.dkim_support import (
+    install_site_key, key_zone, signatures, txt, verify, verify_all,
+)
 from tests.dns_support import DNSServer
 from tests.support import run_cli, write_config
 
@@ -222,3 +224,47 @@ def test_serve_says_whether_it_signs(config_file, tmp_path):
     # A configured key that is not there: serve refuses to start, in one line.
     r = run_cli(config_file(dkim__key=str(tmp_path / "missing.key")), "serve", timeout=60)
     assert r.status == 2 and "missing.key does not exist" in r.err and "Traceback" not in r.err
+
+
+def test_ed25519_second_signature(tmp_path, server, sink):
+    """RFC 8463: an Ed25519 signature beside the RSA one; both verify."""
+    path = write_config(tmp_path, "sqlite://")
+    r = run_cli(path, "dkim", "keygen", "--algorithm", "ed25519", "--selector", "ed1")
+    assert r.status == 0, r.err
+    assert 'ed25519_selector = "ed1"' in r.out
+    [record] = [ln for ln in r.out.splitlines() if not ln.startswith(";")]
+    assert record.startswith("ed1._domainkey.example.org. IN TXT")
+    value = "".join(re.findall(r'"([^"]*)"', record))
+    assert value.startswith("v=DKIM1; k=ed25519; p=")
+    key = tmp_path / "var" / "dkim" / "ed1.key"
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert run_cli(path, "dkim", "record", "--selector", "ed1").out.strip() == record
+    assert run_cli(path, "dkim", "keygen", "--algorithm", "ed25519").status == 1
+    public = install_site_key(tmp_path / "var")
+    zone = {**key_zone("listmgr", "example.org", public),
+            "ed1._domainkey.example.org": {"TXT": [txt(value)]}}
+    dns = DNSServer(zone)
+    dns.start()
+    try:
+        srv = server(dkim__ed25519_selector="ed1")
+        send(srv, "joe@example.net", "majordomo@example.org",
+             "From: joe@example.net\nTo: majordomo@example.org\nSubject: c\n\nhelp\n")
+        [reply] = sink.wait_for(lambda got: len(got) >= 1)
+        sigs = signatures(reply.data)
+        assert [(s[b"s"], s[b"a"]) for s in sigs] == [(b"ed1", b"ed25519-sha256"),
+                                                      (b"listmgr", b"rsa-sha256")]
+        assert [ok for _, ok in verify_all(reply.data, dns)] == [True, True]
+    finally:
+        dns.stop()
+
+
+def test_ed25519_selector_without_its_key_is_a_clear_error(tmp_path):
+    install_site_key(tmp_path / "var")
+    path = write_config(tmp_path, "sqlite://", dkim__ed25519_selector="ed9")
+    r = run_cli(path, "lists")
+    assert r.status == 2 and "ed9.key does not exist" in r.err
+    (tmp_path / "var" / "dkim" / "ed9.key").write_text("bm90IGEga2V5\n")
+    r = run_cli(path, "lists")
+    assert r.status == 2 and "not an Ed25519 private key" in r.err
+    same = write_config(tmp_path, "sqlite://", dkim__ed25519_selector="listmgr")
+    assert run_cli(same, "lists").status == 2

@@ -7,7 +7,9 @@ So command replies, notices, returned mail (From: MAILER-DAEMON@hostname) and ma
 local users relay are signed for their From:, and list posts (envelope owner-LIST@domain)
 are signed by the list's domain whatever their From: says.
 Canonicalization relaxed/relaxed; the headers signed are dkimpy's RFC 6376 list of those
-present (From: signed twice so no second From: can be added).
+present (From: signed twice so no second From: can be added). With `[dkim]
+ed25519_selector` a second signature, Ed25519-SHA256 (RFC 8463), is added beside the RSA
+one: receivers that know Ed25519 may use it, the others the RSA one.
 
 Signing happens once per message, at enqueue (listmgr.store.outbound). A message that
 dkimpy cannot sign (malformed header) leaves unsigned with a warning: nothing is lost.
@@ -37,11 +39,13 @@ class DKIMKeyError(ConfigError):
     """The configured key cannot be used; the message says why, naming the file."""
 
 
-def key_path(config) -> Path:
-    """Where the private key is: `[dkim] key`, else <data_dir>/dkim/<selector>.key."""
-    if config.dkim.key:
+def key_path(config, selector: str | None = None) -> Path:
+    """Where a private key is: `[dkim] key` for the RSA selector, else
+    <data_dir>/dkim/<selector>.key."""
+    selector = selector or config.dkim.selector
+    if config.dkim.key and selector == config.dkim.selector:
         return Path(config.dkim.key)
-    return config.data_path / KEY_DIR / f"{config.dkim.selector}.key"
+    return config.data_path / KEY_DIR / f"{selector}.key"
 
 
 def signing_domains(config) -> tuple[str, ...]:
@@ -90,11 +94,30 @@ def _matching(domain: str, domains: tuple[str, ...]) -> str | None:
     return best
 
 
+def _read_ed25519(path: Path) -> bytes:
+    try:
+        text = path.read_bytes().strip()
+    except FileNotFoundError:
+        raise DKIMKeyError(f"[dkim] ed25519_selector: {path} does not exist "
+                           "(make it with `listmgr dkim keygen --algorithm ed25519`)") from None
+    except OSError as exc:
+        raise DKIMKeyError(f"cannot read DKIM key {path}: {exc.strerror}") from None
+    try:
+        if len(base64.b64decode(text, validate=True)) != 32:
+            raise ValueError
+    except ValueError:
+        raise DKIMKeyError(f"{path} is not an Ed25519 private key (base64 of 32 bytes)") \
+            from None
+    return text
+
+
 @dataclass(frozen=True)
 class Signer:
     selector: str
     domains: tuple[str, ...]
     private_key: bytes = field(repr=False)  # PKCS#1 PEM
+    ed25519_selector: str = ""
+    ed25519_key: bytes = field(default=b"", repr=False)  # base64 of the 32-byte seed
 
     @classmethod
     def from_config(cls, config) -> "Signer | None":
@@ -115,7 +138,9 @@ class Signer:
         except Exception:
             raise DKIMKeyError(f"{path} is not a PEM RSA private key "
                             "(make one with `listmgr dkim keygen`)") from None
-        return cls(config.dkim.selector, signing_domains(config), pem)
+        ed_selector = config.dkim.ed25519_selector
+        ed_key = _read_ed25519(key_path(config, ed_selector)) if ed_selector else b""
+        return cls(config.dkim.selector, signing_domains(config), pem, ed_selector, ed_key)
 
     def domain_for(self, data: bytes, mail_from: str = "") -> str | None:
         """The d= domain this message would be signed with, or None."""
@@ -126,9 +151,15 @@ class Signer:
         return found
 
     def signature(self, data: bytes, domain: str) -> bytes:
-        """The DKIM-Signature field (CRLF-terminated) for `data` with d=`domain`."""
-        return dkim.sign(data, self.selector.encode(), domain.encode(), self.private_key,
-                         canonicalize=(b"relaxed", b"relaxed"), linesep=b"\r\n")
+        """The DKIM-Signature field(s) (CRLF-terminated) for `data` with d=`domain`: RSA,
+        and Ed25519 on top of it when configured."""
+        out = dkim.sign(data, self.selector.encode(), domain.encode(), self.private_key,
+                        canonicalize=(b"relaxed", b"relaxed"), linesep=b"\r\n")
+        if self.ed25519_key:
+            out = dkim.sign(data, self.ed25519_selector.encode(), domain.encode(),
+                            self.ed25519_key, canonicalize=(b"relaxed", b"relaxed"),
+                            signature_algorithm=b"ed25519-sha256", linesep=b"\r\n") + out
+        return out
 
     def sign(self, data: bytes, mail_from: str = "") -> bytes:
         """`data` with our DKIM-Signature on top when it is ours to sign, else unchanged."""
@@ -173,23 +204,51 @@ def generate_key(bits: int = 2048) -> tuple[bytes, str]:
     return pem, base64.b64encode(der).decode("ascii")
 
 
-def public_key_of(pem: bytes) -> str:
-    """The base64 DER public key (p= value) of a PEM private key."""
+def generate_ed25519_key() -> tuple[bytes, str]:
+    """A new Ed25519 key: (base64 of the 32-byte private seed, base64 raw public key)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    return base64.b64encode(_raw(key)) + b"\n", base64.b64encode(
+        _raw(key.public_key())).decode("ascii")
+
+
+def _raw(key) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
+    if hasattr(key, "private_bytes"):
+        return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                 serialization.NoEncryption())
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_key_of(pem: bytes) -> str:
+    """The p= value of a private key file: base64 DER (RSA, PEM) or base64 raw (Ed25519)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    text = pem.strip()
+    if not text.startswith(b"-----"):
+        seed = base64.b64decode(text, validate=True)
+        return base64.b64encode(_raw(ed25519.Ed25519PrivateKey.from_private_bytes(
+            seed).public_key())).decode("ascii")
     key = serialization.load_pem_private_key(pem, password=None)
     der = key.public_key().public_bytes(serialization.Encoding.DER,
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(der).decode("ascii")
 
 
-def txt_value(public_b64: str) -> str:
-    return f"v=DKIM1; k=rsa; p={public_b64}"
+def txt_value(public_b64: str, algorithm: str = "rsa") -> str:
+    return f"v=DKIM1; k={algorithm}; p={public_b64}"
 
 
-def txt_record(selector: str, domain: str, public_b64: str) -> str:
+def key_algorithm(key_file: bytes) -> str:
+    return "rsa" if key_file.strip().startswith(b"-----") else "ed25519"
+
+
+def txt_record(selector: str, domain: str, public_b64: str, algorithm: str = "rsa") -> str:
     """A zone-file line; the value split into strings of at most 255 characters."""
-    value = txt_value(public_b64)
+    value = txt_value(public_b64, algorithm)
     chunks = " ".join(f'"{value[i:i + 250]}"' for i in range(0, len(value), 250))
     return f"{selector}._domainkey.{domain}. IN TXT ( {chunks} )"
 
