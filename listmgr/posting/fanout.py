@@ -48,9 +48,10 @@ def next_sequence(s: Session, mlist: MailingList) -> int:
 def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distributed:
     """Decorate `msg`, queue it to every member with delivery on, archive it on commit."""
     t0 = time.monotonic()
-    seq = next_sequence(s, mlist)
     info = ListInfo.of(mlist, app.config)
+    # Before the first write: a DNS lookup must not hold the store's write lock (SQLite).
     mode = mitigation.decide(app.txt_lookup, info, msg, app.config.local_domains)
+    seq = next_sequence(s, mlist)
     data = decorate(msg, info, seq=seq, mitigation=mode)
     if app.config.dkim.arc and app.signer is not None:
         data = app.signer.arc_seal(data, app.config.domain, app.config.hostname)
