@@ -62,9 +62,9 @@ def dns_zone(tmp_path):
     srv.stop()
 
 
-def poster_mail(pem: bytes, to: str, subject: str, kind: str) -> bytes:
+def poster_mail(pem: bytes, to: str, subject: str, kind: str, frm: str = POSTER) -> bytes:
     head, body = KINDS[kind]
-    text = (f"From: {POSTER}\nTo: {to}\nSubject: {subject}\nDate: Wed, 02 Dec 2026 10:00:00 "
+    text = (f"From: {frm}\nTo: {to}\nSubject: {subject}\nDate: Wed, 02 Dec 2026 10:00:00 "
             f"+0000\nMessage-ID: <{time.time_ns()}@reject.example>\n{head}\n{body}")
     data = text.replace("\n", "\r\n").encode()
     sig = dkim.sign(data, b"s1", b"reject.example", pem,
@@ -175,3 +175,20 @@ def test_without_mitigation_a_changed_post_fails_dmarc(server, sink, dns_zone):
     assert dict(verify_all(copy.data, dns)) == {b"example.org": True,
                                                 b"reject.example": False}
     assert not dmarc_passes(copy.data, dns)
+
+
+def test_japanese_poster_name_survives_munging_at_the_receiver(server, sink, dns_zone):
+    from email.header import decode_header, make_header
+    dns, pem = dns_zone
+    srv = start(server, dns, "munge_from")
+    name = make_header([("山田 太郎".encode("iso-2022-jp"), "iso-2022-jp")]).encode()
+    data = poster_mail(pem, "mung-both@example.org", "hi", "japanese",
+                       frm=f"{name} <{POSTER_ADDR}>")
+    send(srv, POSTER_ADDR, "mung-both@example.org", data)
+    [copy] = sink.wait_for(lambda r: len(r) >= 1)
+    raw_from = email.message_from_bytes(copy.data, policy=email.policy.compat32)["From"]
+    assert str(make_header(decode_header(str(raw_from)))) == \
+        "山田 太郎 via mung-both <mung-both@example.org>"
+    assert copy.data.split(b"\r\n\r\n")[0].isascii()
+    assert dmarc_passes(copy.data, dns)
+    assert POSTER_ADDR in str(copy.message["Reply-To"])
