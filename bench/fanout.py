@@ -227,12 +227,17 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
         signed = any(b"\nDKIM-Signature:" in Path(e.path).read_bytes()
                      for e in os.scandir(sink.dir))
         peak = rss_kb(serve.pid, "VmHWM")
+        fanout = ""
+        if keep_log:  # the posting worker's own share (decorate, sign, queue): its log line
+            import re
+            found = re.findall(rb"fanout=([0-9.]+)s", (work / "serve.log").read_bytes())
+            fanout = found[-1].decode() if found else ""
         seconds = last - t250
         return {"n": n, "dkim": "on" if signed else "off",
                 "seconds": round(seconds, 3), "recipients": total,
                 "transactions": len(seen), "rcpt_per_s": round(total / seconds) if seconds > 0
                 else 0, "peak_rss_mb": round(peak / 1024, 1), "setup_s": round(setup, 1),
-                "complete": total == n and signed == dkim}
+                "complete": total == n and signed == dkim, "fanout_s": fanout}
     finally:
         if serve and serve.poll() is None:
             serve.terminate()
@@ -258,7 +263,8 @@ def main() -> int:
                     str(Path(sys.executable).with_name("listmgr")))
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--keep-log", default="", metavar="DIR",
-                    help="log at INFO and keep serve-N.log in DIR")
+                    help="log at INFO, keep serve-N.log in DIR and report the posting "
+                         "worker's fan-out seconds")
     ap.add_argument("--dkim", choices=("off", "on", "both"), default="off",
                     help="sign with a DKIM key (on), or alternate runs off/on (both)")
     args = ap.parse_args()

@@ -129,3 +129,19 @@ def test_wrap_of_8bit_mail_says_8bit():
     m = parsed(run(post, "wrap"))
     assert m.get_content_type() == "message/rfc822"
     assert m["Content-Transfer-Encoding"] == "8bit"
+
+
+def test_hostile_display_names_never_break_the_header():
+    for frm in (b'=?utf-8?q?a=0D=0ABcc:_x?= <a@reject.example>',
+                b'"a\\" \x00 b" <a@reject.example>',
+                b"x" * 2000 + b" <a@reject.example>",
+                b"=?utf-8?q?=00=01?= <a@reject.example>"):
+        for mode in ("munge_from", "wrap"):
+            out = run(b"From: " + frm + b"\r\nSubject: s\r\n\r\nb\r\n", mode)
+            head = out.split(b"\r\n\r\n")[0]
+            assert b"\x00" not in head and b"\x01" not in head
+            m = parsed(out)
+            assert m["From"].addresses[0].addr_spec == "demo@example.org"
+            assert len(m["From"].addresses[0].display_name) <= 200 + len(" via demo")
+            assert "\n" not in m["From"].addresses[0].display_name
+            assert "a@reject.example" in str(m["Reply-To"])

@@ -10,18 +10,18 @@ message is wrapped whole in multipart/mixed, so its signature still verifies.
 
 from __future__ import annotations
 
+import email.policy
 import itertools
 import re
 import secrets
 from dataclasses import dataclass
-import email.policy
 from email.header import Header
 from email.headerregistry import Address
 from email.message import Message
 from email.utils import getaddresses
 
 from listmgr import __version__
-from listmgr.posting.message import RawMessage, _decode_words
+from listmgr.posting.message import RawMessage, decode_words
 
 # Removed from every post (reference 5.1 point 4), plus our own kinds of header that came
 # from elsewhere (another list's List-*, any Approved).
@@ -229,6 +229,9 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None,
 # --------------------------------------------------------------------------- DMARC
 
 _SMTP = email.policy.SMTP.clone(max_line_length=78)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n[ \t])|(?<!\r)\n")
+MAX_NAME = 200
 # Kept on the wrapper of a wrapped post (the rest stays inside, in the original).
 _WRAP_KEEP = ("to", "cc", "subject", "date", "message-id", "in-reply-to", "references")
 
@@ -244,17 +247,23 @@ def _single_from(msg: RawMessage) -> tuple[str, str, bytes] | None:
     if len(pairs) != 1 or "@" not in pairs[0][1]:
         return None
     name, addr = pairs[0]
-    name = _decode_words(name).strip()
+    # Control characters (an encoded word may hide them) never reach a header we write.
+    name = " ".join(_CONTROL.sub(" ", decode_words(name)).split())[:MAX_NAME]
     raw = raw.strip()
-    if not raw.isascii():  # raw 8-bit in a header: what we write of it is RFC 2047
+    if not raw.isascii() or _RAW_CONTROL.search(raw):
+        # Raw 8-bit or control bytes: what we write of it is clean RFC 2047.
         raw = _address_field("Reply-To", name, addr).encode("ascii")
     return name, addr, raw
 
 
 def _address_field(field: str, name: str, address: str) -> str:
-    """`Name <address>` as a folded field body (RFC 2047 words when not ASCII)."""
-    header = _SMTP.header_factory(field, Address(display_name=name, addr_spec=address))
-    return _SMTP.fold(field, header)[len(field) + 1:].strip()
+    """`Name <address>` as a folded field body (RFC 2047 words when not ASCII); the bare
+    address when the name cannot be written."""
+    try:
+        header = _SMTP.header_factory(field, Address(display_name=name, addr_spec=address))
+        return _SMTP.fold(field, header)[len(field) + 1:].strip()
+    except Exception:  # the email package's errors for names it cannot quote
+        return f"<{address}>"
 
 
 def via_from(info: ListInfo, name: str, address: str) -> str:

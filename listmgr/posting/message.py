@@ -21,11 +21,15 @@ def canonical(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
-def _decode_words(value: str) -> str:
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded words decoded; a broken one is kept as written."""
     try:
         return str(make_header(decode_header(value)))
     except Exception:  # a broken encoded-word: keep it as written
         return value
+
+
+_decode_words = decode_words
 
 
 class RawMessage:
