@@ -250,8 +250,8 @@ def _single_from(msg: RawMessage) -> tuple[str, str, bytes] | None:
     # Control characters (an encoded word may hide them) never reach a header we write.
     name = " ".join(_CONTROL.sub(" ", decode_words(name)).split())[:MAX_NAME]
     raw = raw.strip()
-    if not raw.isascii() or _RAW_CONTROL.search(raw):
-        # Raw 8-bit or control bytes: what we write of it is clean RFC 2047.
+    if not raw.isascii() or _RAW_CONTROL.search(raw) or _CONTROL.search(decode_words(text)):
+        # Raw 8-bit, or control characters (also encoded ones): what we write is clean.
         raw = _address_field("Reply-To", name, addr).encode("ascii")
     return name, addr, raw
 
