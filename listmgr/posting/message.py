@@ -29,7 +29,6 @@ def decode_words(value: str) -> str:
         return value
 
 
-_decode_words = decode_words
 
 
 class RawMessage:
@@ -85,7 +84,7 @@ class RawMessage:
         out = []
         for v in self.raw_values(name):
             text = v.decode("utf-8", "replace").replace("\r\n", "")
-            out.append(_decode_words(text.strip()))
+            out.append(decode_words(text.strip()))
         return out
 
     def get(self, name: str, default: str = "") -> str:
