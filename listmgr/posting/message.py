@@ -29,8 +29,6 @@ def decode_words(value: str) -> str:
         return value
 
 
-
-
 class RawMessage:
     """Header fields as (name, raw bytes with CRLF folds) plus the body bytes."""
 
