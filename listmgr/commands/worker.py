@@ -15,7 +15,9 @@ from email.utils import getaddresses
 from listmgr.auth import inbound
 from listmgr.commands import dispatch, guard, outgoing, parser, registry
 from listmgr.commands.context import Context, Request
+from listmgr.mail.addresses import validate_address
 from listmgr.listconfig import valid_list_name
+from listmgr.mail import mimelimits
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.store import lists as repo
 
@@ -52,8 +54,13 @@ def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | 
     from_ = _header(msg, "From")
     requester = reply_to or from_ or _header(msg, "Apparently-From")
     address = _first_address(requester)
-    if not address:
-        return None
+    if not address or not validate_address(address):
+        # No usable address in the headers (a whole `Name <addr>` inside one RFC 2047
+        # encoded word, a quoted local part with spaces): answer the envelope sender.
+        address = _first_address(mail_from) if mail_from else ""
+        if not address or not validate_address(address):
+            return None
+        requester = address
     identities = tuple(dict.fromkeys(
         normalise(a) for a in (_first_address(from_), _first_address(reply_to)) if a))
     return Request(requester=requester, address=address, identities=identities or
@@ -65,6 +72,11 @@ def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | 
 
 def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> Context | None:
     """Process one command mail in session `s`; returns the context (None: no reply)."""
+    too_complex = mimelimits.check(data)
+    if too_complex:
+        # Ingress refuses these before 250; one stored earlier is not parsed at all.
+        log.warning("command mail from <%s>: %s; not read, no reply", mail_from, too_complex)
+        return None
     msg = parser.parse_message(data)
     req = request_of(msg, mail_from=mail_from, default_list=default_list)
     if req is None:
@@ -98,11 +110,22 @@ def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> C
     return ctx
 
 
-def handle_command(app, session, task, message, data: bytes) -> None:
-    # DKIM/SPF/DMARC of the command mail go to the log (one `auth` line per message); the
-    # commands themselves stay protected by passwords and confirmation keys.
+def prepare_command(app, target: str, message, data: bytes) -> bytes:
+    """DKIM/SPF/DMARC of the command mail, before the transaction (DNS): one `auth` log
+    line per message, and the mail with our Authentication-Results. The commands
+    themselves stay protected by passwords and confirmation keys."""
     _auth, data = inbound.authenticate(app, data=data, client_ip=message.client_ip,
                                        helo=message.client_helo, mail_from=message.mail_from,
                                        queue_id=message.queue_id)
-    process(app, session, data=data, mail_from=message.mail_from,
+    return data
+
+
+def handle_command(app, session, task, message, data: bytes,
+                   checked: bytes | None = None) -> None:
+    if checked is None:
+        checked = prepare_command(app, task.target, message, data)
+    process(app, session, data=checked, mail_from=message.mail_from,
             default_list=task.target or "")
+
+
+handle_command.prepare = prepare_command  # type: ignore[attr-defined]  # run by the pipeline
