@@ -15,16 +15,50 @@ import threading
 import time
 from collections import OrderedDict
 
+import ipaddress
+
+import dns.asyncresolver
 import dns.exception
 import dns.name
+import dns.nameserver
 import dns.resolver
 
-from listmgr.delivery.mx import make_resolver
 
 MAX_RECORDS = 10
 MAX_TXT = 4096
 MIN_TTL, MAX_TTL, NEGATIVE_TTL = 30, 86400, 300
 QUIET_AFTER_TIMEOUT = 30.0
+
+
+def parse_nameserver(entry: str, default_port: int) -> tuple[str, int]:
+    """`127.0.0.1`, `127.0.0.1:5353`, `::1`, `[::1]:5353` -> (address, port)."""
+    entry = entry.strip()
+    try:
+        ipaddress.ip_address(entry)
+        return entry, default_port
+    except ValueError:
+        pass
+    host, sep, port = entry.rpartition(":")
+    if sep and port.isdigit():
+        host = host.strip("[]")
+        ipaddress.ip_address(host)
+        return host, int(port)
+    raise ValueError(f"not a nameserver address: {entry!r}")
+
+
+def make_resolver(nameservers: tuple[str, ...], port: int, timeout: float = 5.0,
+                  cls: type = dns.asyncresolver.Resolver):
+    """A resolver (async by default; `cls` dns.resolver.Resolver for a blocking one) asking
+    `nameservers` (`[delivery] nameservers`), else the system's."""
+    if not nameservers:
+        r = cls()
+    else:
+        r = cls(configure=False)
+        r.nameservers = [dns.nameserver.Do53Nameserver(a, p)
+                         for a, p in (parse_nameserver(n, port) for n in nameservers)]
+    r.timeout = min(timeout, 3.0)
+    r.lifetime = timeout
+    return r
 
 
 class DNSTrouble(Exception):
