@@ -286,6 +286,15 @@ class MailConfig:
 
 
 @dataclass(frozen=True)
+class DKIMConfig:
+    selector: str = "listmgr"
+    domains: tuple[str, ...] = _kind("domains", ())  # empty: every local domain
+    key: str = ""  # empty: <data_dir>/dkim/<selector>.key
+    arc: bool = False
+    ed25519_selector: str = ""  # empty: no second (Ed25519, RFC 8463) signature
+
+
+@dataclass(frozen=True)
 class Config:
     domain: str = "localhost"
     hostname: str = ""
@@ -303,6 +312,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
     mail: MailConfig = field(default_factory=MailConfig)
+    dkim: DKIMConfig = field(default_factory=DKIMConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 
     # Derived values -------------------------------------------------------
@@ -407,6 +417,15 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
     if cfg.pop3.require_tls and not cfg.pop3.tls_cert:
         raise ConfigError(f"{source}: 'pop3.require_tls' needs 'pop3.tls_cert' and "
                           "'pop3.tls_key'")
+    for key in ("selector", "ed25519_selector"):
+        value = getattr(cfg.dkim, key)
+        if (value or key == "selector") and \
+                not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})", value):
+            raise ConfigError(f"{source}: bad value {value!r} for 'dkim.{key}': "
+                              "expected one DNS label (letters, digits, hyphens)")
+    if cfg.dkim.ed25519_selector and cfg.dkim.ed25519_selector == cfg.dkim.selector:
+        raise ConfigError(f"{source}: 'dkim.ed25519_selector' must differ from "
+                          "'dkim.selector'")
     return cfg
 
 

@@ -309,6 +309,11 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("digest_volume", "integer", _positive_or_one, "digest volume number"),
     _s("digest_work_dir", "absolute_dir", _absolute_dir, "Majordomo's digest scratch "
        "directory: stored, has no effect"),
+    _s("dmarc_mitigation", "enum", _enum("none", "munge_from", "wrap"), "posts From: a "
+       "domain with a strict DMARC policy go out From: the list (munge_from) or attached to "
+       "a message from the list (wrap); none: unchanged"),
+    _s("dmarc_when", "enum", _enum("reject", "quarantine", "always"), "mitigate posts from "
+       "domains publishing p=reject, p=quarantine or reject, or always (every post)"),
     _s("get_access", "enum", _enum(*ACCESS), "who may `get` archive files: open, list, closed"),
     _s("hold_expiry", "duration", _duration, "held posts expire after this long",
        fmt=lambda v: _short_duration(v)),
@@ -348,6 +353,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("sender", "word", _local_or_address, "Majordomo's envelope sender of posts: "
        "stored, has no effect (posts use owner-LIST)",
        get=lambda m: m.sender or f"owner-{m.name}"),
+    _s("require_auth", "bool", _bool, "hold posts whose From: address is not authenticated "
+       "(no aligned DKIM or SPF pass); not on open lists", fmt=_fmt_bool),
     _s("strip", "bool", _bool, "store subscribers' bare addresses without comments",
        fmt=_fmt_bool),
     _s("subject_prefix", "word", _word, "prefix for Subject:, e.g. [$LIST] or [$LIST:$SEQ]"),

@@ -32,9 +32,25 @@ def _toml_value(v: Any) -> str:
     return f'"{s}"'
 
 
+_QUIET_DNS: list[Any] = []
+
+
+def quiet_dns_address() -> str:
+    """A loopback DNS server that knows no names (NXDOMAIN for all), shared by the session:
+    the default `[delivery] nameservers` of test servers, so that no test asks the
+    machine's resolver (DMARC policies, SPF) and results do not depend on it."""
+    if not _QUIET_DNS:
+        from tests.dns_support import DNSServer
+        srv = DNSServer({})
+        srv.start()
+        _QUIET_DNS.append(srv)
+    return _QUIET_DNS[0].address
+
+
 def write_config(tmp_path: Path, db_url: str, **overrides: Any) -> Path:
     """Write tmp_path/listmgr.toml. Keys: top-level names or `section__key`."""
     values: dict[str, Any] = {
+        "delivery__nameservers": [quiet_dns_address()],
         "domain": "example.org",
         "data_dir": str(tmp_path / "var"),
         "database_url": db_url,

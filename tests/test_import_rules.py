@@ -15,12 +15,13 @@ import listmgr
 ROOT = Path(listmgr.__file__).parent
 
 BASE = {"config", "listconfig", "clock", "spool", "durable", "passwords", "render", "mail",
-        "diskspace", "patterns", "site_secret", "unsubscribe"}
+        "diskspace", "patterns", "site_secret", "unsubscribe", "auth"}
 WORKER = BASE | {"store", "app", "tokens"}
 
 # unit (top-level module or package under listmgr/) -> what it may import besides itself.
 RULES: dict[str, set[str]] = {
     "mail": {"config", "clock"},
+    "auth": {"config", "mail"},
     "config": {"patterns"}, "clock": set(), "durable": set(), "passwords": set(),
     "render": set(), "listconfig": {"config", "mail", "patterns"},
     "site_secret": {"durable"}, "unsubscribe": set(),

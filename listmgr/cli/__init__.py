@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Imported here, not at the top: each imports CLIError from this module.
-    from listmgr.cli import bounces, held, lists, majordomo, queue, server, site, users, web
+    from listmgr.cli import (bounces, dkimcmd, held, lists, majordomo, queue, server, site,
+                             users, web)
     for module in (
         server,  # init, serve
         lists,   # newlist, rmlist, lists, members, subscribe, unsubscribe, config
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         bounces,  # bounces
         web,     # web (the web pages alone)
         majordomo,  # import-majordomo
+        dkimcmd,  # dkim keygen, dkim record
     ):
         module.register(sub)
     return p

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from listmgr.app import App
 from listmgr.cli import CLIError, setup_logging
 from listmgr.cli.common import load_config, open_app
+from listmgr.mail import dkim
 from listmgr.store import migrate
 
 log = logging.getLogger("listmgr")
@@ -44,6 +45,12 @@ def cmd_serve(args) -> int:
     # Imported here: the server's components are not needed by the other subcommands,
     # which start faster without them.
     from listmgr.service import Service
+    if app.signer is None:
+        log.warning("no DKIM key at %s: outgoing mail is not signed; `listmgr dkim keygen` "
+                    "makes one", dkim.key_path(cfg))
+    else:
+        log.info("DKIM signing: selector=%s domains=%s arc=%s", app.signer.selector,
+                 ",".join(app.signer.domains), "on" if cfg.dkim.arc else "off")
     service = Service(cfg, app)
     asyncio.run(service.run(ready=lambda: log.info("listmgr ready: %s", " ".join(
         f"{k}={v}" for k, v in sorted(service.ports.items())) or "no listeners")))

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from listmgr.app import App
 from listmgr.config import split_hostport
 from listmgr.delivery import dsn
-from listmgr.delivery.mx import MXResolver, make_resolver
+from listmgr.auth.dns import make_resolver
+from listmgr.delivery.mx import MXResolver
 from listmgr.delivery.queue import (
     DEFERRED,
     FAILED,

@@ -10,14 +10,18 @@ message is wrapped whole in multipart/mixed, so its signature still verifies.
 
 from __future__ import annotations
 
+import email.policy
+import itertools
 import re
 import secrets
 from dataclasses import dataclass
 from email.header import Header
+from email.headerregistry import Address
 from email.message import Message
+from email.utils import getaddresses
 
 from listmgr import __version__
-from listmgr.posting.message import RawMessage
+from listmgr.posting.message import RawMessage, decode_words
 
 # Removed from every post (reference 5.1 point 4), plus our own kinds of header that came
 # from elsewhere (another list's List-*, any Approved).
@@ -47,6 +51,8 @@ class ListInfo:
     message_footer: str = ""
     post_policy: str = "members"
     base_url: str = ""
+    dmarc_mitigation: str = "munge_from"
+    dmarc_when: str = "quarantine"
 
     @classmethod
     def of(cls, mlist, config) -> "ListInfo":
@@ -55,7 +61,8 @@ class ListInfo:
                    precedence=mlist.precedence, purge_received=mlist.purge_received,
                    message_headers=mlist.message_headers,
                    message_fronter=mlist.message_fronter, message_footer=mlist.message_footer,
-                   post_policy=mlist.post_policy, base_url=config.web.base_url)
+                   post_policy=mlist.post_policy, base_url=config.web.base_url,
+                   dmarc_mitigation=mlist.dmarc_mitigation, dmarc_when=mlist.dmarc_when)
 
     @property
     def address(self) -> str:
@@ -64,6 +71,13 @@ class ListInfo:
     @property
     def owner(self) -> str:
         return f"owner-{self.name}@{self.domain}"
+
+    @property
+    def changes_posts(self) -> bool:
+        """Whether decoration can break a poster's DKIM signature (subject, body or a
+        replaced Reply-To); a list that only adds header fields does not."""
+        return bool(self.subject_prefix.strip() or self.message_fronter.strip()
+                    or self.message_footer.strip() or self.reply_to)
 
 
 def expand(text: str, *, list_name: str, sender: str = "", seq: int | None = None) -> str:
@@ -156,9 +170,20 @@ def list_headers(info: ListInfo) -> list[tuple[str, str]]:
     return out
 
 
-def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> bytes:
-    """The bytes every member receives. `msg` is changed in place."""
+def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None,
+             mitigation: str = "none") -> bytes:
+    """The bytes every member receives. `msg` is changed in place.
+
+    `mitigation` (listmgr.posting.mitigation decides it): "munge_from" puts the list's
+    address in From:, "wrap" sends the post unchanged as a message/rfc822 attachment of a
+    message from the list; so the list's own DKIM signature is the aligned one.
+    """
     sender = ", ".join(msg.get_all("from"))
+    original_from = _single_from(msg)
+    if original_from is None:
+        mitigation = "none"
+    if mitigation == "wrap":
+        msg = wrapped(msg, info, original_from)
     msg.remove(*ALWAYS_REMOVED)
     msg.remove_if(lambda n: n.startswith(_REMOVED_PREFIXES))
     if info.precedence:
@@ -200,6 +225,10 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
         m = re.match(r"^([!-9;-~]+):\s*(.*)$", line)
         if m and m.group(2):
             msg.add(m.group(1), encode_value(m.group(1), m.group(2)))
+    if mitigation == "munge_from":
+        munge_from(msg, info, original_from)
+    if mitigation in ("munge_from", "wrap"):
+        keep_poster_reachable(msg, info, original_from)
     for name, value in list_headers(info):
         msg.add(name, value)
     msg.add("X-Loop", info.address)
@@ -210,6 +239,97 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
         add_fronter_footer(msg, fronter if fronter.strip() else "",
                            footer if footer.strip() else "")
     return msg.to_bytes()
+
+
+# --------------------------------------------------------------------------- DMARC
+
+_SMTP = email.policy.SMTP.clone(max_line_length=78)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n[ \t])|(?<!\r)\n")
+MAX_NAME = 200
+# Kept on the wrapper of a wrapped post (the rest stays inside, in the original).
+_WRAP_KEEP = ("to", "cc", "subject", "date", "message-id", "in-reply-to", "references")
+
+
+def _single_from(msg: RawMessage) -> tuple[str, str, bytes] | None:
+    """(display name decoded, address, raw field body) of the post's one From: address."""
+    raws = msg.raw_values("from")
+    if len(raws) != 1:
+        return None
+    raw = raws[0]
+    text = raw.decode("utf-8", "replace").replace("\r\n", "")
+    pairs = [(n, a) for n, a in getaddresses([text]) if a]
+    if len(pairs) != 1 or "@" not in pairs[0][1]:
+        return None
+    name, addr = pairs[0]
+    # Control characters (an encoded word may hide them) never reach a header we write.
+    name = " ".join(_CONTROL.sub(" ", decode_words(name)).split())[:MAX_NAME]
+    raw = raw.strip()
+    if not raw.isascii() or _RAW_CONTROL.search(raw) or _CONTROL.search(decode_words(text)):
+        # Raw 8-bit, or control characters (also encoded ones): what we write is clean.
+        raw = _address_field("Reply-To", name, addr).encode("ascii")
+    return name, addr, raw
+
+
+def _address_field(field: str, name: str, address: str) -> str:
+    """`Name <address>` as a folded field body (RFC 2047 words when not ASCII); the bare
+    address when the name cannot be written."""
+    try:
+        header = _SMTP.header_factory(field, Address(display_name=name, addr_spec=address))
+        return _SMTP.fold(field, header)[len(field) + 1:].strip()
+    except Exception:  # the email package's errors for names it cannot quote
+        return f"<{address}>"
+
+
+def via_from(info: ListInfo, name: str, address: str) -> str:
+    """`"Name via LIST" <LIST@domain>` as a folded field body (RFC 2047 when not ASCII)."""
+    shown = " ".join((name or address).split())
+    return _address_field("From", f"{shown} via {info.name}", info.address)
+
+
+def munge_from(msg: RawMessage, info: ListInfo, original: tuple[str, str, bytes]) -> None:
+    """From: the list; the poster's From: kept in X-Original-From."""
+    name, address, raw = original
+    msg.replace("From", via_from(info, name, address))
+    msg.add("X-Original-From", raw)
+
+
+def keep_poster_reachable(msg: RawMessage, info: ListInfo,
+                          original: tuple[str, str, bytes]) -> None:
+    """After From: became the list: replies still reach the poster. Reply-To: the poster
+    (their own Reply-To when they set one); when the list sets its own Reply-To, the
+    poster's address is added to it."""
+    _, address, raw = original
+    replies = msg.raw_values("reply-to")
+    if not replies:
+        msg.add("Reply-To", raw)
+    elif info.reply_to and info.reply_to.upper() != "$SENDER":
+        present = {a.lower() for a in msg.addresses("reply-to")}
+        if address.lower() not in present:
+            value = b", ".join(v.strip() for v in replies) + b", " + raw
+            msg.remove("reply-to")
+            msg.add("Reply-To", value)
+
+
+def wrapped(msg: RawMessage, info: ListInfo, original: tuple[str, str, bytes]) -> RawMessage:
+    """A message from the list whose only content is the post, untouched (its signature
+    still verifies inside)."""
+    name, address, raw = original
+    # Our Authentication-Results (stamped on top at arrival) describe the wrapper's
+    # content for the receiver and ARC: they move to the wrapper.
+    stamp = list(itertools.takewhile(lambda f: f[0] == "authentication-results", msg.fields))
+    msg.fields = msg.fields[len(stamp):]
+    fields = stamp + [(n, r) for n, r in msg.fields if n in _WRAP_KEEP]
+    outer = RawMessage(fields, msg.to_bytes())
+    outer.add("From", via_from(info, name, address))
+    outer.add("Reply-To", b", ".join(v.strip() for v in msg.raw_values("reply-to")) or raw)
+    outer.add("X-Original-From", raw)
+    outer.add("MIME-Version", "1.0")
+    outer.add("Content-Type", "message/rfc822")
+    if not outer.body.isascii():  # RFC 2046 5.2.1: 7bit, 8bit or binary only
+        outer.add("Content-Transfer-Encoding", "8bit")
+    outer.add("Content-Disposition", "inline")
+    return outer
 
 
 # --------------------------------------------------------------------------- body

@@ -18,7 +18,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from listmgr.mail.addresses import AddressError, domain_of, parse_single
-from listmgr.posting import archive, digest
+from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
 from listmgr.store.lists import iter_member_batches
@@ -57,8 +57,13 @@ def _bare(stored: str) -> str:
 def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distributed:
     """Decorate `msg`, queue it to every member with delivery on, archive it on commit."""
     t0 = time.monotonic()
+    info = ListInfo.of(mlist, app.config)
+    # Before the first write: a DNS lookup must not hold the store's write lock (SQLite).
+    mode = mitigation.decide(app.txt_lookup, info, msg, app.config.local_domains)
     seq = next_sequence(s, mlist)
-    data = decorate(msg, ListInfo.of(mlist, app.config), seq=seq)
+    data = decorate(msg, info, seq=seq, mitigation=mode)
+    if app.config.dkim.arc and app.signer is not None:
+        data = app.signer.arc_seal(data, app.config.domain, app.config.hostname)
     envelope = f"owner-{mlist.name}@{app.config.domain}"
     # Per-recipient parts (VERP, one-click unsubscribe) are added at send time.
     personal = mlist.name if mlist.verp != "off" or app.config.web.base_url else ""
@@ -77,8 +82,8 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
     if digest.has_digest_members(s, mlist):
         digest.queue_post(app, s, mlist, data)
-    log.info("%s list=%s seq=%d recipients=%d size=%d fanout=%.3fs", out.queue_id,
-             mlist.name, seq, total, len(data), time.monotonic() - t0)
+    log.info("%s list=%s seq=%d recipients=%d size=%d dmarc=%s fanout=%.3fs", out.queue_id,
+             mlist.name, seq, total, len(data), mode, time.monotonic() - t0)
     return Distributed(out.queue_id, total, seq)
 
 

@@ -55,6 +55,8 @@ class Post:
     time_budget: float = 2.0
     approved: bool = False
     approval_invalid: bool = False
+    authenticated: bool | None = None  # From: had an aligned DKIM/SPF pass (None: unknown)
+    auth_summary: str = ""
     started: float = field(default_factory=time.monotonic)
     # The site's Majordomo-form taboo patterns ([posting] global_taboo_*), one a line.
     global_taboo_headers: str = ""
@@ -301,6 +303,21 @@ class PostPolicy(Rule):
         return self.hit(action, f"Non-member submission from [{post.poster}]")
 
 
+class RequireAuth(Rule):
+    name = "require_auth"
+    description = "require_auth lists (not open): a post whose From: domain has no aligned " \
+                  "DKIM or SPF pass (DMARC's test) is held, so a forged member address " \
+                  "cannot post"
+
+    def check(self, post: Post) -> Hit | None:
+        if not getattr(post.mlist, "require_auth", False) or post.mlist.post_policy == "open":
+            return None
+        if post.authenticated is None or post.authenticated:
+            return None
+        return self.hit(HOLD, f"The From: address [{post.poster}] is not authenticated "
+                              f"({post.auth_summary})")
+
+
 class TooComplex(Rule):
     """Not in RULES: the worker runs it alone when mail/mimelimits.py refuses the post's
     structure (the content rules could not read its text within bounds)."""
@@ -320,7 +337,7 @@ class TooComplex(Rule):
 # the content rules, then who may post.
 RULES: tuple[Rule, ...] = (Loop(), InvalidApproval(), ApprovedInPart(), Size(), Administrivia(),
                            TabooHeaders(), TabooBody(), GlobalTaboo(), AddressHeaders(),
-                           PostPolicy())
+                           PostPolicy(), RequireAuth())
 
 
 TIME_BUDGET = "time_budget"  # the rule name of a hold because matching ran out of time

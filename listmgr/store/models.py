@@ -123,6 +123,9 @@ class MailingList(Base):
     digest_rm_footer: Mapped[str] = mapped_column(String(64), default="")
     digest_rm_fronter: Mapped[str] = mapped_column(String(64), default="")
     digest_format: Mapped[str] = mapped_column(String(10), default="mime")
+    dmarc_mitigation: Mapped[str] = mapped_column(String(16), default="munge_from")
+    dmarc_when: Mapped[str] = mapped_column(String(16), default="quarantine")
+    require_auth: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list["Member"]] = relationship(

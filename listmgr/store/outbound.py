@@ -30,11 +30,16 @@ def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[st
             spool_path: str | None = None, personal: str = "") -> OutboundMessage:
     """Queue `data` for `recipients`. `mail_from` "" is the null sender (no DSN ever).
 
-    Pass `spool_path` instead of writing `data` again when the body is already spooled.
+    Pass `spool_path` instead of writing `data` again when the body is already spooled
+    (stored as is). Otherwise `data` passes the spool's signer first: mail whose From:
+    address (or, failing that, envelope sender) is in our DKIM domains is stored with our
+    DKIM-Signature, made once for all its recipients.
     `personal` names the list whose members' copies get per-recipient parts at send time.
     """
     if mail_from:
         _check_address(mail_from)
+    if spool_path is None and spool.signer is not None:
+        data = spool.signer(data, mail_from)
     queue_id = new_queue_id()
     path = spool_path or spool.write("out", data, queue_id)
     msg = OutboundMessage(queue_id=queue_id, spool_path=path, mail_from=mail_from,
