@@ -163,6 +163,13 @@ class LMTPConfig:
 
 
 @dataclass(frozen=True)
+class MapsConfig:
+    listen: str = _kind("hostport?", "")  # Postfix socketmap server, e.g. 127.0.0.1:2526
+    timeout: float = _kind("duration", 100.0)  # an idle connection is closed after this
+    max_connections: int = 100
+
+
+@dataclass(frozen=True)
 class POP3Config:
     listen: str = _kind("hostport", "127.0.0.1:1110")
     relay_window: float = _kind("duration", 1800.0)
@@ -243,6 +250,7 @@ class Config:
     log_level: str = "INFO"
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
     lmtp: LMTPConfig = field(default_factory=LMTPConfig)
+    maps: MapsConfig = field(default_factory=MapsConfig)
     pop3: POP3Config = field(default_factory=POP3Config)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)

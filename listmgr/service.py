@@ -28,6 +28,7 @@ class Component(Protocol):
 COMPONENT_MODULES = (
     "listmgr.smtp.server",      # SMTP (and LMTP) ingress
     "listmgr.pop3.server",      # POP3
+    "listmgr.maps.socketmap",   # Postfix socketmap: which recipients exist
     "listmgr.pipeline",         # inbound tasks -> handlers
     "listmgr.delivery.worker",  # outbound queue -> remote MTAs
     "listmgr.posting.expiry",   # held posts expire

@@ -21,6 +21,7 @@ MODULES = (
     "listmgr.cli.queue",    # queue, queue show/retry/delete, deliver
     "listmgr.cli.held",     # held, approve, reject
     "listmgr.cli.site",     # site-password
+    "listmgr.cli.maps",     # postfix-maps
 )
 
 

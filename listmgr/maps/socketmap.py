@@ -1,0 +1,161 @@
+"""Postfix's socketmap protocol on `[maps] listen`: "is this address ours?" at RCPT time.
+
+A request is one netstring `LEN:NAME KEY,`; the reply is a netstring `OK KEY` when mail to
+KEY is accepted here (lists and their -request/-owner/-approval/owner- addresses,
+majordomo, postmaster, mailbox users, at every local domain), `NOTFOUND ` when not,
+`TEMP reason` when the store cannot answer, `PERM reason` for a malformed request. The map
+NAME is not looked at: any name works. Postfix keeps the connection open for more requests.
+
+Limits: a request is at most MAX_REQUEST bytes (a longer length prefix gets `PERM` and the
+connection is closed), must arrive whole within REQUEST_TIME seconds once it has started, a
+connection idle for `[maps] timeout` is closed, and at most `[maps] max_connections` are
+open at once (more are closed at once; Postfix retries). Lookups run in a small thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from listmgr.config import split_hostport
+from listmgr.maps.addresses import is_ours
+
+log = logging.getLogger("listmgr.maps")
+
+MAX_REQUEST = 1000  # bytes in one netstring: a map name and an address (at most 320)
+MAX_LENGTH_DIGITS = 4  # "1000"
+REQUEST_TIME = 10.0  # seconds for a started request to arrive whole
+THREADS = 4
+
+
+class BadRequest(Exception):
+    """A request that is not a netstring within the limits: answered PERM, then closed."""
+
+
+def netstring(text: str) -> bytes:
+    data = text.encode("utf-8", "replace")
+    return b"%d:%s," % (len(data), data)
+
+
+async def read_netstring(reader: asyncio.StreamReader, idle: float) -> bytes | None:
+    """One netstring's payload; None at a clean end of input or after `idle` seconds."""
+    try:
+        first = await asyncio.wait_for(reader.read(1), idle)
+    except asyncio.TimeoutError:
+        return None
+    if not first:
+        return None
+    return await asyncio.wait_for(_rest(reader, first), REQUEST_TIME)
+
+
+async def _rest(reader: asyncio.StreamReader, first: bytes) -> bytes:
+    digits = first
+    while True:
+        if not digits[-1:].isdigit():
+            raise BadRequest("netstring length expected")
+        c = await reader.read(1)
+        if not c:
+            raise BadRequest("incomplete netstring")
+        if c == b":":
+            break
+        digits += c
+        if len(digits) > MAX_LENGTH_DIGITS:
+            raise BadRequest(f"request longer than {MAX_REQUEST} bytes")
+    length = int(digits)
+    if length > MAX_REQUEST:
+        raise BadRequest(f"request longer than {MAX_REQUEST} bytes")
+    try:
+        payload = await reader.readexactly(length + 1)
+    except asyncio.IncompleteReadError:
+        raise BadRequest("incomplete netstring") from None
+    if payload[-1:] != b",":
+        raise BadRequest("netstring does not end with ','")
+    return payload[:-1]
+
+
+class SocketmapServer:
+    """A service component: `start()` binds `[maps] listen`, `stop()` closes everything."""
+
+    def __init__(self, app: Any, ports: dict[str, int]):
+        self.app = app
+        self.cfg = app.config
+        self.ports = ports
+        self.local_domains = self.cfg.local_domains
+        self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="maps")
+        self.server: asyncio.base_events.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        host, port = split_hostport(self.cfg.maps.listen)
+        self.server = await asyncio.start_server(self._client, host, port)
+        self.ports["maps"] = self.server.sockets[0].getsockname()[1]
+        log.info("socketmap listening on %s:%d", host, self.ports["maps"])
+
+    async def stop(self) -> None:
+        if self.server is None:
+            return
+        self.server.close()
+        for w in list(self.writers):
+            w.close()
+        await self.server.wait_closed()
+        self.server = None
+        await asyncio.to_thread(self.executor.shutdown, True)
+
+    def lookup(self, key: str) -> bool:
+        with self.app.store.session() as s:
+            return is_ours(s, key, self.local_domains)
+
+    async def answer(self, request: bytes) -> str:
+        try:
+            text = request.decode("utf-8")
+        except UnicodeDecodeError:
+            return "NOTFOUND "  # our addresses are ASCII
+        name, sep, key = text.partition(" ")
+        if not sep or not name:
+            raise BadRequest("expected 'NAME KEY'")
+        try:
+            ours = await asyncio.get_running_loop().run_in_executor(self.executor,
+                                                                    self.lookup, key)
+        except Exception:
+            log.exception("socketmap lookup of %r failed", key[:320])
+            return "TEMP lookup failed, see listmgr's log"
+        return f"OK {key}" if ours else "NOTFOUND "
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.writers) >= self.cfg.maps.max_connections:
+            log.warning("socketmap: too many connections, closing one from %s",
+                        writer.get_extra_info("peername"))
+            writer.close()
+            return
+        self.writers.add(writer)
+        try:
+            while True:
+                try:
+                    request = await read_netstring(reader, self.cfg.maps.timeout)
+                    if request is None:
+                        break
+                    reply = await self.answer(request)
+                except BadRequest as exc:
+                    writer.write(netstring(f"PERM {exc}"))
+                    await writer.drain()
+                    break
+                except asyncio.TimeoutError:
+                    break  # a request started but did not finish in time
+                writer.write(netstring(reply))
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.writers.discard(writer)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+
+def components(service: Any) -> list:
+    if not service.config.maps.listen:
+        return []
+    return [SocketmapServer(service.app, service.ports)]
