@@ -158,6 +158,14 @@ class SMTPConfig:
 
 
 @dataclass(frozen=True)
+class SubmissionConfig:
+    listen: str = _kind("hostport?", "")  # port 587: STARTTLS, then AUTH (e.g. 0.0.0.0:587)
+    tls_listen: str = _kind("hostport?", "")  # port 465: implicit TLS (RFC 8314)
+    tls_cert: str = ""  # default: [smtp] tls_cert
+    tls_key: str = ""  # default: [smtp] tls_key
+
+
+@dataclass(frozen=True)
 class LMTPConfig:
     listen: str = _kind("hostport?", "")
 
@@ -250,6 +258,7 @@ class Config:
     log_level: str = "INFO"
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
     lmtp: LMTPConfig = field(default_factory=LMTPConfig)
+    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
     maps: MapsConfig = field(default_factory=MapsConfig)
     pop3: POP3Config = field(default_factory=POP3Config)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
@@ -350,6 +359,14 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
         raise ConfigError(f"{source}: 'smtp.tls_cert' and 'smtp.tls_key' go together")
     if bool(cfg.pop3.tls_cert) != bool(cfg.pop3.tls_key):
         raise ConfigError(f"{source}: 'pop3.tls_cert' and 'pop3.tls_key' go together")
+    if bool(cfg.submission.tls_cert) != bool(cfg.submission.tls_key):
+        raise ConfigError(f"{source}: 'submission.tls_cert' and 'submission.tls_key' go "
+                          "together")
+    if (cfg.submission.listen or cfg.submission.tls_listen) and not (
+            cfg.submission.tls_cert or cfg.smtp.tls_cert):
+        raise ConfigError(f"{source}: 'submission.listen' and 'submission.tls_listen' need "
+                          "a certificate: set 'submission.tls_cert' and 'tls_key' (or "
+                          "'smtp.tls_cert' and 'tls_key')")
     if cfg.pop3.require_tls and not cfg.pop3.tls_cert:
         raise ConfigError(f"{source}: 'pop3.require_tls' needs 'pop3.tls_cert' and "
                           "'pop3.tls_key'")

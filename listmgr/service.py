@@ -27,6 +27,7 @@ class Component(Protocol):
 # Listeners come first so that workers start with the ports known.
 COMPONENT_MODULES = (
     "listmgr.smtp.server",      # SMTP (and LMTP) ingress
+    "listmgr.smtp.submission",  # submission for mail clients (587 STARTTLS, 465 TLS)
     "listmgr.pop3.server",      # POP3
     "listmgr.maps.socketmap",   # Postfix socketmap: which recipients exist
     "listmgr.pipeline",         # inbound tasks -> handlers

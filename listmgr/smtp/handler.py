@@ -9,8 +9,10 @@ committed before the client sees `250`. Any bug answers `451 4.3.0`, never a tra
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -19,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from listmgr.app import App
 from listmgr.mail.compose import normalise_line_ends
-from listmgr.passwords import verify_password
+from listmgr.passwords import hash_password, verify_password
+from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
@@ -35,6 +38,11 @@ MAX_ADDRESS = 320  # RFC 5321 4.5.3.1: 64 + "@" + 255, and our columns' width
 THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
 MAX_HOPS = 30  # Received: headers before we call it a loop (sendmail MaxHopCount is 25)
 _RECEIVED = re.compile(rb"^received:", re.IGNORECASE | re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password("no such user")
 
 
 def hop_count(data: bytes) -> int:
@@ -116,6 +124,10 @@ class IngressHandler:
         self.max_recipients = cfg.smtp.max_recipients
         self.gate = RelayGate(cfg.smtp.relay_networks)
         self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="smtp")
+        # Failed AUTH logins per client IP; the listener shares one tracker between its
+        # listeners (server.login_failures).
+        self.failures = FailureTracker(cfg.pop3.login_failure_delay)
+        self._auth_gates: dict[str, list] = {}  # ip -> [asyncio.Lock, waiters]
 
     async def run(self, fn, *args):
         """fn(*args) in the ingress thread pool."""
@@ -244,19 +256,60 @@ class IngressHandler:
 
     # ------------------------------------------------------------------ AUTH
 
+    async def authenticate(self, peer_ip: str, login: str, password: str) -> str | None:
+        """SMTP AUTH: the mailbox user's name, or None after the failure delay.
+
+        The argon2 check runs in the ingress thread pool; one check at a time per client IP,
+        and each failure costs a delay that doubles per recent failure from that IP (the
+        POP3 login throttle, `[pop3] login_failure_delay`), so parallel connections do not
+        speed up guessing.
+        """
+        ip = normalise_ip(str(peer_ip))
+        shown = login[:64].encode("ascii", "backslashreplace").decode()
+        gate = self._auth_gates.setdefault(ip, [asyncio.Lock(), 0])
+        gate[1] += 1
+        try:
+            async with gate[0]:
+                try:
+                    user = await self.run(self.check_login, login, password)
+                except Exception:
+                    log.exception("AUTH check failed client=[%s]", ip)
+                    user = None
+                if user is None:
+                    now = time.monotonic()
+                    delay = self.failures.delay(ip, now)
+                    self.failures.failed(ip, now)
+                    log.warning("AUTH failed client=[%s] login=%s recent_failures=%d "
+                                "delay=%.1fs", ip, shown, self.failures.count(ip, now), delay)
+                    await asyncio.sleep(delay)
+                    return None
+        finally:
+            gate[1] -= 1
+            if gate[1] == 0:
+                self._auth_gates.pop(ip, None)
+        self.failures.succeeded(ip)
+        log.info("AUTH ok client=[%s] user=%s", ip, user)
+        return user
+
     def check_login(self, login: str, password: str) -> str | None:
         """SMTP AUTH (offered over TLS only): the mailbox user's name, or None.
 
-        `alice` and `alice@<local domain>` both name mailbox user alice.
+        `alice` and `alice@<local domain>` both name mailbox user alice. An unknown name
+        costs the same argon2 work as a wrong password (no telling names apart by timing).
         """
         name, at, domain = login.strip().lower().rpartition("@")
         if not at:
             name = domain
         elif domain.rstrip(".") not in self.local_domains:
+            name = ""
+        user = None
+        if name:
+            with self.app.store.session() as s:
+                user = get_user(s, name)
+        if user is None:
+            verify_password(_dummy_hash(), password)
             return None
-        with self.app.store.session() as s:
-            user = get_user(s, name)
-        if not verify_password(user.password_hash if user else "", password):
+        if not verify_password(user.password_hash, password):
             return None
         return name
 

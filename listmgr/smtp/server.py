@@ -20,12 +20,16 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from listmgr.config import split_hostport
+from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.handler import SIZE_EXCEEDED, IngressHandler
 
 log = logging.getLogger("listmgr.smtp")
 
 # aiosmtpd logs every command line (AUTH data included) at INFO: keep it to warnings.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
+# ... and warns about its own deprecated attribute on every successful AUTH: not ours to fix.
+logging.getLogger("mail.log").addFilter(
+    lambda record: "login_data is deprecated" not in record.getMessage())
 
 IDENT = "ESMTP listmgr"
 
@@ -90,8 +94,13 @@ class _Protocol:
 
     local_part_limit = 64  # RFC 5321 4.5.3.1.1
 
-    def __init__(self, handler: IngressHandler, *, limit: ConnectionLimit, **kwargs: Any):
+    def __init__(self, handler: IngressHandler, *, limit: ConnectionLimit,
+                 implicit_tls: bool = False, **kwargs: Any):
         super().__init__(handler, **kwargs)
+        if implicit_tls:
+            # The whole connection is TLS (port 465): aiosmtpd only knows STARTTLS and would
+            # otherwise refuse AUTH as "encryption required".
+            self._auth_require_tls = False
         # aiosmtpd keeps this dict on the class, shared by every connection: make it ours.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         self.raw_reply_lines = 0  # greeting lines (HELO/EHLO) to send untouched
@@ -155,9 +164,7 @@ class _Protocol:
                 reply = "\r\n".join(reply for _ in self.envelope.rcpt_tos)
         return await super().push(reply)
 
-    # -- SMTP AUTH (PLAIN, LOGIN; aiosmtpd offers it only after STARTTLS)
-    AUTH_FAIL_DELAY = 1.0  # seconds before "535": slows down password guessing
-
+    # -- SMTP AUTH (PLAIN, LOGIN; aiosmtpd offers it only after STARTTLS or on implicit TLS)
     def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
         # aiosmtpd calls this synchronously; the check (store, argon2) runs in
         # _finish_auth, off the event loop.
@@ -169,12 +176,9 @@ class _Protocol:
         creds: LoginPassword = result.auth_data
         login = creds.login.decode("utf-8", "replace")
         password = creds.password.decode("utf-8", "replace")
-        user = await self.event_handler.run(self.event_handler.check_login, login, password)
+        user = await self.event_handler.authenticate(self.session.peer[0], login, password)
         if user is None:
-            log.warning("AUTH failed client=[%s] login=%r", self.session.peer[0], login[:64])
-            await asyncio.sleep(self.AUTH_FAIL_DELAY)
             return AuthResult(success=False, handled=False)
-        log.info("AUTH ok client=[%s] user=%s", self.session.peer[0], user)
         return AuthResult(success=True, handled=False, auth_data=LoginPassword(
             user.encode(), b""))
 
@@ -216,31 +220,52 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
 
 
 class Listener:
-    """One listening socket (SMTP or LMTP) as a service component."""
+    """One listening socket (SMTP, LMTP or submission) as a service component.
 
-    def __init__(self, service: Any, name: str, listen: str, lmtp: bool = False):
+    `submission`: AUTH required before MAIL (and STARTTLS before AUTH, unless the listener
+    is `implicit_tls`, RFC 8314); `tls` is the certificate context for STARTTLS or for the
+    implicit-TLS socket.
+    """
+
+    def __init__(self, service: Any, name: str, listen: str, lmtp: bool = False, *,
+                 handler: IngressHandler | None = None, tls: ssl.SSLContext | None = None,
+                 implicit_tls: bool = False, submission: bool = False):
         self.service = service
         self.name = name
         self.listen = listen
         self.lmtp = lmtp
+        self.submission = submission
+        self.implicit_tls = implicit_tls
         cfg = service.config
-        self.handler = IngressHandler(service.app, lmtp=lmtp)
+        self.handler = handler or IngressHandler(service.app, lmtp=lmtp)
+        self.handler.failures = login_failures(service)
         self.limit = ConnectionLimit(cfg.smtp.max_connections, cfg.smtp.max_data_sessions)
-        self.tls = None if lmtp else tls_context(cfg.smtp.tls_cert, cfg.smtp.tls_key)
+        if tls is None and not lmtp and not submission:
+            tls = tls_context(cfg.smtp.tls_cert, cfg.smtp.tls_key)
+        self.tls = tls
         self.server: asyncio.base_events.Server | None = None
 
     def _factory(self) -> SMTP:
         cfg = self.service.config
         cls = ListmgrLMTP if self.lmtp else ListmgrSMTP
+        extra: dict[str, Any] = {}
+        if self.submission:
+            extra = {"auth_required": True, "require_starttls": not self.implicit_tls}
         return cls(self.handler, limit=self.limit, data_size_limit=cfg.smtp.max_message_size,
-                   hostname=cfg.hostname, ident=IDENT, tls_context=self.tls,
-                   timeout=cfg.smtp.timeout, enable_SMTPUTF8=False, decode_data=False,
-                   loop=asyncio.get_running_loop())
+                   hostname=cfg.hostname, ident=IDENT,
+                   tls_context=None if self.implicit_tls else self.tls,
+                   implicit_tls=self.implicit_tls, timeout=cfg.smtp.timeout,
+                   enable_SMTPUTF8=False, decode_data=False, loop=asyncio.get_running_loop(),
+                   **extra)
 
     async def start(self) -> None:
         host, port = split_hostport(self.listen)
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(self._factory, host, port)
+        if self.implicit_tls:
+            self.server = await loop.create_server(self._factory, host, port, ssl=self.tls,
+                                                   ssl_handshake_timeout=30)
+        else:
+            self.server = await loop.create_server(self._factory, host, port)
         self.service.ports[self.name] = self.server.sockets[0].getsockname()[1]
         log.info("%s listening on %s:%d", self.name.upper(), host, self.service.ports[self.name])
 
@@ -254,6 +279,16 @@ class Listener:
         await self.server.wait_closed()
         self.server = None
         await asyncio.to_thread(self.handler.close)  # let in-flight store work finish
+
+
+def login_failures(service: Any) -> FailureTracker:
+    """One record of failed SMTP AUTH logins per server, shared by every listener (so that
+    guessing on port 587 also slows down guessing on 465 and 25)."""
+    tracker = getattr(service, "smtp_login_failures", None)
+    if tracker is None:
+        tracker = FailureTracker(service.config.pop3.login_failure_delay)
+        service.smtp_login_failures = tracker
+    return tracker
 
 
 def components(service: Any) -> list:
