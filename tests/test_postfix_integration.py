@@ -138,7 +138,7 @@ def test_oversize_refused_by_postfix_at_mail(stack):
 
 def test_mailbox_user_receives_through_postfix(stack):
     srv, pf, sink = stack
-    from listmgr.pop3.maildir import Maildir
+    from listmgr.mailbox.maildir import Maildir
     via_postfix(pf, "friend@elsewhere.example", ["carol@example.org"],
                 "From: friend@elsewhere.example\nTo: carol@example.org\nSubject: hi\n\nhi\n")
     box = Maildir.for_user(srv.config.data_dir, "carol")
