@@ -122,7 +122,7 @@ class IngressHandler:
         self.lmtp = lmtp
         self.local_domains = cfg.local_domains
         self.max_recipients = cfg.smtp.max_recipients
-        self.gate = RelayGate(cfg.smtp.relay_networks)
+        self.gate = RelayGate(cfg.smtp.relay_networks, cfg.pop3.relay_window)
         self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="smtp")
         # Failed AUTH logins per client IP; the listener shares one tracker between its
         # listeners (server.login_failures).

@@ -1,0 +1,153 @@
+"""What waits in the queues, for the admin (`listmgr queue list/show/delete`, `status`).
+
+Read-only listings of the outbound queue (messages with recipients still to send or to
+return) and of the inbound queue (accepted messages whose tasks are not done: waiting, or
+shunted by an error and kept for replay), plus the removal of a shunted task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from listmgr.store.models import InboundMessage, InboundTask
+from listmgr.store.models import OutboundMessage as M
+from listmgr.store.models import OutboundRecipient as R
+from listmgr.store.models import utcnow
+
+
+@dataclass
+class Rcpt:
+    address: str
+    state: str        # queued, deferred, sending, returning (outbound); new, shunted (inbound)
+    detail: str = ""  # the last error, the next attempt, the task kind
+    task_id: int | None = None
+
+
+@dataclass
+class Entry:
+    direction: str  # "out" or "in"
+    queue_id: str
+    size: int
+    arrived: dt.datetime
+    sender: str
+    recipients: list[Rcpt] = field(default_factory=list)
+
+
+def _out_state(state: str, attempts: int, nxt: dt.datetime, lease_until, now) -> str:
+    if state == "bounce":
+        return "returning"
+    if lease_until is not None and lease_until > now:
+        return "sending"
+    return "deferred" if attempts else "queued"
+
+
+def outbound(s: Session, limit: int = 1000) -> list[Entry]:
+    """Messages with recipients queued or being returned, oldest first."""
+    now = utcnow()
+    msgs = s.execute(
+        select(M.id, M.queue_id, M.size, M.arrival_at, M.mail_from)
+        .where(M.spool_path != "", select(R.id).where(
+            R.message_id == M.id, R.state.in_(("queued", "bounce"))).exists())
+        .order_by(M.arrival_at, M.id).limit(limit)).all()
+    entries = {mid: Entry("out", qid, size, at, sender) for mid, qid, size, at, sender in msgs}
+    if not entries:
+        return []
+    rows = s.execute(
+        select(R.message_id, R.rcpt, R.state, R.attempts, R.next_attempt_at, R.lease_until,
+               R.diagnostic)
+        .where(R.message_id.in_(list(entries)), R.state.in_(("queued", "bounce")))
+        .order_by(R.message_id, R.id))
+    for mid, rcpt, state, attempts, nxt, lease_until, diag in rows:
+        st = _out_state(state, attempts, nxt, lease_until, now)
+        detail = diag.splitlines()[0] if diag else ""
+        if st == "deferred":
+            detail = f"tries {attempts}, next {nxt:%Y-%m-%d %H:%M:%S} UTC" + \
+                (f": {detail}" if detail else "")
+        entries[mid].recipients.append(Rcpt(rcpt, st, detail))
+    return list(entries.values())
+
+
+def inbound(s: Session, limit: int = 1000, queue_id: str | None = None) -> list[Entry]:
+    """Accepted messages whose tasks are not all done, oldest first."""
+    q = (select(InboundMessage.id, InboundMessage.queue_id, InboundMessage.size,
+                InboundMessage.received_at, InboundMessage.mail_from)
+         .where(select(InboundTask.id).where(InboundTask.message_id == InboundMessage.id,
+                                             InboundTask.state != "done").exists())
+         .order_by(InboundMessage.received_at, InboundMessage.id).limit(limit))
+    if queue_id is not None:
+        q = q.where(InboundMessage.queue_id == queue_id)
+    entries = {mid: Entry("in", qid, size, at, sender)
+               for mid, qid, size, at, sender in s.execute(q)}
+    if not entries:
+        return []
+    rows = s.execute(
+        select(InboundTask.message_id, InboundTask.id, InboundTask.rcpt, InboundTask.kind,
+               InboundTask.target, InboundTask.state, InboundTask.error)
+        .where(InboundTask.message_id.in_(list(entries)), InboundTask.state != "done")
+        .order_by(InboundTask.message_id, InboundTask.id))
+    for mid, tid, rcpt, kind, target, state, error in rows:
+        what = f"task {tid}, {kind}" + (f" {target}" if target and kind != "relay" else "")
+        detail = f"{what}: {error.splitlines()[0] if error else ''}".rstrip(": ")
+        entries[mid].recipients.append(Rcpt(rcpt, state, detail, tid))
+    return list(entries.values())
+
+
+def counts(s: Session) -> dict[str, int]:
+    """Outbound recipients by state and inbound tasks not done, by state."""
+    out = {st: n for st, n in s.execute(
+        select(R.state, func.count()).where(R.state.in_(("queued", "bounce")))
+        .group_by(R.state))}
+    now = utcnow()
+    deferred = s.scalar(select(func.count()).select_from(R).where(
+        R.state == "queued", R.attempts > 0, R.next_attempt_at > now)) or 0
+    inbound_states = {st: n for st, n in s.execute(
+        select(InboundTask.state, func.count()).where(InboundTask.state != "done")
+        .group_by(InboundTask.state))}
+    return {"outbound_queued": out.get("queued", 0), "outbound_deferred": deferred,
+            "outbound_returning": out.get("bounce", 0),
+            "inbound_waiting": inbound_states.get("new", 0),
+            "inbound_shunted": inbound_states.get("shunted", 0)}
+
+
+def oldest_deferred(s: Session) -> tuple[str, dt.datetime] | None:
+    row = s.execute(select(M.queue_id, M.arrival_at).join(R, R.message_id == M.id)
+                    .where(R.state == "queued", R.attempts > 0)
+                    .order_by(M.arrival_at).limit(1)).first()
+    return (row[0], row[1]) if row else None
+
+
+class NotShunted(Exception):
+    """The task does not exist or is not shunted (only shunted tasks may be deleted)."""
+
+
+def delete_shunted(s: Session, task_ids: list[int]) -> tuple[list[str], list[str]]:
+    """Remove shunted inbound tasks. Returns (the queue ids touched, spool paths of messages
+    that have nothing left to do, for the caller to remove after the commit)."""
+    touched: list[str] = []
+    paths: list[str] = []
+    for tid in task_ids:
+        task = s.get(InboundTask, tid, with_for_update=True)
+        if task is None or task.state != "shunted":
+            raise NotShunted(tid)
+        msg = s.get(InboundMessage, task.message_id)
+        s.delete(task)
+        s.flush()
+        if msg.queue_id not in touched:
+            touched.append(msg.queue_id)
+        left = s.scalar(select(func.count()).select_from(InboundTask).where(
+            InboundTask.message_id == msg.id, InboundTask.state != "done"))
+        if not left:
+            paths.append(msg.spool_path)
+            s.delete(msg)
+            s.flush()
+    return touched, paths
+
+
+def shunted_task_ids(s: Session, queue_id: str) -> list[int]:
+    return list(s.scalars(select(InboundTask.id).join(
+        InboundMessage, InboundMessage.id == InboundTask.message_id).where(
+        InboundMessage.queue_id == queue_id, InboundTask.state == "shunted")))
