@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Imported here, not at the top: each imports CLIError from this module.
-    from listmgr.cli import held, lists, maps, queue, server, site, users
+    from listmgr.cli import configcheck, held, lists, maps, queue, server, site, users
     for module in (
         server,  # init, serve
         lists,   # newlist, rmlist, lists, members, subscribe, unsubscribe, config
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         held,    # held, approve, reject
         site,    # site-password
         maps,    # postfix-maps
+        configcheck,  # config-sample, check-config
     ):
         module.register(sub)
     return p
