@@ -248,6 +248,13 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    file: str = ""  # log here instead of standard error; reopened on SIGHUP
+    syslog: bool = False  # also to syslog, facility mail, tags like listmgr/smtpd[PID]
+    syslog_socket: str = "/dev/log"
+
+
+@dataclass(frozen=True)
 class Config:
     domain: str = "localhost"
     hostname: str = ""
@@ -265,6 +272,7 @@ class Config:
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     posting: PostingConfig = field(default_factory=PostingConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 
     # Derived values -------------------------------------------------------

@@ -11,6 +11,7 @@ import logging
 import signal
 from typing import Any, Protocol
 
+from listmgr import logsetup
 from listmgr.app import App
 from listmgr.commands import housekeeping as command_housekeeping
 from listmgr.commands.worker import handle_command
@@ -103,9 +104,11 @@ class Service:
         await self.start()
         installed = []
         try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig, action in ((signal.SIGINT, self._stop.set),
+                                (signal.SIGTERM, self._stop.set),
+                                (signal.SIGHUP, logsetup.reopen)):
                 try:
-                    loop.add_signal_handler(sig, self._stop.set)
+                    loop.add_signal_handler(sig, action)
                     installed.append(sig)
                 except (RuntimeError, ValueError):
                     pass  # not the main thread (tests): request_stop() instead
@@ -118,3 +121,4 @@ class Service:
                 loop.remove_signal_handler(sig)
             await self.stop()
             self.app.store.dispose()
+            log.info("listmgr stopped")

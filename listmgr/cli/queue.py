@@ -9,7 +9,8 @@ import signal
 
 from sqlalchemy import update
 
-from listmgr.cli import CLIError, setup_logging
+from listmgr import logsetup
+from listmgr.cli import CLIError
 from listmgr.cli.common import load_config, open_app, session
 from listmgr.store import outbound_claims
 from listmgr.store import queue_report as report
@@ -193,7 +194,7 @@ def _delete_shunted(args, app, s) -> int:
 def cmd_deliver(args) -> int:
     from listmgr.delivery.worker import DeliveryWorker
     cfg = load_config(args)
-    setup_logging(cfg.log_level)
+    logsetup.configure(cfg)
     app = open_app(args)
 
     async def run() -> None:

@@ -334,7 +334,7 @@ class DeliveryWorker:
                      sent[0].remote_mta or tx.route)
         for o, it in zip(outcomes, tx.items):
             if o.result != SENT:
-                log.info("%s to=<%s> relay=%s tries=%d status=%s (%s)", msg.queue_id, it.rcpt,
+                log.warning("%s to=<%s> relay=%s tries=%d status=%s (%s)", msg.queue_id, it.rcpt,
                          o.remote_mta or tx.route, it.attempts + 1,
                          "bounced" if o.result == FAILED else "deferred", o.diagnostic)
 
