@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Imported here, not at the top: each imports CLIError from this module.
-    from listmgr.cli import configcheck, held, lists, maps, queue, server, site, users
+    from listmgr.cli import (configcheck, held, lists, maps, queue, server, site, status,
+                             users)
     for module in (
         server,  # init, serve
         lists,   # newlist, rmlist, lists, members, subscribe, unsubscribe, config
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         site,    # site-password
         maps,    # postfix-maps
         configcheck,  # config-sample, check-config
+        status,  # status
     ):
         module.register(sub)
     return p
