@@ -248,6 +248,11 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = _kind("hostport?", "")  # Prometheus /metrics, e.g. 127.0.0.1:9432
+
+
+@dataclass(frozen=True)
 class LogConfig:
     file: str = ""  # log here instead of standard error; reopened on SIGHUP
     syslog: bool = False  # also to syslog, facility mail, tags like listmgr/smtpd[PID]
@@ -273,6 +278,7 @@ class Config:
     posting: PostingConfig = field(default_factory=PostingConfig)
     web: WebConfig = field(default_factory=WebConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 
     # Derived values -------------------------------------------------------

@@ -82,6 +82,10 @@ HELP: dict[str, str] = {
     'posting.fanout_batch': 'members read and queued per batch',
     'posting.expiry_interval': 'how often held posts are checked for expiry',
     'web.base_url': 'https base for List-Unsubscribe one-click links',
+    'log.file': 'log to this file instead of standard error; kill -HUP reopens it (logrotate)',
+    'log.syslog': 'also log to syslog, facility mail, Postfix-style tags (listmgr/smtpd[PID]: QUEUEID: ...)',
+    'log.syslog_socket': 'the syslog socket',
+    'metrics.listen': 'Prometheus metrics at http://HOST:PORT/metrics (keep it on loopback or behind a firewall)',
 }
 
 

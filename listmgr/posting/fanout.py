@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from listmgr import metrics
 from listmgr.mail.addresses import domain_of
 from listmgr.posting import archive
 from listmgr.posting.decorate import ListInfo, decorate
@@ -63,8 +64,10 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
         s.execute(delete(OutboundMessage).where(OutboundMessage.id == out.id))
         hooks.after_commit(s, lambda: app.spool.remove(out.spool_path))
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
+    elapsed = time.monotonic() - t0
+    metrics.FANOUT.observe(elapsed)
     log.info("%s list=%s seq=%d recipients=%d size=%d fanout=%.3fs", out.queue_id,
-             mlist.name, seq, total, len(data), time.monotonic() - t0)
+             mlist.name, seq, total, len(data), elapsed)
     return Distributed(out.queue_id, total, seq)
 
 

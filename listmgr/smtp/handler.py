@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from listmgr import metrics
 from listmgr.app import App
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.passwords import hash_password, verify_password
@@ -120,6 +121,7 @@ class IngressHandler:
         self.app = app
         cfg = app.config
         self.lmtp = lmtp
+        self.name = "lmtp" if lmtp else "smtp"  # the listener's name (metrics labels)
         self.local_domains = cfg.local_domains
         self.max_recipients = cfg.smtp.max_recipients
         self.gate = RelayGate(cfg.smtp.relay_networks, cfg.pop3.relay_window)
@@ -173,6 +175,7 @@ class IngressHandler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= self.max_recipients:
+            metrics.REFUSED.labels(self.name, "too_many_recipients").inc()
             return TOO_MANY_RECIPIENTS
         try:
             dest = await self.run(self._route, address, client_ip(session),
@@ -181,6 +184,7 @@ class IngressHandler:
             log.exception("RCPT <%s> from %s: lookup failed", address, client_desc(session))
             return INTERNAL_ERROR
         if isinstance(dest, Refusal):
+            metrics.REFUSED.labels(self.name, metrics.refusal_reason(dest.reply)).inc()
             log.info("NOQUEUE client=%s from=<%s> to=<%s> result=rejected (%s)",
                      client_desc(session), sender_of(envelope), address, dest.reply)
             return dest.reply
@@ -205,14 +209,17 @@ class IngressHandler:
             size = await self.run(self._store, queue_id, session, envelope)
         except TooManyHops as exc:
             reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
+            metrics.REFUSED.labels(self.name, "loop").inc()
             log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
             return self._per_recipient(envelope, reply)
         except Exception:
             log.exception("%s client=%s: could not store the message", queue_id,
                           client_desc(session))
             log_transaction(queue_id, session, envelope, "?", "deferred (451 4.3.0)")
+            metrics.REFUSED.labels(self.name, "internal_error").inc()
             return self._per_recipient(envelope, INTERNAL_ERROR)
         self.app.notify("inbound")
+        metrics.ACCEPTED.labels(self.name).inc()
         log_transaction(queue_id, session, envelope, size, "queued")
         if self.lmtp:
             return "\r\n".join(f"250 2.1.5 <{r}> Ok: queued as {queue_id}"
@@ -275,6 +282,7 @@ class IngressHandler:
                 except Exception:
                     log.exception("AUTH check failed client=[%s]", ip)
                     user = None
+                metrics.SMTP_AUTH.labels("ok" if user else "failed").inc()
                 if user is None:
                     now = time.monotonic()
                     delay = self.failures.delay(ip, now)

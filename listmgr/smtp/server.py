@@ -19,6 +19,7 @@ from typing import Any
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from listmgr import metrics
 from listmgr.config import split_hostport
 from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.handler import SIZE_EXCEEDED, IngressHandler
@@ -156,6 +157,8 @@ class _Protocol:
             self.raw_reply_lines -= 1
             return await super().push(status)
         reply = enhance(status)
+        if reply == SIZE_EXCEEDED:
+            metrics.REFUSED.labels(self.event_handler.name, "size").inc()
         if reply in _DATA_ERRORS and self.envelope is not None and self.envelope.rcpt_tos:
             from listmgr.smtp.handler import log_transaction
             log_transaction("NOQUEUE", self.session, self.envelope, "?",
@@ -239,6 +242,7 @@ class Listener:
         cfg = service.config
         self.handler = handler or IngressHandler(service.app, lmtp=lmtp)
         self.handler.failures = login_failures(service)
+        self.handler.name = name
         self.limit = ConnectionLimit(cfg.smtp.max_connections, cfg.smtp.max_data_sessions)
         if tls is None and not lmtp and not submission:
             tls = tls_context(cfg.smtp.tls_cert, cfg.smtp.tls_key)

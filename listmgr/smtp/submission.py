@@ -16,6 +16,7 @@ import email.utils
 import logging
 from typing import Any
 
+from listmgr import metrics
 from listmgr.smtp.handler import IngressHandler, client_desc, log_transaction
 from listmgr.smtp.server import Listener, tls_context
 
@@ -54,6 +55,7 @@ class SubmissionHandler(IngressHandler):
         if not user:  # aiosmtpd refuses MAIL before AUTH; this is a second lock
             return "530 5.7.0 Authentication required"
         if not self.own(user, address):
+            metrics.REFUSED.labels(self.name, "not_own_sender").inc()
             log.info("NOQUEUE client=%s user=%s from=<%s> result=rejected (not the user's "
                      "address)", client_desc(session), user, address)
             return (f"553 5.7.1 <{address}>: sender address is not yours (you may send as "
@@ -74,6 +76,7 @@ class SubmissionHandler(IngressHandler):
                 return await super().handle_DATA(server, session, envelope)
             reply = (f"550 5.7.1 From: <{strangers[0][:320]}> is not yours (you may send as "
                      f"{self.own_addresses(user)})")
+        metrics.REFUSED.labels(self.name, "not_own_from").inc()
         log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
         return reply
 
