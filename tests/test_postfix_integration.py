@@ -87,8 +87,9 @@ def test_list_post_goes_in_over_lmtp_and_out_through_postfix(stack):
     assert copy.mail_from == "owner-demo@example.org"
     assert copy.message["List-Id"]
     received = [str(h) for h in copy.message.get_all("Received")]
-    # Newest first: Postfix relaying listmgr's copy ... Postfix receiving the post.
+    # Newest first: Postfix relaying listmgr's copy, listmgr's LMTP hop, Postfix receiving.
     assert "by relay.example.test" in received[0]
+    assert sum("(listmgr) with LMTP id" in h for h in received) == 1
     assert "from client.example" in received[-1] or "by relay.example.test" in received[-1]
     assert sum("by relay.example.test" in h for h in received) >= 2
     assert pf.queue_empty()
@@ -146,3 +147,8 @@ def test_mailbox_user_receives_through_postfix(stack):
     while time.monotonic() < deadline and not box.entries():
         time.sleep(0.2)
     assert box.entries(), pf.log_text()[-3000:]
+    data = box.entries()[0].path.read_bytes()
+    head = data.split(b"\r\n\r\n")[0].decode()
+    ours = [h for h in head.split("\r\nReceived: ")[1:] if "(listmgr)" in h]
+    assert len(ours) == 1 and "with LMTP id" in ours[0] and "for <carol@example.org>" in ours[0]
+    assert "by relay.example.test" in head  # Postfix's own hop below ours

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from listmgr import metrics
 from listmgr.app import App
+from listmgr.mail import trace
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.passwords import hash_password, verify_password
 from listmgr.pop3.throttle import FailureTracker
@@ -28,7 +29,7 @@ from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
 from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
-from listmgr.store.models import InboundMessage, InboundTask, MailingList
+from listmgr.store.models import InboundMessage, InboundTask, MailingList, utcnow
 
 log = logging.getLogger("listmgr.smtp")
 
@@ -238,6 +239,10 @@ class IngressHandler:
         hops = hop_count(data)
         if hops > MAX_HOPS:
             raise TooManyHops(hops)
+        if self.lmtp:  # the trace of this hop is added on arrival (mail/trace.py)
+            rcpt = envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None
+            data = trace.received(self.app.config.hostname, printable(session.host_name),
+                                  client_ip(session), queue_id, utcnow(), "LMTP", rcpt) + data
         spool = self.app.spool
         path = spool.write("in", data, queue_id)
         try:
