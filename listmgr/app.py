@@ -24,8 +24,11 @@ class App:
     loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def from_config(cls, config: Config) -> "App":
-        return cls(config=config, store=Store(database_url(config)), spool=Spool(config.data_dir))
+    def from_config(cls, config: Config, create_dirs: bool = True) -> "App":
+        """With `create_dirs` false nothing is created on disk yet (`app.spool.create()`
+        does it), so a command that fails early leaves no empty data directory behind."""
+        return cls(config=config, store=Store(database_url(config)),
+                   spool=Spool(config.data_dir, create=create_dirs))
 
     def event(self, name: str) -> asyncio.Event:
         ev = self.events.get(name)

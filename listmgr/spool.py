@@ -20,8 +20,13 @@ def new_queue_id() -> str:
 
 
 class Spool:
-    def __init__(self, data_dir: str | os.PathLike[str]):
+    def __init__(self, data_dir: str | os.PathLike[str], create: bool = True):
         self.root = Path(data_dir)
+        if create:
+            self.create()
+
+    def create(self) -> None:
+        """Make the spool directories (and the data directory) if they are missing."""
         for sub in ("spool/tmp", "spool/in", "spool/out", "spool/held"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 

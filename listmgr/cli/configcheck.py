@@ -86,7 +86,11 @@ def _site_admin_warnings(cfg: config_mod.Config) -> list[str]:
     from listmgr.smtp.routing import Destination, route
     from listmgr.store import migrate
     warnings = []
-    app = App.from_config(cfg)
+    from listmgr.cli.common import sqlite_file
+    db_file = sqlite_file(cfg)
+    if db_file is not None and not db_file.exists():
+        return [f"no database at {db_file}: run `listmgr init` (site_admins not checked)"]
+    app = App.from_config(cfg, create_dirs=False)
     try:
         if migrate.status(app.store.engine) != "current":
             return ["the database is not initialised or is behind: run `listmgr init` "
