@@ -21,7 +21,6 @@ in a thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -29,7 +28,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
     Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from listmgr.config import split_hostport
+from listmgr.streamserver import StreamServer
 
 log = logging.getLogger("listmgr.metrics")
 
@@ -100,64 +99,32 @@ class _Process:
         yield from REGISTRY.collect()
 
 
-class MetricsServer:
+class MetricsServer(StreamServer):
     """A service component serving GET /metrics on `[metrics] listen`."""
 
     def __init__(self, app: Any, ports: dict[str, int]):
-        self.app = app
-        self.listen = app.config.metrics.listen
-        self.ports = ports
+        super().__init__("metrics", app.config.metrics.listen, ports,
+                         max_connections=MAX_CONNECTIONS, limit=MAX_REQUEST_HEAD)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Process())
         self.registry.register(QueueCollector(app))
-        self.server: asyncio.base_events.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> None:
-        host, port = split_hostport(self.listen)
-        self.server = await asyncio.start_server(self._client, host, port,
-                                                 limit=MAX_REQUEST_HEAD)
-        self.ports["metrics"] = self.server.sockets[0].getsockname()[1]
-        log.info("metrics listening on %s:%d", host, self.ports["metrics"])
-
-    async def stop(self) -> None:
-        if self.server is None:
-            return
-        self.server.close()
-        for w in list(self.writers):
-            w.close()
-        await self.server.wait_closed()
-        self.server = None
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.writers) >= MAX_CONNECTIONS:
-            writer.close()
-            return
-        self.writers.add(writer)
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIME)
-            except (asyncio.TimeoutError, asyncio.IncompleteReadError,
-                    asyncio.LimitOverrunError):
-                await self._reply(writer, "400 Bad Request", b"bad request\n")
-                return
-            method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
-            path = rest.split(" ", 1)[0].split("?", 1)[0]
-            if method not in ("GET", "HEAD"):
-                await self._reply(writer, "405 Method Not Allowed", b"GET only\n")
-            elif path not in ("/metrics", "/"):
-                await self._reply(writer, "404 Not Found", b"see /metrics\n")
-            else:
-                body = await asyncio.to_thread(generate_latest, self.registry)
-                await self._reply(writer, "200 OK", body if method == "GET" else b"",
-                                  CONTENT_TYPE_LATEST, length=len(body))
-        except (ConnectionError, asyncio.TimeoutError):
-            pass
-        finally:
-            self.writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIME)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            await self._reply(writer, "400 Bad Request", b"bad request\n")
+            return
+        method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
+        path = rest.split(" ", 1)[0].split("?", 1)[0]
+        if method not in ("GET", "HEAD"):
+            await self._reply(writer, "405 Method Not Allowed", b"GET only\n")
+        elif path not in ("/metrics", "/"):
+            await self._reply(writer, "404 Not Found", b"see /metrics\n")
+        else:
+            body = await asyncio.to_thread(generate_latest, self.registry)
+            await self._reply(writer, "200 OK", body if method == "GET" else b"",
+                              CONTENT_TYPE_LATEST, length=len(body))
 
     @staticmethod
     async def _reply(writer: asyncio.StreamWriter, status: str, body: bytes,

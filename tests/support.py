@@ -152,6 +152,17 @@ def _run_cli_subprocess(config: Path | None, *args: str, stdin: str | None = Non
     return CLIResult(p.returncode, p.stdout, p.stderr)
 
 
+def serve_process(config: Path) -> subprocess.Popen:
+    """`listmgr --config CONFIG serve` as a child process (signals, log files, exit status),
+    run from the config file's directory."""
+    env = dict(os.environ)
+    env.pop("LISTMGR_CONFIG", None)
+    env.pop("LISTMGR_DATABASE_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "listmgr", "--config", str(config), "serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=config.parent)
+
+
 # --------------------------------------------------------------------------- SMTP sink
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, write_config
+from tests.support import REPO, serve_process, write_config
 
 UNIT = REPO / "contrib" / "listmgr.service"
 LOGROTATE = REPO / "contrib" / "listmgr.logrotate"
@@ -42,11 +42,7 @@ def test_logrotate_file_rotates_a_running_servers_log(tmp_path, db_url):
         pytest.skip("logrotate is not installed")
     log = tmp_path / "listmgr.log"
     cfg = write_config(tmp_path, db_url, log__file=str(log))
-    env = dict(os.environ)
-    env.pop("LISTMGR_CONFIG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "listmgr", "--config", str(cfg), "serve"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=tmp_path)
+    proc = serve_process(cfg)
     try:
         deadline = time.monotonic() + 60
         while "listmgr ready" not in (log.read_text() if log.exists() else ""):

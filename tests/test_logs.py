@@ -4,18 +4,15 @@ SIGHUP (logrotate), `[log] syslog` with Postfix-style tags, delivery failures at
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import smtplib
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-from tests.support import write_config
+from tests.support import serve_process, write_config
 
 
 def _wait_for(path: Path, pattern: str, timeout: float = 60.0) -> re.Match:
@@ -57,11 +54,7 @@ def test_log_file_syslog_ready_line_reopen_and_stopped(tmp_path, db_url, sink):
                        log__syslog_socket=str(syslog_path), lmtp__listen="127.0.0.1:0",
                        database_url=db_url, delivery__smarthost=f"127.0.0.1:{sink.port}",
                        smtp__relay_networks=["127.0.0.0/8"])
-    env = dict(os.environ)
-    env.pop("LISTMGR_CONFIG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "listmgr", "--config", str(cfg), "serve"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=tmp_path)
+    proc = serve_process(cfg)
     try:
         ready = _wait_for(log_file, r"listmgr ready: (.*)").group(1)
         assert "domain=example.org" in ready and "hostname=example.org" in ready
@@ -116,11 +109,7 @@ def test_syslog_socket_missing_is_a_warning_not_a_crash(tmp_path, db_url):
     log_file = tmp_path / "l.log"
     cfg = write_config(tmp_path, db_url, log__file=str(log_file), log__syslog=True,
                        log__syslog_socket=str(tmp_path / "no-such-socket"))
-    env = dict(os.environ)
-    env.pop("LISTMGR_CONFIG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "listmgr", "--config", str(cfg), "serve"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=tmp_path)
+    proc = serve_process(cfg)
     try:
         _wait_for(log_file, r"listmgr ready")
         assert "syslog: cannot use" in log_file.read_text()

@@ -90,7 +90,7 @@ def test_queue_delete_shunted_task_removes_message_and_spool(app, tmp_path, db_u
     assert r.status == 1 and "is not shunted" in r.err
     r = run_cli(cfg, "queue", "delete", str(tid))
     assert r.status == 0, r.err
-    assert f"deleted 1 shunted task of 0190INBOUNDQ1" in r.out
+    assert "deleted 1 shunted task of 0190INBOUNDQ1" in r.out
     assert app.spool.path(path).exists()  # carol's task still needs the message
     with app.store.session() as s:
         s.execute(update(InboundTask).values(state="shunted", error="OSError: disk"))

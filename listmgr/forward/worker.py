@@ -11,9 +11,7 @@ the message, and mail from the null sender stays null (no DSN loops).
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from email.utils import format_datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session

@@ -15,13 +15,12 @@ open at once (more are closed at once; Postfix retries). Lookups run in a small 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from listmgr.config import split_hostport
 from listmgr.maps.addresses import is_ours
+from listmgr.streamserver import StreamServer
 
 log = logging.getLogger("listmgr.maps")
 
@@ -76,32 +75,20 @@ async def _rest(reader: asyncio.StreamReader, first: bytes) -> bytes:
     return payload[:-1]
 
 
-class SocketmapServer:
-    """A service component: `start()` binds `[maps] listen`, `stop()` closes everything."""
+class SocketmapServer(StreamServer):
+    """A service component on `[maps] listen` (service.ports["maps"])."""
 
     def __init__(self, app: Any, ports: dict[str, int]):
+        cfg = app.config
+        super().__init__("maps", cfg.maps.listen, ports,
+                         max_connections=cfg.maps.max_connections)
         self.app = app
-        self.cfg = app.config
-        self.ports = ports
-        self.local_domains = self.cfg.local_domains
+        self.cfg = cfg
+        self.local_domains = cfg.local_domains
         self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="maps")
-        self.server: asyncio.base_events.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        host, port = split_hostport(self.cfg.maps.listen)
-        self.server = await asyncio.start_server(self._client, host, port)
-        self.ports["maps"] = self.server.sockets[0].getsockname()[1]
-        log.info("socketmap listening on %s:%d", host, self.ports["maps"])
 
     async def stop(self) -> None:
-        if self.server is None:
-            return
-        self.server.close()
-        for w in list(self.writers):
-            w.close()
-        await self.server.wait_closed()
-        self.server = None
+        await super().stop()
         await asyncio.to_thread(self.executor.shutdown, True)
 
     def lookup(self, key: str) -> bool:
@@ -124,35 +111,19 @@ class SocketmapServer:
             return "TEMP lookup failed, see listmgr's log"
         return f"OK {key}" if ours else "NOTFOUND "
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.writers) >= self.cfg.maps.max_connections:
-            log.warning("socketmap: too many connections, closing one from %s",
-                        writer.get_extra_info("peername"))
-            writer.close()
-            return
-        self.writers.add(writer)
-        try:
-            while True:
-                try:
-                    request = await read_netstring(reader, self.cfg.maps.timeout)
-                    if request is None:
-                        break
-                    reply = await self.answer(request)
-                except BadRequest as exc:
-                    writer.write(netstring(f"PERM {exc}"))
-                    await writer.drain()
-                    break
-                except asyncio.TimeoutError:
-                    break  # a request started but did not finish in time
-                writer.write(netstring(reply))
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                request = await read_netstring(reader, self.cfg.maps.timeout)
+                if request is None:
+                    return
+                reply = await self.answer(request)
+            except BadRequest as exc:
+                writer.write(netstring(f"PERM {exc}"))
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self.writers.discard(writer)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+                return
+            writer.write(netstring(reply))
+            await writer.drain()
 
 
 def components(service: Any) -> list:
