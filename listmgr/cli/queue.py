@@ -7,12 +7,10 @@ import datetime as dt
 import logging
 import signal
 
-from sqlalchemy import update
-
 from listmgr import logsetup
 from listmgr.cli import CLIError
 from listmgr.cli.common import load_config, open_app, session
-from listmgr.store import outbound_claims
+from listmgr.store import inbound, outbound_claims
 from listmgr.store import queue_report as report
 from listmgr.store.models import InboundTask, utcnow
 
@@ -26,7 +24,7 @@ def _when(d) -> str:
 def cmd_queue(args) -> int:
     with session(args) as (app, s):
         sm = outbound_claims.summary(s)
-        shunted = s.query(InboundTask).filter(InboundTask.state == "shunted").count()
+        shunted = inbound.shunted_count(s)
     queued = sm.counts.get("queued", 0)
     print(f"messages in queue: {sm.messages}")
     print(f"recipients: queued {queued} (due now {sm.due}, deferred {sm.deferred}), "
@@ -140,12 +138,9 @@ def cmd_show(args) -> int:
 def cmd_retry(args) -> int:
     if args.shunted:
         with session(args) as (app, s):
-            q = update(InboundTask).where(InboundTask.state == "shunted")
-            if args.id:
-                if not args.id.isdigit():
-                    raise CLIError("with --shunted, ID is an inbound task number")
-                q = q.where(InboundTask.id == int(args.id))
-            n = s.execute(q.values(state="new", lease_owner="", lease_until=None)).rowcount
+            if args.id and not args.id.isdigit():
+                raise CLIError("with --shunted, ID is an inbound task number")
+            n = inbound.retry_shunted(s, int(args.id) if args.id else None)
         print(f"{n} shunted task{'s' if n != 1 else ''} queued again")
         return 0
     with session(args) as (app, s):
@@ -173,14 +168,14 @@ def cmd_delete(args) -> int:
 def _delete_shunted(args, app, s) -> int:
     """`queue delete` of an inbound message's shunted tasks (by queue id) or of one shunted
     task (by number): gone for good, no reply or bounce is sent."""
-    ids = report.shunted_task_ids(s, args.id)
+    ids = inbound.shunted_task_ids(s, args.id)
     if not ids and args.id.isdigit():
         ids = [int(args.id)]
     if not ids:
         raise CLIError(f"no message {args.id} in the queue, and no shunted task of that id")
     try:
-        touched, paths = report.delete_shunted(s, ids)
-    except report.NotShunted as exc:
+        touched, paths = inbound.delete_shunted(s, ids)
+    except inbound.NotShunted as exc:
         raise CLIError(f"inbound task {exc.args[0]} is not shunted (only shunted tasks can "
                        "be deleted; others are still being worked)") from None
     s.commit()

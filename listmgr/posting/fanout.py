@@ -2,7 +2,7 @@
 
 Members are streamed from the store `fanout_batch` at a time (never the whole roster in
 memory), each batch sorted by destination domain and added to ONE outbound message with
-one multi-row INSERT. All of it happens in the caller's transaction (the pipeline's), so
+one multi-row INSERT. All of it happens in the caller's transaction (the inbound worker's), so
 a crash leaves either the whole fan-out queued or none of it, and on PostgreSQL two
 `listmgr serve` processes never fan one post out twice (the inbound task is claimed).
 The envelope sender is owner-LIST@domain, so bounces reach the list, not the poster.

@@ -22,35 +22,29 @@ from sqlalchemy.orm import Session
 from listmgr import metrics
 from listmgr.app import App
 from listmgr.mail import trace
+from listmgr.mail.addresses import MAX_ADDRESS
 from listmgr.mail.compose import normalise_line_ends
+from listmgr.mail.hops import too_many_hops
 from listmgr.passwords import hash_password, verify_password
 from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
+from listmgr.store import inbound
 from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
-from listmgr.store.models import InboundMessage, InboundTask, MailingList, utcnow
+from listmgr.store.models import MailingList, utcnow
 
 log = logging.getLogger("listmgr.smtp")
 
 INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
-MAX_ADDRESS = 320  # RFC 5321 4.5.3.1: 64 + "@" + 255, and our columns' width
 THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
-MAX_HOPS = 30  # Received: headers before we call it a loop (sendmail MaxHopCount is 25)
-_RECEIVED = re.compile(rb"^received:", re.IGNORECASE | re.MULTILINE)
 
 
 @functools.lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     return hash_password("no such user")
-
-
-def hop_count(data: bytes) -> int:
-    """How many Received: headers the header block holds."""
-    end = data.find(b"\r\n\r\n")
-    return len(_RECEIVED.findall(data if end < 0 else data[:end + 2]))
 
 
 class TooManyHops(Exception):
@@ -140,22 +134,8 @@ class IngressHandler:
         self.executor.shutdown(wait=True)
 
     # ------------------------------------------------------------------ greeting
-
-    async def handle_HELO(self, server, session, envelope, hostname):
-        session.host_name = hostname
-        server.raw_reply_lines = 1
-        return f"250 {server.hostname}"
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        # aiosmtpd counts SIZE's extra 26 octets on every EHLO; keep it at RFC 1870's value.
-        server.command_size_limits["MAIL"] = server.command_size_limit + 26
-        keep = [r[4:] for r in responses[1:] if r[4:] != "HELP"]
-        extensions = keep + ["PIPELINING", "ENHANCEDSTATUSCODES"]
-        lines = [f"250-{server.hostname}"] + [f"250-{e}" for e in extensions[:-1]] + \
-            [f"250 {extensions[-1]}"]
-        server.raw_reply_lines = len(lines)
-        return lines
+    # HELO/EHLO/LHLO: aiosmtpd records the client's name; the protocol subclass
+    # (server.py) builds the greeting lines.
 
     async def handle_QUIT(self, server, session, envelope):
         return f"221 2.0.0 {server.hostname} closing connection"
@@ -236,8 +216,8 @@ class IngressHandler:
     def _store(self, queue_id: str, session, envelope) -> int:
         """Spool (fsynced) then commit the message and its tasks; returns the size stored."""
         data = normalise_line_ends(envelope.original_content or b"")
-        hops = hop_count(data)
-        if hops > MAX_HOPS:
+        hops = too_many_hops(data)
+        if hops is not None:
             raise TooManyHops(hops)
         if self.lmtp:  # the trace of this hop is added on arrival (mail/trace.py)
             rcpt = envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None
@@ -247,20 +227,12 @@ class IngressHandler:
         path = spool.write("in", data, queue_id)
         try:
             with self.app.store.session() as s:
-                msg = InboundMessage(queue_id=queue_id, spool_path=path,
-                                     mail_from=sender_of(envelope),
-                                     client_ip=client_ip(session),
-                                     client_helo=printable(session.host_name)[:255],
-                                     size=len(data))
-                s.add(msg)
-                s.flush()
-                seen: set[tuple[str, str]] = set()
-                for rcpt, dest in zip(envelope.rcpt_tos, _tx(envelope).destinations):
-                    if (dest.kind, dest.target) in seen:
-                        continue  # the same destination twice (case, aliases): once is enough
-                    seen.add((dest.kind, dest.target))
-                    s.add(InboundTask(message_id=msg.id, kind=dest.kind, target=dest.target,
-                                      rcpt=rcpt))
+                destinations = [inbound.Destination(d.kind, d.target, rcpt) for rcpt, d
+                                in zip(envelope.rcpt_tos, _tx(envelope).destinations)]
+                inbound.create(s, queue_id=queue_id, spool_path=path,
+                               mail_from=sender_of(envelope), client_ip=client_ip(session),
+                               client_helo=printable(session.host_name)[:255], size=len(data),
+                               destinations=destinations)
         except BaseException:
             spool.remove(path)
             raise

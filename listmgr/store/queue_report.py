@@ -2,7 +2,8 @@
 
 Read-only listings of the outbound queue (messages with recipients still to send or to
 return) and of the inbound queue (accepted messages whose tasks are not done: waiting, or
-shunted by an error and kept for replay), plus the removal of a shunted task.
+shunted by an error and kept for replay). Changes go through store/inbound.py and
+store/outbound_claims.py.
 """
 
 from __future__ import annotations
@@ -118,36 +119,3 @@ def oldest_deferred(s: Session) -> tuple[str, dt.datetime] | None:
                     .where(R.state == "queued", R.attempts > 0)
                     .order_by(M.arrival_at).limit(1)).first()
     return (row[0], row[1]) if row else None
-
-
-class NotShunted(Exception):
-    """The task does not exist or is not shunted (only shunted tasks may be deleted)."""
-
-
-def delete_shunted(s: Session, task_ids: list[int]) -> tuple[list[str], list[str]]:
-    """Remove shunted inbound tasks. Returns (the queue ids touched, spool paths of messages
-    that have nothing left to do, for the caller to remove after the commit)."""
-    touched: list[str] = []
-    paths: list[str] = []
-    for tid in task_ids:
-        task = s.get(InboundTask, tid, with_for_update=True)
-        if task is None or task.state != "shunted":
-            raise NotShunted(tid)
-        msg = s.get(InboundMessage, task.message_id)
-        s.delete(task)
-        s.flush()
-        if msg.queue_id not in touched:
-            touched.append(msg.queue_id)
-        left = s.scalar(select(func.count()).select_from(InboundTask).where(
-            InboundTask.message_id == msg.id, InboundTask.state != "done"))
-        if not left:
-            paths.append(msg.spool_path)
-            s.delete(msg)
-            s.flush()
-    return touched, paths
-
-
-def shunted_task_ids(s: Session, queue_id: str) -> list[int]:
-    return list(s.scalars(select(InboundTask.id).join(
-        InboundMessage, InboundMessage.id == InboundTask.message_id).where(
-        InboundMessage.queue_id == queue_id, InboundTask.state == "shunted")))
