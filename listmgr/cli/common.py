@@ -19,10 +19,17 @@ def load_config(args) -> config_mod.Config:
     return config_mod.load(args.config)
 
 
+def source(cfg: config_mod.Config) -> str:
+    """The configuration file as an absolute path (or "(built-in defaults)")."""
+    if cfg.source.startswith("("):
+        return cfg.source
+    return str(Path(cfg.source).resolve())
+
+
 def where(cfg: config_mod.Config) -> str:
     """Which configuration and database a command used, for its error messages."""
     from listmgr.cli.configcheck import redact_url
-    return f"(config: {cfg.source}; database: {redact_url(config_mod.database_url(cfg))})"
+    return f"(config: {source(cfg)}; database: {redact_url(config_mod.database_url(cfg))})"
 
 
 def sqlite_file(cfg: config_mod.Config) -> Path | None:

@@ -135,7 +135,8 @@ def warnings_for(cfg: config_mod.Config, *, probe_smarthost: bool = True) -> lis
 
 def cmd_check_config(args) -> int:
     cfg = config_mod.load(args.config)
-    print(f"# configuration: {cfg.source}")
+    from listmgr.cli.common import source
+    print(f"# configuration: {source(cfg)}")
     for key, value in non_default(cfg):
         if key == "database_url":
             value = '"' + redact_url(cfg.database_url) + '"'

@@ -47,12 +47,7 @@ def _message(s, queue_id: str):
 
 
 def _age(arrived: dt.datetime, now: dt.datetime) -> str:
-    secs = max(0, int((now - arrived).total_seconds()))
-    if secs < 3600:
-        return f"{secs // 60}m"
-    if secs < 86400:
-        return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
-    return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
+    return report.span((now - arrived).total_seconds())
 
 
 def cmd_list(args) -> int:
@@ -63,14 +58,15 @@ def cmd_list(args) -> int:
     if not entries:
         print("Mail queue is empty")
         return 0
-    print(f"{'QUEUE ID':<24} {'SIZE':>8} {'AGE':>7}  SENDER / RECIPIENTS  (STATE)")
+    def ident(e: report.Entry) -> str:
+        return e.queue_id + ("" if e.direction == "out" else " (inbound)")
+    width = max(len("QUEUE ID"), *(len(ident(e)) for e in entries))
+    print(f"{'QUEUE ID':<{width}} {'SIZE':>8} {'AGE':>6}  SENDER / RECIPIENTS  (STATE)")
     for e in sorted(entries, key=lambda e: e.arrived):
-        tag = "" if e.direction == "out" else " (inbound)"
-        print(f"{e.queue_id + tag:<24} {e.size:>8} {_age(e.arrived, now):>7}  "
-              f"<{e.sender}>")
+        print(f"{ident(e):<{width}} {e.size:>8} {_age(e.arrived, now):>6}  <{e.sender}>")
         for r in e.recipients:
             detail = f": {r.detail}" if r.detail else ""
-            print(f"{'':<42}<{r.address}>  ({r.state}{detail})")
+            print(f"{'':<{width + 18}}<{r.address}>  ({r.state}{detail})")
     n_out = sum(e.direction == "out" for e in entries)
     n_in = len(entries) - n_out
     rc_out = sum(len(e.recipients) for e in entries if e.direction == "out")

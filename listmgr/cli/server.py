@@ -11,7 +11,7 @@ from listmgr import config as config_mod
 from listmgr import logsetup
 from listmgr.app import App
 from listmgr.cli import CLIError
-from listmgr.cli.common import load_config, open_app
+from listmgr.cli.common import load_config, open_app, source
 from listmgr.service import Service
 from listmgr.store import migrate
 
@@ -68,7 +68,7 @@ def ready_line(cfg, ports: dict[str, int]) -> str:
             f"data_dir={cfg.data_path.resolve()} "
             f"database={redact_url(config_mod.database_url(cfg))} "
             f"listeners: {' '.join(listeners(cfg, ports)) or 'none'}; outbound: {mode}; "
-            f"config: {cfg.source}")
+            f"config: {source(cfg)}")
 
 
 def cmd_serve(args) -> int:

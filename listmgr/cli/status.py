@@ -15,7 +15,7 @@ import socket
 from sqlalchemy import func, select
 
 from listmgr import config as config_mod
-from listmgr.cli.common import session
+from listmgr.cli.common import session, source
 from listmgr.cli.configcheck import redact_url
 from listmgr.cli.server import LISTEN_KEYS
 from listmgr.store import queue_report as report
@@ -89,7 +89,7 @@ def gather(args) -> dict:
     errors.sort(key=lambda e: e["when"] or "", reverse=True)
     return {
         "domain": cfg.domain, "hostname": cfg.hostname,
-        "config": cfg.source, "data_dir": str(cfg.data_path.resolve()),
+        "config": source(cfg), "data_dir": str(cfg.data_path.resolve()),
         "database": redact_url(config_mod.database_url(cfg)),
         "outbound": (f"smarthost {cfg.delivery.smarthost}" if cfg.delivery.smarthost
                      else "direct MX delivery"),

@@ -38,6 +38,18 @@ class Entry:
     recipients: list[Rcpt] = field(default_factory=list)
 
 
+def span(seconds: float) -> str:
+    """A short duration: 45s, 12m, 3h05m, 2d04h (0s when already due)."""
+    secs = max(0, int(seconds))
+    if secs < 60:
+        return f"{secs}s"
+    if secs < 3600:
+        return f"{secs // 60}m"
+    if secs < 86400:
+        return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
+    return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
+
+
 def _out_state(state: str, attempts: int, nxt: dt.datetime, lease_until, now) -> str:
     if state == "bounce":
         return "returning"
@@ -66,7 +78,7 @@ def outbound(s: Session, limit: int = 1000) -> list[Entry]:
         st = _out_state(state, attempts, nxt, lease_until, now)
         detail = diag.splitlines()[0] if diag else ""
         if st == "deferred":
-            detail = f"tries {attempts}, next {nxt:%Y-%m-%d %H:%M:%S} UTC" + \
+            detail = f"tries {attempts}, next in {span((nxt - now).total_seconds())}" + \
                 (f": {detail}" if detail else "")
         entries[mid].recipients.append(Rcpt(rcpt, st, detail))
     return list(entries.values())
