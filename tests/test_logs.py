@@ -120,3 +120,22 @@ def test_syslog_socket_missing_is_a_warning_not_a_crash(tmp_path, db_url):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+def test_serve_that_cannot_bind_says_so_in_one_line(tmp_path, db_url):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    log_file = tmp_path / "l.log"
+    try:
+        cfg = write_config(tmp_path, db_url, smtp__listen=f"127.0.0.1:{port}",
+                           log__file=str(log_file))
+        proc = serve_process(cfg)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        blocker.close()
+    assert proc.returncode == 1
+    assert err.startswith("listmgr: could not start:") and "Traceback" not in err
+    assert "listmgr could not start" in log_file.read_text()
+    assert "Traceback" not in log_file.read_text()
