@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from listmgr import metrics
 from listmgr.app import App
-from listmgr.mail import trace
+from listmgr.diskspace import INSUFFICIENT_STORAGE, has_room, is_transient
+from listmgr.mail import mimelimits, trace
 from listmgr.mail.addresses import MAX_ADDRESS
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.mail.hops import too_many_hops
@@ -45,6 +46,23 @@ THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
 @functools.lru_cache(maxsize=1)
 def _dummy_hash() -> str:
     return hash_password("no such user")
+
+
+class NoRoom(Exception):
+    """The disk is too full to store the message now (452 4.3.1)."""
+
+
+def _size_param(mail_options: list[str]) -> int:
+    """MAIL FROM's SIZE= value (RFC 1870), 0 when absent or not a number."""
+    for opt in mail_options:
+        key, _, value = opt.partition("=")
+        if key.upper() == "SIZE" and value.isdigit() and len(value) < 20:
+            return int(value)
+    return 0
+
+
+class TooComplex(Exception):
+    """The message passes a MIME structure limit (mail/mimelimits.py)."""
 
 
 class TooManyHops(Exception):
@@ -149,6 +167,12 @@ class IngressHandler:
                 return "553 5.1.7 Bad sender address syntax"
             if "@" not in address:
                 return f"553 5.1.8 <{address}>... Domain name required for sender address"
+        size = _size_param(mail_options)
+        if not await self.run(self._has_room, size):
+            # RFC 1870 6.2 and Postfix's queue_minfree: refuse what cannot be stored now.
+            log.warning("NOQUEUE client=%s from=<%s> result=deferred (%s, size=%d)",
+                        client_desc(session), address, INSUFFICIENT_STORAGE, size)
+            return INSUFFICIENT_STORAGE
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.listmgr = Transaction()
@@ -174,6 +198,9 @@ class IngressHandler:
         _tx(envelope).destinations.append(dest)
         return "250 2.1.5 Recipient ok"
 
+    def _has_room(self, size: int) -> bool:
+        return has_room(self.app.config.data_dir, size, self.app.config.smtp.min_free_space)
+
     def _route(self, address: str, ip: str, authenticated: bool) -> Destination | Refusal:
         with self.app.store.session() as s:
             dest = route(address, self.local_domains, StoreDirectory(s))
@@ -191,6 +218,14 @@ class IngressHandler:
         except TooManyHops as exc:
             reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
             metrics.REFUSED.labels(self.name, "loop").inc()
+            log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
+            return self._per_recipient(envelope, reply)
+        except NoRoom:
+            log_transaction("NOQUEUE", session, envelope, "?",
+                            f"deferred ({INSUFFICIENT_STORAGE})")
+            return self._per_recipient(envelope, INSUFFICIENT_STORAGE)
+        except TooComplex as exc:
+            reply = f"554 5.6.0 Message refused: {exc}"
             log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
             return self._per_recipient(envelope, reply)
         except Exception:
@@ -219,12 +254,24 @@ class IngressHandler:
         hops = too_many_hops(data)
         if hops is not None:
             raise TooManyHops(hops)
+        # Refused here, before 250, so the sender's MTA tells the sender; nothing later
+        # parses a structure that would cost more than the limits allow.
+        too_complex = mimelimits.check(data)
+        if too_complex:
+            raise TooComplex(too_complex)
         if self.lmtp:  # the trace of this hop is added on arrival (mail/trace.py)
             rcpt = envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None
             data = trace.received(self.app.config.hostname, printable(session.host_name),
                                   client_ip(session), queue_id, utcnow(), "LMTP", rcpt) + data
+        if not self._has_room(len(data)):
+            raise NoRoom()
         spool = self.app.spool
-        path = spool.write("in", data, queue_id)
+        try:
+            path = spool.write("in", data, queue_id)
+        except OSError as exc:
+            if is_transient(exc):
+                raise NoRoom() from exc
+            raise
         try:
             with self.app.store.session() as s:
                 destinations = [inbound.Destination(d.kind, d.target, rcpt) for rcpt, d
@@ -233,8 +280,10 @@ class IngressHandler:
                                mail_from=sender_of(envelope), client_ip=client_ip(session),
                                client_helo=printable(session.host_name)[:255], size=len(data),
                                destinations=destinations)
-        except BaseException:
+        except BaseException as exc:
             spool.remove(path)
+            if is_transient(exc):
+                raise NoRoom() from exc
             raise
         return len(data)
 
