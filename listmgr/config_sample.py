@@ -86,6 +86,10 @@ HELP: dict[str, str] = {
     'log.syslog': 'also log to syslog, facility mail, Postfix-style tags (listmgr/smtpd[PID]: QUEUEID: ...)',
     'log.syslog_socket': 'the syslog socket',
     'metrics.listen': 'Prometheus metrics at http://HOST:PORT/metrics (keep it on loopback or behind a firewall)',
+    'smtp.max_connections_per_ip': 'concurrent SMTP connections from one client address (0: no cap; relay_networks are exempt); more get 421 4.7.0',
+    'smtp.max_data_sessions_per_ip': 'messages being received at once from one client address (relay_networks exempt); more get 451 4.3.2 at DATA',
+    'smtp.min_data_rate': "bytes/s: a DATA must end within timeout plus its size at this rate, else 421 4.4.2 and the connection is closed (Postfix's smtpd_min_data_rate; 0: no minimum)",
+    'smtp.min_free_space': "free disk space kept in reserve under data_dir (Postfix's queue_minfree): below it, or when MAIL SIZE= would not fit, mail gets 452 4.3.1 Insufficient system storage",
 }
 
 
