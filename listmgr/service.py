@@ -18,7 +18,7 @@ from listmgr.commands.worker import handle_command
 from listmgr.config import Config
 from listmgr.delivery import worker as delivery
 from listmgr.forward import worker as forward
-from listmgr import metrics
+from listmgr import exporter
 from listmgr.maps import socketmap
 from listmgr.mailbox.delivery import deliver_local
 from listmgr.pipeline import Handler, InboundWorker
@@ -72,7 +72,7 @@ def build_components(service: "Service") -> list[Component]:
         *submission.components(service),            # mail clients: 587 STARTTLS, 465 TLS
         *pop3.components(service),                  # POP3
         *socketmap.components(service),             # Postfix socketmap: recipients that exist
-        *metrics.components(service),               # Prometheus /metrics
+        *exporter.components(service),              # Prometheus /metrics
         *[InboundWorker(service.app, name, handlers)  # inbound tasks -> handlers
           for name, handlers in INBOUND_WORKERS.items()],
         *delivery.components(service),              # outbound queue -> remote MTAs

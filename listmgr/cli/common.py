@@ -26,9 +26,16 @@ def source(cfg: config_mod.Config) -> str:
     return str(Path(cfg.source).resolve())
 
 
+def redact_url(url: str) -> str:
+    """A database URL without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"
+
+
 def where(cfg: config_mod.Config) -> str:
     """Which configuration and database a command used, for its error messages."""
-    from listmgr.cli.configcheck import redact_url
     return f"(config: {source(cfg)}; database: {redact_url(config_mod.database_url(cfg))})"
 
 

@@ -16,6 +16,7 @@ import socket
 import sys
 
 from listmgr import config as config_mod
+from listmgr.cli.common import redact_url
 from listmgr.config_sample import non_default, sample_text
 
 SMARTHOST_TIMEOUT = 10.0
@@ -78,11 +79,8 @@ def _site_admin_warnings(cfg: config_mod.Config) -> list[str]:
              if a.rpartition("@")[2].lower().rstrip(".") in cfg.local_domains]
     if not local:
         return []
-    from sqlalchemy.exc import SQLAlchemyError
-
     from listmgr.app import App
-    from listmgr.maps.addresses import is_ours
-    from listmgr.smtp.handler import StoreDirectory
+    from listmgr.maps.addresses import StoreDirectory, is_ours
     from listmgr.smtp.routing import Destination, route
     from listmgr.store import migrate
     warnings = []
@@ -103,7 +101,7 @@ def _site_admin_warnings(cfg: config_mod.Config) -> list[str]:
                     warnings.append(f"site_admins: {addr} is at a local domain but has no "
                                     f"mailbox (`listmgr user add {addr.split('@')[0]}`): "
                                     "postmaster mail to it would be lost")
-    except SQLAlchemyError as exc:
+    except Exception as exc:  # the database did not answer: say so, check the rest
         warnings.append(f"cannot open the database: {str(exc).splitlines()[0]}")
     finally:
         app.store.dispose()
@@ -145,15 +143,6 @@ def cmd_check_config(args) -> int:
     for w in warnings:
         print(f"warning: {w}")
     return 1 if warnings else 0
-
-
-def redact_url(url: str) -> str:
-    """A database URL without its password."""
-    from sqlalchemy.engine import make_url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "(unparsable URL)"
 
 
 def register(sub) -> None:

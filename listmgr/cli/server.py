@@ -59,7 +59,7 @@ def listeners(cfg, ports: dict[str, int]) -> list[str]:
 def ready_line(cfg, ports: dict[str, int]) -> str:
     """What a starting server is: domain, names, where its data is, what it listens on and
     how its mail leaves."""
-    from listmgr.cli.configcheck import redact_url
+    from listmgr.cli.common import redact_url
     mode = (f"smarthost {cfg.delivery.smarthost}" if cfg.delivery.smarthost
             else "direct MX delivery")
     if not cfg.delivery.workers:

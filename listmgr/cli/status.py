@@ -12,15 +12,11 @@ import datetime as dt
 import json
 import socket
 
-from sqlalchemy import func, select
-
 from listmgr import config as config_mod
-from listmgr.cli.common import session, source
-from listmgr.cli.configcheck import redact_url
+from listmgr.cli.common import redact_url, session, source
 from listmgr.cli.server import LISTEN_KEYS
 from listmgr.store import queue_report as report
-from listmgr.store.models import (HeldPost, InboundMessage, InboundTask, MailboxUser,
-                                  MailingList, OutboundMessage, OutboundRecipient, utcnow)
+from listmgr.store.models import utcnow
 
 PROBE_TIMEOUT = 2.0
 LAST_ERRORS = 5
@@ -60,33 +56,11 @@ def gather(args) -> dict:
         cfg = app.config
         counts = report.counts(s)
         oldest = report.oldest_deferred(s)
-        held = s.scalar(select(func.count()).select_from(HeldPost).where(
-            HeldPost.state == "held")) or 0
-        lists = s.scalar(select(func.count()).select_from(MailingList)) or 0
-        users = s.scalar(select(func.count()).select_from(MailboxUser)) or 0
-        errors = []
-        for qid, rcpt, state, when, diag in s.execute(
-                select(OutboundMessage.queue_id, OutboundRecipient.rcpt,
-                       OutboundRecipient.state, OutboundRecipient.last_attempt_at,
-                       OutboundRecipient.diagnostic)
-                .join(OutboundMessage, OutboundMessage.id == OutboundRecipient.message_id)
-                .where(OutboundRecipient.diagnostic != "",
-                       OutboundRecipient.state != "sent",
-                       OutboundRecipient.last_attempt_at.is_not(None))
-                .order_by(OutboundRecipient.last_attempt_at.desc()).limit(LAST_ERRORS)):
-            errors.append({"when": _iso(when), "queue_id": qid, "what": f"to <{rcpt}>",
-                           "state": "deferred" if state == "queued" else state,
-                           "error": diag.splitlines()[0][:200]})
-        for qid, tid, kind, rcpt, when, error in s.execute(
-                select(InboundMessage.queue_id, InboundTask.id, InboundTask.kind,
-                       InboundTask.rcpt, InboundMessage.received_at, InboundTask.error)
-                .join(InboundMessage, InboundMessage.id == InboundTask.message_id)
-                .where(InboundTask.state == "shunted")
-                .order_by(InboundMessage.received_at.desc()).limit(LAST_ERRORS)):
-            errors.append({"when": _iso(when), "queue_id": qid,
-                           "what": f"task {tid} {kind} <{rcpt}>", "state": "shunted",
-                           "error": (error.splitlines() or [""])[0][:200]})
-    errors.sort(key=lambda e: e["when"] or "", reverse=True)
+        held = report.held_posts(s)
+        lists, users = report.totals(s)
+        errors = [{"when": _iso(p.when), "queue_id": p.queue_id, "what": p.what,
+                   "state": p.state, "error": p.error}
+                  for p in report.last_errors(s, LAST_ERRORS)]
     return {
         "domain": cfg.domain, "hostname": cfg.hostname,
         "config": source(cfg), "data_dir": str(cfg.data_path.resolve()),
@@ -98,7 +72,7 @@ def gather(args) -> dict:
         "queue": {**counts, "oldest_deferred": (
             {"queue_id": oldest[0], "arrived": _iso(oldest[1])} if oldest else None)},
         "held_posts": held, "lists": lists, "mailbox_users": users,
-        "last_errors": errors[:LAST_ERRORS],
+        "last_errors": errors,
         "time": _iso(utcnow()),
     }
 

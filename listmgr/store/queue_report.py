@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from listmgr.store.models import InboundMessage, InboundTask
+from listmgr.store.models import HeldPost, InboundMessage, InboundTask, MailboxUser, MailingList
 from listmgr.store.models import OutboundMessage as M
 from listmgr.store.models import OutboundRecipient as R
 from listmgr.store.models import utcnow
@@ -131,3 +131,45 @@ def oldest_deferred(s: Session) -> tuple[str, dt.datetime] | None:
                     .where(R.state == "queued", R.attempts > 0)
                     .order_by(M.arrival_at).limit(1)).first()
     return (row[0], row[1]) if row else None
+
+
+def held_posts(s: Session) -> int:
+    return s.scalar(select(func.count()).select_from(HeldPost).where(
+        HeldPost.state == "held")) or 0
+
+
+def totals(s: Session) -> tuple[int, int]:
+    """(lists, mailbox users)."""
+    return (s.scalar(select(func.count()).select_from(MailingList)) or 0,
+            s.scalar(select(func.count()).select_from(MailboxUser)) or 0)
+
+
+@dataclass
+class Problem:
+    when: dt.datetime | None
+    queue_id: str
+    what: str
+    state: str
+    error: str
+
+
+def last_errors(s: Session, limit: int = 5) -> list[Problem]:
+    """The newest delivery errors (deferred, bounced, failed) and shunted tasks."""
+    out = [Problem(when, qid, f"to <{rcpt}>", "deferred" if state == "queued" else state,
+                   diag.splitlines()[0][:200])
+           for qid, rcpt, state, when, diag in s.execute(
+               select(M.queue_id, R.rcpt, R.state, R.last_attempt_at, R.diagnostic)
+               .join(M, M.id == R.message_id)
+               .where(R.diagnostic != "", R.state != "sent", R.last_attempt_at.is_not(None))
+               .order_by(R.last_attempt_at.desc()).limit(limit))]
+    out += [Problem(when, qid, f"task {tid} {kind} <{rcpt}>", "shunted",
+                    (error.splitlines() or [""])[0][:200])
+            for qid, tid, kind, rcpt, when, error in s.execute(
+                select(InboundMessage.queue_id, InboundTask.id, InboundTask.kind,
+                       InboundTask.rcpt, InboundMessage.received_at, InboundTask.error)
+                .join(InboundMessage, InboundMessage.id == InboundTask.message_id)
+                .where(InboundTask.state == "shunted")
+                .order_by(InboundMessage.received_at.desc()).limit(limit))]
+    out.sort(key=lambda p: p.when or dt.datetime.min, reverse=True)
+    return out[:limit]
+
