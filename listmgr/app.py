@@ -30,9 +30,12 @@ class App:
     signer: Signer | None = None  # the site's DKIM key ([dkim]); None: nothing is signed
 
     @classmethod
-    def from_config(cls, config: Config) -> "App":
+    def from_config(cls, config: Config, create_dirs: bool = True) -> "App":
+        """With `create_dirs` false nothing is created on disk yet (`app.spool.create()`
+        does it), so a command that fails early leaves no empty data directory behind."""
         signer = Signer.from_config(config)
-        spool = Spool(config.data_dir, signer=signer.sign if signer else None)
+        spool = Spool(config.data_dir, signer=signer.sign if signer else None,
+                      create=create_dirs)
         return cls(config=config, store=Store(database_url(config)), spool=spool,
                    signer=signer)
 

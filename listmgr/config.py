@@ -178,8 +178,23 @@ class SMTPConfig:
 
 
 @dataclass(frozen=True)
+class SubmissionConfig:
+    listen: str = _kind("hostport?", "")  # port 587: STARTTLS, then AUTH (e.g. 0.0.0.0:587)
+    tls_listen: str = _kind("hostport?", "")  # port 465: implicit TLS (RFC 8314)
+    tls_cert: str = ""  # default: [smtp] tls_cert
+    tls_key: str = ""  # default: [smtp] tls_key
+
+
+@dataclass(frozen=True)
 class LMTPConfig:
     listen: str = _kind("hostport?", "")
+
+
+@dataclass(frozen=True)
+class MapsConfig:
+    listen: str = _kind("hostport?", "")  # Postfix socketmap server, e.g. 127.0.0.1:2526
+    timeout: float = _kind("duration", 100.0)  # an idle connection is closed after this
+    max_connections: int = 100
 
 
 @dataclass(frozen=True)
@@ -295,6 +310,18 @@ class DKIMConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = _kind("hostport?", "")  # Prometheus /metrics, e.g. 127.0.0.1:9432
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    file: str = ""  # log here instead of standard error; reopened on SIGHUP
+    syslog: bool = False  # also to syslog, facility mail, tags like listmgr/smtpd[PID]
+    syslog_socket: str = "/dev/log"
+
+
+@dataclass(frozen=True)
 class Config:
     domain: str = "localhost"
     hostname: str = ""
@@ -305,6 +332,8 @@ class Config:
     log_level: str = "INFO"
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
     lmtp: LMTPConfig = field(default_factory=LMTPConfig)
+    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
+    maps: MapsConfig = field(default_factory=MapsConfig)
     pop3: POP3Config = field(default_factory=POP3Config)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
@@ -313,6 +342,8 @@ class Config:
     bounces: BouncesConfig = field(default_factory=BouncesConfig)
     mail: MailConfig = field(default_factory=MailConfig)
     dkim: DKIMConfig = field(default_factory=DKIMConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 
     # Derived values -------------------------------------------------------
@@ -414,6 +445,14 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
                                              cfg.web.base_url):
         raise ConfigError(f"{source}: bad value {cfg.web.base_url!r} for 'web.base_url': "
                           "expected an http:// or https:// address")
+    if bool(cfg.submission.tls_cert) != bool(cfg.submission.tls_key):
+        raise ConfigError(f"{source}: 'submission.tls_cert' and 'submission.tls_key' go "
+                          "together")
+    if (cfg.submission.listen or cfg.submission.tls_listen) and not (
+            cfg.submission.tls_cert or cfg.smtp.tls_cert):
+        raise ConfigError(f"{source}: 'submission.listen' and 'submission.tls_listen' need "
+                          "a certificate: set 'submission.tls_cert' and 'tls_key' (or "
+                          "'smtp.tls_cert' and 'tls_key')")
     if cfg.pop3.require_tls and not cfg.pop3.tls_cert:
         raise ConfigError(f"{source}: 'pop3.require_tls' needs 'pop3.tls_cert' and "
                           "'pop3.tls_key'")

@@ -11,7 +11,7 @@ import logging
 import signal
 from typing import Any, Protocol
 
-from listmgr import diskspace
+from listmgr import diskspace, logsetup
 from listmgr.app import App
 from listmgr.bounces import housekeeping as bounce_housekeeping
 from listmgr.bounces.inbound import handle_bounce
@@ -20,6 +20,8 @@ from listmgr.commands.worker import handle_command
 from listmgr.config import Config
 from listmgr.delivery import worker as delivery
 from listmgr.forward import worker as forward
+from listmgr import exporter
+from listmgr.maps import socketmap
 from listmgr.mailbox.delivery import deliver_local
 from listmgr.pipeline import Handler, InboundWorker
 from listmgr.pop3 import server as pop3
@@ -28,6 +30,7 @@ from listmgr.posting import scrub
 from listmgr.posting.worker import handle_post
 from listmgr.smtp import server as smtp
 from listmgr.web import server as web
+from listmgr.smtp import submission
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +76,11 @@ def build_components(service: "Service") -> list[Component]:
     """
     return [
         *smtp.components(service),                  # SMTP (and LMTP) ingress
+        *submission.components(service),            # mail clients: 587 STARTTLS, 465 TLS
         *pop3.components(service),                  # POP3
         *web.components(service),                   # web pages, one-click unsubscribe
+        *socketmap.components(service),             # Postfix socketmap: recipients that exist
+        *exporter.components(service),              # Prometheus /metrics
         *[InboundWorker(service.app, name, handlers)  # inbound tasks -> handlers
           for name, handlers in INBOUND_WORKERS.items()],
         *delivery.components(service),              # outbound queue -> remote MTAs
@@ -127,9 +133,11 @@ class Service:
         await self.start()
         installed = []
         try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig, action in ((signal.SIGINT, self._stop.set),
+                                (signal.SIGTERM, self._stop.set),
+                                (signal.SIGHUP, logsetup.reopen)):
                 try:
-                    loop.add_signal_handler(sig, self._stop.set)
+                    loop.add_signal_handler(sig, action)
                     installed.append(sig)
                 except (RuntimeError, ValueError):
                     pass  # not the main thread (tests): request_stop() instead
@@ -142,3 +150,4 @@ class Service:
                 loop.remove_signal_handler(sig)
             await self.stop()
             self.app.store.dispose()
+            log.info("listmgr stopped")

@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import os
+import secrets
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from aiosmtpd.controller import Controller
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+PG_URL = os.environ.get("LISTMGR_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def scratch_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A database URL of its own: a SQLite file in tmp_path, or a fresh PostgreSQL schema
+    (dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    from sqlalchemy import create_engine, text
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 # --------------------------------------------------------------------------- config
@@ -140,6 +167,17 @@ def _run_cli_subprocess(config: Path | None, *args: str, stdin: str | None = Non
     p = subprocess.run(cmd + list(args), input=stdin, capture_output=True, text=True,
                        timeout=timeout, env=e, cwd=config.parent if config else None)
     return CLIResult(p.returncode, p.stdout, p.stderr)
+
+
+def serve_process(config: Path) -> subprocess.Popen:
+    """`listmgr --config CONFIG serve` as a child process (signals, log files, exit status),
+    run from the config file's directory."""
+    env = dict(os.environ)
+    env.pop("LISTMGR_CONFIG", None)
+    env.pop("LISTMGR_DATABASE_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "listmgr", "--config", str(config), "serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=config.parent)
 
 
 # --------------------------------------------------------------------------- SMTP sink

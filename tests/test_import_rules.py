@@ -15,7 +15,7 @@ import listmgr
 ROOT = Path(listmgr.__file__).parent
 
 BASE = {"config", "listconfig", "clock", "spool", "durable", "passwords", "render", "mail",
-        "diskspace", "patterns", "site_secret", "unsubscribe", "auth"}
+        "diskspace", "patterns", "site_secret", "unsubscribe", "auth", "metrics"}
 WORKER = BASE | {"store", "app", "tokens"}
 
 # unit (top-level module or package under listmgr/) -> what it may import besides itself.
@@ -26,11 +26,14 @@ RULES: dict[str, set[str]] = {
     "render": set(), "listconfig": {"config", "mail", "patterns"},
     "site_secret": {"durable"}, "unsubscribe": set(),
     "spool": {"durable", "clock", "diskspace"},
-    "diskspace": set(), "patterns": set(),
+    "diskspace": set(), "patterns": set(), "metrics": set(),
+    "config_sample": {"config"}, "logsetup": {"config"}, "streamserver": {"config"},
+    "maps": WORKER | {"smtp", "streamserver"},
+    "exporter": WORKER | {"streamserver"},
     "store": BASE,
     "app": BASE | {"store"},
     "tokens": BASE | {"store"},
-    "smtp": WORKER,
+    "smtp": WORKER | {"pop3"},
     "pop3": WORKER | {"mailbox"},
     "mailbox": WORKER,
     "forward": WORKER,

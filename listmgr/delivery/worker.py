@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+from listmgr import metrics
 from listmgr.app import App
 from listmgr.config import split_hostport
 from listmgr.delivery import dsn
@@ -395,12 +396,14 @@ class DeliveryWorker:
 
     def _log(self, msg: Message, tx: Transaction, outcomes: list[Outcome]) -> None:
         sent = [o for o in outcomes if o.result == SENT]
+        metrics.DELIVERIES.labels("sent").inc(len(sent))
         if sent:
             log.info("%s to=%d rcpt(s) relay=%s status=sent", msg.queue_id, len(sent),
                      sent[0].remote_mta or tx.route)
         for o, it in zip(outcomes, tx.items):
             if o.result != SENT:
-                log.info("%s to=<%s> relay=%s tries=%d status=%s (%s)", msg.queue_id, it.rcpt,
+                metrics.DELIVERIES.labels("bounced" if o.result == FAILED else "deferred").inc()
+                log.warning("%s to=<%s> relay=%s tries=%d status=%s (%s)", msg.queue_id, it.rcpt,
                          o.remote_mta or tx.route, it.attempts + 1,
                          "bounced" if o.result == FAILED else "deferred", o.diagnostic)
 

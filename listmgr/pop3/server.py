@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import cast
 
+from listmgr import metrics
 from listmgr.app import App
 from listmgr.config import Config, split_hostport
 from listmgr.passwords import hash_password, verify_password
@@ -232,6 +233,7 @@ class POP3Server:
             except Exception:
                 log.exception("pop3 login check failed ip=%s", conn.ip)
                 return session.login_failed("sys")
+            metrics.POP3_LOGINS.labels("ok" if good else "failed").inc()
             if not good:
                 now = time.monotonic()
                 delay = self.tracker.delay(conn.ip, now)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from listmgr import metrics
 from listmgr.mail.addresses import AddressError, domain_of, parse_single
 from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
@@ -82,8 +83,10 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
     if digest.has_digest_members(s, mlist):
         digest.queue_post(app, s, mlist, data)
+    elapsed = time.monotonic() - t0
+    metrics.FANOUT.observe(elapsed)
     log.info("%s list=%s seq=%d recipients=%d size=%d dmarc=%s fanout=%.3fs", out.queue_id,
-             mlist.name, seq, total, len(data), mode, time.monotonic() - t0)
+             mlist.name, seq, total, len(data), mode, elapsed)
     return Distributed(out.queue_id, total, seq)
 
 

@@ -21,7 +21,9 @@ from typing import Any, cast
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
+from listmgr import metrics
 from listmgr.config import split_hostport
+from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.handler import SIZE_EXCEEDED, IngressHandler
 from listmgr.store.mailboxes import normalise_ip
 
@@ -29,6 +31,9 @@ log = logging.getLogger("listmgr.smtp")
 
 # aiosmtpd logs every command line (AUTH data included) at INFO: keep it to warnings.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
+# ... and warns about its own deprecated attribute on every successful AUTH: not ours to fix.
+logging.getLogger("mail.log").addFilter(
+    lambda record: "login_data is deprecated" not in record.getMessage())
 
 IDENT = "ESMTP listmgr"
 
@@ -150,8 +155,12 @@ class _Protocol(SMTP):
     line_length_limit = 64 * 1024
 
     def __init__(self, handler: IngressHandler, *, limit: ConnectionLimit,
-                 min_data_rate: int = 0, **kwargs: Any):
+                 implicit_tls: bool = False, min_data_rate: int = 0, **kwargs: Any):
         super().__init__(handler, **kwargs)
+        if implicit_tls:
+            # The whole connection is TLS (port 465): aiosmtpd only knows STARTTLS and would
+            # otherwise refuse AUTH as "encryption required".
+            self._auth_require_tls = False
         # aiosmtpd keeps this dict on the class, shared by every connection: make it ours.
         self.command_size_limits: dict[str, int] = collections.defaultdict(
             lambda: SMTP.command_size_limit)
@@ -328,6 +337,8 @@ class _Protocol(SMTP):
             self._greeting.append(status)
             return
         reply = enhance(status)
+        if reply == SIZE_EXCEEDED:
+            metrics.REFUSED.labels(self.event_handler.name, "size").inc()
         if reply in _DATA_ERRORS and self.envelope is not None and self.envelope.rcpt_tos:
             from listmgr.smtp.handler import log_transaction
             log_transaction("NOQUEUE", self.session, self.envelope, "?",
@@ -336,9 +347,7 @@ class _Protocol(SMTP):
                 reply = "\r\n".join(reply for _ in self.envelope.rcpt_tos)
         return await super().push(reply)
 
-    # -- SMTP AUTH (PLAIN, LOGIN; aiosmtpd offers it only after STARTTLS)
-    AUTH_FAIL_DELAY = 1.0  # seconds before "535": slows down password guessing
-
+    # -- SMTP AUTH (PLAIN, LOGIN; aiosmtpd offers it only after STARTTLS or on implicit TLS)
     def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
         # aiosmtpd calls this synchronously; the check (store, argon2) runs in
         # _finish_auth, off the event loop.
@@ -352,12 +361,9 @@ class _Protocol(SMTP):
             return AuthResult(success=False, handled=False)
         login = creds.login.decode("utf-8", "replace")
         password = creds.password.decode("utf-8", "replace")
-        user = await self.event_handler.run(self.event_handler.check_login, login, password)
+        user = await self.event_handler.authenticate(self.session.peer[0], login, password)
         if user is None:
-            log.warning("AUTH failed client=[%s] login=%r", self._peer_ip(), login[:64])
-            await asyncio.sleep(self.AUTH_FAIL_DELAY)
             return AuthResult(success=False, handled=False)
-        log.info("AUTH ok client=[%s] user=%s", self._peer_ip(), user)
         return AuthResult(success=True, handled=False, auth_data=LoginPassword(
             user.encode(), b""))
 
@@ -407,35 +413,57 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
 
 
 class Listener:
-    """One listening socket (SMTP or LMTP) as a service component."""
+    """One listening socket (SMTP, LMTP or submission) as a service component.
 
-    def __init__(self, service: Any, name: str, listen: str, lmtp: bool = False):
+    `submission`: AUTH required before MAIL (and STARTTLS before AUTH, unless the listener
+    is `implicit_tls`, RFC 8314); `tls` is the certificate context for STARTTLS or for the
+    implicit-TLS socket.
+    """
+
+    def __init__(self, service: Any, name: str, listen: str, lmtp: bool = False, *,
+                 handler: IngressHandler | None = None, tls: ssl.SSLContext | None = None,
+                 implicit_tls: bool = False, submission: bool = False):
         self.service = service
         self.name = name
         self.listen = listen
         self.lmtp = lmtp
+        self.submission = submission
+        self.implicit_tls = implicit_tls
         cfg = service.config
-        self.handler = IngressHandler(service.app, lmtp=lmtp)
+        self.handler = handler or IngressHandler(service.app, lmtp=lmtp)
+        self.handler.failures = login_failures(service)
+        self.handler.name = name
         self.limit = ConnectionLimit(cfg.smtp.max_connections, cfg.smtp.max_data_sessions,
                                      per_ip=cfg.smtp.max_connections_per_ip,
                                      data_per_ip=cfg.smtp.max_data_sessions_per_ip,
                                      trusted=cfg.smtp.relay_networks)
-        self.tls = None if lmtp else tls_context(cfg.smtp.tls_cert, cfg.smtp.tls_key)
+        if tls is None and not lmtp and not submission:
+            tls = tls_context(cfg.smtp.tls_cert, cfg.smtp.tls_key)
+        self.tls = tls
         self.server: asyncio.base_events.Server | None = None
 
     def _factory(self) -> SMTP:
         cfg = self.service.config
         cls = ListmgrLMTP if self.lmtp else ListmgrSMTP
+        extra: dict[str, Any] = {}
+        if self.submission:
+            extra = {"auth_required": True, "require_starttls": not self.implicit_tls}
         return cls(self.handler, limit=self.limit, min_data_rate=cfg.smtp.min_data_rate,
                    data_size_limit=cfg.smtp.max_message_size,
-                   hostname=cfg.hostname, ident=IDENT, tls_context=self.tls,
-                   timeout=cfg.smtp.timeout, enable_SMTPUTF8=False, decode_data=False,
-                   loop=asyncio.get_running_loop())
+                   hostname=cfg.hostname, ident=IDENT,
+                   tls_context=None if self.implicit_tls else self.tls,
+                   implicit_tls=self.implicit_tls, timeout=cfg.smtp.timeout,
+                   enable_SMTPUTF8=False, decode_data=False, loop=asyncio.get_running_loop(),
+                   **extra)
 
     async def start(self) -> None:
         host, port = split_hostport(self.listen)
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(self._factory, host, port)
+        if self.implicit_tls:
+            self.server = await loop.create_server(self._factory, host, port, ssl=self.tls,
+                                                   ssl_handshake_timeout=30)
+        else:
+            self.server = await loop.create_server(self._factory, host, port)
         self.service.ports[self.name] = self.server.sockets[0].getsockname()[1]
         log.info("%s listening on %s:%d", self.name.upper(), host, self.service.ports[self.name])
 
@@ -449,6 +477,16 @@ class Listener:
         await self.server.wait_closed()
         self.server = None
         await asyncio.to_thread(self.handler.close)  # let in-flight store work finish
+
+
+def login_failures(service: Any) -> FailureTracker:
+    """One record of failed SMTP AUTH logins per server, shared by every listener (so that
+    guessing on port 587 also slows down guessing on 465 and 25)."""
+    tracker = getattr(service, "smtp_login_failures", None)
+    if tracker is None:
+        tracker = FailureTracker(service.config.pop3.login_failure_delay)
+        service.smtp_login_failures = tracker
+    return tracker
 
 
 def components(service: Any) -> list:

@@ -164,3 +164,36 @@ def release_dead(s: Session) -> int:
             InboundTask.lease_owner == owner, InboundTask.state == NEW).values(
             lease_owner="", lease_until=None)))
     return n
+
+
+class NotShunted(Exception):
+    """The task does not exist or is not shunted (only shunted tasks may be deleted)."""
+
+
+def delete_shunted(s: Session, task_ids: list[int]) -> tuple[list[str], list[str]]:
+    """Remove shunted inbound tasks. Returns (the queue ids touched, spool paths of messages
+    that have nothing left to do, for the caller to remove after the commit)."""
+    touched: list[str] = []
+    paths: list[str] = []
+    for tid in task_ids:
+        task = s.get(InboundTask, tid, with_for_update=True)
+        if task is None or task.state != SHUNTED:
+            raise NotShunted(tid)
+        msg = s.get(InboundMessage, task.message_id)
+        s.delete(task)
+        s.flush()
+        if msg.queue_id not in touched:
+            touched.append(msg.queue_id)
+        left = s.scalar(select(func.count()).select_from(InboundTask).where(
+            InboundTask.message_id == msg.id, InboundTask.state != DONE))
+        if not left:
+            paths.append(msg.spool_path)
+            s.delete(msg)
+            s.flush()
+    return touched, paths
+
+
+def shunted_task_ids(s: Session, queue_id: str) -> list[int]:
+    return list(s.scalars(select(InboundTask.id).join(
+        InboundMessage, InboundMessage.id == InboundTask.message_id).where(
+        InboundMessage.queue_id == queue_id, InboundTask.state == SHUNTED)))
