@@ -90,6 +90,20 @@ HELP: dict[str, str] = {
     'smtp.max_data_sessions_per_ip': 'messages being received at once from one client address (relay_networks exempt); more get 451 4.3.2 at DATA',
     'smtp.min_data_rate': "bytes/s: a DATA must end within timeout plus its size at this rate, else 421 4.4.2 and the connection is closed (Postfix's smtpd_min_data_rate; 0: no minimum)",
     'smtp.min_free_space': "free disk space kept in reserve under data_dir (Postfix's queue_minfree): below it, or when MAIL SIZE= would not fit, mail gets 452 4.3.1 Insufficient system storage",
+    'commands.max_which_hits': "entries which STRING lists at most (Majordomo's $max_which_hits)",
+    'posting.global_taboo_headers': 'site-wide /re/flags patterns: a matching header line holds a post on every list',
+    'posting.global_taboo_body': 'site-wide /re/flags patterns for body lines',
+    'web.listen': 'host:port of the web pages inside serve (empty: none)',
+    'web.admin_users': 'mailbox users who may log in at /admin/ with their own password',
+    'web.max_upload': 'largest request body (a bulk member upload); larger ones get 413',
+    'web.session_lifetime': 'how long a login lasts',
+    'bounces.check_interval': 'how often bounce notices, removals and stale scores are looked at',
+    'mail.japanese_charset': 'iso-2022-jp: Japanese mail we send (replies, confirmations, notices, auto-replies) goes out as ISO-2022-JP, 7bit, for older Japanese mail readers; a request written in ISO-2022-JP is answered in it whatever this says',
+    'dkim.selector': 'DKIM selector: the key is published at SELECTOR._domainkey.DOMAIN',
+    'dkim.domains': 'domains we sign for (d=); a From: in one of them or a subdomain is signed',
+    'dkim.key': 'PEM RSA private key (listmgr dkim keygen makes it); no key file: nothing is signed',
+    'dkim.arc': 'ARC-seal list posts (RFC 8617) with the same key',
+    'dkim.ed25519_selector': 'adds an Ed25519 signature (RFC 8463) beside the RSA one, key DATA_DIR/dkim/SELECTOR.key (listmgr dkim keygen --algorithm ed25519 --selector S)',
 }
 
 
