@@ -3,7 +3,9 @@
 Every hook returns its reply string explicitly. Store and spool work runs off the event
 loop, in the handler's own thread pool (so a burst of fsyncs does not starve the
 workers' threads, nor they us). A message is in the spool (fsynced) and its inbound rows are
-committed before the client sees `250`. Any bug answers `451 4.3.0`, never a traceback.
+committed before the client sees `250`; the commits of concurrent sessions are grouped
+(listmgr.smtp.groupcommit). Lookups (RCPT, AUTH) read without taking the store's write
+lock. Any bug answers `451 4.3.0`, never a traceback.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from listmgr.app import App
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.passwords import verify_password
 from listmgr.smtp.gate import RelayGate
+from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
 from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
-from listmgr.store.models import InboundMessage, InboundTask, MailingList
+from listmgr.store.models import MailingList
 
 log = logging.getLogger("listmgr.smtp")
 
@@ -116,6 +119,7 @@ class IngressHandler:
         self.max_recipients = cfg.smtp.max_recipients
         self.gate = RelayGate(cfg.smtp.relay_networks)
         self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="smtp")
+        self.group = GroupCommit(app, self.run)
 
     async def run(self, fn, *args):
         """fn(*args) in the ingress thread pool."""
@@ -178,7 +182,7 @@ class IngressHandler:
         return "250 2.1.5 Recipient ok"
 
     def _route(self, address: str, ip: str, authenticated: bool) -> Destination | Refusal:
-        with self.app.store.session() as s:
+        with self.app.store.read_session() as s:
             dest = route(address, self.local_domains, StoreDirectory(s))
             if isinstance(dest, Destination) and dest.kind == "relay" \
                     and not self.gate.allowed(s, ip, authenticated):
@@ -190,7 +194,13 @@ class IngressHandler:
     async def handle_DATA(self, server, session, envelope):
         queue_id = new_queue_id()
         try:
-            size = await self.run(self._store, queue_id, session, envelope)
+            item = await self.run(self._spool, queue_id, session, envelope)
+            try:
+                await self.group.commit(item)
+            except BaseException:
+                await self.run(self.app.spool.remove, item.spool_path)
+                raise
+            size = item.size
         except TooManyHops as exc:
             reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
             log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
@@ -213,34 +223,24 @@ class IngressHandler:
             return "\r\n".join(reply for _ in envelope.rcpt_tos)
         return reply
 
-    def _store(self, queue_id: str, session, envelope) -> int:
-        """Spool (fsynced) then commit the message and its tasks; returns the size stored."""
+    def _spool(self, queue_id: str, session, envelope) -> Accepted:
+        """Write the message to the spool (its bytes fsynced); its rows are committed by
+        the group commit, which also makes its name in the spool durable."""
         data = normalise_line_ends(envelope.original_content or b"")
         hops = hop_count(data)
         if hops > MAX_HOPS:
             raise TooManyHops(hops)
-        spool = self.app.spool
-        path = spool.write("in", data, queue_id)
-        try:
-            with self.app.store.session() as s:
-                msg = InboundMessage(queue_id=queue_id, spool_path=path,
-                                     mail_from=sender_of(envelope),
-                                     client_ip=client_ip(session),
-                                     client_helo=printable(session.host_name)[:255],
-                                     size=len(data))
-                s.add(msg)
-                s.flush()
-                seen: set[tuple[str, str]] = set()
-                for rcpt, dest in zip(envelope.rcpt_tos, _tx(envelope).destinations):
-                    if (dest.kind, dest.target) in seen:
-                        continue  # the same destination twice (case, aliases): once is enough
-                    seen.add((dest.kind, dest.target))
-                    s.add(InboundTask(message_id=msg.id, kind=dest.kind, target=dest.target,
-                                      rcpt=rcpt))
-        except BaseException:
-            spool.remove(path)
-            raise
-        return len(data)
+        item = Accepted(queue_id=queue_id, spool_path="", mail_from=sender_of(envelope),
+                        client_ip=client_ip(session),
+                        client_helo=printable(session.host_name)[:255], size=len(data))
+        seen: set[tuple[str, str]] = set()
+        for rcpt, dest in zip(envelope.rcpt_tos, _tx(envelope).destinations):
+            if (dest.kind, dest.target) in seen:
+                continue  # the same destination twice (case, aliases): once is enough
+            seen.add((dest.kind, dest.target))
+            item.tasks.append((dest.kind, dest.target, rcpt))
+        item.spool_path = self.app.spool.write("in", data, queue_id, sync_dir=False)
+        return item
 
     # ------------------------------------------------------------------ AUTH
 
@@ -254,7 +254,7 @@ class IngressHandler:
             name = domain
         elif domain.rstrip(".") not in self.local_domains:
             return None
-        with self.app.store.session() as s:
+        with self.app.store.read_session() as s:
             user = get_user(s, name)
         if not verify_password(user.password_hash if user else "", password):
             return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str) -> Engine:
+READ_ONLY = "listmgr_read_only"  # execution option: a session that only reads
+
+
+def make_engine(url: str, *, synchronous: str = "NORMAL") -> Engine:
+    """The engine for `url`. SQLite: WAL; `synchronous` NORMAL (a commit survives a crash of
+    the process) or FULL (it also survives a power loss: the WAL is fsynced at commit)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
@@ -24,7 +30,7 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -32,8 +38,12 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn):  # pragma: no cover - trivial
             # IMMEDIATE: take the write lock at BEGIN, so two writers queue instead of
-            # failing with "database is locked" on upgrade from a read lock.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # failing with "database is locked" on upgrade from a read lock. A read-only
+            # session begins deferred: WAL readers never wait for the writer.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -50,6 +60,11 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_factory = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
+                                          expire_on_commit=False)
+        self._durable_engine: Engine | None = None
+        self._durable_factory: sessionmaker | None = None
+        self._durable_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -68,5 +83,45 @@ class Store:
         finally:
             s.close()
 
+    @contextlib.contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A transaction that only reads: on SQLite it takes no write lock, so lookups
+        (SMTP RCPT, POP3) never queue behind writers. Writing in it is a bug."""
+        s = self._read_factory()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    @contextlib.contextmanager
+    def durable_session(self) -> Iterator[Session]:
+        """Like session(), but the commit is on stable storage when it returns, power loss
+        included (SQLite: synchronous=FULL, the WAL fsynced at commit; PostgreSQL's commit
+        already is). For what is acknowledged to a client: ingress group commits."""
+        if not self.is_sqlite:
+            with self.session() as s:
+                yield s
+            return
+        with self._durable_lock:
+            if self._durable_factory is None:
+                self._durable_engine = make_engine(self.url, synchronous="FULL")
+                self._durable_factory = sessionmaker(self._durable_engine,
+                                                     expire_on_commit=False)
+        s = self._durable_factory()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._durable_engine is not None:
+            self._durable_engine.dispose()
