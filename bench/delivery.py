@@ -88,7 +88,7 @@ def one(db: str, n: int, per_tx: int, sink_port: int, lanes: int = 5) -> float:
     from listmgr.store import migrate
     from listmgr.store.models import OutboundRecipient
     from listmgr.store.outbound import enqueue
-    from listmgr.store.outqueue import IS_PENDING
+    from listmgr.store.outbound_claims import IS_PENDING
 
     with tempfile.TemporaryDirectory() as d, scratch_database(db, d) as url:
         cfg = config_mod.from_mapping({

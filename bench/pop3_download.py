@@ -25,7 +25,7 @@ from scratch import scratch_database
 def one(db: str, n: int, size: int, logins: int) -> tuple[float, float]:
     from listmgr import config
     from listmgr.app import App
-    from listmgr.pop3.maildir import Maildir
+    from listmgr.mailbox.maildir import Maildir
     from listmgr.service import Service
     from listmgr.store import mailboxes, migrate
 

@@ -4,7 +4,7 @@ A handler is `handler(app, session, task, message, data) -> None`. It runs in a 
 thread inside one store transaction: its effects (replies queued, members changed, posts
 fanned out) commit together with the task being marked done, or not at all. A handler that
 raises leaves the task `shunted` with the error, never lost (`listmgr queue retry --shunted`
-replays it). Handlers register themselves in HANDLERS by kind.
+replays it). The table kind -> handler is given by the composition root (service.py).
 """
 
 from __future__ import annotations
@@ -26,38 +26,6 @@ from listmgr.store.models import InboundMessage, InboundTask, utcnow
 log = logging.getLogger(__name__)
 
 Handler = Callable[[App, Session, InboundTask, InboundMessage, bytes], None]
-HANDLERS: dict[str, Handler] = {}
-
-
-def handler(kind: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        HANDLERS[kind] = fn
-        return fn
-    return register
-
-
-# Modules that register handlers with @handler(kind) when imported.
-HANDLER_MODULES = (
-    "listmgr.smtp.forward",      # relay, owner, approval, admins
-    "listmgr.pop3.delivery",     # local (mailbox users)
-    "listmgr.commands.worker",   # command (majordomo@, LIST-request@)
-    "listmgr.posting.worker",    # post (LIST@)
-)
-
-
-def components(service) -> list:
-    return [Pipeline(service.app)]
-
-
-def load_handlers() -> None:
-    """Import the modules that register handlers (kept here so the wiring is visible)."""
-    import importlib
-    for mod in HANDLER_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and (mod == exc.name or mod.startswith(exc.name + "."))):
-                raise
 
 
 class Pipeline:
@@ -65,8 +33,10 @@ class Pipeline:
 
     LEASE = 300.0
 
-    def __init__(self, app: App, *, batch: int = 20, poll: float = 1.0):
+    def __init__(self, app: App, handlers: dict[str, Handler], *, batch: int = 20,
+                 poll: float = 1.0):
         self.app = app
+        self.handlers = handlers
         self.batch = batch
         self.poll = poll
         self.owner = f"{socket.gethostname()}:{os.getpid()}:pipeline"
@@ -74,7 +44,6 @@ class Pipeline:
         self._stopping = False
 
     async def start(self) -> None:
-        load_handlers()
         self._task = asyncio.create_task(self._run(), name="pipeline")
 
     async def stop(self) -> None:
@@ -112,7 +81,7 @@ class Pipeline:
                 if task is None or task.state != "new":
                     return
                 msg = s.get(InboundMessage, task.message_id)
-                fn = HANDLERS.get(task.kind)
+                fn = self.handlers.get(task.kind)
                 if fn is None:
                     raise LookupError(f"no handler for inbound kind {task.kind!r}")
                 data = spool.read(msg.spool_path)

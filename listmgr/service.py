@@ -7,13 +7,22 @@ port they bound in `service.ports` (tests bind port 0 and read it back).
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import signal
 from typing import Any, Protocol
 
 from listmgr.app import App
+from listmgr.commands import housekeeping as command_housekeeping
+from listmgr.commands.worker import handle_command
 from listmgr.config import Config
+from listmgr.delivery import worker as delivery
+from listmgr.forward import worker as forward
+from listmgr.mailbox.delivery import deliver_local
+from listmgr.pipeline import Handler, Pipeline
+from listmgr.pop3 import server as pop3
+from listmgr.posting import expiry as held_expiry
+from listmgr.posting.worker import handle_post
+from listmgr.smtp import server as smtp
 
 log = logging.getLogger(__name__)
 
@@ -23,30 +32,31 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-# Each module has `components(service) -> list[Component]`; listed in start order.
-# Listeners come first so that workers start with the ports known.
-COMPONENT_MODULES = (
-    "listmgr.smtp.server",      # SMTP (and LMTP) ingress
-    "listmgr.pop3.server",      # POP3
-    "listmgr.pipeline",         # inbound tasks -> handlers
-    "listmgr.delivery.worker",  # outbound queue -> remote MTAs
-    "listmgr.posting.expiry",   # held posts expire
-    "listmgr.commands.housekeeping",  # expired keys, stale rate counters
-)
+# Inbound task kind (set by smtp/routing.py at RCPT) -> the function that works it.
+INBOUND_HANDLERS: dict[str, Handler] = {
+    "relay": forward.relay,        # a relayed remote recipient (all of a message at once)
+    "owner": forward.owner,        # owner-LIST@ / LIST-owner@ -> the list's owners
+    "approval": forward.approval,  # LIST-approval@ -> moderator, else owners
+    "admins": forward.admins,      # majordomo-owner@, postmaster@ -> site_admins
+    "local": deliver_local,        # a mailbox user -> its Maildir (+ auto-reply)
+    "command": handle_command,     # majordomo@, LIST-request@ -> a reply
+    "post": handle_post,           # LIST@ -> chain, then fan-out, hold or reject
+}
 
 
 def build_components(service: "Service") -> list[Component]:
-    """The parts of a running server, in start order (stopped in reverse)."""
-    parts: list[Component] = []
-    for name in COMPONENT_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and (name == exc.name or name.startswith(exc.name + "."))):
-                raise
-            continue  # a part not built yet
-        parts.extend(module.components(service))
-    return parts
+    """The parts of a running server, in start order (stopped in reverse).
+
+    Listeners come first so that workers start with the ports known.
+    """
+    return [
+        *smtp.components(service),                  # SMTP (and LMTP) ingress
+        *pop3.components(service),                  # POP3
+        Pipeline(service.app, INBOUND_HANDLERS),    # inbound tasks -> handlers
+        *delivery.components(service),              # outbound queue -> remote MTAs
+        *held_expiry.components(service),           # held posts expire
+        *command_housekeeping.components(service),  # expired keys, stale rate counters
+    ]
 
 
 class Service:

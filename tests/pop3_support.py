@@ -7,7 +7,7 @@ import ssl
 import subprocess
 from pathlib import Path
 
-from listmgr.pop3.maildir import Maildir
+from listmgr.mailbox.maildir import Maildir
 from listmgr.store import mailboxes
 
 

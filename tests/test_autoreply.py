@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from listmgr.pipeline import Pipeline
-from listmgr.pop3.autoreply import skip_reason
-from listmgr.pop3.maildir import Maildir
+from listmgr.service import INBOUND_HANDLERS
+from listmgr.mailbox.autoreply import skip_reason
+from listmgr.mailbox.maildir import Maildir
 from listmgr.store import mailboxes
 from listmgr.store.models import OutboundMessage, OutboundRecipient
 from tests.support import run_cli
@@ -40,7 +41,7 @@ def alice(app):
 
 def deliver(app, data: bytes, mail_from: str = "bob@example.net") -> None:
     queue_local(app, "alice", data=data, mail_from=mail_from)
-    Pipeline(app).run_once()
+    Pipeline(app, INBOUND_HANDLERS).run_once()
 
 
 def test_one_reply_per_sender_per_day_from_the_null_sender(alice):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from listmgr.passwords import verify_password
-from listmgr.pop3.maildir import Maildir
+from listmgr.mailbox.maildir import Maildir
 from listmgr.store import mailboxes
 from listmgr.store.db import Store
 from tests.support import run_cli

@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import select, update
 
 from listmgr.delivery.worker import DeliveryWorker
-from listmgr.store import outqueue
+from listmgr.store import outbound_claims
 from listmgr.store.models import OutboundRecipient, utcnow
 from listmgr.store.outbound import enqueue
 
@@ -26,24 +26,24 @@ def test_concurrent_claims_are_disjoint(app):
     if app.store.is_sqlite:
         # One writer at a time: the second claim starts after the first commits.
         with app.store.session() as s:
-            first = outqueue.claim(s, "w1", 600, 20)
+            first = outbound_claims.claim(s, "w1", 600, 20)
         with app.store.session() as s:
-            second = outqueue.claim(s, "w2", 600, 20)
+            second = outbound_claims.claim(s, "w2", 600, 20)
     else:
         # Both transactions open at once: SKIP LOCKED hands the second the other rows.
         with app.store.session() as s1, app.store.session() as s2:
-            first = outqueue.claim(s1, "w1", 600, 20)
-            second = outqueue.claim(s2, "w2", 600, 20)
+            first = outbound_claims.claim(s1, "w1", 600, 20)
+            second = outbound_claims.claim(s2, "w2", 600, 20)
     a, b = {i.rid for i in first}, {i.rid for i in second}
     assert len(a) == 20 and len(b) == 10 and not a & b
     with app.store.session() as s:
-        assert outqueue.claim(s, "w3", 600, 20) == []  # everything is leased
+        assert outbound_claims.claim(s, "w3", 600, 20) == []  # everything is leased
         # A worker died: its lease lapses and the rows are due again for the next claimer.
         s.execute(update(OutboundRecipient).where(OutboundRecipient.lease_owner == "w1")
                   .values(lease_until=utcnow() - dt.timedelta(seconds=1),
                           next_attempt_at=utcnow() - dt.timedelta(seconds=1)))
     with app.store.session() as s:
-        assert {i.rid for i in outqueue.claim(s, "w3", 600, 50)} == a
+        assert {i.rid for i in outbound_claims.claim(s, "w3", 600, 50)} == a
 
 
 def test_two_workers_deliver_each_recipient_once(app, sink):

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from listmgr.pipeline import Pipeline, load_handlers
-from listmgr.pop3.maildir import Maildir
+from listmgr.pipeline import Pipeline
+from listmgr.service import INBOUND_HANDLERS
+from listmgr.mailbox.maildir import Maildir
 from listmgr.spool import new_queue_id
 from listmgr.store import mailboxes
 from listmgr.store.models import InboundMessage, InboundTask
@@ -12,7 +13,6 @@ MSG = b"From: bob@example.net\nTo: alice@example.org\nSubject: hello\n\nhi there
 
 
 def queue_local(app, target: str, data: bytes = MSG, mail_from: str = "bob@example.net") -> int:
-    load_handlers()
     qid = new_queue_id()
     path = app.spool.write("in", data, qid)
     with app.store.session() as s:
@@ -36,7 +36,7 @@ def test_local_delivery_adds_trace_headers_and_crlf(app):
     with app.store.session() as s:
         mailboxes.add_user(s, "alice", "pw")
     tid = queue_local(app, "alice")
-    assert Pipeline(app).run_once() == 1
+    assert Pipeline(app, INBOUND_HANDLERS).run_once() == 1
     [e] = Maildir.for_user(app.config.data_dir, "alice").entries()
     data = e.path.read_bytes()
     assert data.startswith(b"Return-Path: <bob@example.net>\r\n"
@@ -50,11 +50,11 @@ def test_null_sender_and_replayed_task_leave_one_copy(app):
     with app.store.session() as s:
         mailboxes.add_user(s, "alice", "pw")
     tid = queue_local(app, "alice", mail_from="")
-    pipe = Pipeline(app)
+    pipe = Pipeline(app, INBOUND_HANDLERS)
     with app.store.session() as s:  # run the handler twice, as after a crash before commit
         t = s.get(InboundTask, tid)
         m = s.get(InboundMessage, t.message_id)
-        from listmgr.pop3.delivery import deliver_local
+        from listmgr.mailbox.delivery import deliver_local
         deliver_local(app, s, t, m, app.spool.read(m.spool_path))
     pipe.run_once()
     entries = Maildir.for_user(app.config.data_dir, "alice").entries()
@@ -64,7 +64,7 @@ def test_null_sender_and_replayed_task_leave_one_copy(app):
 
 def test_unknown_user_is_shunted_not_lost(app):
     tid = queue_local(app, "ghost")
-    Pipeline(app).run_once()
+    Pipeline(app, INBOUND_HANDLERS).run_once()
     state, error = task_state(app, tid)
     assert state == "shunted" and "no mailbox user 'ghost'" in error
 
@@ -75,7 +75,7 @@ def test_over_the_size_limit_is_shunted(app):
     big = b"Subject: big\r\n\r\n" + b"x" * 998 + b"\r\n"
     big = big * (app.config.smtp.max_message_size // len(big) + 1)
     tid = queue_local(app, "alice", data=big)
-    Pipeline(app).run_once()
+    Pipeline(app, INBOUND_HANDLERS).run_once()
     state, error = task_state(app, tid)
     assert state == "shunted" and "limit" in error
     assert Maildir.for_user(app.config.data_dir, "alice").entries() == []

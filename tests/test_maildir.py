@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from listmgr.pop3.maildir import Entry, Maildir, MailboxBusy
+from listmgr.mailbox.maildir import Entry, Maildir, MailboxBusy
 
 
 def test_deliver_lands_in_new_with_exact_size(tmp_path):

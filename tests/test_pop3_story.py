@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from listmgr.pop3.maildir import Maildir
+from listmgr.mailbox.maildir import Maildir
 from tests.pop3_support import add_user, login, self_signed_cert
 
 FAST = {"pop3__login_failure_delay": "0.2s"}

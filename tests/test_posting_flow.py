@@ -15,7 +15,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from listmgr.pipeline import Pipeline, load_handlers
+from listmgr.pipeline import Pipeline
+from listmgr.service import INBOUND_HANDLERS
 from listmgr.posting import moderation
 from listmgr.spool import new_queue_id
 from listmgr.store import lists as repo
@@ -45,8 +46,7 @@ def post(app, data: bytes | str, *, to="demo", mail_from="member@example.com"):
         s.add(m)
         s.flush()
         s.add(InboundTask(message_id=m.id, kind="post", target=to, rcpt=f"{to}@example.org"))
-    load_handlers()
-    p = Pipeline(app)
+    p = Pipeline(app, INBOUND_HANDLERS)
     while p.run_once():
         pass
     with app.store.session() as s:
@@ -352,8 +352,7 @@ def test_two_pipelines_fan_out_a_post_once(app):
         s.add(m)
         s.flush()
         s.add(InboundTask(message_id=m.id, kind="post", target="demo", rcpt="demo@example.org"))
-    load_handlers()
-    workers = [Pipeline(app), Pipeline(app)]
+    workers = [Pipeline(app, INBOUND_HANDLERS), Pipeline(app, INBOUND_HANDLERS)]
     workers[1].owner += "-b"
     start = threading.Barrier(2)
 

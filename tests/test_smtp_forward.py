@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import select
 
-from listmgr.smtp import forward
+from listmgr.forward import worker as forward
 from listmgr.store.lists import create_list, delete_list
 from listmgr.store.models import InboundMessage, InboundTask, OutboundMessage, OutboundRecipient
 

@@ -1,28 +1,18 @@
 """`listmgr` command line. Errors are one line on stderr and a non-zero exit, never a traceback.
 
-Each module in MODULES adds its subcommands with `register(subparsers)`; a subcommand's
-function takes the parsed args and returns an exit code.
+Each command-family module (listed in build_parser) adds its subcommands with
+`register(subparsers)`; a subcommand's function takes the parsed args and returns an exit
+code.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
 from listmgr import __version__
 from listmgr.config import ConfigError
-
-MODULES = (
-    "listmgr.cli.server",   # init, serve
-    "listmgr.cli.lists",    # newlist, rmlist, lists, members, subscribe, unsubscribe, config
-    "listmgr.cli.users",    # user add/passwd/del, users, relay-grants
-    "listmgr.cli.queue",    # queue, queue show/retry/delete, deliver
-    "listmgr.cli.held",     # held, approve, reject
-    "listmgr.cli.site",     # site-password
-)
-
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 1 (or `.status`)."""
@@ -40,13 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"listmgr {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and (name == exc.name or name.startswith(exc.name + "."))):
-                raise
-            continue  # a command family not built yet
+    # Imported here, not at the top: each imports CLIError from this module.
+    from listmgr.cli import held, lists, queue, server, site, users
+    for module in (
+        server,  # init, serve
+        lists,   # newlist, rmlist, lists, members, subscribe, unsubscribe, config
+        users,   # user add/passwd/del, users, relay-grants
+        queue,   # queue, queue show/retry/delete, deliver
+        held,    # held, approve, reject
+        site,    # site-password
+    ):
         module.register(sub)
     return p
 

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from listmgr.cli import CLIError, setup_logging
 from listmgr.cli.common import load_config, open_app, session
-from listmgr.store import outqueue
+from listmgr.store import outbound_claims
 from listmgr.store.models import InboundTask
 
 log = logging.getLogger("listmgr")
@@ -22,7 +22,7 @@ def _when(d) -> str:
 
 def cmd_queue(args) -> int:
     with session(args) as (app, s):
-        sm = outqueue.summary(s)
+        sm = outbound_claims.summary(s)
         shunted = s.query(InboundTask).filter(InboundTask.state == "shunted").count()
     queued = sm.counts.get("queued", 0)
     print(f"messages in queue: {sm.messages}")
@@ -39,7 +39,7 @@ def cmd_queue(args) -> int:
 
 
 def _message(s, queue_id: str):
-    row = outqueue.find_message(s, queue_id)
+    row = outbound_claims.find_message(s, queue_id)
     if row is None:
         raise CLIError(f"no message {queue_id} in the queue")
     return row
@@ -48,7 +48,7 @@ def _message(s, queue_id: str):
 def cmd_show(args) -> int:
     with session(args) as (app, s):
         m = _message(s, args.id)
-        rcpts = outqueue.recipients_of(s, m.id)
+        rcpts = outbound_claims.recipients_of(s, m.id)
     print(f"queue id: {m.queue_id}")
     print(f"sender: <{m.mail_from}>")
     print(f"size: {m.size}")
@@ -84,7 +84,7 @@ def cmd_retry(args) -> int:
         return 0
     with session(args) as (app, s):
         mid = _message(s, args.id).id if args.id else None
-        n = outqueue.retry_now(s, mid)
+        n = outbound_claims.retry_now(s, mid)
     print(f"{n} recipient{'s' if n != 1 else ''} due now")
     return 0
 
@@ -93,8 +93,8 @@ def cmd_delete(args) -> int:
     with session(args) as (app, s):
         m = _message(s, args.id)
         returned = bool(m.mail_from) and not args.silent
-        n = outqueue.delete_message(s, m.id, returned=returned)
-        paths = [] if returned else outqueue.finish(s, [m.id])
+        n = outbound_claims.delete_message(s, m.id, returned=returned)
+        paths = [] if returned else outbound_claims.finish(s, [m.id])
     for p in paths:
         app.spool.remove(p)
     what = "returned mail to <%s> follows" % m.mail_from if returned and n else "silently"

@@ -12,7 +12,7 @@ import sys
 
 from listmgr.cli import CLIError
 from listmgr.cli.common import session
-from listmgr.pop3.maildir import Maildir
+from listmgr.mailbox.maildir import Maildir
 from listmgr.store import mailboxes as repo
 
 

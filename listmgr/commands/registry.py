@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 # fn(ctx, args, line) -> None
@@ -11,19 +10,6 @@ COMMANDS: dict[str, CommandFn] = {}
 
 # Commands whose following lines (up to `EOF`) are their data.
 DATA_COMMANDS = frozenset({"newinfo", "newintro", "newconfig"})
-
-COMMAND_MODULES = (
-    "listmgr.commands.subscription",  # subscribe, unsubscribe/signoff/cancel, auth
-    "listmgr.commands.tokens_cmd",    # accept, reject
-    "listmgr.commands.admin",         # approve, passwd
-    "listmgr.commands.roster",        # who, which
-    "listmgr.commands.listinfo",      # info, intro, newinfo, newintro
-    "listmgr.commands.listing",       # lists, help, mkdigest
-    "listmgr.commands.archive",       # index, get
-    "listmgr.commands.configcmds",    # config, newconfig, writeconfig
-    "listmgr.commands.site",          # newlist, rmlist
-)
-
 
 def command(*names: str) -> Callable[[CommandFn], CommandFn]:
     def register(fn: CommandFn) -> CommandFn:
@@ -34,8 +20,19 @@ def command(*names: str) -> Callable[[CommandFn], CommandFn]:
 
 
 def load() -> dict[str, CommandFn]:
-    for mod in COMMAND_MODULES:
-        importlib.import_module(mod)
+    """Every command word; importing the command modules registers them (explicitly, here,
+    rather than at the top: they import this module for @command)."""
+    from listmgr.commands import (  # noqa: F401
+        admin,        # approve, passwd
+        archive,      # index, get
+        configcmds,   # config, newconfig, writeconfig
+        listinfo,     # info, intro, newinfo, newintro
+        listing,      # lists, help, mkdigest
+        roster,       # who, which
+        site,         # newlist, rmlist
+        subscription,  # subscribe, unsubscribe/signoff/cancel, auth
+        tokens_cmd,   # accept, reject
+    )
     return COMMANDS
 
 

@@ -12,16 +12,12 @@ import logging
 from listmgr import tokens
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
+from listmgr.posting.moderation import DecisionError, decide
 
 log = logging.getLogger(__name__)
 
 
 def _held(ctx: Context, key: str, approve: bool, reason: str) -> None:
-    try:
-        from listmgr.posting.moderation import DecisionError, decide
-    except ImportError:
-        ctx.say("token_unsupported")
-        return
     try:
         tok = tokens.consume(ctx.s, key, kind="held-post")
     except tokens.TokenError as exc:

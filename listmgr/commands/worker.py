@@ -16,7 +16,6 @@ from listmgr.commands import dispatch, guard, outgoing, parser, registry
 from listmgr.commands.context import Context, Request
 from listmgr.listconfig import valid_list_name
 from listmgr.mail.addresses import AddressError, normalise, parse_single
-from listmgr.pipeline import handler
 from listmgr.store import lists as repo
 
 log = logging.getLogger(__name__)
@@ -98,7 +97,6 @@ def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> C
     return ctx
 
 
-@handler("command")
 def handle_command(app, session, task, message, data: bytes) -> None:
     process(app, session, data=data, mail_from=message.mail_from,
             default_list=task.target or "")

@@ -11,7 +11,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-SENT, DEFERRED, FAILED = "sent", "deferred", "failed"
+# The queue's vocabulary lives with the store, which writes it; re-exported for delivery.
+from listmgr.store.outbound_types import (  # noqa: F401
+    DEFERRED, FAILED, SENT, Item, Outcome, backoff, next_attempt)
 
 # Subject classes of returned mail (dsn.py renders each as Sendmail words it).
 USER_UNKNOWN = "user-unknown"
@@ -21,20 +23,6 @@ OTHER = "other"
 EXPIRED = "expired"
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})\b")
-
-
-def backoff(attempts: int, minimum: float, maximum: float) -> float:
-    """Seconds until the next try after `attempts` failed tries (Postfix: 300 s doubling to
-    4,000 s)."""
-    if attempts <= 1:
-        return min(minimum, maximum)
-    return min(minimum * (2 ** min(attempts - 1, 32)), maximum)
-
-
-def next_attempt(now: dt.datetime, attempts: int, minimum: float, maximum: float,
-                 deadline: dt.datetime) -> dt.datetime:
-    """When to try again; never later than the give-up deadline, so the give-up is on time."""
-    return min(now + dt.timedelta(seconds=backoff(attempts, minimum, maximum)), deadline)
 
 
 @dataclass(slots=True)
@@ -65,18 +53,6 @@ class Reply:
         """One line, as Sendmail quotes it: `550 5.1.1 <x>... User unknown`."""
         text = " ".join(self.text.split())
         return f"{self.code} {text}".rstrip()
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What became of one recipient in one attempt."""
-
-    rid: int
-    result: str                      # SENT | DEFERRED | FAILED
-    status: str = ""                 # RFC 3463
-    diagnostic: str = ""             # the remote's reply line, or our own reason
-    remote_mta: str = ""
-    transcript: tuple[str, ...] = ()  # `>>> RCPT To:<x>` / `<<< 550 ...` lines
 
 
 def reason_class(status: str, diagnostic: str) -> str:
@@ -126,17 +102,6 @@ def validate_address(addr: str) -> bool:
 
 
 # --------------------------------------------------------------------------- grouping
-
-@dataclass(slots=True)
-class Item:
-    """A claimed recipient row."""
-
-    rid: int
-    message_id: int
-    rcpt: str
-    domain: str
-    attempts: int
-
 
 @dataclass
 class Transaction:

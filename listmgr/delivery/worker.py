@@ -41,7 +41,7 @@ from listmgr.delivery.transport import (
     route_outcomes,
     unreachable_outcomes,
 )
-from listmgr.store import outqueue
+from listmgr.store import outbound_claims
 from listmgr.store.outbound import enqueue
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class DeliveryWorker:
         self.app = app
         self.config = app.config
         self.cfg = app.config.delivery
-        self.owner = owner or outqueue.lease_owner_name()
+        self.owner = owner or outbound_claims.lease_owner_name()
         self._local_port = local_port
         self.stopping = False
         self.inflight = 0                 # claimed recipients not yet marked
@@ -106,7 +106,7 @@ class DeliveryWorker:
     async def start(self) -> None:
         self.transport = self._make_transport()
         try:
-            n = await asyncio.to_thread(self._in_tx, outqueue.release_dead_leases)
+            n = await asyncio.to_thread(self._in_tx, outbound_claims.release_dead_leases)
             if n:
                 log.info("delivery: took back %d recipient(s) claimed by a dead process", n)
         except Exception:
@@ -129,7 +129,7 @@ class DeliveryWorker:
         unstarted = [it.rid for rq in self._routes.values() for tx in rq.txs for it in tx.items]
         if unstarted:
             try:
-                await asyncio.to_thread(self._in_tx, outqueue.release, unstarted)
+                await asyncio.to_thread(self._in_tx, outbound_claims.release, unstarted)
             except Exception:
                 log.exception("delivery: could not release claims at stop")
 
@@ -148,8 +148,8 @@ class DeliveryWorker:
             if busy:
                 quiet = 0
                 continue
-            due = await asyncio.to_thread(self._in_tx, outqueue.due_count)
-            pending = await asyncio.to_thread(self._in_tx, outqueue.returns_pending)
+            due = await asyncio.to_thread(self._in_tx, outbound_claims.due_count)
+            pending = await asyncio.to_thread(self._in_tx, outbound_claims.returns_pending)
             quiet = quiet + 1 if not due and not pending else 0
             if quiet >= 3:
                 return
@@ -165,7 +165,7 @@ class DeliveryWorker:
                 await self._room.wait()
                 continue
             try:
-                items = await asyncio.to_thread(self._in_tx, outqueue.claim, self.owner,
+                items = await asyncio.to_thread(self._in_tx, outbound_claims.claim, self.owner,
                                                 cfg.lease, min(cfg.batch_size, room))
             except Exception:
                 log.exception("delivery: claim failed")
@@ -173,7 +173,7 @@ class DeliveryWorker:
                 await asyncio.sleep(cfg.poll_interval)
             if self.stopping:
                 if items:
-                    await asyncio.to_thread(self._in_tx, outqueue.release, [i.rid for i in items])
+                    await asyncio.to_thread(self._in_tx, outbound_claims.release, [i.rid for i in items])
                 return
             if not items:
                 await self.app.wait("outbound", cfg.poll_interval)
@@ -185,7 +185,7 @@ class DeliveryWorker:
                 log.exception("delivery: dispatch failed; giving the claims back")
                 self.inflight -= len(items)
                 try:
-                    await asyncio.to_thread(self._in_tx, outqueue.release,
+                    await asyncio.to_thread(self._in_tx, outbound_claims.release,
                                             [i.rid for i in items])
                 except Exception:
                     log.exception("delivery: could not give claims back; they return when "
@@ -241,7 +241,7 @@ class DeliveryWorker:
 
     def _load(self, ids: set[int]) -> dict[int, Message]:
         with self.app.store.session() as s:
-            rows = outqueue.messages(s, ids)
+            rows = outbound_claims.messages(s, ids)
         out = {}
         give_up = dt.timedelta(seconds=self.cfg.give_up_after)
         for mid, row in rows.items():
@@ -353,8 +353,8 @@ class DeliveryWorker:
         self._marks.put_nowait((self._marked(msg, items, outcomes), fut))
 
     def _marked(self, msg: Message, items: list[Item], outcomes: list[Outcome]
-                ) -> outqueue.Marked:
-        return outqueue.Marked(message_id=msg.id, null_sender=not msg.mail_from,
+                ) -> outbound_claims.Marked:
+        return outbound_claims.Marked(message_id=msg.id, null_sender=not msg.mail_from,
                                deadline=msg.deadline,
                                attempts={it.rid: it.attempts for it in items},
                                outcomes=outcomes)
@@ -388,11 +388,11 @@ class DeliveryWorker:
             if any(o.result != SENT for m, _ in batch for o in m.outcomes):
                 self._kick_housekeeping()
 
-    def _mark(self, batch: list[outqueue.Marked]) -> list[str]:
+    def _mark(self, batch: list[outbound_claims.Marked]) -> list[str]:
         with self.app.store.session() as s:
-            touched = outqueue.mark(s, self.owner, batch, min_backoff=self.cfg.min_backoff,
+            touched = outbound_claims.mark(s, self.owner, batch, min_backoff=self.cfg.min_backoff,
                                     max_backoff=self.cfg.max_backoff)
-            return outqueue.finish(s, touched)
+            return outbound_claims.finish(s, touched)
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -419,20 +419,20 @@ class DeliveryWorker:
         """Returned mail and warnings due now; returns how many notices were queued."""
         n = 0
         with self.app.store.session() as s:
-            mids = outqueue.messages_to_return(s)
+            mids = outbound_claims.messages_to_return(s)
         for mid in mids:
             n += self._return_one(mid)
         if self.cfg.warn_after < self.cfg.give_up_after:
             with self.app.store.session() as s:
-                mids = outqueue.messages_to_warn(s, self.cfg.warn_after)
+                mids = outbound_claims.messages_to_warn(s, self.cfg.warn_after)
             for mid in mids:
                 n += self._warn_one(mid)
         if purge:
             with self.app.store.session() as s:
-                outqueue.purge_finished(s, self.cfg.keep_finished)
+                outbound_claims.purge_finished(s, self.cfg.keep_finished)
         return n
 
-    def _notice(self, s, kind: str, row: outqueue.MessageRow, rcpts: list) -> None:
+    def _notice(self, s, kind: str, row: outbound_claims.MessageRow, rcpts: list) -> None:
         try:
             data = self.app.spool.read(row.spool_path) if row.spool_path else None
         except OSError:
@@ -453,21 +453,21 @@ class DeliveryWorker:
     def _return_one(self, mid: int) -> int:
         paths: list[str] = []
         with self.app.store.session() as s:
-            row, rcpts = outqueue.take_returns(s, mid)
+            row, rcpts = outbound_claims.take_returns(s, mid)
             if row is None:
                 return 0
             sent = False
             if row.mail_from:
                 self._notice(s, dsn.FAILURE, row, rcpts)
                 sent = True
-            paths = outqueue.finish(s, [mid])
+            paths = outbound_claims.finish(s, [mid])
         for p in paths:
             self.app.spool.remove(p)
         return int(sent)
 
     def _warn_one(self, mid: int) -> int:
         with self.app.store.session() as s:
-            row, rcpts = outqueue.take_warning(s, mid)
+            row, rcpts = outbound_claims.take_warning(s, mid)
             if row is None:
                 return 0
             self._notice(s, dsn.WARNING, row, rcpts)

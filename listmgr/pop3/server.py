@@ -18,7 +18,7 @@ from listmgr.app import App
 from listmgr.config import Config, split_hostport
 from listmgr.passwords import hash_password, verify_password
 from listmgr.pop3 import protocol
-from listmgr.pop3.maildir import Maildir, MailboxBusy, MailboxLock
+from listmgr.mailbox.maildir import Maildir, MailboxBusy, MailboxLock
 from listmgr.pop3.throttle import FailureTracker
 from listmgr.store import mailboxes
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from listmgr.pipeline import handler
 from listmgr.posting import chain, moderation, notices, rules
 from listmgr.posting.fanout import distribute
 from listmgr.store.lists import get_list, is_member
@@ -22,7 +21,6 @@ def _admin_patterns(config) -> list:
     return got
 
 
-@handler("post")
 def handle_post(app, s, task, message, data: bytes) -> None:
     mlist = get_list(s, task.target)
     if mlist is None:

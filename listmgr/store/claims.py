@@ -9,6 +9,9 @@ again by the next claimer.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -64,3 +67,33 @@ def claim_due(s: Session, model: Any, *, columns: list[Any], where: list[Any], d
         s.execute(update(t).where(t.c.id.in_([r[0] for r in rows])).values(
             {"lease_owner": owner, "lease_until": until, due.key: until}))
     return rows
+
+
+def lease_owner(role: str) -> str:
+    """The name a process leases rows under: `host:pid:role`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+
+
+def local_prefix() -> str:
+    """What every lease owner name of this host starts with."""
+    return f"{socket.gethostname()}:"
+
+
+def dead_local_owners(owners: Iterable[str]) -> list[str]:
+    """The owner names (of this host) whose process is gone; never this process."""
+    dead = []
+    prefix = local_prefix()
+    for owner in owners:
+        parts = owner.split(":")
+        if not owner.startswith(prefix) or len(parts) < 3 or not parts[1].isdigit():
+            continue
+        pid = int(parts[1])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.append(owner)
+        except PermissionError:
+            pass  # alive, someone else's
+    return dead

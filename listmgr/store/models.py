@@ -242,7 +242,7 @@ class OutboundRecipient(Base):
     __table_args__ = (
         # Partial indexes hold only the rows still in play, so a recipient leaving them
         # (sent, failed) costs an index delete and no insert. Queries that use them repeat
-        # the predicate literally (listmgr.store.outqueue), as SQLite and generic PostgreSQL
+        # the predicate literally (listmgr.store.outbound_claims), as SQLite and generic PostgreSQL
         # plans require.
         Index("ix_outbound_recipients_due", "next_attempt_at",
               sqlite_where=text(QUEUED), postgresql_where=text(QUEUED)),

@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
-from listmgr.pipeline import handler
 from listmgr.store.lists import get_list
 from listmgr.store.models import InboundMessage, InboundTask, utcnow
 from listmgr.store.outbound import enqueue
@@ -61,7 +60,6 @@ def list_owners(s: Session, name: str) -> list[str]:
     return split_addresses(mlist.owners) if mlist is not None else []
 
 
-@handler("relay")
 def relay(app: App, s: Session, task: InboundTask, message: InboundMessage,
           data: bytes) -> None:
     """All remote recipients of one message leave as one queued message (one spool copy).
@@ -86,7 +84,6 @@ def relay(app: App, s: Session, task: InboundTask, message: InboundMessage,
             for_rcpt=targets[0] if len(targets) == 1 else None)
 
 
-@handler("owner")
 def owner(app: App, s: Session, task: InboundTask, message: InboundMessage,
           data: bytes) -> None:
     # A list deleted since RCPT: its owners are gone, the site admins get it instead.
@@ -94,7 +91,6 @@ def owner(app: App, s: Session, task: InboundTask, message: InboundMessage,
     forward(app, s, message, data, to, f"owner:{task.target}")
 
 
-@handler("approval")
 def approval(app: App, s: Session, task: InboundTask, message: InboundMessage,
              data: bytes) -> None:
     mlist = get_list(s, task.target)
@@ -103,7 +99,6 @@ def approval(app: App, s: Session, task: InboundTask, message: InboundMessage,
     forward(app, s, message, data, to, f"approval:{task.target}")
 
 
-@handler("admins")
 def admins(app: App, s: Session, task: InboundTask, message: InboundMessage,
            data: bytes) -> None:
     forward(app, s, message, data, list(app.config.site_admins), "admins")

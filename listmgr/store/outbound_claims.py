@@ -8,16 +8,14 @@ still leases, so an expired lease or `queue delete` (which clears the lease) win
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
-from listmgr.delivery.queue import DEFERRED, FAILED, SENT, Item, Outcome, next_attempt
-from listmgr.store.claims import claim_due
+from listmgr.store.outbound_types import DEFERRED, FAILED, SENT, Item, Outcome, next_attempt
+from listmgr.store.claims import claim_due, dead_local_owners, lease_owner, local_prefix
 from listmgr.store.models import OutboundMessage as M
 from listmgr.store.models import OutboundRecipient as R
 from listmgr.store.models import BOUNCE, PENDING, QUEUED, utcnow
@@ -219,32 +217,17 @@ def take_warning(s: Session, message_id: int, limit: int = 1000
 # --------------------------------------------------------------------------- housekeeping
 
 def lease_owner_name(role: str = "delivery") -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+    return lease_owner(role)
 
 
 def release_dead_leases(s: Session) -> int:
     """Give back the claims of dead processes of this host (after a crash or kill -9), so a
     restart does not wait for their leases to run out."""
-    host = socket.gethostname()
     owners = list(s.scalars(select(R.lease_owner).where(
-        R.state == "queued", R.lease_owner.like(f"{host}:%")).distinct()))
-    dead = []
-    for owner in owners:
-        parts = owner.split(":")
-        if len(parts) < 3 or not parts[1].isdigit():
-            continue
-        pid = int(parts[1])
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            dead.append(owner)
-        except PermissionError:
-            pass  # alive, someone else's
+        R.state == "queued", R.lease_owner.like(local_prefix() + "%")).distinct()))
     n = 0
     now = utcnow()
-    for owner in dead:
+    for owner in dead_local_owners(owners):
         n += s.execute(update(T).where(T.c.lease_owner == owner, T.c.state == "queued").values(
             lease_owner="", lease_until=None, next_attempt_at=now)).rowcount or 0
     return n

@@ -14,9 +14,8 @@ from sqlalchemy.orm import Session
 
 from listmgr.app import App
 from listmgr.mail.compose import normalise_line_ends
-from listmgr.pipeline import handler
-from listmgr.pop3 import autoreply
-from listmgr.pop3.maildir import Maildir
+from listmgr.mailbox import autoreply
+from listmgr.mailbox.maildir import Maildir
 from listmgr.store import mailboxes
 from listmgr.store.models import InboundMessage, InboundTask
 
@@ -33,7 +32,6 @@ def trace_headers(mail_from: str, user: str, domain: str) -> bytes:
         "utf-8", "surrogateescape")
 
 
-@handler("local")
 def deliver_local(app: App, s: Session, task: InboundTask, message: InboundMessage,
                   data: bytes) -> None:
     user = mailboxes.get_user(s, task.target)
