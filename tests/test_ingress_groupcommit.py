@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
-from listmgr.pop3.maildir import Maildir
+from listmgr.mailbox.maildir import Maildir
 from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.spool import new_queue_id
 from listmgr.store import mailboxes
