@@ -21,6 +21,7 @@ from listmgr.mailbox.delivery import deliver_local
 from listmgr.pipeline import Handler, Pipeline
 from listmgr.pop3 import server as pop3
 from listmgr.posting import expiry as held_expiry
+from listmgr.posting import fanout as post_fanout
 from listmgr.posting.worker import handle_post
 from listmgr.smtp import server as smtp
 
@@ -53,6 +54,7 @@ def build_components(service: "Service") -> list[Component]:
         *smtp.components(service),                  # SMTP (and LMTP) ingress
         *pop3.components(service),                  # POP3
         Pipeline(service.app, INBOUND_HANDLERS),    # inbound tasks -> handlers
+        *post_fanout.components(service),           # big posts: members queued in batches
         *delivery.components(service),              # outbound queue -> remote MTAs
         *held_expiry.components(service),           # held posts expire
         *command_housekeeping.components(service),  # expired keys, stale rate counters

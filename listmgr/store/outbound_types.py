@@ -47,3 +47,4 @@ class Item:
     rcpt: str
     domain: str
     attempts: int
+    priority: int = 0  # models.INTERACTIVE (0) or BULK (1)
