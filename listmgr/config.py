@@ -223,7 +223,7 @@ ADMINISTRIVIA = (
 class PostingConfig:
     administrivia: tuple[str, ...] = _kind("regexps", ADMINISTRIVIA)
     rule_time_budget: float = _kind("duration", 2.0)
-    fanout_batch: int = 5000
+    fanout_batch: int = 1000
     expiry_interval: float = _kind("duration", 60.0)
 
 

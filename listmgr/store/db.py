@@ -53,6 +53,56 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+class WriterGate:
+    """One SQLite writer at a time in this process, urgent ones first.
+
+    SQLite lets one transaction write at a time; a writer that finds the lock taken polls
+    for it with sleeps growing to 100 ms, so under contention a short transaction can wait
+    far longer than the one holding the lock. Writers of this process queue here instead,
+    woken the moment the lock is free, and an urgent writer (ingress: a client waits for
+    its 250) goes before every background one (workers, fan-out batches) waiting. Other
+    processes on the same file still meet SQLite's own lock. Re-entrant per thread.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._urgent_waiting = 0
+
+    def acquire(self, urgent: bool = False) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            if urgent:
+                self._urgent_waiting += 1
+            try:
+                while self._owner is not None or (not urgent and self._urgent_waiting):
+                    self._cond.wait()
+            finally:
+                if urgent:
+                    self._urgent_waiting -= 1
+            self._owner = me
+            self._depth = 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def held(self, urgent: bool = False) -> Iterator[None]:
+        self.acquire(urgent)
+        try:
+            yield
+        finally:
+            self.release()
+
+
 class Store:
     """Owns the engine and hands out sessions: `with store.session() as s: ...` commits."""
 
@@ -65,23 +115,27 @@ class Store:
         self._durable_engine: Engine | None = None
         self._durable_factory: sessionmaker | None = None
         self._durable_lock = threading.Lock()
+        self.writers = WriterGate()
 
     @property
     def is_sqlite(self) -> bool:
         return is_sqlite(self.engine)
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error."""
-        s = self._factory()
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
+    def session(self, *, urgent: bool = False) -> Iterator[Session]:
+        """One transaction: committed on success, rolled back on any error. On SQLite it
+        waits its turn at the writer gate (`urgent`: before background writers)."""
+        gate = self.writers.held(urgent) if self.is_sqlite else contextlib.nullcontext()
+        with gate:
+            s = self._factory()
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+            finally:
+                s.close()
 
     @contextlib.contextmanager
     def read_session(self) -> Iterator[Session]:
@@ -103,7 +157,7 @@ class Store:
         included (SQLite: synchronous=FULL, the WAL fsynced at commit; PostgreSQL's commit
         already is). For what is acknowledged to a client: ingress group commits."""
         if not self.is_sqlite:
-            with self.session() as s:
+            with self.session(urgent=True) as s:
                 yield s
             return
         with self._durable_lock:
@@ -111,15 +165,16 @@ class Store:
                 self._durable_engine = make_engine(self.url, synchronous="FULL")
                 self._durable_factory = sessionmaker(self._durable_engine,
                                                      expire_on_commit=False)
-        s = self._durable_factory()
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
+        with self.writers.held(urgent=True):
+            s = self._durable_factory()
+            try:
+                yield s
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+            finally:
+                s.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
