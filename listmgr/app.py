@@ -21,6 +21,8 @@ class App:
     # Wake-ups: set by a producer after it commits work ("inbound", "outbound", ...), so a
     # worker in this process need not wait for its next poll. Other processes poll.
     events: dict[str, asyncio.Event] = field(default_factory=dict)
+    # Waiters with their own event per name (several workers waking on one notification).
+    subscribers: dict[str, list[asyncio.Event]] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -33,6 +35,22 @@ class App:
             ev = self.events[name] = asyncio.Event()
         return ev
 
+    def subscribe(self, name: str) -> asyncio.Event:
+        """An event of the caller's own, set by every notify(name); the caller clears it."""
+        ev = asyncio.Event()
+        self.subscribers.setdefault(name, []).append(ev)
+        return ev
+
+    def unsubscribe(self, name: str, ev: asyncio.Event) -> None:
+        waiters = self.subscribers.get(name, [])
+        if ev in waiters:
+            waiters.remove(ev)
+
+    def _set(self, name: str) -> None:
+        self.event(name).set()
+        for ev in self.subscribers.get(name, ()):
+            ev.set()
+
     def notify(self, name: str) -> None:
         """Wake the workers waiting on `name`; safe to call from any thread."""
         loop = self.loop
@@ -43,9 +61,9 @@ class App:
         except RuntimeError:
             running = None
         if running is loop:
-            self.event(name).set()
+            self._set(name)
         else:
-            loop.call_soon_threadsafe(lambda: self.event(name).set())
+            loop.call_soon_threadsafe(self._set, name)
 
     async def wait(self, name: str, timeout: float) -> None:
         """Wait until notified or `timeout` seconds pass."""

@@ -1,123 +1,136 @@
-"""The inbound pipeline: takes stored inbound tasks and hands each to its kind's handler.
+"""Inbound workers: each claims the inbound tasks of its own kinds and runs their handlers.
 
-A handler is `handler(app, session, task, message, data) -> None`. It runs in a worker
-thread inside one store transaction: its effects (replies queued, members changed, posts
+A handler is `handler(app, session, task, message, data) -> None`. It runs in its worker's
+threads inside one store transaction: its effects (replies queued, members changed, posts
 fanned out) commit together with the task being marked done, or not at all. A handler that
 raises leaves the task `shunted` with the error, never lost (`listmgr queue retry --shunted`
-replays it). The table kind -> handler is given by the composition root (service.py).
+replays it). `task` and `message` are read-only snapshots taken at claim time.
+
+There is one worker per kind of work (commands, posts, mailbox delivery, forwarding; the
+table is in service.py), each with its own claim loop and threads, so a post being fanned
+out to a big list never delays a command reply or a mailbox delivery. The message's bytes
+are read from the spool before the handler's transaction begins.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import traceback
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
-from listmgr.store.claims import claim
-from listmgr.store.models import InboundMessage, InboundTask, utcnow
+from listmgr.store import claims, inbound
+from listmgr.store.models import InboundMessage, InboundTask
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[App, Session, InboundTask, InboundMessage, bytes], None]
 
 
-class Pipeline:
-    """Claims inbound tasks and runs their handlers; one per `listmgr serve`."""
+class InboundWorker:
+    """Claims new inbound tasks of the kinds in `handlers` and runs them, `concurrency`
+    claim loops at once (each in its own thread)."""
 
     LEASE = 300.0
 
-    def __init__(self, app: App, handlers: dict[str, Handler], *, batch: int = 20,
-                 poll: float = 1.0):
+    def __init__(self, app: App, name: str, handlers: Mapping[str, Handler], *,
+                 concurrency: int = 1, batch: int = 20, poll: float = 1.0):
         self.app = app
-        self.handlers = handlers
+        self.name = name
+        self.handlers = dict(handlers)
+        self.concurrency = max(1, concurrency)
         self.batch = batch
         self.poll = poll
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:pipeline"
-        self._task: asyncio.Task | None = None
+        self.owner = claims.lease_owner(f"inbound-{name}")
+        self._executor: ThreadPoolExecutor | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._wake: asyncio.Event | None = None
         self._stopping = False
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pipeline")
+        self._stopping = False
+        self._wake = self.app.subscribe("inbound")
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency,
+                                            thread_name_prefix=f"inbound-{self.name}")
+        n = await self._call(self._release_dead)
+        if n:
+            log.info("inbound-%s: took back %d tasks of dead processes", self.name, n)
+        self._tasks = [asyncio.create_task(self._run(), name=f"inbound-{self.name}-{i}")
+                       for i in range(self.concurrency)]
 
     async def stop(self) -> None:
         self._stopping = True
         self.app.notify("inbound")
-        if self._task:
-            await self._task
+        for t in self._tasks:
+            await t
+        self._tasks = []
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._wake is not None:
+            self.app.unsubscribe("inbound", self._wake)
+
+    async def _call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _release_dead(self) -> int:
+        with self.app.store.session() as s:
+            return inbound.release_dead(s)
 
     async def _run(self) -> None:
+        assert self._wake is not None
         while not self._stopping:
             try:
-                n = await asyncio.to_thread(self.run_once)
+                n = await self._call(self.run_once)
             except Exception:
-                log.exception("pipeline: claim failed")
+                log.exception("inbound-%s: claim failed", self.name)
                 n = 0
             if n == 0 and not self._stopping:
-                await self.app.wait("inbound", self.poll)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll)
+                except asyncio.TimeoutError:
+                    pass
+                self._wake.clear()
 
     def run_once(self) -> int:
         """Claim and process one batch; returns how many tasks were taken."""
         with self.app.store.session() as s:
-            ids = claim(s, InboundTask, where=[InboundTask.state == "new"], owner=self.owner,
-                        lease=self.LEASE, limit=self.batch)
-        for task_id in ids:
-            self.process(task_id)
-        return len(ids)
+            tasks = inbound.claim_snapshots(s, list(self.handlers), owner=self.owner,
+                                            lease=self.LEASE, limit=self.batch)
+        for i, task in enumerate(tasks):
+            if self._stopping:
+                with self.app.store.session() as s:
+                    inbound.release(s, [t.id for t in tasks[i:]], self.owner)
+                break
+            self.process(task)
+        return len(tasks)
 
-    def process(self, task_id: int) -> None:
+    def process(self, task: InboundTask) -> None:
         store, spool = self.app.store, self.app.spool
+        msg = task.message
         try:
+            fn = self.handlers[task.kind]
+            data = spool.read(msg.spool_path)  # before the transaction: no lock held
             with store.session() as s:
-                # Locked (PostgreSQL) so a handler taking sibling tasks along (relay) and
-                # another process working on one of them cannot both act on it.
-                task = s.get(InboundTask, task_id, with_for_update=True)
-                if task is None or task.state != "new":
-                    return
-                msg = s.get(InboundMessage, task.message_id)
-                fn = self.handlers.get(task.kind)
-                if fn is None:
-                    raise LookupError(f"no handler for inbound kind {task.kind!r}")
-                data = spool.read(msg.spool_path)
                 fn(self.app, s, task, msg, data)
-                task.state = "done"
-                task.done_at = utcnow()
-                task.lease_until = None
-                log.info("%s task=%d kind=%s rcpt=<%s> result=done", msg.queue_id, task.id,
-                         task.kind, task.rcpt)
-                # The last task done removes its message in the same transaction, so nobody
-                # sees "all done" with the message still there.
-                s.flush()
-                finished = self._finished(s, task.message_id)
-            self.app.notify("outbound")  # a handler may have queued mail
-        except Exception as exc:
-            log.error("task=%d result=shunted error=%r\n%s", task_id, exc,
-                      traceback.format_exc())
-            with store.session() as s:
-                task = s.get(InboundTask, task_id)
-                if task is not None:
-                    task.state = "shunted"
-                    task.error = f"{type(exc).__name__}: {exc}"
-                    task.attempts += 1
-                    task.lease_until = None
+                finished = inbound.finish(s, task, self.owner)
+        except inbound.NotOurs:
+            log.info("%s task=%d kind=%s: finished elsewhere, rolled back here",
+                     msg.queue_id, task.id, task.kind)
             return
+        except Exception as exc:
+            log.error("%s task=%d kind=%s result=shunted error=%r\n%s", msg.queue_id,
+                      task.id, task.kind, exc, traceback.format_exc())
+            with store.session() as s:
+                inbound.shunt(s, task.id, f"{type(exc).__name__}: {exc}")
+            return
+        log.info("%s task=%d kind=%s rcpt=<%s> result=done", msg.queue_id, task.id,
+                 task.kind, task.rcpt)
+        self.app.notify("outbound")  # a handler may have queued mail
         if finished:
             spool.remove(finished)
-
-    @staticmethod
-    def _finished(s: Session, message_id: int) -> str | None:
-        """Delete the message when every task of it is done; returns its spool path."""
-        pending = s.scalar(select(func.count()).select_from(InboundTask).where(
-            InboundTask.message_id == message_id, InboundTask.state != "done"))
-        if pending:
-            return None
-        msg = s.get(InboundMessage, message_id)
-        path = msg.spool_path
-        s.delete(msg)
-        return path

@@ -18,7 +18,7 @@ from listmgr.config import Config
 from listmgr.delivery import worker as delivery
 from listmgr.forward import worker as forward
 from listmgr.mailbox.delivery import deliver_local
-from listmgr.pipeline import Handler, Pipeline
+from listmgr.pipeline import Handler, InboundWorker
 from listmgr.pop3 import server as pop3
 from listmgr.posting import expiry as held_expiry
 from listmgr.posting import fanout as post_fanout
@@ -33,16 +33,30 @@ class Component(Protocol):
     async def stop(self) -> None: ...
 
 
-# Inbound task kind (set by smtp/routing.py at RCPT) -> the function that works it.
-INBOUND_HANDLERS: dict[str, Handler] = {
-    "relay": forward.relay,        # a relayed remote recipient (all of a message at once)
-    "owner": forward.owner,        # owner-LIST@ / LIST-owner@ -> the list's owners
-    "approval": forward.approval,  # LIST-approval@ -> moderator, else owners
-    "admins": forward.admins,      # majordomo-owner@, postmaster@ -> site_admins
-    "local": deliver_local,        # a mailbox user -> its Maildir (+ auto-reply)
-    "command": handle_command,     # majordomo@, LIST-request@ -> a reply
-    "post": handle_post,           # LIST@ -> chain, then fan-out, hold or reject
+# Inbound workers: name -> {task kind (set by smtp/routing.py at RCPT) -> handler}. Each
+# worker has its own claim loop and threads, so one kind of work never waits behind another
+# (a post to a big list does not delay a command reply or a mailbox delivery).
+INBOUND_WORKERS: dict[str, dict[str, Handler]] = {
+    "commands": {
+        "command": handle_command,     # majordomo@, LIST-request@ -> a reply
+    },
+    "posts": {
+        "post": handle_post,           # LIST@ -> chain, then fan-out, hold or reject
+    },
+    "mailbox": {
+        "local": deliver_local,        # a mailbox user -> its Maildir (+ auto-reply)
+    },
+    "forward": {
+        "relay": forward.relay,        # a message's remote recipients, one queued copy
+        "owner": forward.owner,        # owner-LIST@ / LIST-owner@ -> the list's owners
+        "approval": forward.approval,  # LIST-approval@ -> moderator, else owners
+        "admins": forward.admins,      # majordomo-owner@, postmaster@ -> site_admins
+    },
 }
+
+# Every kind, for whoever works all kinds in one loop (tests, `listmgr queue`).
+INBOUND_HANDLERS: dict[str, Handler] = {
+    kind: fn for handlers in INBOUND_WORKERS.values() for kind, fn in handlers.items()}
 
 
 def build_components(service: "Service") -> list[Component]:
@@ -53,7 +67,8 @@ def build_components(service: "Service") -> list[Component]:
     return [
         *smtp.components(service),                  # SMTP (and LMTP) ingress
         *pop3.components(service),                  # POP3
-        Pipeline(service.app, INBOUND_HANDLERS),    # inbound tasks -> handlers
+        *[InboundWorker(service.app, name, handlers)  # inbound tasks -> handlers
+          for name, handlers in INBOUND_WORKERS.items()],
         *post_fanout.components(service),           # big posts: members queued in batches
         *delivery.components(service),              # outbound queue -> remote MTAs
         *held_expiry.components(service),           # held posts expire

@@ -8,7 +8,7 @@ import email.policy
 import pytest
 from sqlalchemy import select
 
-from listmgr.pipeline import Pipeline
+from listmgr.pipeline import InboundWorker
 from listmgr.service import INBOUND_HANDLERS
 from listmgr.mailbox.autoreply import skip_reason
 from listmgr.mailbox.maildir import Maildir
@@ -41,7 +41,7 @@ def alice(app):
 
 def deliver(app, data: bytes, mail_from: str = "bob@example.net") -> None:
     queue_local(app, "alice", data=data, mail_from=mail_from)
-    Pipeline(app, INBOUND_HANDLERS).run_once()
+    InboundWorker(app, "all", INBOUND_HANDLERS).run_once()
 
 
 def test_one_reply_per_sender_per_day_from_the_null_sender(alice):

@@ -15,7 +15,6 @@ from listmgr.delivery.queue import (
     Item,
     Reply,
     backoff,
-    count_received,
     next_attempt,
     plan,
     reason_class,
@@ -55,8 +54,7 @@ def test_reason_classes_choose_the_subject():
     assert subject_class(["expired"]) == "other"
 
 
-def test_hops_and_addresses():
-    assert count_received(b"Received: a\r\nreceived: b\r\nX: y\r\n\r\nReceived: body") == 2
+def test_addresses_safe_on_a_command_line():
     assert validate_address("a@b.example")
     for bad in ("a@b\r\nRCPT TO:<c@d>", "a\0@b", "", "a b@c", "<a@b>"):
         assert not validate_address(bad)

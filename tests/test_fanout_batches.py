@@ -60,13 +60,13 @@ def _fanout_state(app) -> tuple[int, int] | None:
 
 
 def test_a_big_post_is_queued_in_batches_each_member_once(app):
-    from listmgr.pipeline import Pipeline
+    from listmgr.pipeline import InboundWorker
     from listmgr.service import INBOUND_HANDLERS
     app.config = dataclasses.replace(
         app.config, posting=dataclasses.replace(app.config.posting, fanout_batch=1000))
     members = _make_list(app, 3_500)
     _queue_post(app)
-    assert Pipeline(app, INBOUND_HANDLERS).run_once() == 1
+    assert InboundWorker(app, "all", INBOUND_HANDLERS).run_once() == 1
     # The post's own transaction queued the first batch and left the cursor after it.
     assert sum(_counts(app).values()) == 1000
     cursor, queued = _fanout_state(app)

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from listmgr.mailbox.maildir import Maildir
 from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.spool import new_queue_id
-from listmgr.store import mailboxes
+from listmgr.store import inbound, mailboxes
 from listmgr.store.models import InboundMessage, InboundTask
 from tests.support import write_config
 
@@ -106,7 +106,7 @@ def _accepted(app, queue_id: str) -> Accepted:
     path = app.spool.write("in", b"Subject: x\r\n\r\nx\r\n", queue_id, sync_dir=False)
     return Accepted(queue_id=queue_id, spool_path=path, mail_from="a@outside.example",
                     client_ip="127.0.0.1", client_helo="client", size=17,
-                    tasks=[("local", "alice", "alice@example.org")])
+                    destinations=[inbound.Destination("local", "alice", "alice@example.org")])
 
 
 def test_a_bad_message_in_a_group_fails_alone(app):

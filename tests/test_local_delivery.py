@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from listmgr.pipeline import Pipeline
+from listmgr.pipeline import InboundWorker
 from listmgr.service import INBOUND_HANDLERS
 from listmgr.mailbox.maildir import Maildir
 from listmgr.spool import new_queue_id
@@ -36,7 +36,7 @@ def test_local_delivery_adds_trace_headers_and_crlf(app):
     with app.store.session() as s:
         mailboxes.add_user(s, "alice", "pw")
     tid = queue_local(app, "alice")
-    assert Pipeline(app, INBOUND_HANDLERS).run_once() == 1
+    assert InboundWorker(app, "all", INBOUND_HANDLERS).run_once() == 1
     [e] = Maildir.for_user(app.config.data_dir, "alice").entries()
     data = e.path.read_bytes()
     assert data.startswith(b"Return-Path: <bob@example.net>\r\n"
@@ -50,7 +50,7 @@ def test_null_sender_and_replayed_task_leave_one_copy(app):
     with app.store.session() as s:
         mailboxes.add_user(s, "alice", "pw")
     tid = queue_local(app, "alice", mail_from="")
-    pipe = Pipeline(app, INBOUND_HANDLERS)
+    pipe = InboundWorker(app, "all", INBOUND_HANDLERS)
     with app.store.session() as s:  # run the handler twice, as after a crash before commit
         t = s.get(InboundTask, tid)
         m = s.get(InboundMessage, t.message_id)
@@ -64,7 +64,7 @@ def test_null_sender_and_replayed_task_leave_one_copy(app):
 
 def test_unknown_user_is_shunted_not_lost(app):
     tid = queue_local(app, "ghost")
-    Pipeline(app, INBOUND_HANDLERS).run_once()
+    InboundWorker(app, "all", INBOUND_HANDLERS).run_once()
     state, error = task_state(app, tid)
     assert state == "shunted" and "no mailbox user 'ghost'" in error
 
@@ -75,7 +75,7 @@ def test_over_the_size_limit_is_shunted(app):
     big = b"Subject: big\r\n\r\n" + b"x" * 998 + b"\r\n"
     big = big * (app.config.smtp.max_message_size // len(big) + 1)
     tid = queue_local(app, "alice", data=big)
-    Pipeline(app, INBOUND_HANDLERS).run_once()
+    InboundWorker(app, "all", INBOUND_HANDLERS).run_once()
     state, error = task_state(app, tid)
     assert state == "shunted" and "limit" in error
     assert Maildir.for_user(app.config.data_dir, "alice").entries() == []

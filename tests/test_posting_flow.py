@@ -15,7 +15,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from listmgr.pipeline import Pipeline
+from listmgr.pipeline import InboundWorker
 from listmgr.posting.fanout import FanoutWorker
 from listmgr.service import INBOUND_HANDLERS
 from listmgr.posting import moderation
@@ -47,7 +47,7 @@ def post(app, data: bytes | str, *, to="demo", mail_from="member@example.com"):
         s.add(m)
         s.flush()
         s.add(InboundTask(message_id=m.id, kind="post", target=to, rcpt=f"{to}@example.org"))
-    p = Pipeline(app, INBOUND_HANDLERS)
+    p = InboundWorker(app, "all", INBOUND_HANDLERS)
     while p.run_once():
         pass
     FanoutWorker(app).run_all()  # members past the first batch
@@ -341,7 +341,7 @@ def test_token_kind_payload(app):
         assert json.loads(tok.payload) == {"held_id": h.id}
 
 
-def test_two_pipelines_fan_out_a_post_once(app):
+def test_two_workers_fan_out_a_post_once(app):
     """Two workers (as two `listmgr serve` on one database) never fan one post out twice."""
     import threading
     make_list(app, members=[f"u{i}@example.net" for i in range(2000)], post_policy="open")
@@ -354,7 +354,7 @@ def test_two_pipelines_fan_out_a_post_once(app):
         s.add(m)
         s.flush()
         s.add(InboundTask(message_id=m.id, kind="post", target="demo", rcpt="demo@example.org"))
-    workers = [Pipeline(app, INBOUND_HANDLERS), Pipeline(app, INBOUND_HANDLERS)]
+    workers = [InboundWorker(app, "all", INBOUND_HANDLERS), InboundWorker(app, "all", INBOUND_HANDLERS)]
     workers[1].owner += "-b"
     start = threading.Barrier(2)
 

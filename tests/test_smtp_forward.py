@@ -60,8 +60,3 @@ def test_no_site_admins_is_an_error_for_the_shunt_queue(app):
         with pytest.raises(forward.NowhereToSend):
             forward.admins(app, s, InboundTask(kind="admins", target="", rcpt="postmaster"),
                            message(), DATA)
-
-
-def test_split_addresses():
-    assert forward.split_addresses("a@x.example\nb@y.example, c@z.example  junk") == [
-        "a@x.example", "b@y.example", "c@z.example"]

@@ -82,6 +82,31 @@ class Raw:
         self.sock.close()
 
 
+# --------------------------------------------------------------------------- greetings
+
+def test_greeting_lines_carry_no_status_codes(ingress):
+    """HELO and EHLO lines are ours (no enhanced codes, no HELP); errors get codes."""
+    srv = ingress(lmtp__listen="127.0.0.1:0")
+    r = Raw(srv.smtp_port)
+    assert r.cmd("HELO client.example") == "250 example.org"
+    for _ in range(3):  # a repeated EHLO gives the same lines
+        assert r.cmd("EHLO client.example").split("\n") == [
+            "250-example.org", "250-SIZE 5242880", "250-8BITMIME", "250-PIPELINING",
+            "250 ENHANCEDSTATUSCODES"]
+    assert r.cmd("HELO").startswith("501 5.5.4")
+    # SIZE's 26 extra octets are allowed on MAIL once, however many EHLOs came before
+    addr = "a" * 64 + "@" + "b" * 60 + ".example"
+    assert r.cmd(f"MAIL FROM:<{addr}> SIZE=10 " + "X" * (512 + 26 - 40 - len(addr))
+                 ).startswith("555")
+    assert r.cmd(f"MAIL FROM:<{addr}> " + "X" * (512 + 40 - len(addr))).startswith("500")
+    r.close()
+    lm = Raw(srv.ports["lmtp"])
+    assert lm.cmd("LHLO mta.example").split("\n")[-2:] == [
+        "250-PIPELINING", "250 ENHANCEDSTATUSCODES"]
+    assert lm.cmd("EHLO mta.example").startswith("500 5.5.2")
+    lm.close()
+
+
 # --------------------------------------------------------------------------- size
 
 def test_size_at_mail_is_refused_with_552(ingress):

@@ -6,12 +6,9 @@ import asyncio
 import logging
 import signal
 
-from sqlalchemy import update
-
 from listmgr.cli import CLIError, setup_logging
 from listmgr.cli.common import load_config, open_app, session
-from listmgr.store import outbound_claims
-from listmgr.store.models import InboundTask
+from listmgr.store import inbound, outbound_claims
 
 log = logging.getLogger("listmgr")
 
@@ -23,7 +20,7 @@ def _when(d) -> str:
 def cmd_queue(args) -> int:
     with session(args) as (app, s):
         sm = outbound_claims.summary(s)
-        shunted = s.query(InboundTask).filter(InboundTask.state == "shunted").count()
+        shunted = inbound.shunted_count(s)
     queued = sm.counts.get("queued", 0)
     print(f"messages in queue: {sm.messages}")
     print(f"recipients: queued {queued} (due now {sm.due}, deferred {sm.deferred}), "
@@ -74,12 +71,9 @@ def cmd_show(args) -> int:
 def cmd_retry(args) -> int:
     if args.shunted:
         with session(args) as (app, s):
-            q = update(InboundTask).where(InboundTask.state == "shunted")
-            if args.id:
-                if not args.id.isdigit():
-                    raise CLIError("with --shunted, ID is an inbound task number")
-                q = q.where(InboundTask.id == int(args.id))
-            n = s.execute(q.values(state="new", lease_owner="", lease_until=None)).rowcount
+            if args.id and not args.id.isdigit():
+                raise CLIError("with --shunted, ID is an inbound task number")
+            n = inbound.retry_shunted(s, int(args.id) if args.id else None)
         print(f"{n} shunted task{'s' if n != 1 else ''} queued again")
         return 0
     with session(args) as (app, s):

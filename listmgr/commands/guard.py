@@ -1,34 +1,21 @@
 """Loop and abuse rules for command mail (issue point 7), pure.
 
-No reply to: the null sender, robots (MAILER-DAEMON, *-request, majordomo, listserv, ...),
-`Auto-Submitted` other than `no`, `Precedence: bulk|list|junk`, or mail carrying our own
-`X-Loop`. The service's own addresses are never requesters and never members.
+No reply to automatic mail or robots (listmgr.mail.automatic: the null sender,
+MAILER-DAEMON, *-request, majordomo, ..., `Auto-Submitted`, `Precedence: bulk|list|junk`),
+nor to mail carrying our own `X-Loop`. The service's own addresses are never requesters and never members.
 """
 
 from __future__ import annotations
 
-import re
 from email.message import Message
 from typing import Callable
 
+from listmgr.mail import automatic
 from listmgr.mail.addresses import normalise
-
-# Local parts that are programs, never people (Majordomo's $majordomo_dont_reply, widened).
-_ROBOT = re.compile(r"^(mailer-daemon|uucp|listserv|listproc|majordomo|majordomo-owner|"
-                    r"owner-.*|.*-request|.*-owner|.*-approval|.*-bounces?(\+.*)?|postmaster|"
-                    r"noreply|no-reply|donotreply|do-not-reply)$", re.IGNORECASE)
 
 # Local parts of this server's own service addresses (lists are checked separately).
 SERVICE_LOCALS = ("majordomo", "majordomo-owner", "owner-majordomo", "postmaster",
                   "mailer-daemon", "root", "abuse", "listserv")
-
-
-def _header(msg: Message, name: str) -> str:
-    try:
-        values = msg.get_all(name) or []
-        return " ".join(str(v) for v in values)
-    except Exception:
-        return ""
 
 
 def x_loop_value(domain: str) -> str:
@@ -37,20 +24,11 @@ def x_loop_value(domain: str) -> str:
 
 def refusal(msg: Message, *, mail_from: str, requester: str, domain: str) -> str | None:
     """Why this mail gets no reply at all, or None to go ahead."""
-    if not mail_from:
-        return "null envelope sender"
-    for who in (mail_from, requester):
-        local = normalise(who).rpartition("@")[0]
-        if _ROBOT.match(local):
-            return f"robot sender <{who}>"
-    auto = _header(msg, "Auto-Submitted").strip().lower()
-    if auto and auto.split(";", 1)[0].strip() != "no":
-        return f"Auto-Submitted: {auto}"
-    prec = _header(msg, "Precedence").strip().lower()
-    if prec in ("bulk", "list", "junk"):
-        return f"Precedence: {prec}"
+    why = automatic.reason(mail_from, msg, sender=requester)
+    if why is not None:
+        return why
     ours = x_loop_value(domain).lower()
-    if ours in _header(msg, "X-Loop").lower():
+    if ours in automatic.header(msg, "X-Loop").lower():
         return "X-Loop: ours"
     return None
 

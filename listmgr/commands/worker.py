@@ -1,4 +1,4 @@
-"""The pipeline handler for kind "command": one command mail in, one reply out.
+"""The inbound handler for kind "command": one command mail in, one reply out.
 
 task.target is the default list for LIST-request@ ("" for majordomo@). The requester is
 Reply-To, else From (Majordomo's rule: where the reply goes); both addresses are kept as

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from listmgr.mail.addresses import MAX_ADDRESS
+
 # The queue's vocabulary lives with the store, which writes it; re-exported for delivery.
 from listmgr.store.outbound_types import (  # noqa: F401
     DEFERRED, FAILED, SENT, Item, Outcome, backoff, next_attempt)
@@ -77,28 +79,12 @@ def subject_class(classes: Iterable[str]) -> str:
     return OTHER
 
 
-def count_received(data: bytes) -> int:
-    """How many Received: header fields the message has (its hop count, RFC 5321 6.3)."""
-    end = data.find(b"\r\n\r\n")
-    if end < 0:
-        end = data.find(b"\n\n")
-    head = data if end < 0 else data[:end]
-    n = 0
-    for line in head.split(b"\n"):
-        if line[:9].lower() == b"received:":
-            n += 1
-    return n
-
-
-MAX_HOPS = 30
-
-
 _UNSAFE = re.compile(r"[\r\n\0<> \t]")
 
 
 def validate_address(addr: str) -> bool:
     """Safe to put on an SMTP command line: no CR, LF, NUL, angle brackets or spaces."""
-    return bool(addr) and len(addr) <= 320 and _UNSAFE.search(addr) is None
+    return bool(addr) and len(addr) <= MAX_ADDRESS and _UNSAFE.search(addr) is None
 
 
 # --------------------------------------------------------------------------- grouping

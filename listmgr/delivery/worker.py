@@ -24,15 +24,14 @@ from listmgr.delivery.mx import MXResolver, make_resolver
 from listmgr.delivery.queue import (
     DEFERRED,
     FAILED,
-    MAX_HOPS,
     SENT,
     Item,
     Outcome,
     Transaction,
-    count_received,
     plan,
 )
 from listmgr.delivery.smtpclient import SMTPClient, prepare_payload
+from listmgr.mail.hops import MAX_HOPS, hop_count
 from listmgr.delivery.transport import (
     LOCAL,
     SMARTHOST,
@@ -264,7 +263,7 @@ class DeliveryWorker:
                 data = None
             out[mid] = Message(id=mid, queue_id=row.queue_id, mail_from=row.mail_from,
                                payload=prepare_payload(data) if data is not None else b"",
-                               hops=count_received(data) if data else 0, size=row.size,
+                               hops=hop_count(data) if data else 0, size=row.size,
                                arrival_at=row.arrival_at, deadline=row.arrival_at + give_up)
         return out
 

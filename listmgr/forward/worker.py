@@ -1,6 +1,6 @@
-"""Pipeline handlers that pass a message on unchanged, with a Received: header on top.
+"""Inbound handlers that pass a message on unchanged, with a Received: header on top.
 
-relay:     the remote recipient (the gate allowed it at RCPT), original envelope sender.
+relay:     the remote recipients (the gate allowed each at RCPT), original envelope sender.
 owner:     owner-LIST@ / LIST-owner@ -> the list's owners.
 approval:  LIST-approval@ -> the list's moderator if set, else its owners.
 admins:    majordomo-owner@, postmaster@ -> `site_admins`.
@@ -15,12 +15,13 @@ import datetime as dt
 import re
 from email.utils import format_datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
-from listmgr.store.lists import get_list
-from listmgr.store.models import InboundMessage, InboundTask, utcnow
+from listmgr.mail.addresses import address_list
+from listmgr.store import inbound
+from listmgr.store.lists import get_list, owners_of
+from listmgr.store.models import InboundMessage, InboundTask
 from listmgr.store.outbound import enqueue
 
 
@@ -41,11 +42,6 @@ def received_header(app: App, message: InboundMessage, rcpt: str | None = None) 
     return text.encode("ascii", "replace")
 
 
-def split_addresses(text: str) -> list[str]:
-    """Owners/moderator fields: one address a line (commas and blanks tolerated)."""
-    return [a for a in re.split(r"[\s,]+", text or "") if "@" in a]
-
-
 def forward(app: App, s: Session, message: InboundMessage, data: bytes, recipients: list[str],
             origin: str, for_rcpt: str | None = None) -> None:
     if not recipients:
@@ -57,29 +53,14 @@ def forward(app: App, s: Session, message: InboundMessage, data: bytes, recipien
 
 def list_owners(s: Session, name: str) -> list[str]:
     mlist = get_list(s, name)
-    return split_addresses(mlist.owners) if mlist is not None else []
+    return owners_of(mlist) if mlist is not None else []
 
 
 def relay(app: App, s: Session, task: InboundTask, message: InboundMessage,
           data: bytes) -> None:
-    """All remote recipients of one message leave as one queued message (one spool copy).
-
-    The first relay task handled takes its still-new siblings with it, marking them done in
-    this transaction; the pipeline locks the task it works on, so a sibling being handled
-    elsewhere is either skipped here or finds itself done there, never sent twice.
-    """
-    q = select(InboundTask).where(InboundTask.message_id == message.id,
-                                  InboundTask.kind == "relay", InboundTask.state == "new",
-                                  InboundTask.id != task.id).order_by(InboundTask.id)
-    if s.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    siblings = list(s.scalars(q))
-    now = utcnow()
-    for sib in siblings:
-        sib.state = "done"
-        sib.done_at = now
-        sib.lease_until = None
-    targets = list(dict.fromkeys([task.target] + [sib.target for sib in siblings]))
+    """All remote recipients of one message (its one relay task) leave as one queued
+    message (one spool copy)."""
+    targets = inbound.recipients(task)
     forward(app, s, message, data, targets, "relay",
             for_rcpt=targets[0] if len(targets) == 1 else None)
 
@@ -94,7 +75,7 @@ def owner(app: App, s: Session, task: InboundTask, message: InboundMessage,
 def approval(app: App, s: Session, task: InboundTask, message: InboundMessage,
              data: bytes) -> None:
     mlist = get_list(s, task.target)
-    to = split_addresses(mlist.moderator) if mlist is not None else []
+    to = address_list(mlist.moderator) if mlist is not None else []
     to = to or list_owners(s, task.target) or list(app.config.site_admins)
     forward(app, s, message, data, to, f"approval:{task.target}")
 

@@ -11,6 +11,9 @@ import re
 from email.utils import getaddresses
 
 
+MAX_ADDRESS = 320  # RFC 5321 4.5.3.1: 64 + "@" + 255 octets, and the store's column width
+
+
 class AddressError(ValueError):
     """Not a usable address; the message says why, for the person who sent it."""
 
@@ -24,7 +27,7 @@ _ADDR = re.compile(rf"^{_LOCAL}@{_DOMAIN}$")
 
 
 def is_valid(address: str) -> bool:
-    return len(address) <= 320 and bool(_ADDR.match(address)) and "|" not in address \
+    return len(address) <= MAX_ADDRESS and bool(_ADDR.match(address)) and "|" not in address \
         and not address.startswith("-")
 
 
@@ -60,3 +63,15 @@ def domain_of(address: str) -> str:
 
 def local_of(address: str) -> str:
     return address.rpartition("@")[0]
+
+
+def address_list(text: str | None) -> list[str]:
+    """A list's owners or moderator field: addresses one a line (commas and blanks
+    tolerated); entries without `@` are dropped, repeats (any case) kept once, order kept."""
+    seen: set[str] = set()
+    out = []
+    for a in re.split(r"[\s,]+", text or ""):
+        if "@" in a and a.lower() not in seen:
+            seen.add(a.lower())
+            out.append(a)
+    return out

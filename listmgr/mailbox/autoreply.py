@@ -1,9 +1,9 @@
 """Per-mailbox auto-responder (vacation message), after RFC 3834.
 
 Replies at most once per sender per day, from the null sender with
-`Auto-Submitted: auto-replied`, and never to: the null sender, list or bulk mail
-(`Precedence: bulk/list/junk`, any `List-Id`/`List-*` header), automatic mail
-(`Auto-Submitted` other than `no`), mailer daemons and list robots, or the user itself.
+`Auto-Submitted: auto-replied`, and never to the user itself nor to automatic or list mail
+(listmgr.mail.automatic with list_mail: the null sender, robots, `Auto-Submitted`,
+`Precedence: bulk/list/junk`, `List-*` headers, `X-Auto-Response-Suppress`).
 The reply is queued with listmgr.store.outbound.enqueue in the delivery's transaction.
 """
 
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.mail import automatic
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
 from listmgr.store.mailboxes import User
@@ -27,9 +28,6 @@ from listmgr.store.outbound import enqueue
 log = logging.getLogger(__name__)
 
 ONCE_PER = dt.timedelta(days=1)
-_ROBOT_LOCALS = ("mailer-daemon", "postmaster", "majordomo", "listserv", "list", "noreply",
-                 "no-reply", "bounce", "bounces")
-_ROBOT_SUFFIXES = ("-request", "-owner", "-bounces", "-admin")
 
 
 def _header(headers, name: str) -> str:
@@ -39,25 +37,9 @@ def _header(headers, name: str) -> str:
 
 def skip_reason(sender: str, user_address: str, headers) -> str | None:
     """Why no auto-reply goes to this message (None: reply). Pure."""
-    if not sender:
-        return "null sender"
-    local = sender.rpartition("@")[0].lower()
-    if sender.lower() == user_address.lower():
+    if sender and sender.lower() == user_address.lower():
         return "own address"
-    if local in _ROBOT_LOCALS or local.startswith("owner-") or local.endswith(_ROBOT_SUFFIXES):
-        return "robot sender"
-    auto = _header(headers, "Auto-Submitted").lower()
-    if auto and auto.split(";")[0].strip() != "no":
-        return "auto-submitted"
-    if _header(headers, "Precedence").lower() in ("bulk", "list", "junk"):
-        return "precedence"
-    for name in ("List-Id", "List-Unsubscribe", "List-Post", "List-Help", "X-Loop",
-                 "X-Mailing-List", "Mailing-List"):
-        if headers.get(name) is not None:
-            return "list mail"
-    if _header(headers, "X-Auto-Response-Suppress").lower() in ("all", "oof", "autoreply"):
-        return "suppressed"
-    return None
+    return automatic.reason(sender, headers, list_mail=True)
 
 
 def _first_time_today(s: Session, user: str, sender: str, now: dt.datetime) -> bool:

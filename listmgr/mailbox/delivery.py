@@ -1,4 +1,4 @@
-"""Local delivery: the pipeline handler for kind "local" (task.target = mailbox user name).
+"""Local delivery: the inbound handler for kind "local" (task.target = mailbox user name).
 
 The message gets `Return-Path:` (the envelope sender, RFC 5321 section 4.4) and
 `Delivered-To:` on top and is written to the user's Maildir (tmp/, fsync, rename into new/).

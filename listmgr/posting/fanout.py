@@ -4,7 +4,7 @@ Members are streamed from the store `fanout_batch` at a time (never the whole ro
 memory), each batch sorted by destination domain and added to ONE outbound message with
 one multi-row INSERT, as BULK recipients (delivery sends interactive mail first).
 
-The first batch is queued in the caller's transaction (the pipeline's), so a list of up to
+The first batch is queued in the caller's transaction (the inbound worker's), so a list of up to
 `fanout_batch` members is queued whole or not at all, together with the post's task. A
 bigger list leaves a `fanouts` row (a per-post cursor: the last member id queued) and the
 fan-out worker queues the rest one batch per transaction, the cursor moving in the same

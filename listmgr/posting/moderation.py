@@ -18,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listmgr import tokens
+from listmgr.mail import automatic
+from listmgr.mail.addresses import address_list
 from listmgr.posting import hooks, notices
 from listmgr.posting.message import RawMessage
 from listmgr.store.lists import owners_of
@@ -46,7 +48,7 @@ class HeldInfo:
 
 
 def moderators(mlist: MailingList) -> list[str]:
-    return [mlist.moderator] if mlist.moderator else owners_of(mlist)
+    return address_list(mlist.moderator) or owners_of(mlist)
 
 
 def hold(app, s: Session, mlist: MailingList, msg: RawMessage, *, mail_from: str,
@@ -125,7 +127,7 @@ def decide(app, s: Session, held_id: int, *, approve: bool, reason: str = "",
         return (f"Post {held_id} to {mlist.name} approved and sent to "
                 f"{done.recipients} member{'s' if done.recipients != 1 else ''}.")
     _close(app, s, held, "rejected", f"rejected{who}" + (f": {reason}" if reason else ""))
-    if not notices.is_automatic(held.mail_from, None):
+    if not automatic.is_automatic(held.mail_from, None):
         notices.send(app, s, mlist=mlist, to=[held.mail_from], template="post_rejected.txt",
                      mail_from="", subject=held.subject, reason=reason)
     log.info("list=%s held=%d rejected%s", mlist.name, held_id, who)
@@ -165,7 +167,7 @@ def expire_due(app, *, now: dt.datetime | None = None, limit: int = 100) -> int:
         for held in s.scalars(q):
             mlist = s.get(MailingList, held.list_id)
             _close(app, s, held, "expired", "expired")
-            if not notices.is_automatic(held.mail_from, None):
+            if not automatic.is_automatic(held.mail_from, None):
                 notices.send(app, s, mlist=mlist, to=[held.mail_from],
                              template="post_expired.txt", mail_from="",
                              subject=held.subject,

@@ -3,7 +3,7 @@
 A notice template's first line is the Subject, then a blank line, then the body. Notices
 to posters go from the null sender with `Auto-Submitted: auto-replied` (RFC 3834), so a
 bounce or an auto-responder can never start a loop; none is sent to the null sender or to
-mail that is itself automatic.
+mail that is itself automatic (listmgr.mail.automatic).
 """
 
 from __future__ import annotations
@@ -27,22 +27,6 @@ def render_notice(name: str, lang: str, **ctx) -> tuple[str, str]:
     text = render(name, lang, **ctx)
     subject, _, body = text.partition("\n")
     return subject.strip(), body.lstrip("\n")
-
-
-def is_automatic(mail_from: str, headers) -> bool:
-    """Mail that must never get an automatic answer (RFC 3834 section 2)."""
-    if not mail_from:
-        return True
-    local = mail_from.rpartition("@")[0].lower()
-    if local in ("mailer-daemon", "postmaster") or local.startswith("owner-") or \
-            local.endswith(("-request", "-owner", "-bounces")):
-        return True
-    if headers is None:
-        return False
-    auto = headers.get("auto-submitted").strip().lower()
-    if auto and auto != "no":
-        return True
-    return headers.get("precedence").strip().lower() in ("bulk", "junk", "list")
 
 
 def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,

@@ -17,6 +17,7 @@ from typing import Any
 import regex
 
 from listmgr.listconfig import parse_regexp
+from listmgr.mail.addresses import address_list
 from listmgr.posting.message import RawMessage
 
 DISCARD, REJECT, HOLD = "discard", "reject", "hold"
@@ -219,9 +220,8 @@ class PostPolicy(Rule):
         senders = post.senders()
         action = REJECT if post.mlist.nonmember_action == "reject" else HOLD
         if policy == "announce":
-            allowed = {o.lower() for o in post.mlist.owners.split("\n") if o}
-            if post.mlist.moderator:
-                allowed.add(post.mlist.moderator.lower())
+            allowed = {o.lower() for o in address_list(post.mlist.owners)
+                       + address_list(post.mlist.moderator)}
             if any(s.lower() in allowed for s in senders):
                 return None
             return self.hit(action, f"Non-owner submission to an announce-only list from "

@@ -1,9 +1,10 @@
-"""The pipeline handler for posts to LIST@domain: chain -> accept, hold, reject or discard."""
+"""The inbound handler for posts to LIST@domain: chain -> accept, hold, reject or discard."""
 
 from __future__ import annotations
 
 import logging
 
+from listmgr.mail import automatic
 from listmgr.posting import chain, moderation, notices, rules
 from listmgr.posting.fanout import distribute
 from listmgr.store.lists import get_list, is_member
@@ -41,7 +42,7 @@ def handle_post(app, s, task, message, data: bytes) -> None:
     if decision.action == "reject":
         log.info("%s list=%s from=<%s> rejected: %s", message.queue_id, mlist.name,
                  message.mail_from, reasons)
-        if not notices.is_automatic(message.mail_from, decision.msg):
+        if not automatic.is_automatic(message.mail_from, decision.msg):
             notices.send(app, s, mlist=mlist, to=[message.mail_from],
                          template="post_refused.txt", mail_from="",
                          subject=decision.msg.get("subject"), reasons=decision.reasons)
@@ -50,7 +51,7 @@ def handle_post(app, s, task, message, data: bytes) -> None:
         moderation.hold(app, s, mlist, decision.msg, mail_from=message.mail_from,
                         reasons=decision.reasons)
         if decision.hit_by("administrivia") and \
-                not notices.is_automatic(message.mail_from, decision.msg):
+                not automatic.is_automatic(message.mail_from, decision.msg):
             notices.send(app, s, mlist=mlist, to=[message.mail_from],
                          template="post_administrivia.txt", mail_from="",
                          subject=decision.msg.get("subject"))

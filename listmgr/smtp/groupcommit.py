@@ -23,7 +23,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
-from listmgr.store.models import InboundMessage, InboundTask
+from listmgr.store import inbound
 
 log = logging.getLogger("listmgr.smtp")
 
@@ -32,7 +32,7 @@ MAX_GROUP = 256  # messages per transaction at most
 
 @dataclass
 class Accepted:
-    """A message whose bytes are in the spool, waiting for its row to be committed."""
+    """A message whose bytes are in the spool, waiting for its rows to be committed."""
 
     queue_id: str
     spool_path: str
@@ -40,17 +40,15 @@ class Accepted:
     client_ip: str
     client_helo: str
     size: int
-    tasks: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, target, rcpt)
+    destinations: list[inbound.Destination] = field(default_factory=list)
 
 
 def add_message(s: Session, item: Accepted) -> None:
-    """The inbound rows of one message: the message and one task per destination."""
-    msg = InboundMessage(queue_id=item.queue_id, spool_path=item.spool_path,
-                         mail_from=item.mail_from, client_ip=item.client_ip,
-                         client_helo=item.client_helo, size=item.size)
-    msg.tasks = [InboundTask(kind=kind, target=target, rcpt=rcpt)
-                 for kind, target, rcpt in item.tasks]
-    s.add(msg)
+    """The inbound rows of one message (store.inbound: the message and its tasks)."""
+    inbound.create(s, queue_id=item.queue_id, spool_path=item.spool_path,
+                   mail_from=item.mail_from, client_ip=item.client_ip,
+                   client_helo=item.client_helo, size=item.size,
+                   destinations=item.destinations)
 
 
 class GroupCommit:

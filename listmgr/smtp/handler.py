@@ -20,12 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.mail.addresses import MAX_ADDRESS
 from listmgr.mail.compose import normalise_line_ends
+from listmgr.mail.hops import too_many_hops
 from listmgr.passwords import verify_password
 from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
+from listmgr.store import inbound
 from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
 from listmgr.store.models import MailingList
 
@@ -34,16 +37,7 @@ log = logging.getLogger("listmgr.smtp")
 INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
-MAX_ADDRESS = 320  # RFC 5321 4.5.3.1: 64 + "@" + 255, and our columns' width
 THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
-MAX_HOPS = 30  # Received: headers before we call it a loop (sendmail MaxHopCount is 25)
-_RECEIVED = re.compile(rb"^received:", re.IGNORECASE | re.MULTILINE)
-
-
-def hop_count(data: bytes) -> int:
-    """How many Received: headers the header block holds."""
-    end = data.find(b"\r\n\r\n")
-    return len(_RECEIVED.findall(data if end < 0 else data[:end + 2]))
 
 
 class TooManyHops(Exception):
@@ -129,22 +123,8 @@ class IngressHandler:
         self.executor.shutdown(wait=True)
 
     # ------------------------------------------------------------------ greeting
-
-    async def handle_HELO(self, server, session, envelope, hostname):
-        session.host_name = hostname
-        server.raw_reply_lines = 1
-        return f"250 {server.hostname}"
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        # aiosmtpd counts SIZE's extra 26 octets on every EHLO; keep it at RFC 1870's value.
-        server.command_size_limits["MAIL"] = server.command_size_limit + 26
-        keep = [r[4:] for r in responses[1:] if r[4:] != "HELP"]
-        extensions = keep + ["PIPELINING", "ENHANCEDSTATUSCODES"]
-        lines = [f"250-{server.hostname}"] + [f"250-{e}" for e in extensions[:-1]] + \
-            [f"250 {extensions[-1]}"]
-        server.raw_reply_lines = len(lines)
-        return lines
+    # HELO/EHLO/LHLO: aiosmtpd records the client's name; the protocol subclass
+    # (server.py) builds the greeting lines.
 
     async def handle_QUIT(self, server, session, envelope):
         return f"221 2.0.0 {server.hostname} closing connection"
@@ -227,18 +207,14 @@ class IngressHandler:
         """Write the message to the spool (its bytes fsynced); its rows are committed by
         the group commit, which also makes its name in the spool durable."""
         data = normalise_line_ends(envelope.original_content or b"")
-        hops = hop_count(data)
-        if hops > MAX_HOPS:
+        hops = too_many_hops(data)
+        if hops is not None:
             raise TooManyHops(hops)
         item = Accepted(queue_id=queue_id, spool_path="", mail_from=sender_of(envelope),
                         client_ip=client_ip(session),
-                        client_helo=printable(session.host_name)[:255], size=len(data))
-        seen: set[tuple[str, str]] = set()
-        for rcpt, dest in zip(envelope.rcpt_tos, _tx(envelope).destinations):
-            if (dest.kind, dest.target) in seen:
-                continue  # the same destination twice (case, aliases): once is enough
-            seen.add((dest.kind, dest.target))
-            item.tasks.append((dest.kind, dest.target, rcpt))
+                        client_helo=printable(session.host_name)[:255], size=len(data),
+                        destinations=[inbound.Destination(d.kind, d.target, rcpt) for rcpt, d
+                                      in zip(envelope.rcpt_tos, _tx(envelope).destinations)])
         item.spool_path = self.app.spool.write("in", data, queue_id, sync_dir=False)
         return item
 

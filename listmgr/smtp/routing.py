@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from listmgr.mail.addresses import MAX_ADDRESS
+
 # Local parts we route: what list names and mailbox user names are made of.
 _PLAIN_LOCAL = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9_])?$")
 # Characters that mean "route this further" in some MTA's eyes (RFC 5321 3.6, sendmail).
@@ -74,7 +76,7 @@ def route(address: str, local_domains: tuple[str, ...], directory: Directory
           ) -> Destination | Refusal:
     """Where mail for `address` goes. Remote addresses come back as kind "relay": the caller
     still has to ask the relay gate."""
-    if not address or len(address) > 320 or any(ord(c) < 32 or ord(c) == 127
+    if not address or len(address) > MAX_ADDRESS or any(ord(c) < 32 or ord(c) == 127
                                                 for c in address):
         return Refusal("553 5.1.3 Bad address syntax")  # not echoed: control characters
     local, domain = split_address(address)

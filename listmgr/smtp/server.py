@@ -1,7 +1,8 @@
 """aiosmtpd wiring: the SMTP (and optional LMTP) listeners of `listmgr serve`.
 
-What aiosmtpd 1.4.6 leaves to us, done here in a subclass of its protocol: enhanced status
-codes on its built-in replies (RFC 2034), the 552 5.3.4 wording for oversize mail, an idle
+What aiosmtpd 1.4 leaves to us, done here in a subclass of its protocol (the handler,
+handler.py, is policy only): the EHLO/LHLO lines (PIPELINING, ENHANCEDSTATUSCODES, no HELP),
+enhanced status codes on its built-in replies (RFC 2034), the 552 5.3.4 wording for oversize mail, an idle
 timer that any arriving byte restarts (so a slow 5 MB DATA is not cut off), a cap on
 concurrent connections, a trailing dot on a domain tolerated, per-recipient LMTP replies
 for errors found while reading DATA.
@@ -17,7 +18,7 @@ import ssl
 from typing import Any
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
 
 from listmgr.config import split_hostport
 from listmgr.smtp.handler import SIZE_EXCEEDED, IngressHandler
@@ -48,6 +49,15 @@ _DEFAULT_DETAIL = {"221": "2.0.0", "235": "2.7.0", "250": "2.0.0", "252": "2.0.0
                    "530": "5.7.0", "535": "5.7.8", "538": "5.7.11", "553": "5.1.3",
                    "554": "5.7.0", "555": "5.5.4"}
 _HAS_DETAIL = re.compile(r"^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}(?: |$)")
+
+
+def ehlo_lines(hostname: str, offered: list[str]) -> list[str]:
+    """Our EHLO/LHLO reply from aiosmtpd's: its extensions but HELP, plus PIPELINING
+    (RFC 2920: aiosmtpd reads pipelined commands in order) and ENHANCEDSTATUSCODES."""
+    keep = [line[4:] for line in offered[1:] if line[4:] != "HELP"]
+    extensions = keep + ["PIPELINING", "ENHANCEDSTATUSCODES"]
+    return [f"250-{hostname}"] + [f"250-{e}" for e in extensions[:-1]] + \
+        [f"250 {extensions[-1]}"]
 
 
 def enhance(reply: str) -> str:
@@ -94,7 +104,7 @@ class _Protocol:
         super().__init__(handler, **kwargs)
         # aiosmtpd keeps this dict on the class, shared by every connection: make it ours.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
-        self.raw_reply_lines = 0  # greeting lines (HELO/EHLO) to send untouched
+        self._greeting: list[str] | None = None  # HELO/EHLO/LHLO lines being collected
         self._limit = limit
         self._counted = False
         self._refused = False
@@ -139,13 +149,33 @@ class _Protocol:
         finally:
             gauge.receiving -= 1
 
+    # -- greetings: aiosmtpd's lines are collected, then ours are sent (no status codes on
+    # greeting lines, RFC 2034)
+    async def _greet(self, command, hostname: str, extended: bool) -> None:
+        self._greeting = []
+        try:
+            await command(hostname)
+            lines = self._greeting
+        finally:
+            self._greeting = None
+        if lines and lines[0].startswith("250"):
+            if extended:
+                # aiosmtpd adds SIZE's 26 octets to MAIL's limit on every EHLO; once is right.
+                self.command_size_limits["MAIL"] = self.command_size_limit + 26
+                lines = ehlo_lines(self.hostname, lines)
+            for line in lines:
+                await super().push(line)
+            return
+        for line in lines or []:  # a syntax error: an ordinary reply
+            await self.push(line)
+
     # -- replies
     async def push(self, status) -> None:
         if isinstance(status, bytes):
             return await super().push(status)
-        if self.raw_reply_lines > 0:
-            self.raw_reply_lines -= 1
-            return await super().push(status)
+        if self._greeting is not None:
+            self._greeting.append(status)
+            return
         reply = enhance(status)
         if reply in _DATA_ERRORS and self.envelope is not None and self.envelope.rcpt_tos:
             from listmgr.smtp.handler import log_transaction
@@ -200,11 +230,19 @@ class _PendingAuth(AuthResult):
 
 
 class ListmgrSMTP(_Protocol, SMTP):
-    pass
+    @syntax("HELO hostname")
+    async def smtp_HELO(self, hostname: str) -> None:
+        await self._greet(super().smtp_HELO, hostname, extended=False)
+
+    @syntax("EHLO hostname")
+    async def smtp_EHLO(self, hostname: str) -> None:
+        await self._greet(super().smtp_EHLO, hostname, extended=True)
 
 
 class ListmgrLMTP(_Protocol, LMTP):
-    pass
+    @syntax("LHLO hostname")
+    async def smtp_LHLO(self, hostname: str) -> None:
+        await self._greet(super().smtp_LHLO, hostname, extended=True)
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext | None:

@@ -11,7 +11,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from listmgr.listconfig import SETTINGS, SettingError, parse_value, valid_list_name
-from listmgr.mail.addresses import AddressError, domain_of, normalise, parse_single
+from listmgr.mail.addresses import (AddressError, address_list, domain_of, normalise,
+                                    parse_single)
 from listmgr.passwords import hash_password
 from listmgr.store.models import MailingList, Member, utcnow
 
@@ -84,7 +85,7 @@ def set_setting(s: Session, mlist: MailingList, key: str, text: str) -> None:
 
 
 def owners_of(mlist: MailingList) -> list[str]:
-    return [o for o in mlist.owners.split("\n") if o]
+    return address_list(mlist.owners)
 
 
 # --------------------------------------------------------------------------- members

@@ -176,15 +176,17 @@ class InboundMessage(Base):
 
 
 class InboundTask(Base):
-    """One destination of an inbound message, worked by the pipeline.
+    """One destination of an inbound message, worked by an inbound worker (store/inbound.py).
 
     kind: command | post | owner | approval | admins | local | relay.
     target: the list name, mailbox user, or remote address; rcpt: the address as given.
+    recipients: a relay task's remote addresses, one a line (one relay task per message).
     state: new -> done | shunted (a bug; replayable). Claimed with a lease.
     """
 
     __tablename__ = "inbound_tasks"
-    __table_args__ = (Index("ix_inbound_tasks_state_lease", "state", "lease_until"),)
+    __table_args__ = (Index("ix_inbound_tasks_state_lease", "state", "lease_until"),
+                      Index("ix_inbound_tasks_state_kind", "state", "kind"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(
@@ -192,6 +194,7 @@ class InboundTask(Base):
     kind: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(320), default="")
     rcpt: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[str] = mapped_column(Text, default="", server_default="")
     state: Mapped[str] = mapped_column(String(16), default="new")
     lease_owner: Mapped[str] = mapped_column(String(64), default="")
     lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)

@@ -1,7 +1,7 @@
 """batched fan-out (fanouts: per-post cursor) and outbound priority classes
 
 Revision ID: 0006_i16_fanout_priority
-Revises: 0005_outbound_partial_indexes
+Revises: 0006_i17_relay_recipients
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0006_i16_fanout_priority'
-down_revision = '0005_outbound_partial_indexes'
+down_revision = '0006_i17_relay_recipients'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,154 @@
+"""The inbound queue's one owner: creates, claims, finishes, shunts and replays inbound tasks.
+
+An inbound message (its bytes fsynced in the spool) has one task per destination; all remote
+(relayed) recipients of a message share one `relay` task, whose `recipients` column lists
+them. Workers claim tasks of their own kinds with a lease; a task is `new` until it is
+`done` (its effects committed in the same transaction) or `shunted` (a handler raised; kept
+for `listmgr queue retry --shunted`). The last task done deletes its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, joinedload
+
+from listmgr.store import claims
+from listmgr.store.models import InboundMessage, InboundTask, utcnow
+
+RELAY = "relay"
+NEW, DONE, SHUNTED = "new", "done", "shunted"
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one accepted recipient goes: kind (command, post, relay, ...), target (list
+    name, mailbox user or remote address) and the address as the client gave it."""
+
+    kind: str
+    target: str
+    rcpt: str
+
+
+def create(s: Session, *, queue_id: str, spool_path: str, mail_from: str, size: int,
+           destinations: Iterable[Destination], client_ip: str = "",
+           client_helo: str = "") -> tuple[int, set[str]]:
+    """Store a message and its tasks; returns the message id and the kinds of work queued.
+
+    The same destination twice (case, aliases) is one task; every remote recipient goes into
+    the message's one relay task.
+    """
+    msg = InboundMessage(queue_id=queue_id, spool_path=spool_path, mail_from=mail_from,
+                         client_ip=client_ip, client_helo=client_helo, size=size)
+    s.add(msg)
+    s.flush()
+    seen: set[tuple[str, str]] = set()
+    relay: list[Destination] = []
+    for d in destinations:
+        if (d.kind, d.target) in seen:
+            continue
+        seen.add((d.kind, d.target))
+        if d.kind == RELAY:
+            relay.append(d)
+            continue
+        s.add(InboundTask(message_id=msg.id, kind=d.kind, target=d.target, rcpt=d.rcpt))
+    if relay:
+        s.add(InboundTask(message_id=msg.id, kind=RELAY, target=relay[0].target,
+                          rcpt=relay[0].rcpt,
+                          recipients="\n".join(d.target for d in relay)))
+    return msg.id, {kind for kind, _ in seen}
+
+
+def recipients(task: InboundTask) -> list[str]:
+    """A relay task's remote recipients (any other task: its one target)."""
+    found = [r for r in (task.recipients or "").split("\n") if r]
+    return found or [task.target]
+
+
+def claim(s: Session, kinds: Sequence[str], *, owner: str, lease: float,
+          limit: int) -> list[int]:
+    """Lease up to `limit` new tasks of the given kinds, oldest first; returns their ids."""
+    return claims.claim(s, InboundTask, where=[InboundTask.state == NEW,
+                                               InboundTask.kind.in_(list(kinds))],
+                        owner=owner, lease=lease, limit=limit)
+
+
+class NotOurs(Exception):
+    """The task was finished, shunted or taken over by another worker meanwhile (its lease
+    ran out): this worker's transaction must roll back."""
+
+
+def claim_snapshots(s: Session, kinds: Sequence[str], *, owner: str, lease: float,
+                    limit: int) -> list[InboundTask]:
+    """Claim like `claim` and return the tasks, each with its message loaded: read-only
+    snapshots, usable after this session ends."""
+    ids = claim(s, kinds, owner=owner, lease=lease, limit=limit)
+    if not ids:
+        return []
+    return list(s.scalars(select(InboundTask).options(joinedload(InboundTask.message))
+                          .where(InboundTask.id.in_(ids)).order_by(InboundTask.id)))
+
+
+def finish(s: Session, task: InboundTask, owner: str) -> str | None:
+    """Mark the task done, if it is still new and leased by `owner` (else NotOurs). When it
+    was its message's last task, delete the message in the same transaction (nobody sees
+    "all done" with the message still there) and return its spool path, for the caller to
+    remove after commit."""
+    done = s.execute(update(InboundTask).where(
+        InboundTask.id == task.id, InboundTask.state == NEW,
+        InboundTask.lease_owner == owner).values(
+        state=DONE, done_at=utcnow(), lease_until=None)).rowcount
+    if not done:
+        raise NotOurs(task.id)
+    pending = s.scalar(select(func.count()).select_from(InboundTask).where(
+        InboundTask.message_id == task.message_id, InboundTask.state != DONE))
+    if pending:
+        return None
+    path = s.scalar(select(InboundMessage.spool_path).where(
+        InboundMessage.id == task.message_id))
+    s.execute(delete(InboundMessage).where(InboundMessage.id == task.message_id))
+    return path
+
+
+def release(s: Session, ids: Sequence[int], owner: str) -> None:
+    """Give back claimed tasks not worked (a worker stopping)."""
+    if ids:
+        s.execute(update(InboundTask).where(
+            InboundTask.id.in_(list(ids)), InboundTask.state == NEW,
+            InboundTask.lease_owner == owner).values(lease_owner="", lease_until=None))
+
+
+def shunt(s: Session, task_id: int, error: str) -> None:
+    """Set the task aside with its error (a bug or bad data); kept for replay."""
+    s.execute(update(InboundTask).where(InboundTask.id == task_id, InboundTask.state == NEW)
+              .values(state=SHUNTED, error=error, attempts=InboundTask.attempts + 1,
+                      lease_until=None))
+
+
+def shunted_count(s: Session) -> int:
+    return s.scalar(select(func.count()).select_from(InboundTask).where(
+        InboundTask.state == SHUNTED)) or 0
+
+
+def retry_shunted(s: Session, task_id: int | None = None) -> int:
+    """Queue shunted tasks again (all, or one); returns how many."""
+    q = update(InboundTask).where(InboundTask.state == SHUNTED)
+    if task_id is not None:
+        q = q.where(InboundTask.id == task_id)
+    return s.execute(q.values(state=NEW, lease_owner="", lease_until=None)).rowcount or 0
+
+
+def release_dead(s: Session) -> int:
+    """Give back the new tasks claimed by dead processes of this host (after a crash or
+    kill -9), so a restart works them at once instead of waiting out their lease."""
+    owners = list(s.scalars(select(InboundTask.lease_owner).where(
+        InboundTask.state == NEW,
+        InboundTask.lease_owner.like(claims.local_prefix() + "%")).distinct()))
+    n = 0
+    for owner in claims.dead_local_owners(owners):
+        n += s.execute(update(InboundTask).where(
+            InboundTask.lease_owner == owner, InboundTask.state == NEW).values(
+            lease_owner="", lease_until=None)).rowcount or 0
+    return n
