@@ -54,36 +54,33 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 class WriterGate:
-    """One SQLite writer at a time in this process, urgent ones first.
+    """One SQLite writer at a time in this process, in arrival order.
 
     SQLite lets one transaction write at a time; a writer that finds the lock taken polls
-    for it with sleeps growing to 100 ms, so under contention a short transaction can wait
-    far longer than the one holding the lock. Writers of this process queue here instead,
-    woken the moment the lock is free, and an urgent writer (ingress: a client waits for
-    its 250) goes before every background one (workers, fan-out batches) waiting. Other
-    processes on the same file still meet SQLite's own lock. Re-entrant per thread.
+    for it with sleeps growing to 100 ms, so under contention a short transaction (an
+    ingress group commit, whose clients wait for their 250s) can wait far longer than the
+    transaction holding the lock. Writers of this process queue here instead, first come
+    first served (no kind of work starves another), each woken the moment its turn comes.
+    Other processes on the same file still meet SQLite's own lock. Re-entrant per thread.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._owner: int | None = None
         self._depth = 0
-        self._urgent_waiting = 0
+        self._next_ticket = 0
+        self._serving = 0
 
-    def acquire(self, urgent: bool = False) -> None:
+    def acquire(self) -> None:
         me = threading.get_ident()
         with self._cond:
             if self._owner == me:
                 self._depth += 1
                 return
-            if urgent:
-                self._urgent_waiting += 1
-            try:
-                while self._owner is not None or (not urgent and self._urgent_waiting):
-                    self._cond.wait()
-            finally:
-                if urgent:
-                    self._urgent_waiting -= 1
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while self._owner is not None or ticket != self._serving:
+                self._cond.wait()
             self._owner = me
             self._depth = 1
 
@@ -92,11 +89,12 @@ class WriterGate:
             self._depth -= 1
             if self._depth == 0:
                 self._owner = None
+                self._serving += 1
                 self._cond.notify_all()
 
     @contextlib.contextmanager
-    def held(self, urgent: bool = False) -> Iterator[None]:
-        self.acquire(urgent)
+    def held(self) -> Iterator[None]:
+        self.acquire()
         try:
             yield
         finally:
@@ -122,10 +120,10 @@ class Store:
         return is_sqlite(self.engine)
 
     @contextlib.contextmanager
-    def session(self, *, urgent: bool = False) -> Iterator[Session]:
+    def session(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on any error. On SQLite it
-        waits its turn at the writer gate (`urgent`: before background writers)."""
-        gate = self.writers.held(urgent) if self.is_sqlite else contextlib.nullcontext()
+        waits its turn at the writer gate first."""
+        gate = self.writers.held() if self.is_sqlite else contextlib.nullcontext()
         with gate:
             s = self._factory()
             try:
@@ -157,7 +155,7 @@ class Store:
         included (SQLite: synchronous=FULL, the WAL fsynced at commit; PostgreSQL's commit
         already is). For what is acknowledged to a client: ingress group commits."""
         if not self.is_sqlite:
-            with self.session(urgent=True) as s:
+            with self.session() as s:
                 yield s
             return
         with self._durable_lock:
@@ -165,7 +163,7 @@ class Store:
                 self._durable_engine = make_engine(self.url, synchronous="FULL")
                 self._durable_factory = sessionmaker(self._durable_engine,
                                                      expire_on_commit=False)
-        with self.writers.held(urgent=True):
+        with self.writers.held():
             s = self._durable_factory()
             try:
                 yield s
