@@ -120,6 +120,7 @@ def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: floa
         cfg.write_text(f'domain = "{DOMAIN}"\ndata_dir = "{work / "var"}"\n'
                        f'database_url = "{url}"\nlog_level = "INFO"\n'
                        f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
+                       f'max_connections_per_ip = 0\nmax_data_sessions_per_ip = 0\n'
                        f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
                        f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n')
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from listmgr import patterns
+
 
 class ConfigError(Exception):
     """A configuration problem, worded for the person who wrote the file."""
@@ -116,9 +118,9 @@ def _regexps(value: Any) -> tuple[str, ...]:
     pats = _strings(value)
     for p in pats:
         try:
-            re.compile(p)
-        except re.error as exc:
-            raise ValueError(f"{p!r} does not compile: {exc}") from None
+            patterns.compile_pattern(p, "i")
+        except patterns.PatternError as exc:
+            raise ValueError(f"{p!r} is refused: {exc}") from None
     return pats
 
 
@@ -152,6 +154,10 @@ class SMTPConfig:
     max_recipients: int = 1000
     max_connections: int = 100
     max_data_sessions: int = 20
+    max_connections_per_ip: int = 20  # 0: no per-IP cap; relay_networks are exempt
+    max_data_sessions_per_ip: int = 5
+    min_data_rate: int = 500  # bytes/s after `timeout` in DATA (0: no minimum)
+    min_free_space: int = _kind("size", 100 * 1024 * 1024)  # Postfix's queue_minfree
     timeout: float = _kind("duration", 300.0)
     tls_cert: str = ""
     tls_key: str = ""

@@ -11,6 +11,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import regex
+
+from listmgr import patterns
 from listmgr.config import format_duration, parse_duration
 from listmgr.mail.addresses import AddressError, parse_single
 
@@ -59,12 +62,20 @@ def _string(text: str) -> str:
     return text.strip()
 
 
+# Ranges: every number a list owner can set fits its column and makes sense.
+MAX_MAXLENGTH = 1024 * 1024 * 1024  # bytes
+MIN_HOLD_EXPIRY = 1  # seconds
+MAX_HOLD_EXPIRY = 365 * 86400
+
+
 def _integer_or_empty(text: str) -> int | None:
     t = text.strip()
     if t == "":
         return None
     if not re.fullmatch(r"[1-9][0-9]*", t):
         raise ValueError("expected a positive whole number")
+    if len(t) > 12 or int(t) > MAX_MAXLENGTH:
+        raise ValueError(f"expected a number from 1 to {MAX_MAXLENGTH}")
     return int(t)
 
 
@@ -72,25 +83,10 @@ def _text(text: str) -> str:
     return text.replace("\r\n", "\n").rstrip("\n")
 
 
-_REGEXP_ITEM = re.compile(r"^/(.*)/([imsx]*)$|^m(.)(.*)\3([imsx]*)$", re.DOTALL)
-
-
-def parse_regexp(item: str) -> re.Pattern[str]:
-    """Majordomo's `/pattern/flags` (or `m<d>pattern<d>flags`) -> compiled pattern."""
-    m = _REGEXP_ITEM.match(item.strip())
-    if not m:
-        raise ValueError(f"{item!r} is not of the form /pattern/flags")
-    pattern, flags_text = (m.group(1), m.group(2)) if m.group(1) is not None \
-        else (m.group(4), m.group(5))
-    if len(pattern) > 500:
-        raise ValueError(f"{item!r} is longer than 500 characters")
-    flags = 0
-    for f in flags_text:
-        flags |= {"i": re.I, "m": re.M, "s": re.S, "x": re.X}[f]
-    try:
-        return re.compile(pattern, flags)
-    except re.error as exc:
-        raise ValueError(f"{item!r} does not compile: {exc}") from None
+def parse_regexp(item: str) -> regex.Pattern:
+    """Majordomo's `/pattern/flags` (or `m<d>pattern<d>flags`) -> compiled pattern, priced
+    and compiled by listmgr.patterns (ValueError names the item and why it is refused)."""
+    return patterns.parse_item(item)
 
 
 def _regexps(text: str) -> str:
@@ -131,7 +127,13 @@ def _reply_to(text: str) -> str:
 
 
 def _duration(text: str) -> int:
-    return int(parse_duration(text.strip()))
+    t = text.strip()
+    if len(t) > 20:
+        raise ValueError("expected a duration from 1s to 365d")
+    seconds = parse_duration(t)
+    if not MIN_HOLD_EXPIRY <= seconds <= MAX_HOLD_EXPIRY:
+        raise ValueError("expected a duration from 1s to 365d")
+    return int(seconds)
 
 
 def _language(text: str) -> str:

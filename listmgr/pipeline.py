@@ -10,6 +10,13 @@ There is one worker per kind of work (commands, posts, mailbox delivery, forward
 table is in service.py), each with its own claim loop and threads, so a post being fanned
 out to a big list never delays a command reply or a mailbox delivery. The message's bytes
 are read from the spool before the handler's transaction begins.
+
+A handler may carry a *prepare* step (`handler.prepare(app, target, mail_from, data) ->
+value`) for work that needs no lock: parsing, and the list's rules and regexps. It runs
+before the handler's transaction with no transaction open (on SQLite any transaction holds
+the write lock, which SMTP ingress needs to answer), and the handler gets its value as a
+sixth argument. A full disk (diskspace.is_transient) is not the message's fault: the task
+stays new and is retried after a backoff instead of being shunted.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Callable
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.diskspace import is_transient
 from listmgr.store import claims, inbound
 from listmgr.store.models import InboundMessage, InboundTask
 
@@ -116,14 +124,24 @@ class InboundWorker:
         try:
             fn = self.handlers[task.kind]
             data = spool.read(msg.spool_path)  # before the transaction: no lock held
-            with store.session() as s:
-                fn(self.app, s, task, msg, data)
-                finished = inbound.finish(s, task, self.owner)
+            prepare = getattr(fn, "prepare", None)
+            if prepare is not None:
+                prepared = prepare(self.app, task.target, msg.mail_from, data)
+                with store.session() as s:
+                    fn(self.app, s, task, msg, data, prepared)
+                    finished = inbound.finish(s, task, self.owner)
+            else:
+                with store.session() as s:
+                    fn(self.app, s, task, msg, data)
+                    finished = inbound.finish(s, task, self.owner)
         except inbound.NotOurs:
             log.info("%s task=%d kind=%s: finished elsewhere, rolled back here",
                      msg.queue_id, task.id, task.kind)
             return
         except Exception as exc:
+            if is_transient(exc):
+                self._retry_later(task, exc)
+                return
             log.error("%s task=%d kind=%s result=shunted error=%r\n%s", msg.queue_id,
                       task.id, task.kind, exc, traceback.format_exc())
             with store.session() as s:
@@ -134,3 +152,16 @@ class InboundWorker:
         self.app.notify("outbound")  # a handler may have queued mail
         if finished:
             spool.remove(finished)
+
+    def _retry_later(self, task: InboundTask, exc: Exception) -> None:
+        cfg = self.app.config.delivery
+        delay = min(cfg.min_backoff * 2 ** min(task.attempts, 16), cfg.max_backoff)
+        try:
+            with self.app.store.session() as s:
+                inbound.defer(s, task.id, f"{type(exc).__name__}: {exc}", delay)
+            log.warning("%s task=%d kind=%s result=deferred (%s) retry in %ds",
+                        task.message.queue_id, task.id, task.kind, exc, delay)
+        except Exception:
+            # The store cannot write either: the claim's lease runs out and it is retried.
+            log.warning("%s task=%d kind=%s result=deferred (%s); the store is not writable",
+                        task.message.queue_id, task.id, task.kind, exc)

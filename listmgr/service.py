@@ -11,6 +11,7 @@ import logging
 import signal
 from typing import Any, Protocol
 
+from listmgr import diskspace
 from listmgr.app import App
 from listmgr.commands import housekeeping as command_housekeeping
 from listmgr.commands.worker import handle_command
@@ -86,6 +87,8 @@ class Service:
 
     async def start(self) -> None:
         self.app.loop = asyncio.get_running_loop()
+        # Half-written files of a process that died (a full disk, a crash) go first.
+        await asyncio.to_thread(diskspace.clean_tmp, self.config.data_dir)
         self.components = build_components(self)
         done: list[Component] = []
         try:

@@ -11,6 +11,7 @@ import secrets
 import time
 from pathlib import Path
 
+from listmgr.diskspace import remove_quietly
 from listmgr.durable import fsync_dir, write_all
 
 
@@ -39,10 +40,14 @@ class Spool:
         final = final_dir / name
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
-            write_all(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except BaseException:
+            remove_quietly(tmp)  # a full disk must not stay full of half-written files
+            raise
         if sync_dir:
             fsync_dir(final_dir)
         return str(final.relative_to(self.root))

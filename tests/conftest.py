@@ -65,6 +65,15 @@ def app(tmp_path: Path, db_url: str):
 
 
 @pytest.fixture
+def manual_clock():
+    """listmgr's clock (listmgr.clock) stopped at now: the test moves it with advance().
+    Ask for it before `server` so that the server stops before the clock is given back."""
+    from listmgr import clock
+    with clock.use(clock.ManualClock()) as c:
+        yield c
+
+
+@pytest.fixture
 def sink():
     """A recording SMTP server on 127.0.0.1:<port>: the remote MTA / smarthost in tests."""
     s = RecordingSink()

@@ -154,3 +154,24 @@ def test_replies_reach_the_smarthost(server, sink):
     i = lines.index(">>>> frobnicate")
     assert lines[i + 1:i + 5] == ["**** Command 'frobnicate' not recognized.", ">>>> end",
                                   "END OF COMMANDS", "**** Help for majordomo@example.org:"]
+
+
+def test_a_confirmation_key_expires_after_its_lifetime(manual_clock, server, sink):
+    """The default 7-day key lifetime, on listmgr's clock: a day early it works, a minute
+    late it is refused as expired (and a new one is sent)."""
+    srv = server()
+    srv.call(lambda s: __import__("listmgr.store.lists", fromlist=["x"]).create_list(
+        s, "demo", [OWNER], password="pw"))
+    mail = Session(srv, sink)
+    out = mail.send("subscribe demo\n", expect=2)
+    [late] = [m for m in out.to(JOE) if m.subject == "Confirmation for subscribe demo"]
+    manual_clock.advance(days=6)
+    out = mail.send("subscribe demo joe2@example.net\n", frm="joe2@example.net", expect=2)
+    [early] = [m for m in out.to("joe2@example.net")
+               if m.subject == "Confirmation for subscribe demo"]
+    manual_clock.advance(days=1, minutes=1)
+    out = mail.send(f"accept {key_in(late)}", expect=2)
+    assert out.lines[1:3] == ["**** auth: that key has expired.",
+                              "**** A new confirmation is being sent."]
+    out = mail.send(f"accept {key_in(early)}", frm="joe2@example.net", expect=2)
+    assert "Succeeded." in out.lines

@@ -131,44 +131,65 @@ def test_several_reasons_say_see_transcript(server, sink):
     assert all_failures(email.message_from_bytes(bounce.data))[0] == set()
 
 
-def test_timeline_warning_then_give_up(server, sink):
-    """warn_after 2s, give_up_after 6s: one warning while it still tries, then the final
-    returned mail for the recipient still pending; the delivered one is in neither."""
+def test_timeline_warning_then_give_up(manual_clock, server, sink):
+    """The defaults, on listmgr's clock: a warning after 4 hours while it still tries, the
+    final returned mail after 5 days for the recipient still pending; the delivered one is
+    in neither."""
     sink.rules["later@remote.example"] = "451 4.3.0 <later@remote.example>... try later"
-    srv = server(delivery__warn_after="2s", delivery__give_up_after="6s",
-                 delivery__min_backoff="1s", delivery__max_backoff="2s")
-    start = time.monotonic()
+    srv = server()
     qid = queue_mail(srv, "alice@example.org", ["bob@remote.example", "later@remote.example"])
-    warning = wait_until(lambda: returned_to(sink, "alice@example.org"), timeout=10,
-                         what="warning")[0]
-    assert 2 <= time.monotonic() - start < 6
+    wait_until(lambda: states(srv, qid)["bob@remote.example"] == "sent", what="first try")
+    manual_clock.advance(hours=3, minutes=59)
+    time.sleep(1.5)  # housekeeping looks every poll interval (1 s): nothing is due yet
+    assert returned_to(sink, "alice@example.org") == []
+
+    manual_clock.advance(minutes=2)
+    warning = wait_until(lambda: returned_to(sink, "alice@example.org"), what="warning")[0]
     msg = warning.message
-    assert msg["Subject"] == "Warning: could not send message for past 2 seconds"
+    assert msg["Subject"] == "Warning: could not send message for past 4 hours"
     text = msg.get_payload()[0].get_content().replace("\r\n", "\n")
     assert "**      THIS IS A WARNING MESSAGE ONLY      **" in text
-    assert "Warning: message still undelivered after 2 seconds" in text
-    assert "Will keep trying until message is 6 seconds old" in text
+    assert "Warning: message still undelivered after 4 hours" in text
+    assert "Will keep trying until message is 5 days old" in text
     assert "<later@remote.example>... Deferred: 451 4.3.0" in text
     assert "Action: delayed" in warning.data.decode()
     assert all_failures(email.message_from_bytes(warning.data)) == (
         {b"later@remote.example"}, set())
     assert states(srv, qid)["later@remote.example"] == "queued"
 
-    final = wait_until(lambda: returned_to(sink, "alice@example.org")[1:], timeout=12,
+    manual_clock.advance(days=5)
+    final = wait_until(lambda: returned_to(sink, "alice@example.org")[1:],
                        what="final returned mail")[0]
-    assert time.monotonic() - start >= 6
     msg = final.message
     assert msg["Subject"] == "Returned mail: see transcript for details"
     text = msg.get_payload()[0].get_content().replace("\r\n", "\n")
-    assert "Message could not be delivered for 6 seconds" in text
+    assert "Message could not be delivered for 5 days" in text
     assert "Message will be deleted from queue" in text
     assert "(reason: 451 4.3.0 <later@remote.example>... try later)" in text
     assert scan_message(email.message_from_bytes(final.data)) == {b"later@remote.example"}
     assert states(srv, qid) == {"bob@remote.example": "sent", "later@remote.example": "failed"}
     tries = len([r for r in sink.recipients() if r == "later@remote.example"])
     assert tries == 0  # refused at RCPT each time: never accepted
+    manual_clock.advance(days=1)
     time.sleep(1.5)
     assert len(returned_to(sink, "alice@example.org")) == 2  # one warning, one return
+
+
+def test_a_purged_messages_id_never_brings_back_its_body(manual_clock, server, sink):
+    """SQLite hands the id of a purged message to the next one: the worker's cached body of
+    the old message must not go out to the new message's recipients."""
+    from listmgr.store import outbound_claims
+    srv = server()
+    first = queue_mail(srv, "alice@example.org", ["bob@remote.example"],
+                       data=b"Subject: first\r\n\r\nold body\r\n")
+    wait_until(lambda: states(srv, first) == {"bob@remote.example": "sent"}, what="first")
+    manual_clock.advance(days=2)
+    with srv.app.store.session() as s:
+        assert outbound_claims.purge_finished(s, 86400) == 1
+    queue_mail(srv, "alice@example.org", ["carol@remote.example"],
+               data=b"Subject: second\r\n\r\nnew body\r\n")
+    [got] = sink.wait_for(lambda r: any("carol@remote.example" in m.rcpt_tos for m in r))[1:]
+    assert got.message["Subject"] == "second" and b"new body" in got.data
 
 
 def test_relayed_by_smtp_then_delivered_or_returned(server, sink):

@@ -3,6 +3,8 @@ only the transactions in flight at the kill are delivered twice."""
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 import collections
 import os
@@ -43,6 +45,7 @@ def _serve(cfg) -> subprocess.Popen:
                             cwd=cfg.parent)
 
 
+@pytest.mark.slow
 def test_kill_9_during_delivery_loses_nothing(app, tmp_path, db_url):
     sink = SlowSink()
     sink.start()

@@ -63,6 +63,7 @@ def _wait(predicate, timeout: float, what: str):
 
 def test_fifty_concurrent_sessions_of_mixed_sizes_lose_nothing(server, tmp_path):
     srv = server(smtp__max_connections=SESSIONS + 10, smtp__max_data_sessions=SESSIONS,
+                 smtp__max_connections_per_ip=0, smtp__max_data_sessions_per_ip=0,
                  smtp__max_message_size="2MB")
     srv.call(lambda s: mailboxes.add_user(s, "alice", "pw"))
     barrier = threading.Barrier(SESSIONS)
@@ -169,6 +170,7 @@ def test_kill_9_during_group_commit_loses_nothing_answered_250(app, tmp_path, db
     port = _free_port()
     cfg = write_config(tmp_path, db_url, smtp__listen=f"127.0.0.1:{port}",
                        smtp__max_connections=100, smtp__max_data_sessions=100,
+                       smtp__max_connections_per_ip=0, smtp__max_data_sessions_per_ip=0,
                        delivery__smarthost="127.0.0.1:9")
     proc = _serve(cfg)
     acked: set[str] = set()

@@ -316,6 +316,7 @@ def test_empty_list_queues_nothing(app):
         assert s.scalar(select(func.count()).select_from(OutboundMessage)) == 0
 
 
+@pytest.mark.slow
 def test_ten_thousand_members_each_queued_once(app):
     members = [f"user{i:05d}@d{i % 7}.example.net" for i in range(10_000)]
     make_list(app, members=members, post_policy="open")
@@ -341,6 +342,7 @@ def test_token_kind_payload(app):
         assert json.loads(tok.payload) == {"held_id": h.id}
 
 
+@pytest.mark.slow
 def test_two_workers_fan_out_a_post_once(app):
     """Two workers (as two `listmgr serve` on one database) never fan one post out twice."""
     import threading

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 from listmgr.cli import CLIError
 from listmgr.cli.common import session
+from listmgr.commands.guard import is_service_address
 from listmgr.listconfig import SETTINGS, SettingError, format_value
+from listmgr.mail.addresses import AddressError, parse_single
 from listmgr.store import lists as repo
 
 # Addresses the server itself answers: never a list name, never a member.
@@ -113,8 +115,10 @@ def cmd_subscribe(args) -> int:
     progress = _Progress("subscribing")
     with session(args) as (app, s):
         mlist = _list(s, args.list)
-        result = repo.add_members(s, mlist, _reject_service(app, _addresses(args)),
+        refused: list[tuple[str, str]] = []
+        result = repo.add_members(s, mlist, _reject_service(app, s, _addresses(args), refused),
                                   progress=progress)
+        result.invalid.extend(refused)
     progress.done()
     return _report(result, "subscribed", "already subscribed")
 
@@ -127,17 +131,19 @@ def cmd_unsubscribe(args) -> int:
     return _report(result, "unsubscribed", "not subscribed")
 
 
-def _reject_service(app, lines):
-    """The service's own addresses can never be members: they would loop."""
-    domains = app.config.local_domains
+def _reject_service(app, s, lines, refused: list[tuple[str, str]]):
+    """The service's own addresses can never be members: they would loop. Each one is
+    noted in `refused` instead of passed on."""
     for line in lines:
-        addr = line.strip().lower()
-        local, _, dom = addr.rpartition("@")
-        if dom.rstrip(">").rstrip(".") in domains and (
-                local.lstrip("<") in RESERVED or local.lstrip("<").endswith(
-                    ("-request", "-owner", "-approval")) or local.lstrip("<").startswith("owner-")):
-            print(f"listmgr: skipped {line.strip()!r}: a service address of this server",
-                  file=sys.stderr)
+        try:
+            addr = parse_single(line.strip())
+        except AddressError:
+            yield line  # add_members reports it as invalid
+            continue
+        if is_service_address(addr, local_domains=app.config.local_domains,
+                              has_list=lambda name: repo.get_list(s, name) is not None):
+            refused.append((line.strip(), "an address of this mail server cannot be "
+                                          "subscribed"))
             continue
         yield line
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from listmgr.commands import texts
+from listmgr.commands import passguard, texts
 from listmgr.commands.results import Transcript
 from listmgr.listconfig import valid_list_name
 from listmgr.mail.addresses import AddressError, normalise, parse_single
@@ -56,6 +57,7 @@ class Context:
     key_error: str = ""        # why an auth key was refused ("" = none given / fine)
     auth_key: str = ""         # the key of an `auth` / `accept` line being run
     aborted: bool = False
+    password_failures: int = 0  # failed password checks in this mail (passguard.py)
 
     # ---------------------------------------------------------------- identity
     @property
@@ -90,10 +92,11 @@ class Context:
 
     # ---------------------------------------------------------------- lists
     def find_list(self, raw: str | None) -> MailingList | None:
-        """Majordomo's valid_list: <...> and a trailing @host are ignored; case-folded."""
+        """Majordomo's valid_list: <...> and a trailing @host are ignored; case-folded;
+        full-width letters (ｄｅｍｏ) read as their ASCII forms, as command words are."""
         if not raw:
             return None
-        name = raw.strip()
+        name = unicodedata.normalize("NFKC", raw).strip()
         if name.startswith("<") and name.endswith(">"):
             name = name[1:-1]
         name = name.split("@", 1)[0]
@@ -136,18 +139,52 @@ class Context:
 
     # ---------------------------------------------------------------- checks
     def password_ok(self, mlist: MailingList, password: str | None) -> bool:
-        """The list's admin password, or the site password; constant-time (argon2)."""
+        """The list's admin password, or the site password; constant-time (argon2).
+
+        Guessing is bounded (passguard.py): after a failed check in this mail, or too many
+        for this list or requester this hour, the answer is False without a check."""
         if not password:
+            return False
+        if self._password_refused(mlist.name):
             return False
         if verify_password(mlist.admin_passwd_hash, password):
             return True
-        return self.site_password_ok(password)
+        if self._site_password_matches(password):
+            return True
+        self._password_failed(mlist.name, mlist)
+        return False
 
     def site_password_ok(self, password: str | None) -> bool:
         if not password:
             return False
+        if self._password_refused(passguard.SITE):
+            return False
+        if self._site_password_matches(password):
+            return True
+        self._password_failed(passguard.SITE, None)
+        return False
+
+    def _site_password_matches(self, password: str) -> bool:
         row = self.s.get(SiteSetting, SITE_PASSWORD_KEY)
         return verify_password(row.value if row else "", password)
+
+    def _password_refused(self, target: str) -> bool:
+        return self.password_failures > 0 or \
+            passguard.blocked(self.s, target, self.req.address)
+
+    def _password_failed(self, target: str, mlist: MailingList | None) -> None:
+        self.password_failures += 1
+        if not passguard.failed(self.s, target, self.req.address):
+            return
+        from listmgr.commands import outgoing
+        owners = repo.owners_of(mlist) if mlist is not None \
+            else list(self.app.config.site_admins)
+        lang = self.list_lang(mlist)
+        name = mlist.name if mlist is not None else ""
+        body = texts.text("password_guessing", lang, list=name, requester=self.req.address,
+                          failures=passguard.MAX_FAILURES, whoami=self.whoami)
+        outgoing.send(self, to=owners, subject=texts.msg(lang, "subject_password_guessing",
+                                                         list=name or "site"), body=body)
 
     def is_self(self, address: str) -> bool:
         """Every identity the mail claims (From, Reply-To) is this address."""

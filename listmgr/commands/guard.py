@@ -7,6 +7,7 @@ nor to mail carrying our own `X-Loop`. The service's own addresses are never req
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 from typing import Callable
 
@@ -33,12 +34,25 @@ def refusal(msg: Message, *, mail_from: str, requester: str, domain: str) -> str
     return None
 
 
+def canonical_address(address: str) -> tuple[str, str]:
+    """(local part, domain) as a mail server would deliver it: lower case, a quoted local
+    part unquoted (`"lista"` is `lista`, RFC 5321 4.1.2), no trailing dot on the domain."""
+    addr = normalise(address)
+    local, at, dom = addr.rpartition("@")
+    if not at:
+        return addr, ""
+    if len(local) >= 2 and local.startswith('"') and local.endswith('"'):
+        local = re.sub(r"\\(.)", r"\1", local[1:-1])
+    return local.strip(), dom.strip().rstrip(".")
+
+
 def is_service_address(address: str, *, local_domains: tuple[str, ...],
                        has_list: Callable[[str], bool] = lambda name: False) -> bool:
-    """True for any address this server itself answers (majordomo@, LIST@, LIST-request@ ...)."""
-    addr = normalise(address)
-    local, _, dom = addr.rpartition("@")
-    if dom.rstrip(".") not in local_domains:
+    """True for any address this server itself answers (majordomo@, LIST@, LIST-request@,
+    owner-LIST@, postmaster@ ...), in any spelling that reaches it: quoted, any case, a
+    trailing dot on the domain."""
+    local, dom = canonical_address(address)
+    if dom not in local_domains:
         return False
     if local in SERVICE_LOCALS or local.startswith("owner-") or has_list(local):
         return True

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
+from listmgr import patterns as regexps
 from listmgr.commands.context import Context
 from listmgr.commands.dispatch import help_text
 from listmgr.commands.registry import command
@@ -11,16 +10,18 @@ from listmgr.listconfig import parse_regexp
 from listmgr.store import lists as repo
 from listmgr.store.models import MailingList
 
+MATCH_TIMEOUT = 0.5  # seconds per advertise/noadvertise pattern and address
+
 
 def _matches_any(patterns: str, address: str) -> bool:
     for item in patterns.split("\n"):
         if not item.strip():
             continue
         try:
-            if parse_regexp(item).search(address):
+            if regexps.search(parse_regexp(item), address, MATCH_TIMEOUT):
                 return True
-        except (ValueError, re.error):
-            continue
+        except (ValueError, TimeoutError):
+            continue  # a refused or runaway pattern matches nobody
     return False
 
 

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from listmgr.commands import ratelimit
 from listmgr.commands.guard import x_loop_value
-from listmgr.mail.addresses import normalise
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.store.outbound import enqueue
+from listmgr.store.ratelimit import MAIL_BUDGET_PREFIX as RATE_PREFIX, mail_budget_ok
 
 log = logging.getLogger(__name__)
 
-RATE_PREFIX = "command-mail:"
 
 
 def rate_ok(ctx, address: str) -> bool:
@@ -27,8 +25,7 @@ def rate_ok(ctx, address: str) -> bool:
 
 
 def rate_ok_requester(app, s, address: str) -> bool:
-    limit = app.config.commands.replies_per_hour
-    return ratelimit.allow(s, f"{RATE_PREFIX}{normalise(address)}", limit)
+    return mail_budget_ok(s, address, app.config.commands.replies_per_hour)
 
 
 def send(ctx, *, to: str | list[str], subject: str, body: str, envelope: str | None = None,

@@ -78,7 +78,7 @@ def send_confirm(ctx: Context, cmd: str, mlist: MailingList, subscriber: str) ->
                       lifetime=format_duration(cfg.commands.token_lifetime))
     subject = texts.msg(lang, "subject_confirm", cmd=cmd, list=mlist.name)
     sent = outgoing.send(ctx, to=bare, subject=subject, body=body,
-                         limit=not ctx.is_self(bare))
+                         limit=True)
     if not sent:
         ctx.say("confirm_not_sent", addr=bare)
         return
@@ -113,7 +113,7 @@ def welcome(ctx: Context, mlist: MailingList, subscriber: str) -> None:
         outgoing.send(ctx, to=parse_single(subscriber),
                       subject=texts.msg(lang, "subject_welcome", list=mlist.name),
                       body=body, envelope=f"owner-{mlist.name}@{ctx.domain}",
-                      limit=not ctx.is_self(subscriber))
+                      limit=True)
     if mlist.announcements:
         outgoing.send(ctx, to=repo.owners_of(mlist),
                       subject=texts.msg(lang, "subject_subscribed", list=mlist.name,

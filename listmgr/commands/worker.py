@@ -14,7 +14,9 @@ from email.utils import getaddresses
 
 from listmgr.commands import dispatch, guard, outgoing, parser, registry
 from listmgr.commands.context import Context, Request
+from listmgr.mail.addresses import validate_address
 from listmgr.listconfig import valid_list_name
+from listmgr.mail import mimelimits
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.store import lists as repo
 
@@ -51,8 +53,13 @@ def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | 
     from_ = _header(msg, "From")
     requester = reply_to or from_ or _header(msg, "Apparently-From")
     address = _first_address(requester)
-    if not address:
-        return None
+    if not address or not validate_address(address):
+        # No usable address in the headers (a whole `Name <addr>` inside one RFC 2047
+        # encoded word, a quoted local part with spaces): answer the envelope sender.
+        address = _first_address(mail_from) if mail_from else ""
+        if not address or not validate_address(address):
+            return None
+        requester = address
     identities = tuple(dict.fromkeys(
         normalise(a) for a in (_first_address(from_), _first_address(reply_to)) if a))
     return Request(requester=requester, address=address, identities=identities or
@@ -64,6 +71,11 @@ def request_of(msg: Message, *, mail_from: str, default_list: str) -> Request | 
 
 def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> Context | None:
     """Process one command mail in session `s`; returns the context (None: no reply)."""
+    too_complex = mimelimits.check(data)
+    if too_complex:
+        # Ingress refuses these before 250; one stored earlier is not parsed at all.
+        log.warning("command mail from <%s>: %s; not read, no reply", mail_from, too_complex)
+        return None
     msg = parser.parse_message(data)
     req = request_of(msg, mail_from=mail_from, default_list=default_list)
     if req is None:

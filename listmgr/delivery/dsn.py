@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import format_datetime, make_msgid
 
+from listmgr import clock
 from listmgr.config import format_duration
 from listmgr.delivery.queue import EXPIRED, reason_class, subject_class
 from listmgr.render import render
@@ -43,7 +44,7 @@ class Failed:
 
 
 def _date(d: dt.datetime | None) -> str:
-    d = d or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    d = d or clock.now()
     return format_datetime(d.replace(tzinfo=dt.timezone.utc), usegmt=True)
 
 

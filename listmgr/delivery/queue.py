@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from listmgr.mail.addresses import MAX_ADDRESS
+from listmgr.mail.addresses import validate_address  # noqa: F401 (smtpclient's)
 
 # The queue's vocabulary lives with the store, which writes it; re-exported for delivery.
 from listmgr.store.outbound_types import (  # noqa: F401
@@ -79,12 +79,6 @@ def subject_class(classes: Iterable[str]) -> str:
     return OTHER
 
 
-_UNSAFE = re.compile(r"[\r\n\0<> \t]")
-
-
-def validate_address(addr: str) -> bool:
-    """Safe to put on an SMTP command line: no CR, LF, NUL, angle brackets or spaces."""
-    return bool(addr) and len(addr) <= MAX_ADDRESS and _UNSAFE.search(addr) is None
 
 
 # --------------------------------------------------------------------------- grouping

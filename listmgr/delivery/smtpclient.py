@@ -10,6 +10,7 @@ an exception). Addresses are checked before they reach a command line (no CR, LF
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from dataclasses import dataclass
 
@@ -20,12 +21,43 @@ class SMTPClientError(Exception):
     """The connection is unusable: dropped, timed out, or the server spoke nonsense."""
 
 
+# One reply's limits (Postfix reads at most `smtp_line_length_limit` per line, and a real
+# EHLO reply is a few hundred octets): past either, the remote is hostile or broken and
+# the recipients are deferred, instead of buffering whatever it keeps sending.
+MAX_REPLY_LINES = 1000
+MAX_REPLY_BYTES = 64 * 1024
+
+
+MAX_LINE = 998  # octets of text per line, without CRLF (RFC 5322 2.1.1)
+_LONG_LINE = re.compile(rb"[^\n]{%d,}" % (MAX_LINE + 1))
+
+
+def _fold(m: re.Match[bytes]) -> bytes:
+    line = m.group(0)
+    return b"\n ".join(line[i:i + MAX_LINE - 1] if i else line[:MAX_LINE]
+                       for i in _cuts(len(line)))
+
+
+def _cuts(n: int) -> list[int]:
+    """Where pieces start: the first holds MAX_LINE octets, each later one MAX_LINE - 1
+    (its line starts with the inserted space)."""
+    out, i = [0], MAX_LINE
+    while i < n:
+        out.append(i)
+        i += MAX_LINE - 1
+    return out
+
+
 def prepare_payload(data: bytes) -> bytes:
     """Message bytes as they go after DATA: canonical CRLF, dot-stuffed, with the final
-    `.` line (RFC 5321 4.5.2). Done once per message, however many transactions."""
+    `.` line (RFC 5321 4.5.2). Done once per message, however many transactions.
+
+    A line longer than 998 octets is broken by inserting CRLF and a space (Postfix's
+    smtp_line_length_limit): in a header that is a fold, and no remote refuses the mail."""
     data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if data and not data.endswith(b"\n"):
         data += b"\n"
+    data = _LONG_LINE.sub(_fold, data)
     if data.startswith(b"."):
         data = b"." + data
     data = data.replace(b"\n.", b"\n..")
@@ -71,7 +103,7 @@ class SMTPClient:
         the caller closes the client when the greeting is not 2xx."""
         try:
             reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(address, port, limit=1 << 20), connect_timeout)
+                asyncio.open_connection(address, port, limit=MAX_REPLY_BYTES), connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise SMTPClientError(_describe(exc, "connect to", host)) from None
         client = cls(reader, writer, timeout=timeout, host=host)
@@ -149,16 +181,24 @@ class SMTPClient:
             return replies
         except TimeoutError:
             raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
-        except (OSError, ValueError) as exc:
+        except ValueError:  # one line longer than the stream's limit
+            raise SMTPClientError(f"{self.host} sent an overlong reply (a line longer than "
+                                  f"{MAX_REPLY_BYTES} bytes)") from None
+        except OSError as exc:
             raise SMTPClientError(_describe(exc, "read from", self.host)) from None
 
     async def _reply(self) -> Reply:
         lines: list[str] = []
         readline = self.reader.readline
+        size = 0
         while True:
             raw = await readline()
             if not raw:
                 raise SMTPClientError(f"connection to {self.host} lost")
+            size += len(raw)
+            if size > MAX_REPLY_BYTES or len(lines) >= MAX_REPLY_LINES:
+                raise SMTPClientError(f"{self.host} sent an overlong reply (more than "
+                                      f"{MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES} bytes)")
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if len(line) < 3 or not line[:3].isdigit():
                 raise SMTPClientError(f"{self.host} sent a malformed reply: {line[:80]!r}")

@@ -202,7 +202,17 @@ class DeliveryWorker:
                 await asyncio.sleep(cfg.poll_interval)
 
     async def _dispatch(self, items: list[Item]) -> None:
-        missing = {it.message_id for it in items} - self._msgs.keys()
+        ids = {it.message_id for it in items}
+        cached = ids & self._msgs.keys()
+        if cached:
+            # SQLite gives a purged message's id to the next new one: a cached body is used
+            # only for the message it was loaded for.
+            current = await asyncio.to_thread(self._in_tx, outbound_claims.queue_ids, cached)
+            for mid in cached:
+                if current.get(mid) != self._msgs[mid].queue_id and not self._msg_refs[mid]:
+                    self._cache_bytes -= len(self._msgs.pop(mid).payload)
+                    del self._msg_refs[mid]
+        missing = ids - self._msgs.keys()
         if missing:
             loaded = await asyncio.to_thread(self._load, missing)
             for mid, msg in loaded.items():

@@ -75,3 +75,11 @@ def address_list(text: str | None) -> list[str]:
             seen.add(a.lower())
             out.append(a)
     return out
+
+
+_SMTP_UNSAFE = re.compile(r"[\r\n\0<> \t]")
+
+
+def validate_address(addr: str) -> bool:
+    """Safe to put on an SMTP command line: no CR, LF, NUL, angle brackets or spaces."""
+    return bool(addr) and len(addr) <= MAX_ADDRESS and _SMTP_UNSAFE.search(addr) is None

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from listmgr.diskspace import remove_quietly
 from listmgr.durable import fsync_dir, write_all
 
 _UID_OK = re.compile(r"^[\x21-\x7e]{1,70}$")
@@ -109,10 +110,14 @@ class Maildir:
         tmp = self.root / "tmp" / name
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            write_all(fd, data)
-        finally:
-            os.close(fd)
-        os.replace(tmp, self.root / "new" / name)
+            try:
+                write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.root / "new" / name)
+        except BaseException:
+            remove_quietly(tmp)
+            raise
         fsync_dir(self.root / "new")
         return uid
 

@@ -13,6 +13,7 @@ import os
 import re
 from pathlib import Path
 
+from listmgr import clock
 from listmgr.durable import write_all
 
 _FROM_LINE = re.compile(rb"^(>*From )", re.M)
@@ -38,7 +39,7 @@ def mbox_entry(data: bytes, *, envelope_from: str, when: dt.datetime) -> bytes:
 def append(config, list_name: str, data: bytes, *, envelope_from: str,
            when: dt.datetime | None = None) -> Path:
     """Append one message to this month's mbox of the list; returns the file's path."""
-    when = when or dt.datetime.now(dt.timezone.utc)
+    when = when or clock.now().replace(tzinfo=dt.timezone.utc)
     path = archive_path(config, list_name, when)
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = mbox_entry(data, envelope_from=envelope_from, when=when)

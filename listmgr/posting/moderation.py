@@ -129,7 +129,7 @@ def decide(app, s: Session, held_id: int, *, approve: bool, reason: str = "",
     _close(app, s, held, "rejected", f"rejected{who}" + (f": {reason}" if reason else ""))
     if not automatic.is_automatic(held.mail_from, None):
         notices.send(app, s, mlist=mlist, to=[held.mail_from], template="post_rejected.txt",
-                     mail_from="", subject=held.subject, reason=reason)
+                     mail_from="", subject=held.subject, reason=reason, limit=True)
     log.info("list=%s held=%d rejected%s", mlist.name, held_id, who)
     return f"Post {held_id} to {mlist.name} rejected."
 
@@ -169,7 +169,7 @@ def expire_due(app, *, now: dt.datetime | None = None, limit: int = 100) -> int:
             _close(app, s, held, "expired", "expired")
             if not automatic.is_automatic(held.mail_from, None):
                 notices.send(app, s, mlist=mlist, to=[held.mail_from],
-                             template="post_expired.txt", mail_from="",
+                             template="post_expired.txt", mail_from="", limit=True,
                              subject=held.subject,
                              days=max(1, round(mlist.hold_expiry / 86400)))
             log.info("list=%s held=%d expired", mlist.name, held.id)

@@ -12,6 +12,8 @@ import email
 import email.policy
 import logging
 
+from listmgr.store.ratelimit import mail_budget_ok
+from listmgr.mail import mimelimits
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
 from listmgr.store.outbound import enqueue
@@ -30,9 +32,19 @@ def render_notice(name: str, lang: str, **ctx) -> tuple[str, str]:
 
 
 def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
-         attach: bytes | None = None, auto: bool = True, **ctx) -> None:
-    """Render `template` and queue it to `to`."""
+         attach: bytes | None = None, auto: bool = True, limit: bool = False,
+         **ctx) -> None:
+    """Render `template` and queue it to `to` (with `limit`, only to addresses still within
+    their hourly budget)."""
     to = [t for t in to if t]
+    if limit:
+        # The poster's share of the one budget of mails per address per hour (replies,
+        # confirmations and notices alike): forged senders get no flood of backscatter.
+        allowed = [t for t in to if mail_budget_ok(s, t, app.config.commands.replies_per_hour)]
+        if not allowed:
+            log.warning("notice %s to %s not sent: rate limit", template, ", ".join(to))
+            return
+        to = allowed
     if not to:
         return
     domain = app.config.domain
@@ -42,7 +54,12 @@ def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
     msg = new_message(from_=f"owner-{mlist.name}@{domain}", to=to, subject=subject,
                       body=body, domain=domain, headers=headers)
     if attach is not None:
-        inner = email.message_from_bytes(attach, policy=email.policy.default)
-        msg.add_attachment(inner)
+        if mimelimits.check(attach):
+            # Too complex to parse (or for a moderator's reader): sent as opaque bytes.
+            msg.add_attachment(attach, maintype="application", subtype="octet-stream",
+                               filename="message.eml")
+        else:
+            inner = email.message_from_bytes(attach, policy=email.policy.default)
+            msg.add_attachment(inner)
     enqueue(s, app.spool, mail_from=mail_from, recipients=to, data=to_bytes(msg),
             origin=f"notice:{mlist.name}")

@@ -16,6 +16,7 @@ from typing import Any
 
 import regex
 
+from listmgr import patterns
 from listmgr.listconfig import parse_regexp
 from listmgr.mail.addresses import address_list
 from listmgr.posting.message import RawMessage
@@ -182,6 +183,9 @@ class TabooHeaders(Rule):
         pats = compile_list(post.mlist.taboo_headers)
         if not pats:
             return None
+        bad = _unusable(self, pats)
+        if bad is not None:
+            return bad
         for line in post.msg.header_lines():
             line = _cut(line)
             for text, pat in pats:
@@ -198,6 +202,9 @@ class TabooBody(Rule):
         pats = compile_list(post.mlist.taboo_body)
         if not pats:
             return None
+        bad = _unusable(self, pats)
+        if bad is not None:
+            return bad
         for n, line in enumerate(post.text().split("\n")[:MAX_BODY_LINES], 1):
             line = _cut(line.rstrip("\r"))
             for text, pat in pats:
@@ -231,10 +238,28 @@ class PostPolicy(Rule):
         return self.hit(action, f"Non-member submission from [{post.poster}]")
 
 
+class TooComplex(Rule):
+    """Not in RULES: the worker runs it alone when mail/mimelimits.py refuses the post's
+    structure (the content rules could not read its text within bounds)."""
+
+    name = "mime_limits"
+    description = "the MIME structure passes a limit (parts, nesting, header fields): hold"
+    skip_when_approved = False
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def check(self, post: Post) -> Hit | None:
+        return self.hit(HOLD, f"Message structure too complex: {self.why}")
+
+
 # The chain, in order. Loop first (a loop is never held), then the approval check, then
 # the content rules, then who may post.
 RULES: tuple[Rule, ...] = (Loop(), InvalidApproval(), ApprovedInPart(), Size(), Administrivia(),
                            TabooHeaders(), TabooBody(), PostPolicy())
+
+
+TIME_BUDGET = "time_budget"  # the rule name of a hold because matching ran out of time
 
 
 class BudgetExceeded(Exception):
@@ -246,56 +271,59 @@ def _run(fn, pat: regex.Pattern, text: str, post: Post) -> bool:
     if left <= 0:
         raise BudgetExceeded(pat.pattern)
     try:
-        return fn(text, timeout=left) is not None
+        return fn(pat, text, left)
     except TimeoutError:
         raise BudgetExceeded(pat.pattern) from None
 
 
 def _search(pat: regex.Pattern, text: str, post: Post) -> bool:
-    return _run(pat.search, pat, text, post)
+    return _run(patterns.search, pat, text, post)
 
 
 def _fullmatch(pat: regex.Pattern, text: str, post: Post) -> bool:
-    return _run(pat.fullmatch, pat, text, post)
+    return _run(patterns.fullmatch, pat, text, post)
 
 
-_FLAG_MAP = {2: regex.I, 8: regex.M, 16: regex.S, 64: regex.X}
-_cache: dict[str, list[tuple[str, regex.Pattern]]] = {}
+_cache: dict[str, list[tuple[str, regex.Pattern | str]]] = {}
 
 
-def compile_list(text: str) -> list[tuple[str, regex.Pattern]]:
+def compile_list(text: str) -> list[tuple[str, regex.Pattern | str]]:
     """The list's `/re/flags` lines -> (as written, pattern that can time out).
 
-    listconfig.parse_regexp checks the syntax and flags; the `regex` engine runs the
-    match, because unlike `re` it can be stopped after a time budget.
+    listmgr.patterns prices each pattern before the `regex` engine compiles it. A stored
+    pattern that is refused (set before these checks, or by hand) comes back as the reason
+    text in place of the pattern: the rule holds the post rather than compile it.
     """
     if not text or not text.strip():
         return []
     got = _cache.get(text)
     if got is not None:
         return got
-    out = []
+    out: list[tuple[str, regex.Pattern | str]] = []
     for item in text.split("\n"):
         if not item.strip():
             continue
         try:
-            std = parse_regexp(item)
-            flags = 0
-            for bit, f in _FLAG_MAP.items():
-                if std.flags & bit:
-                    flags |= f
-            out.append((item.strip(), regex.compile(std.pattern, flags | regex.V0)))
-        except (ValueError, regex.error):
-            continue  # stored settings are checked when set; never fail a post on one
+            out.append((item.strip(), parse_regexp(item)))
+        except ValueError as exc:
+            out.append((item.strip(), str(exc)))
     if len(_cache) > 256:
         _cache.clear()
     _cache[text] = out
     return out
 
 
-def compile_admin(patterns: Sequence[str]) -> list[regex.Pattern]:
+def _unusable(rule: Rule, pats: list[tuple[str, regex.Pattern | str]]) -> Hit | None:
+    for text, pat in pats:
+        if isinstance(pat, str):
+            return rule.hit(HOLD, f"{rule.name} pattern {text} cannot be used ({pat}); "
+                                  f"the list owner must correct it")
+    return None
+
+
+def compile_admin(pats: Sequence[str]) -> list[regex.Pattern]:
     """Whole-line administrivia patterns from the configuration (case-insensitive)."""
-    return [regex.compile(p, regex.I | regex.V0) for p in patterns]
+    return [patterns.compile_pattern(p, "i") for p in pats]
 
 
 def evaluate(post: Post, rules: Sequence[Rule] = RULES) -> list[Hit]:
@@ -307,7 +335,9 @@ def evaluate(post: Post, rules: Sequence[Rule] = RULES) -> list[Hit]:
         try:
             h = rule.check(post)
         except BudgetExceeded as exc:
-            h = Hit(rule.name, HOLD, f"{rule.name} check ran out of time on /{exc}/")
+            # Its own rule name: a pattern that ran out of time is not a hit of the rule
+            # (an administrivia timeout must not tell the poster "looks like a command").
+            h = Hit(TIME_BUDGET, HOLD, f"{rule.name} check ran out of time on /{exc}/")
         if h is not None:
             hits.append(h)
             if h.action == DISCARD:

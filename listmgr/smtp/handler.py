@@ -20,6 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.diskspace import INSUFFICIENT_STORAGE, has_room, is_transient
+from listmgr.mail import mimelimits
 from listmgr.mail.addresses import MAX_ADDRESS
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.mail.hops import too_many_hops
@@ -38,6 +40,23 @@ INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
+
+
+class NoRoom(Exception):
+    """The disk is too full to store the message now (452 4.3.1)."""
+
+
+def _size_param(mail_options: list[str]) -> int:
+    """MAIL FROM's SIZE= value (RFC 1870), 0 when absent or not a number."""
+    for opt in mail_options:
+        key, _, value = opt.partition("=")
+        if key.upper() == "SIZE" and value.isdigit() and len(value) < 20:
+            return int(value)
+    return 0
+
+
+class TooComplex(Exception):
+    """The message passes a MIME structure limit (mail/mimelimits.py)."""
 
 
 class TooManyHops(Exception):
@@ -138,6 +157,12 @@ class IngressHandler:
                 return "553 5.1.7 Bad sender address syntax"
             if "@" not in address:
                 return f"553 5.1.8 <{address}>... Domain name required for sender address"
+        size = _size_param(mail_options)
+        if not await self.run(self._has_room, size):
+            # RFC 1870 6.2 and Postfix's queue_minfree: refuse what cannot be stored now.
+            log.warning("NOQUEUE client=%s from=<%s> result=deferred (%s, size=%d)",
+                        client_desc(session), address, INSUFFICIENT_STORAGE, size)
+            return INSUFFICIENT_STORAGE
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         envelope.listmgr = Transaction()
@@ -161,6 +186,9 @@ class IngressHandler:
         _tx(envelope).destinations.append(dest)
         return "250 2.1.5 Recipient ok"
 
+    def _has_room(self, size: int) -> bool:
+        return has_room(self.app.config.data_dir, size, self.app.config.smtp.min_free_space)
+
     def _route(self, address: str, ip: str, authenticated: bool) -> Destination | Refusal:
         with self.app.store.read_session() as s:
             dest = route(address, self.local_domains, StoreDirectory(s))
@@ -177,12 +205,22 @@ class IngressHandler:
             item = await self.run(self._spool, queue_id, session, envelope)
             try:
                 await self.group.commit(item)
-            except BaseException:
+            except BaseException as exc:
                 await self.run(self.app.spool.remove, item.spool_path)
+                if is_transient(exc):
+                    raise NoRoom() from exc
                 raise
             size = item.size
         except TooManyHops as exc:
             reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
+            log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
+            return self._per_recipient(envelope, reply)
+        except NoRoom:
+            log_transaction("NOQUEUE", session, envelope, "?",
+                            f"deferred ({INSUFFICIENT_STORAGE})")
+            return self._per_recipient(envelope, INSUFFICIENT_STORAGE)
+        except TooComplex as exc:
+            reply = f"554 5.6.0 Message refused: {exc}"
             log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
             return self._per_recipient(envelope, reply)
         except Exception:
@@ -210,12 +248,24 @@ class IngressHandler:
         hops = too_many_hops(data)
         if hops is not None:
             raise TooManyHops(hops)
+        # Refused here, before 250, so the sender's MTA tells the sender; nothing later
+        # parses a structure that would cost more than the limits allow.
+        too_complex = mimelimits.check(data)
+        if too_complex:
+            raise TooComplex(too_complex)
+        if not self._has_room(len(data)):
+            raise NoRoom()
         item = Accepted(queue_id=queue_id, spool_path="", mail_from=sender_of(envelope),
                         client_ip=client_ip(session),
                         client_helo=printable(session.host_name)[:255], size=len(data),
                         destinations=[inbound.Destination(d.kind, d.target, rcpt) for rcpt, d
                                       in zip(envelope.rcpt_tos, _tx(envelope).destinations)])
-        item.spool_path = self.app.spool.write("in", data, queue_id, sync_dir=False)
+        try:
+            item.spool_path = self.app.spool.write("in", data, queue_id, sync_dir=False)
+        except OSError as exc:
+            if is_transient(exc):
+                raise NoRoom() from exc
+            raise
         return item
 
     # ------------------------------------------------------------------ AUTH

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import logging
 import re
 import ssl
@@ -22,6 +23,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
 
 from listmgr.config import split_hostport
 from listmgr.smtp.handler import SIZE_EXCEEDED, IngressHandler
+from listmgr.store.mailboxes import normalise_ip
 
 log = logging.getLogger("listmgr.smtp")
 
@@ -37,7 +39,7 @@ _REWRITE = {
     "500 Command line too long":
         "500 5.5.2 Command line too long (RFC 5321 4.5.3.1.4: 512 octets)",
     "500 Line too long (see RFC5321 4.5.3.1.6)":
-        "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6: 1000 octets)",
+        "500 5.5.2 Line too long (more than 131072 octets)",
     "500 Error: strict ASCII mode":
         "500 5.6.7 Non-ASCII in a command is not accepted (SMTPUTF8 is not offered)",
 }
@@ -77,56 +79,110 @@ def enhance(reply: str) -> str:
 
 
 class ConnectionLimit:
-    """How many connections a listener has open, and how many are receiving a message."""
+    """How many connections a listener has open, and how many are receiving a message, in
+    all and per client IP (Postfix's anvil): one address can take at most `per_ip` of the
+    connections and `data_per_ip` of the DATA slots, so the rest stay for other clients.
+    Clients in `trusted` networks (relay_networks: a front-end MTA) have no per-IP cap."""
 
-    def __init__(self, cap: int, max_data: int = 0):
+    def __init__(self, cap: int, max_data: int = 0, *, per_ip: int = 0, data_per_ip: int = 0,
+                 trusted: tuple[str, ...] = ()):
         self.cap = cap
         self.active: set[Any] = set()
         self.max_data = max_data
         self.receiving = 0  # connections inside DATA
+        self.per_ip = per_ip
+        self.data_per_ip = data_per_ip
+        self.by_ip: collections.Counter[str] = collections.Counter()
+        self.data_by_ip: collections.Counter[str] = collections.Counter()
+        self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted)
 
-    def acquire(self, proto: Any) -> bool:
-        if self.cap and len(self.active) >= self.cap:
+    def is_trusted(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
             return False
-        self.active.add(proto)
-        return True
+        return any(addr in net for net in self.trusted if net.version == addr.version)
 
-    def release(self, proto: Any) -> None:
-        self.active.discard(proto)
+    def acquire(self, proto: Any, ip: str = "") -> str | None:
+        """None when `proto` may stay; else the 421 reply that refuses it."""
+        if self.cap and len(self.active) >= self.cap:
+            return "421 4.7.0 {host} Too many connections, try later"
+        if self.per_ip and ip and self.by_ip[ip] >= self.per_ip and not self.is_trusted(ip):
+            return "421 4.7.0 {host} Too many connections from your address, try later"
+        self.active.add(proto)
+        self.by_ip[ip] += 1
+        return None
+
+    def release(self, proto: Any, ip: str = "") -> None:
+        if proto in self.active:
+            self.active.discard(proto)
+            self.by_ip[ip] -= 1
+            if self.by_ip[ip] <= 0:
+                del self.by_ip[ip]
+
+    def start_data(self, ip: str) -> str | None:
+        """None when a DATA slot is free for `ip` (and takes it); else the 451 reply."""
+        if self.max_data and self.receiving >= self.max_data:
+            return "451 4.3.2 Too many messages arriving at once, try again later"
+        if self.data_per_ip and self.data_by_ip[ip] >= self.data_per_ip \
+                and not self.is_trusted(ip):
+            return "451 4.3.2 Too many messages arriving from your address, try again later"
+        self.receiving += 1
+        self.data_by_ip[ip] += 1
+        return None
+
+    def end_data(self, ip: str) -> None:
+        self.receiving -= 1
+        self.data_by_ip[ip] -= 1
+        if self.data_by_ip[ip] <= 0:
+            del self.data_by_ip[ip]
 
 
 class _Protocol:
     """Mixin over aiosmtpd's SMTP/LMTP protocol classes (see the module docstring)."""
 
     local_part_limit = 64  # RFC 5321 4.5.3.1.1
+    # Text lines longer than RFC 5321's 1,000 octets are accepted, as Postfix, Exim and
+    # Sendmail do (MUAs and web forms send them); delivery folds them for remotes
+    # (delivery/smtpclient.py). This is also the read buffer per connection, so it stays
+    # bounded; a command line is still held to 512 octets.
+    line_length_limit = 128 * 1024
 
-    def __init__(self, handler: IngressHandler, *, limit: ConnectionLimit, **kwargs: Any):
+    def __init__(self, handler: IngressHandler, *, limit: ConnectionLimit,
+                 min_data_rate: int = 0, **kwargs: Any):
         super().__init__(handler, **kwargs)
         # aiosmtpd keeps this dict on the class, shared by every connection: make it ours.
         self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
         self._greeting: list[str] | None = None  # HELO/EHLO/LHLO lines being collected
         self._limit = limit
         self._counted = False
-        self._refused = False
+        self._refused: str | None = None
+        self._ip = ""
+        self.min_data_rate = min_data_rate
+        self._data_started: float | None = None  # loop time DATA began receiving
+        self._data_bytes = 0
 
     # -- connections
     def connection_made(self, transport) -> None:
         if self.transport is None:  # not the second call made by STARTTLS
-            self._counted = self._limit.acquire(self)
-            self._refused = not self._counted
+            peer = transport.get_extra_info("peername")
+            self._ip = normalise_ip(str(peer[0])) if isinstance(peer, (tuple, list)) \
+                and peer else ""
+            self._refused = self._limit.acquire(self, self._ip)
+            self._counted = self._refused is None
         super().connection_made(transport)
 
     def connection_lost(self, error) -> None:
         if self._counted:
-            self._limit.release(self)
+            self._limit.release(self, self._ip)
             self._counted = False
         super().connection_lost(error)
 
     async def _handle_client(self) -> None:
         if self._refused:
-            log.warning("NOQUEUE client=[%s] result=refused (too many connections)",
-                        self.session.peer[0] if self.session.peer else "?")
-            await self.push(f"421 4.7.0 {self.hostname} Too many connections, try later")
+            log.warning("NOQUEUE client=[%s] result=refused (%s)", self._ip or "?",
+                        self._refused[10:].format(host="").strip())
+            await self.push(self._refused.format(host=self.hostname))
             self.transport.close()
             return
         await super()._handle_client()
@@ -135,19 +191,44 @@ class _Protocol:
         # Any byte from the client restarts the idle timer, DATA included (aiosmtpd resets
         # it only per command, which would cut off a slow upload in mid-message).
         self._reset_timeout()
+        if self._data_started is not None and self.min_data_rate:
+            # Postfix's smtpd_min_data_rate: the message must arrive within `timeout` plus
+            # the time its bytes so far take at the minimum rate; a trickle (slowloris)
+            # cannot keep a DATA slot for ever by sending a byte before each idle timeout.
+            self._data_bytes += len(data)
+            allowed = self._timeout_duration + self._data_bytes / self.min_data_rate
+            if self.loop.time() - self._data_started > allowed:
+                log.warning("NOQUEUE client=[%s] result=dropped (DATA slower than %d bytes/s)",
+                            self._ip or "?", self.min_data_rate)
+                self._data_started = None
+                self.transport.write(f"421 4.4.2 {self.hostname} Data arrives too slowly "
+                                     f"(less than {self.min_data_rate} bytes/s), closing "
+                                     f"connection\r\n".encode("ascii"))
+                self.transport.close()
+                return
         super().data_received(data)
+
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        # RFC 3207 4.2: STARTTLS inside TLS is a bad sequence (aiosmtpd would nest TLS).
+        if self._tls_protocol is not None:
+            await self.push("503 5.5.1 TLS already active")
+            return
+        await super().smtp_STARTTLS(arg)
 
     # -- DATA: bounded, since aiosmtpd holds a message (twice) in memory while receiving it
     async def smtp_DATA(self, arg: str) -> None:
         gauge = self._limit
-        if gauge.max_data and gauge.receiving >= gauge.max_data:
-            await self.push("451 4.3.2 Too many messages arriving at once, try again later")
+        refusal = gauge.start_data(self._ip)
+        if refusal:
+            await self.push(refusal)
             return
-        gauge.receiving += 1
+        self._data_started = self.loop.time()
+        self._data_bytes = 0
         try:
             await super().smtp_DATA(arg)
         finally:
-            gauge.receiving -= 1
+            self._data_started = None
+            gauge.end_data(self._ip)
 
     # -- greetings: aiosmtpd's lines are collected, then ours are sent (no status codes on
     # greeting lines, RFC 2034)
@@ -263,14 +344,18 @@ class Listener:
         self.lmtp = lmtp
         cfg = service.config
         self.handler = IngressHandler(service.app, lmtp=lmtp)
-        self.limit = ConnectionLimit(cfg.smtp.max_connections, cfg.smtp.max_data_sessions)
+        self.limit = ConnectionLimit(cfg.smtp.max_connections, cfg.smtp.max_data_sessions,
+                                     per_ip=cfg.smtp.max_connections_per_ip,
+                                     data_per_ip=cfg.smtp.max_data_sessions_per_ip,
+                                     trusted=cfg.smtp.relay_networks)
         self.tls = None if lmtp else tls_context(cfg.smtp.tls_cert, cfg.smtp.tls_key)
         self.server: asyncio.base_events.Server | None = None
 
     def _factory(self) -> SMTP:
         cfg = self.service.config
         cls = ListmgrLMTP if self.lmtp else ListmgrSMTP
-        return cls(self.handler, limit=self.limit, data_size_limit=cfg.smtp.max_message_size,
+        return cls(self.handler, limit=self.limit, min_data_rate=cfg.smtp.min_data_rate,
+                   data_size_limit=cfg.smtp.max_message_size,
                    hostname=cfg.hostname, ident=IDENT, tls_context=self.tls,
                    timeout=cfg.smtp.timeout, enable_SMTPUTF8=False, decode_data=False,
                    loop=asyncio.get_running_loop())

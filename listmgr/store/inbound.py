@@ -9,6 +9,8 @@ for `listmgr queue retry --shunted`). The last task done deletes its message.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -125,6 +127,14 @@ def shunt(s: Session, task_id: int, error: str) -> None:
     s.execute(update(InboundTask).where(InboundTask.id == task_id, InboundTask.state == NEW)
               .values(state=SHUNTED, error=error, attempts=InboundTask.attempts + 1,
                       lease_until=None))
+
+
+def defer(s: Session, task_id: int, error: str, delay: float) -> None:
+    """Leave the task new but untouched for `delay` seconds (a full disk: retried later,
+    not shunted); no owner, so only the lease's end gives it back."""
+    s.execute(update(InboundTask).where(InboundTask.id == task_id, InboundTask.state == NEW)
+              .values(error=error[:2000], attempts=InboundTask.attempts + 1, lease_owner="",
+                      lease_until=utcnow() + dt.timedelta(seconds=delay)))
 
 
 def shunted_count(s: Session) -> int:

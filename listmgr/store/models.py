@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from listmgr import clock
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -33,8 +35,8 @@ NAMING = {
 
 
 def utcnow() -> dt.datetime:
-    """Naive UTC: every timestamp in the store is naive UTC, on SQLite and PostgreSQL alike."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    """Naive UTC from listmgr.clock: every timestamp in the store is naive UTC."""
+    return clock.now()
 
 
 class Base(DeclarativeBase):

@@ -65,6 +65,14 @@ def messages(s: Session, ids: Iterable[int]) -> dict[int, MessageRow]:
     return {r[0]: MessageRow(*r) for r in s.execute(select(*_MCOLS).where(M.id.in_(ids)))}
 
 
+def queue_ids(s: Session, ids: Iterable[int]) -> dict[int, str]:
+    """id -> queue id of the messages still queued under these ids."""
+    ids = list(set(ids))
+    if not ids:
+        return {}
+    return {r[0]: r[1] for r in s.execute(select(M.id, M.queue_id).where(M.id.in_(ids)))}
+
+
 @dataclass(frozen=True)
 class Marked:
     """One transaction's result, ready to be written: the recipients' outcomes and what is

@@ -12,6 +12,17 @@ from sqlalchemy.orm import Session
 from listmgr.store.models import RateCounter, utcnow
 
 
+# Every mail listmgr sends to one address on its own initiative (command replies,
+# confirmations, notices to posters) counts against this one budget per hour.
+MAIL_BUDGET_PREFIX = "command-mail:"
+
+
+def mail_budget_ok(s: Session, address: str, per_hour: int) -> bool:
+    """Count one mail to `address`; False once it had `per_hour` mails this hour."""
+    from listmgr.mail.addresses import normalise
+    return allow(s, f"{MAIL_BUDGET_PREFIX}{normalise(address)}", per_hour)
+
+
 def allow(s: Session, key: str, limit: int, *, window: float = 3600.0) -> bool:
     """Count one event for `key`; False when `limit` events already fell in this window."""
     key = key[:400]
@@ -28,3 +39,17 @@ def allow(s: Session, key: str, limit: int, *, window: float = 3600.0) -> bool:
         return False
     row.count += 1
     return True
+
+
+def peek(s: Session, key: str, *, window: float = 3600.0) -> int:
+    """Events counted for `key` in its current window (0 when the window has passed)."""
+    row = s.get(RateCounter, key[:400])
+    if row is None or utcnow() - row.window_start >= dt.timedelta(seconds=window):
+        return 0
+    return row.count
+
+
+def bump(s: Session, key: str, *, window: float = 3600.0) -> int:
+    """Count one event for `key`, without a limit; returns the window's count."""
+    allow(s, key, 1 << 30, window=window)
+    return peek(s, key, window=window)

@@ -1,0 +1,114 @@
+"""Which package may import which (docs/architecture.md, "Import rules"), enforced.
+
+Every module under listmgr/ is parsed (not imported); each `import listmgr.X` or
+`from listmgr.X import ...` anywhere in it (function bodies too) must be allowed by its
+package's row.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import listmgr
+
+ROOT = Path(listmgr.__file__).parent
+
+BASE = {"config", "listconfig", "clock", "spool", "durable", "passwords", "render", "mail",
+        "diskspace", "patterns"}
+WORKER = BASE | {"store", "app", "tokens"}
+
+# unit (top-level module or package under listmgr/) -> what it may import besides itself.
+RULES: dict[str, set[str]] = {
+    "mail": {"config", "clock"},
+    "config": {"patterns"}, "clock": set(), "durable": set(), "passwords": set(),
+    "render": set(), "listconfig": {"config", "mail", "patterns"},
+    "site_secret": {"durable"}, "unsubscribe": set(),
+    "spool": {"durable", "clock", "diskspace"},
+    "diskspace": set(), "patterns": set(),
+    "store": BASE,
+    "app": BASE | {"store"},
+    "tokens": BASE | {"store"},
+    "smtp": WORKER,
+    "pop3": WORKER | {"mailbox"},
+    "mailbox": WORKER,
+    "forward": WORKER,
+    "delivery": WORKER,
+    "posting": WORKER,
+    "commands": WORKER | {"posting"},
+    "pipeline": WORKER,
+    "service": None,   # anything but cli (checked below)
+    "cli": None,       # anything
+    "__main__": {"cli"},
+    "__init__": set(),
+}
+
+# Modules outside store/ that still import SQLAlchemy themselves (sessions passed in,
+# queries of their own). The list may shrink, never grow.
+SQLALCHEMY_OUTSIDE_STORE = {
+    "listmgr/tokens.py", "listmgr/pipeline.py",
+    "listmgr/cli/common.py", "listmgr/cli/server.py",
+    "listmgr/commands/context.py", "listmgr/commands/housekeeping.py",
+    "listmgr/commands/roster.py",
+    "listmgr/forward/worker.py",
+    "listmgr/mailbox/autoreply.py", "listmgr/mailbox/delivery.py",
+    "listmgr/posting/fanout.py", "listmgr/posting/hooks.py", "listmgr/posting/moderation.py",
+    "listmgr/smtp/gate.py", "listmgr/smtp/handler.py",
+}
+
+
+def unit_of(path: Path) -> str:
+    rel = path.relative_to(ROOT)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported module) for every import in the file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module))
+            if node.module == "listmgr":  # from listmgr import tokens (a module, not a name)
+                found += [(node.lineno, f"listmgr.{a.name}") for a in node.names
+                          if (ROOT / f"{a.name}.py").exists() or (ROOT / a.name).is_dir()]
+    return found
+
+
+def modules() -> list[Path]:
+    return sorted(p for p in ROOT.rglob("*.py") if "migrations" not in p.parts)
+
+
+def test_every_import_follows_the_rules():
+    broken = []
+    for path in modules():
+        unit = unit_of(path)
+        assert unit in RULES, (f"{path.relative_to(ROOT.parent)}: package {unit!r} has no "
+                               "import rule: add it to RULES here and to docs/architecture.md")
+        allowed = RULES[unit]
+        for line, name in imports(path):
+            if not name.startswith("listmgr.") or name == "listmgr":
+                continue
+            target = name.split(".")[1]
+            if target == unit or unit == "cli":
+                continue
+            ok = target != "cli" if unit == "service" else target in (allowed or set())
+            if not ok:
+                broken.append(f"{path.relative_to(ROOT.parent)}:{line} {unit} -> {target}")
+    assert not broken, "imports against docs/architecture.md:\n" + "\n".join(broken)
+
+
+def test_sqlalchemy_outside_store_does_not_spread():
+    users = {str(p.relative_to(ROOT.parent)) for p in modules()
+             if unit_of(p) != "store"
+             and any(n == "sqlalchemy" or n.startswith("sqlalchemy.") for _, n in imports(p))}
+    assert users <= SQLALCHEMY_OUTSIDE_STORE, sorted(users - SQLALCHEMY_OUTSIDE_STORE)
+
+
+def test_the_rule_catches_a_bad_import(tmp_path):
+    """The checker itself: a store module importing delivery is found."""
+    bad = tmp_path / "x.py"
+    bad.write_text("def f():\n    from listmgr.delivery import queue\n")
+    assert imports(bad) == [(2, "listmgr.delivery")]
+    assert "delivery" not in RULES["store"]
