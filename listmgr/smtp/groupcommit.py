@@ -20,8 +20,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy.orm import Session
-
 from listmgr.app import App
 from listmgr.store import inbound
 
@@ -43,8 +41,9 @@ class Accepted:
     destinations: list[inbound.Destination] = field(default_factory=list)
 
 
-def add_message(s: Session, item: Accepted) -> None:
-    """The inbound rows of one message (store.inbound: the message and its tasks)."""
+def add_message(s, item: Accepted) -> None:
+    """The inbound rows of one message, in store session `s` (store.inbound: the message
+    and its tasks)."""
     inbound.create(s, queue_id=item.queue_id, spool_path=item.spool_path,
                    mail_from=item.mail_from, client_ip=item.client_ip,
                    client_helo=item.client_helo, size=item.size,
