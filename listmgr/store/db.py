@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 READ_ONLY = "listmgr_read_only"  # execution option: a session that only reads
+_GATE = "listmgr_writer_gate"  # connection info: this connection holds the writer gate
 
 
-def make_engine(url: str, *, synchronous: str = "NORMAL") -> Engine:
+def make_engine(url: str, *, synchronous: str = "NORMAL",
+                gate: "WriterGate | None" = None) -> Engine:
     """The engine for `url`. SQLite: WAL; `synchronous` NORMAL (a commit survives a crash of
     the process) or FULL (it also survives a power loss: the WAL is fsynced at commit)."""
     u = make_url(url)
@@ -42,8 +44,25 @@ def make_engine(url: str, *, synchronous: str = "NORMAL") -> Engine:
             # session begins deferred: WAL readers never wait for the writer.
             if conn.get_execution_options().get(READ_ONLY):
                 conn.exec_driver_sql("BEGIN")
-            else:
+                return
+            if gate is not None:
+                # Taken when the transaction really begins (its first statement), so a
+                # session opened but not yet used blocks nobody.
+                gate.acquire()
+                conn.info[_GATE] = True
+            try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(conn)
+                raise
+
+        def _release(conn):  # pragma: no cover - trivial
+            if gate is not None and conn.info.pop(_GATE, False):
+                gate.release()
+
+        # Released as the transaction ends (just before its COMMIT or ROLLBACK runs).
+        event.listen(engine, "commit", _release)
+        event.listen(engine, "rollback", _release)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -106,14 +125,14 @@ class Store:
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = make_engine(url)
+        self.writers = WriterGate()
+        self.engine = make_engine(url, gate=self.writers)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._read_factory = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
                                           expire_on_commit=False)
         self._durable_engine: Engine | None = None
         self._durable_factory: sessionmaker | None = None
         self._durable_lock = threading.Lock()
-        self.writers = WriterGate()
 
     @property
     def is_sqlite(self) -> bool:
@@ -121,19 +140,17 @@ class Store:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error. On SQLite it
-        waits its turn at the writer gate first."""
-        gate = self.writers.held() if self.is_sqlite else contextlib.nullcontext()
-        with gate:
-            s = self._factory()
-            try:
-                yield s
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
-            finally:
-                s.close()
+        """One transaction: committed on success, rolled back on any error. On SQLite its
+        first statement waits its turn at the writer gate."""
+        s = self._factory()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
 
     @contextlib.contextmanager
     def read_session(self) -> Iterator[Session]:
@@ -160,19 +177,19 @@ class Store:
             return
         with self._durable_lock:
             if self._durable_factory is None:
-                self._durable_engine = make_engine(self.url, synchronous="FULL")
+                self._durable_engine = make_engine(self.url, synchronous="FULL",
+                                                   gate=self.writers)
                 self._durable_factory = sessionmaker(self._durable_engine,
                                                      expire_on_commit=False)
-        with self.writers.held():
-            s = self._durable_factory()
-            try:
-                yield s
-                s.commit()
-            except BaseException:
-                s.rollback()
-                raise
-            finally:
-                s.close()
+        s = self._durable_factory()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
