@@ -277,7 +277,7 @@ class PostingConfig:
     global_taboo_headers: tuple[str, ...] = _kind("mj_regexps", GLOBAL_TABOO_HEADERS)
     global_taboo_body: tuple[str, ...] = _kind("mj_regexps", ())
     rule_time_budget: float = _kind("duration", 2.0)
-    fanout_batch: int = 5000
+    fanout_batch: int = 1000
     expiry_interval: float = _kind("duration", 60.0)
 
 

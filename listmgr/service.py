@@ -27,6 +27,7 @@ from listmgr.pipeline import Handler, InboundWorker
 from listmgr.pop3 import server as pop3
 from listmgr.posting import expiry as held_expiry
 from listmgr.posting import scrub
+from listmgr.posting import fanout as post_fanout
 from listmgr.posting.worker import handle_post
 from listmgr.smtp import server as smtp
 from listmgr.web import server as web
@@ -83,6 +84,7 @@ def build_components(service: "Service") -> list[Component]:
         *exporter.components(service),              # Prometheus /metrics
         *[InboundWorker(service.app, name, handlers)  # inbound tasks -> handlers
           for name, handlers in INBOUND_WORKERS.items()],
+        *post_fanout.components(service),           # big posts: members queued in batches
         *delivery.components(service),              # outbound queue -> remote MTAs
         *held_expiry.components(service),           # held posts expire, digests by age
         *command_housekeeping.components(service),  # expired keys, stale rate counters

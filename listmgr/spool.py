@@ -36,8 +36,13 @@ class Spool:
         for sub in ("spool/tmp", "spool/in", "spool/out", "spool/held"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
-    def write(self, area: str, data: bytes, name: str | None = None) -> str:
-        """Store `data` durably under spool/<area>; returns the path relative to data_dir."""
+    def write(self, area: str, data: bytes, name: str | None = None, *,
+              sync_dir: bool = True) -> str:
+        """Store `data` durably under spool/<area>; returns the path relative to data_dir.
+
+        With sync_dir=False the file's bytes are fsynced but its name in spool/<area> is
+        not yet: the caller calls sync_area(area) before relying on it (one directory
+        fsync for a whole group of files)."""
         name = name or new_queue_id()
         tmp = self.root / "spool" / "tmp" / f"{name}.{os.getpid()}.{secrets.token_hex(4)}"
         final_dir = self.root / "spool" / area
@@ -53,8 +58,13 @@ class Spool:
         except BaseException:
             remove_quietly(tmp)  # a full disk must not stay full of half-written files
             raise
-        fsync_dir(final_dir)
+        if sync_dir:
+            fsync_dir(final_dir)
         return str(final.relative_to(self.root))
+
+    def sync_area(self, area: str) -> None:
+        """Make every rename into spool/<area> so far survive a crash."""
+        fsync_dir(self.root / "spool" / area)
 
     def path(self, rel: str) -> Path:
         return self.root / rel

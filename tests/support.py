@@ -201,10 +201,21 @@ class _SinkHandler:
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         if self.sink.pipelining:
-            responses.insert(-1, "250-PIPELINING")
+            responses = responses[:-1] + ["250-PIPELINING", responses[-1]]
         return responses
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.sink.mail_delay:
+            await asyncio.sleep(self.sink.mail_delay)
+        if self.sink.mail_rule is not None:
+            return self.sink.mail_rule  # envelope left without a sender: RCPTs get 503
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.sink.rcpt_delay:
+            await asyncio.sleep(self.sink.rcpt_delay)
         rule = self.sink.rcpt_rule(address)
         if rule is not None:
             with self.sink.lock:
@@ -240,15 +251,21 @@ class RecordingSink:
     "550 5.1.1 <x>... User unknown"; `prefix_rules` maps the start of a local part to one
     (e.g. {"unknown": "550 ...", "defer": "451 ..."}); `default_rule` applies to everyone
     else when set. Refused recipients are recorded in `refused` as (mail_from, rcpt, reply).
+    `mail_rule`, when set, is the reply to every MAIL (a refusal: the RCPTs that follow get
+    aiosmtpd's 503). `pipelining` offers PIPELINING (RFC 2920) in the EHLO reply;
+    `mail_delay` / `rcpt_delay` make the sink take that many seconds to answer each.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, pipelining: bool = False):
         self.received: list[Received] = []
         self.refused: list[tuple[str, str, str]] = []
         self.rules: dict[str, str] = {}
         self.prefix_rules: dict[str, str] = {}
-        self.pipelining = False  # advertise PIPELINING (RFC 2920) in the EHLO reply
         self.default_rule: str | None = None
+        self.mail_rule: str | None = None
+        self.pipelining = pipelining
+        self.mail_delay = 0.0
+        self.rcpt_delay = 0.0
         self.transactions = 0
         self.lock = threading.Lock()
         self.arrived = threading.Event()

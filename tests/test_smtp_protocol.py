@@ -286,7 +286,7 @@ def test_slow_data_is_not_cut_off_by_the_idle_timer(ingress):
 def test_internal_error_answers_451_without_traceback(ingress, monkeypatch, caplog):
     def broken(self, *args):
         raise RuntimeError("disk on fire")
-    monkeypatch.setattr(IngressHandler, "_store", broken)
+    monkeypatch.setattr(IngressHandler, "_spool", broken)
     srv = ingress()
     with caplog.at_level(logging.INFO, logger="listmgr.smtp"):
         with connect(srv.smtp_port) as c:

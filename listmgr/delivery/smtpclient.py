@@ -173,13 +173,17 @@ class SMTPClient:
         return (await self.read_replies(1))[0]
 
     async def read_replies(self, n: int) -> list[Reply]:
-        """`n` replies in order (pipelined commands), under one timeout per reply.
-
-        Replies are parsed from what has arrived, read in blocks: a pipelined group's
-        replies usually come in one read, not one read per line."""
+        """`n` replies in order (pipelined commands). Each reply has `timeout` seconds of
+        its own from the previous one (or from the call): a server that answers a long
+        pipelined batch steadily is waited for, one that stalls is given up on after one
+        timeout, however long the batch. Replies are parsed from what has arrived, read in
+        blocks: a pipelined group's replies usually come in one read, not one per line."""
+        replies: list[Reply] = []
         try:
-            async with asyncio.timeout(self.timeout * max(1, n)):
-                return await self._replies(n)
+            for _ in range(n):
+                async with asyncio.timeout(self.timeout):
+                    replies.extend(await self._replies(1))
+            return replies
         except TimeoutError:
             raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
         except ValueError:  # one line longer than the stream's limit

@@ -48,6 +48,7 @@ from listmgr.delivery.personal import ListParts
 from listmgr.mail.addresses import normalise
 from listmgr.store import bounces as bounce_store
 from listmgr.store import outbound_claims
+from listmgr.store.models import INTERACTIVE
 from listmgr.store.outbound import enqueue
 
 log = logging.getLogger(__name__)
@@ -171,13 +172,21 @@ class DeliveryWorker:
         cfg = self.cfg
         while not self.stopping:
             room = self.max_inflight - self.inflight
+            interactive_only = False
             if room < min(cfg.batch_size, self.max_inflight) // 2 + 1:
+                # Full of claimed work (a big post): wait for room, but look for interactive
+                # mail at every poll meanwhile, so a reply never waits behind the post.
                 self._room.clear()
-                await self._room.wait()
-                continue
+                try:
+                    await asyncio.wait_for(self._room.wait(), cfg.poll_interval)
+                    continue
+                except asyncio.TimeoutError:
+                    interactive_only = True
+                    room = cfg.max_recipients_per_transaction
             try:
                 items = await asyncio.to_thread(self._in_tx, outbound_claims.claim, self.owner,
-                                                cfg.lease, min(cfg.batch_size, room))
+                                                cfg.lease, min(cfg.batch_size, room),
+                                                interactive_only=interactive_only)
             except Exception:
                 log.exception("delivery: claim failed")
                 items = []
@@ -187,7 +196,8 @@ class DeliveryWorker:
                     await asyncio.to_thread(self._in_tx, outbound_claims.release, [i.rid for i in items])
                 return
             if not items:
-                await self.app.wait("outbound", cfg.poll_interval)
+                if not interactive_only:
+                    await self.app.wait("outbound", cfg.poll_interval)
                 continue
             self.inflight += len(items)
             try:
@@ -257,7 +267,9 @@ class DeliveryWorker:
                 rq = self._routes[route] = _RouteQueue()
             for tx in txs:
                 self._msg_refs[tx.message_id] += 1
-            rq.txs.extend(txs)
+            # Interactive mail goes ahead of the bulk transactions already waiting here.
+            rq.txs.extend(tx for tx in txs if tx.items[0].priority != INTERACTIVE)
+            rq.txs.extendleft(reversed([tx for tx in txs if tx.items[0].priority == INTERACTIVE]))
             rq.more.set()
             want = min(self.cfg.per_host_concurrency, len(rq.txs)) - rq.lanes
             for _ in range(max(0, want)):

@@ -2,28 +2,41 @@
 
 Members are streamed from the store `fanout_batch` at a time (never the whole roster in
 memory), each batch sorted by destination domain and added to ONE outbound message with
-one multi-row INSERT. All of it happens in the caller's transaction (the inbound worker's), so
-a crash leaves either the whole fan-out queued or none of it, and on PostgreSQL two
-`listmgr serve` processes never fan one post out twice (the inbound task is claimed).
-The envelope sender is owner-LIST@domain, so bounces reach the list, not the poster.
+one multi-row INSERT, as BULK recipients (delivery sends interactive mail first).
+
+The first batch is queued in the caller's transaction (the inbound worker's), so a list of up to
+`fanout_batch` members is queued whole or not at all, together with the post's task. A
+bigger list leaves a `fanouts` row (a per-post cursor: the last member id queued) and the
+fan-out worker queues the rest one batch per transaction, the cursor moving in the same
+commit as the batch's recipients. So no transaction holds SQLite's write lock for long
+(ingress 250s and command replies go on between batches), and a fan-out resumed after a
+crash (by this host's next process at once, by any after the lease) neither repeats nor
+skips anyone. On PostgreSQL the fan-out row is claimed, so two `listmgr serve` processes
+never queue one post twice. The envelope sender is owner-LIST@domain, so bounces reach
+the list, not the poster.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from listmgr import metrics
+from listmgr.app import App
 from listmgr.mail.addresses import AddressError, domain_of, parse_single
 from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
+from listmgr.store import outbound_claims
+from listmgr.store.claims import claim, dead_local_owners, lease_owner, local_prefix
 from listmgr.store.lists import iter_member_batches
-from listmgr.store.models import MailingList, OutboundMessage
+from listmgr.store.models import BULK, Fanout, MailingList, Member, OutboundMessage, utcnow
 from listmgr.store.outbound import add_recipients, enqueue
 
 from . import hooks
@@ -56,7 +69,9 @@ def _bare(stored: str) -> str:
 
 
 def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distributed:
-    """Decorate `msg`, queue it to every member with delivery on, archive it on commit."""
+    """Decorate `msg`, queue it to the members with delivery on (the first batch now, the
+    rest by the fan-out worker), archive it on commit. `recipients` counts the members with
+    delivery on at this moment."""
     t0 = time.monotonic()
     info = ListInfo.of(mlist, app.config)
     # Before the first write: a DNS lookup must not hold the store's write lock (SQLite).
@@ -69,14 +84,19 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     # Per-recipient parts (VERP, one-click unsubscribe) are added at send time.
     personal = mlist.name if mlist.verp != "off" or app.config.web.base_url else ""
     out = enqueue(s, app.spool, mail_from=envelope, recipients=(), data=data,
-                  origin=f"post:{mlist.name}", personal=personal)
-    total = 0
-    for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch,
-                                     digest=False):
-        addrs = [b for _, a in batch if (b := _bare(a))]  # strip = no keeps "Name <addr>"
-        addrs.sort(key=domain_of)  # stable: members of one domain stay in id order
-        total += add_recipients(s, out.id, addrs)
-    if total == 0:
+                  origin=f"post:{mlist.name}", personal=personal, priority=BULK)
+    size = app.config.posting.fanout_batch
+    batches = iter_member_batches(s, mlist, batch=size, digest=False)
+    first = next(batches, [])
+    total = _queue_batch(s, out.id, first)
+    if len(first) >= size:
+        # More members than one batch: the fan-out worker goes on from the last one queued.
+        s.add(Fanout(message_id=out.id, list_id=mlist.id, cursor=first[-1][0], queued=total))
+        total = s.scalar(select(func.count()).select_from(Member).where(
+            Member.list_id == mlist.id, Member.delivery_enabled.is_(True),
+            Member.digest.is_(False))) or total
+        hooks.after_commit(s, lambda: app.notify("fanout"))
+    elif total == 0:
         # Nobody to send to: keep no empty message in the queue.
         s.execute(delete(OutboundMessage).where(OutboundMessage.id == out.id))
         hooks.after_commit(s, lambda: app.spool.remove(out.spool_path))
@@ -85,9 +105,124 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
         digest.queue_post(app, s, mlist, data)
     elapsed = time.monotonic() - t0
     metrics.FANOUT.observe(elapsed)
-    log.info("%s list=%s seq=%d recipients=%d size=%d dmarc=%s fanout=%.3fs", out.queue_id,
-             mlist.name, seq, total, len(data), mode, elapsed)
+    log.info("%s list=%s seq=%d recipients=%d size=%d dmarc=%s fanout=%.3fs%s", out.queue_id,
+             mlist.name, seq, total, len(data), mode, elapsed,
+             " (first batch; the rest in batches)" if len(first) >= size else "")
     return Distributed(out.queue_id, total, seq)
+
+
+def _queue_batch(s: Session, message_id: int, batch: list[tuple[int, str]]) -> int:
+    addrs = [b for _, a in batch if (b := _bare(a))]  # strip = no keeps "Name <addr>"
+    addrs.sort(key=domain_of)  # stable: members of one domain stay in id order
+    return add_recipients(s, message_id, addrs, priority=BULK)
+
+
+class FanoutWorker:
+    """Queues the rest of big posts, one batch of members per transaction (see the module
+    docstring); one per `listmgr serve`."""
+
+    LEASE = 300.0
+
+    def __init__(self, app: App, *, poll: float = 1.0):
+        self.app = app
+        self.poll = poll
+        self.batch = app.config.posting.fanout_batch
+        self.owner = lease_owner("fanout")
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        try:
+            n = await asyncio.to_thread(self.release_dead)
+            if n:
+                log.info("fanout: took back %d post(s) of a dead process", n)
+        except Exception:
+            log.exception("fanout: could not take back dead processes' posts")
+        self._task = asyncio.create_task(self._run(), name="fanout")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self.app.notify("fanout")
+        if self._task:
+            await self._task
+
+    def release_dead(self) -> int:
+        """Fan-outs leased by dead processes of this host: free to take at once."""
+        with self.app.store.session() as s:
+            owners = s.scalars(select(Fanout.lease_owner).where(
+                Fanout.lease_owner.like(local_prefix() + "%")).distinct())
+            dead = dead_local_owners(list(owners))
+            n = 0
+            for owner in dead:
+                n += s.execute(update(Fanout).where(Fanout.lease_owner == owner).values(
+                    lease_owner="", lease_until=None)).rowcount or 0
+            return n
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                fid = await asyncio.to_thread(self._claim)
+            except Exception:
+                log.exception("fanout: claim failed")
+                fid = None
+            if fid is None:
+                if not self._stopping:
+                    await self.app.wait("fanout", self.poll)
+                continue
+            try:
+                while not self._stopping:
+                    more = await asyncio.to_thread(self.step, fid)
+                    self.app.notify("outbound")
+                    if not more:
+                        break
+            except Exception:
+                log.exception("fanout=%d: batch failed; retried after the lease", fid)
+                await asyncio.sleep(self.poll)
+
+    def _claim(self) -> int | None:
+        with self.app.store.session() as s:
+            ids = claim(s, Fanout, where=[], owner=self.owner, lease=self.LEASE, limit=1)
+        return ids[0] if ids else None
+
+    def run_all(self) -> int:
+        """Queue every pending fan-out to the end, here and now; returns how many."""
+        n = 0
+        while (fid := self._claim()) is not None:
+            while self.step(fid):
+                pass
+            n += 1
+        return n
+
+    def step(self, fid: int) -> bool:
+        """Queue the next batch of fan-out `fid` in one transaction (recipients and the
+        cursor together); returns whether there is more to do."""
+        removed: list[str] = []
+        with self.app.store.session() as s:
+            f = s.get(Fanout, fid, with_for_update=True)
+            if f is None or f.lease_owner != self.owner:
+                return False  # finished, or the lease lapsed and someone else has it
+            mlist = s.get(MailingList, f.list_id)
+            batch = next(iter_member_batches(s, mlist, batch=self.batch, after_id=f.cursor,
+                                             digest=False),
+                         []) if mlist is not None else []
+            if batch:
+                f.queued += _queue_batch(s, f.message_id, batch)
+                f.cursor = batch[-1][0]
+                f.lease_until = utcnow() + dt.timedelta(seconds=self.LEASE)
+                return True
+            out = s.get(OutboundMessage, f.message_id)
+            s.delete(f)
+            s.flush()
+            if out is not None:
+                removed = outbound_claims.finish(s, [out.id])
+                log.info("%s fanout done: recipients=%d", out.queue_id, f.queued)
+        for path in removed:
+            self.app.spool.remove(path)
+        return False
+
+
+def components(service) -> list:
+    return [FanoutWorker(service.app)]
 
 
 def _archive(app, list_name: str, data: bytes, envelope: str) -> None:

@@ -3,7 +3,9 @@
 Every hook returns its reply string explicitly. Store and spool work runs off the event
 loop, in the handler's own thread pool (so a burst of fsyncs does not starve the
 workers' threads, nor they us). A message is in the spool (fsynced) and its inbound rows are
-committed before the client sees `250`. Any bug answers `451 4.3.0`, never a traceback.
+committed before the client sees `250`; the commits of concurrent sessions are grouped
+(listmgr.smtp.groupcommit). Lookups (RCPT, AUTH) read without taking the store's write
+lock. Any bug answers `451 4.3.0`, never a traceback.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from listmgr.mail.hops import too_many_hops
 from listmgr.passwords import hash_password, verify_password
 from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.gate import RelayGate
+from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
 from listmgr.store import inbound
@@ -143,6 +146,7 @@ class IngressHandler:
         # listeners (server.login_failures).
         self.failures = FailureTracker(cfg.pop3.login_failure_delay)
         self._auth_gates: dict[str, list] = {}  # ip -> [asyncio.Lock, waiters]
+        self.group = GroupCommit(app, self.run)
 
     async def run(self, fn, *args):
         """fn(*args) in the ingress thread pool."""
@@ -202,7 +206,7 @@ class IngressHandler:
         return has_room(self.app.config.data_dir, size, self.app.config.smtp.min_free_space)
 
     def _route(self, address: str, ip: str, authenticated: bool) -> Destination | Refusal:
-        with self.app.store.session() as s:
+        with self.app.store.read_session() as s:
             dest = route(address, self.local_domains, StoreDirectory(s))
             if isinstance(dest, Destination) and dest.kind == "relay" \
                     and not self.gate.allowed(s, ip, authenticated):
@@ -214,7 +218,15 @@ class IngressHandler:
     async def handle_DATA(self, server, session, envelope):
         queue_id = new_queue_id()
         try:
-            size = await self.run(self._store, queue_id, session, envelope)
+            item = await self.run(self._spool, queue_id, session, envelope)
+            try:
+                await self.group.commit(item)
+            except BaseException as exc:
+                await self.run(self.app.spool.remove, item.spool_path)
+                if is_transient(exc):
+                    raise NoRoom() from exc
+                raise
+            size = item.size
         except TooManyHops as exc:
             reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
             metrics.REFUSED.labels(self.name, "loop").inc()
@@ -248,8 +260,9 @@ class IngressHandler:
             return "\r\n".join(reply for _ in envelope.rcpt_tos)
         return reply
 
-    def _store(self, queue_id: str, session, envelope) -> int:
-        """Spool (fsynced) then commit the message and its tasks; returns the size stored."""
+    def _spool(self, queue_id: str, session, envelope) -> Accepted:
+        """Write the message to the spool (its bytes fsynced); its rows are committed by
+        the group commit, which also makes its name in the spool durable."""
         data = normalise_line_ends(envelope.original_content or b"")
         hops = too_many_hops(data)
         if hops is not None:
@@ -265,27 +278,18 @@ class IngressHandler:
                                   client_ip(session), queue_id, utcnow(), "LMTP", rcpt) + data
         if not self._has_room(len(data)):
             raise NoRoom()
-        spool = self.app.spool
+        item = Accepted(queue_id=queue_id, spool_path="", mail_from=sender_of(envelope),
+                        client_ip=client_ip(session),
+                        client_helo=printable(session.host_name)[:255], size=len(data),
+                        destinations=[inbound.Destination(d.kind, d.target, rcpt) for rcpt, d
+                                      in zip(envelope.rcpt_tos, _tx(envelope).destinations)])
         try:
-            path = spool.write("in", data, queue_id)
+            item.spool_path = self.app.spool.write("in", data, queue_id, sync_dir=False)
         except OSError as exc:
             if is_transient(exc):
                 raise NoRoom() from exc
             raise
-        try:
-            with self.app.store.session() as s:
-                destinations = [inbound.Destination(d.kind, d.target, rcpt) for rcpt, d
-                                in zip(envelope.rcpt_tos, _tx(envelope).destinations)]
-                inbound.create(s, queue_id=queue_id, spool_path=path,
-                               mail_from=sender_of(envelope), client_ip=client_ip(session),
-                               client_helo=printable(session.host_name)[:255], size=len(data),
-                               destinations=destinations)
-        except BaseException as exc:
-            spool.remove(path)
-            if is_transient(exc):
-                raise NoRoom() from exc
-            raise
-        return len(data)
+        return item
 
     # ------------------------------------------------------------------ AUTH
 
@@ -338,7 +342,7 @@ class IngressHandler:
             name = ""
         user = None
         if name:
-            with self.app.store.session() as s:
+            with self.app.store.read_session() as s:
                 user = get_user(s, name)
         if user is None:
             verify_password(_dummy_hash(), password)

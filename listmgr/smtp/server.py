@@ -476,6 +476,7 @@ class Listener:
                 proto.transport.close()
         await self.server.wait_closed()
         self.server = None
+        await self.handler.group.drain()
         await asyncio.to_thread(self.handler.close)  # let in-flight store work finish
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str) -> Engine:
+READ_ONLY = "listmgr_read_only"  # execution option: a session that only reads
+_GATE = "listmgr_writer_gate"  # connection info: this connection holds the writer gate
+
+
+def make_engine(url: str, *, synchronous: str = "NORMAL",
+                gate: "WriterGate | None" = None) -> Engine:
+    """The engine for `url`. SQLite: WAL; `synchronous` NORMAL (a commit survives a crash of
+    the process) or FULL (it also survives a power loss: the WAL is fsynced at commit)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
@@ -24,7 +32,7 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -32,8 +40,29 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn):  # pragma: no cover - trivial
             # IMMEDIATE: take the write lock at BEGIN, so two writers queue instead of
-            # failing with "database is locked" on upgrade from a read lock.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # failing with "database is locked" on upgrade from a read lock. A read-only
+            # session begins deferred: WAL readers never wait for the writer.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+                return
+            if gate is not None:
+                # Taken when the transaction really begins (its first statement), so a
+                # session opened but not yet used blocks nobody.
+                gate.acquire()
+                conn.info[_GATE] = True
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(conn)
+                raise
+
+        def _release(conn):  # pragma: no cover - trivial
+            if gate is not None and conn.info.pop(_GATE, False):
+                gate.release()
+
+        # Released as the transaction ends (just before its COMMIT or ROLLBACK runs).
+        event.listen(engine, "commit", _release)
+        event.listen(engine, "rollback", _release)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -43,13 +72,67 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+class WriterGate:
+    """One SQLite writer at a time in this process, in arrival order.
+
+    SQLite lets one transaction write at a time; a writer that finds the lock taken polls
+    for it with sleeps growing to 100 ms, so under contention a short transaction (an
+    ingress group commit, whose clients wait for their 250s) can wait far longer than the
+    transaction holding the lock. Writers of this process queue here instead, first come
+    first served (no kind of work starves another), each woken the moment its turn comes.
+    Other processes on the same file still meet SQLite's own lock. Re-entrant per thread.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._owner: int | None = None
+        self._depth = 0
+        self._next_ticket = 0
+        self._serving = 0
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._depth += 1
+                return
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while self._owner is not None or ticket != self._serving:
+                self._cond.wait()
+            self._owner = me
+            self._depth = 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._serving += 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+
 class Store:
     """Owns the engine and hands out sessions: `with store.session() as s: ...` commits."""
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = make_engine(url)
+        self.writers = WriterGate()
+        self.engine = make_engine(url, gate=self.writers)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_factory = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
+                                          expire_on_commit=False)
+        self._durable_engine: Engine | None = None
+        self._durable_factory: sessionmaker | None = None
+        self._durable_lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
@@ -57,8 +140,48 @@ class Store:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction: committed on success, rolled back on any error."""
+        """One transaction: committed on success, rolled back on any error. On SQLite its
+        first statement waits its turn at the writer gate."""
         s = self._factory()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    @contextlib.contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A transaction that only reads: on SQLite it takes no write lock, so lookups
+        (SMTP RCPT, POP3) never queue behind writers. Writing in it is a bug."""
+        s = self._read_factory()
+        try:
+            yield s
+            s.commit()
+        except BaseException:
+            s.rollback()
+            raise
+        finally:
+            s.close()
+
+    @contextlib.contextmanager
+    def durable_session(self) -> Iterator[Session]:
+        """Like session(), but the commit is on stable storage when it returns, power loss
+        included (SQLite: synchronous=FULL, the WAL fsynced at commit; PostgreSQL's commit
+        already is). For what is acknowledged to a client: ingress group commits."""
+        if not self.is_sqlite:
+            with self.session() as s:
+                yield s
+            return
+        with self._durable_lock:
+            if self._durable_factory is None:
+                self._durable_engine = make_engine(self.url, synchronous="FULL",
+                                                   gate=self.writers)
+                self._durable_factory = sessionmaker(self._durable_engine,
+                                                     expire_on_commit=False)
+        s = self._durable_factory()
         try:
             yield s
             s.commit()
@@ -70,3 +193,5 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._durable_engine is not None:
+            self._durable_engine.dispose()

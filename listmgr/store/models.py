@@ -292,6 +292,13 @@ class OutboundMessage(Base):
         lazy="raise")
 
 
+# Outbound priority classes (OutboundRecipient.priority): delivery claims every due
+# interactive recipient (command replies, notices, returned mail, relayed and forwarded
+# mail) before any bulk one (list posts), as Postfix's qmgr keeps a big job from
+# starving small ones.
+INTERACTIVE = 0
+BULK = 1
+
 QUEUED = "state = 'queued'"
 PENDING = "state IN ('queued', 'bounce')"
 BOUNCE = "state = 'bounce'"
@@ -311,7 +318,7 @@ class OutboundRecipient(Base):
         # (sent, failed) costs an index delete and no insert. Queries that use them repeat
         # the predicate literally (listmgr.store.outbound_claims), as SQLite and generic PostgreSQL
         # plans require.
-        Index("ix_outbound_recipients_due", "next_attempt_at",
+        Index("ix_outbound_recipients_due", "priority", "next_attempt_at",
               sqlite_where=text(QUEUED), postgresql_where=text(QUEUED)),
         Index("ix_outbound_recipients_pending", "message_id", "state",
               sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
@@ -326,6 +333,7 @@ class OutboundRecipient(Base):
         ForeignKey("outbound_messages.id", ondelete="CASCADE"))
     rcpt: Mapped[str] = mapped_column(String(320))
     domain: Mapped[str] = mapped_column(String(255))  # routing key (no index: insert speed)
+    priority: Mapped[int] = mapped_column(Integer, default=INTERACTIVE)  # or BULK
     state: Mapped[str] = mapped_column(String(16), default="queued")
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -339,6 +347,28 @@ class OutboundRecipient(Base):
     done_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
     message: Mapped[OutboundMessage] = relationship(back_populates="recipients")
+
+
+class Fanout(Base):
+    """A post still being queued to its list's members, in batches (posting.fanout).
+
+    `cursor` is the id of the last member queued; each batch commits its recipients and
+    the new cursor together, so a fan-out resumed after a crash neither repeats nor skips
+    anyone. The row goes away when the last batch is queued; while it exists, its message
+    is not finished (its spool file stays).
+    """
+
+    __tablename__ = "fanouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_messages.id", ondelete="CASCADE"), unique=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str] = mapped_column(String(64), default="")
+    lease_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 # --------------------------------------------------------------------------- commands/posts

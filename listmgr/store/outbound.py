@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from listmgr.mail.addresses import domain_of
 from listmgr.spool import Spool, new_queue_id
-from listmgr.store.models import OutboundMessage, OutboundRecipient, utcnow
+from listmgr.store.models import INTERACTIVE, OutboundMessage, OutboundRecipient, utcnow
 
 
 _UNSAFE = re.compile(r"[\r\n\0<> ]")
@@ -27,7 +27,8 @@ def _check_address(addr: str) -> str:
 
 def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[str],
             data: bytes, origin: str = "", received_from: str = "",
-            spool_path: str | None = None, personal: str = "") -> OutboundMessage:
+            spool_path: str | None = None, personal: str = "",
+            priority: int = INTERACTIVE) -> OutboundMessage:
     """Queue `data` for `recipients`. `mail_from` "" is the null sender (no DSN ever).
 
     Pass `spool_path` instead of writing `data` again when the body is already spooled
@@ -35,6 +36,7 @@ def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[st
     address (or, failing that, envelope sender) is in our DKIM domains is stored with our
     DKIM-Signature, made once for all its recipients.
     `personal` names the list whose members' copies get per-recipient parts at send time.
+    `priority` is INTERACTIVE (claimed first) or BULK (list posts).
     """
     if mail_from:
         _check_address(mail_from)
@@ -47,11 +49,12 @@ def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[st
                           personal=personal)
     s.add(msg)
     s.flush()
-    add_recipients(s, msg.id, recipients)
+    add_recipients(s, msg.id, recipients, priority=priority)
     return msg
 
 
-def add_recipients(s: Session, message_id: int, recipients: Iterable[str]) -> int:
+def add_recipients(s: Session, message_id: int, recipients: Iterable[str], *,
+                   priority: int = INTERACTIVE) -> int:
     """Add recipient rows to a queued message in bulk; returns how many.
 
     The fan-out path for big lists: rows go straight to the driver's executemany as tuples
@@ -61,14 +64,14 @@ def add_recipients(s: Session, message_id: int, recipients: Iterable[str]) -> in
     conn = s.connection()
     sqlite = conn.dialect.name == "sqlite"
     if not sqlite:
-        return _add_unnest(conn, message_id, recipients, now)
+        return _add_unnest(conn, message_id, recipients, now, priority)
     sql, fixed = _insert_sql("?" if sqlite else "%s")
     # SQLite: SQLAlchemy's storage format for DateTime; PostgreSQL: the driver adapts it.
     ts: object = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
     n = 0
     batch: list[tuple] = []
     for r in recipients:
-        batch.append((message_id, _check_address(r), domain_of(r), ts, *fixed))
+        batch.append((message_id, _check_address(r), domain_of(r), ts, priority, *fixed))
         if len(batch) >= 5000:
             conn.exec_driver_sql(sql, batch)
             n += len(batch)
@@ -87,7 +90,7 @@ def _insert_sql(mark: str) -> tuple[str, tuple]:
     driver's placeholder)."""
     if mark not in _INSERTS:
         table = OutboundRecipient.__table__
-        given = ["message_id", "rcpt", "domain", "next_attempt_at"]
+        given = ["message_id", "rcpt", "domain", "next_attempt_at", "priority"]
         fixed_cols, fixed_vals = [], []
         for col in table.columns:
             if col.name in given or col.primary_key:
@@ -113,15 +116,15 @@ def _literal(v: object) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
-def _add_unnest(conn, message_id: int, recipients: Iterable[str], now) -> int:
+def _add_unnest(conn, message_id: int, recipients: Iterable[str], now, priority: int) -> int:
     """PostgreSQL: 5,000 rows per statement as two arrays (one round trip, no per-row
     protocol work in the driver, which executemany spends most of its time on)."""
     if not _UNNEST:
         base, fixed = _insert_sql("%s")
-        cols = base[base.index("(") + 1:base.index(")")].split(", ")[4:]
+        cols = base[base.index("(") + 1:base.index(")")].split(", ")[5:]
         table = OutboundRecipient.__tablename__
-        sql = (f"INSERT INTO {table} (message_id, rcpt, domain, next_attempt_at"
-               f"{''.join(', ' + c for c in cols)}) SELECT %s, u.r, u.d, %s"
+        sql = (f"INSERT INTO {table} (message_id, rcpt, domain, next_attempt_at, priority"
+               f"{''.join(', ' + c for c in cols)}) SELECT %s, u.r, u.d, %s, %s"
                f"{''.join(', ' + _literal(v) for v in fixed)} "
                f"FROM unnest(%s::text[], %s::text[]) AS u(r, d)")
         _UNNEST.append(sql)
@@ -133,10 +136,10 @@ def _add_unnest(conn, message_id: int, recipients: Iterable[str], now) -> int:
         rcpts.append(_check_address(r))
         domains.append(domain_of(r))
         if len(rcpts) >= 5000:
-            conn.exec_driver_sql(sql, (message_id, now, rcpts, domains))
+            conn.exec_driver_sql(sql, (message_id, now, priority, rcpts, domains))
             n += len(rcpts)
             rcpts, domains = [], []
     if rcpts:
-        conn.exec_driver_sql(sql, (message_id, now, rcpts, domains))
+        conn.exec_driver_sql(sql, (message_id, now, priority, rcpts, domains))
         n += len(rcpts)
     return n

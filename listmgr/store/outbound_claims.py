@@ -20,18 +20,27 @@ from listmgr.store.claims import (changed, claim_due, dead_local_owners, lease_o
                                   local_prefix)
 from listmgr.store.models import OutboundMessage as M
 from listmgr.store.models import OutboundRecipient as R
-from listmgr.store.models import BOUNCE, PENDING, QUEUED, utcnow
+from listmgr.store.models import BOUNCE, BULK, INTERACTIVE, PENDING, QUEUED, Fanout, utcnow
 
 # The partial indexes' predicates, written literally so the planner can use them.
 IS_QUEUED, IS_PENDING, IS_BOUNCE = text(QUEUED), text(PENDING), text(BOUNCE)
 T = cast(Table, R.__table__)
 
 
-def claim(s: Session, owner: str, lease: float, limit: int) -> list[Item]:
-    rows = claim_due(s, R, columns=[R.message_id, R.rcpt, R.domain, R.attempts],
-                     where=[IS_QUEUED], due=R.next_attempt_at, owner=owner,
-                     lease=lease, limit=limit)
-    return [Item(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+def claim(s: Session, owner: str, lease: float, limit: int, *,
+          interactive_only: bool = False) -> list[Item]:
+    """Lease up to `limit` due recipients: every due INTERACTIVE one first (replies,
+    notices, returned and relayed mail), then BULK ones (list posts) to fill the batch.
+    Each class is read oldest-due first through the (priority, next_attempt_at) index."""
+    items: list[Item] = []
+    for priority in (INTERACTIVE, BULK):
+        if len(items) >= limit or (interactive_only and priority == BULK):
+            break
+        rows = claim_due(s, R, columns=[R.message_id, R.rcpt, R.domain, R.attempts],
+                         where=[IS_QUEUED, R.priority == priority], due=R.next_attempt_at,
+                         owner=owner, lease=lease, limit=limit - len(items))
+        items.extend(Item(r[0], r[1], r[2], r[3], r[4], priority) for r in rows)
+    return items
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,8 @@ def finish(s: Session, message_ids: Iterable[int]) -> list[str]:
         pending = s.scalar(select(R.id).where(R.message_id == mid, IS_PENDING).limit(1))
         if pending is not None:
             continue
+        if s.scalar(select(Fanout.id).where(Fanout.message_id == mid)) is not None:
+            continue  # members are still being queued (posting.fanout finishes it)
         path = s.scalar(select(M.spool_path).where(M.id == mid))
         if not path:
             continue

@@ -50,3 +50,4 @@ class Item:
     # Per-recipient parts (listmgr.delivery.personal): None = the message's own sender.
     mail_from: str | None = None
     head: bytes = b""
+    priority: int = 0  # models.INTERACTIVE (0) or BULK (1)
