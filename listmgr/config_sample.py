@@ -146,7 +146,7 @@ def _fields(cls: type) -> list[dataclasses.Field]:
 
 
 def _sections() -> list[tuple[str, type]]:
-    return [(f.name, f.default_factory().__class__) for f in _fields(Config)  # type: ignore
+    return [(f.name, f.default_factory().__class__) for f in _fields(Config)
             if f.default_factory is not dataclasses.MISSING]
 
 

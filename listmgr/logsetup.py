@@ -9,6 +9,7 @@ import logging.handlers
 import os
 import re
 import sys
+from socket import socket as Socket
 
 from listmgr.config import Config
 
@@ -49,9 +50,11 @@ class SyslogHandler(logging.handlers.SysLogHandler):
     does not keep up (its socket queue is full), the line is dropped, not waited for."""
 
     dropped = 0
+    socket: Socket | None  # set by SysLogHandler; not in typeshed
 
     def _connect_unixsocket(self, address) -> None:
-        super()._connect_unixsocket(address)
+        super()._connect_unixsocket(address)  # type: ignore[misc]  # CPython's private helper
+        assert self.socket is not None  # it raises when it cannot connect
         self.socket.setblocking(False)
 
     @property
@@ -66,6 +69,7 @@ class SyslogHandler(logging.handlers.SysLogHandler):
                 try:
                     if not self.connected:
                         self._connect_unixsocket(self.address)
+                    assert self.socket is not None  # connected, or it raised
                     self.socket.send(data)
                     return
                 except BlockingIOError:

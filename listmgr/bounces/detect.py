@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
+from typing import cast
 
 from flufl.bounce import all_failures
 
@@ -160,7 +161,7 @@ def _report_fields(part: Message) -> dict[str, str]:
     """The fields of a message/feedback-report part (one header block)."""
     payload = part.get_payload()
     if isinstance(payload, list):  # parsed as a message: its headers are the fields
-        items = [(k, str(v)) for p in payload for k, v in p.items()]
+        items = [(k, str(v)) for p in cast(list[Message], payload) for k, v in p.items()]
     else:
         text = payload if isinstance(payload, str) else ""
         items = []
@@ -198,7 +199,7 @@ def classify(mail_from: str, data: bytes, domain: str) -> Verdict:
                               f"{MAX_BYTES} analysed")
     msg = _parse(data)
     if msg.get_content_type() == "multipart/report" and \
-            msg.get_param("report-type", "").lower() == "feedback-report":
+            cast(str, msg.get_param("report-type", "")).lower() == "feedback-report":
         return _feedback(msg, domain)
     try:
         temporary, permanent = all_failures(msg)

@@ -144,7 +144,7 @@ def _outcomes(tx: Transaction, res: TxResult, mail_from: str, host: str
     out: list[Outcome] = []
     keep = True
     data_ok = res.data is not None and 200 <= res.data.code < 300
-    data_status = res.data.status if data_ok else ""
+    data_status = res.data.status if data_ok and res.data is not None else ""
     for it, rr in zip(tx.items, res.rcpts):
         if data_ok and 200 <= rr.code < 300:  # the common case, kept cheap
             out.append(Outcome(it.rid, SENT, data_status, "", host))

@@ -63,8 +63,8 @@ def header_fields(data: bytes, limit: int = MAX_HEADER) -> list[tuple[str, str]]
     for line in head.split(b"\n"):
         if line[:1] in (b" ", b"\t"):
             if out:
-                name, value = out[-1]
-                out[-1] = (name, value + " " + line.strip().decode("utf-8", "replace"))
+                prev_name, prev_value = out[-1]
+                out[-1] = (prev_name, prev_value + " " + line.strip().decode("utf-8", "replace"))
             continue
         name, sep, value = line.partition(b":")
         if not sep:

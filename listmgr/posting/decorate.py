@@ -182,7 +182,7 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None,
     original_from = _single_from(msg)
     if original_from is None:
         mitigation = "none"
-    if mitigation == "wrap":
+    if mitigation == "wrap" and original_from is not None:
         msg = wrapped(msg, info, original_from)
     msg.remove(*ALWAYS_REMOVED)
     msg.remove_if(lambda n: n.startswith(_REMOVED_PREFIXES))
@@ -225,9 +225,9 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None,
         m = re.match(r"^([!-9;-~]+):\s*(.*)$", line)
         if m and m.group(2):
             msg.add(m.group(1), encode_value(m.group(1), m.group(2)))
-    if mitigation == "munge_from":
+    if mitigation == "munge_from" and original_from is not None:
         munge_from(msg, info, original_from)
-    if mitigation in ("munge_from", "wrap"):
+    if mitigation in ("munge_from", "wrap") and original_from is not None:
         keep_poster_reachable(msg, info, original_from)
     for name, value in list_headers(info):
         msg.add(name, value)

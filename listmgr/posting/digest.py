@@ -18,9 +18,11 @@ import email
 import email.policy
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
+from typing import cast
 
 from listmgr.mail.addresses import AddressError, parse_single
 from listmgr.posting import hooks
@@ -69,7 +71,8 @@ def trigger(s, mlist: MailingList, now: dt.datetime | None = None) -> str:
     if mlist.digest_maxlines and lines > mlist.digest_maxlines:
         return "lines"
     now = now or utcnow()
-    if mlist.digest_maxdays and oldest <= now - dt.timedelta(days=mlist.digest_maxdays):
+    if mlist.digest_maxdays and oldest is not None \
+            and oldest <= now - dt.timedelta(days=mlist.digest_maxdays):
         return "days"
     if count >= MAX_ENTRIES:
         return "size"
@@ -168,7 +171,7 @@ def _text(post: Message) -> str:
     try:
         return body.get_content().replace("\r\n", "\n")
     except Exception:
-        return (body.get_payload(decode=True) or b"").decode("latin-1")
+        return (cast("bytes | None", body.get_payload(decode=True)) or b"").decode("latin-1")
 
 
 def _title(mlist: MailingList) -> str:
@@ -194,12 +197,12 @@ def _headers(msg: EmailMessage, mlist: MailingList, *, volume: int, issue: int,
     msg["X-Loop"] = f"{mlist.name}@{domain}"
 
 
-def _topics(posts: list[Message]) -> list[str]:
+def _topics(posts: Sequence[Message]) -> list[str]:
     return [f"  {n}. {str(p.get('Subject', '(no subject)')).strip()} "
             f"({str(p.get('From', '')).strip()})" for n, p in enumerate(posts, 1)]
 
 
-def build_mime(mlist: MailingList, posts: list[Message], *, volume: int, issue: int,
+def build_mime(mlist: MailingList, posts: Sequence[Message], *, volume: int, issue: int,
                domain: str) -> EmailMessage:
     """multipart/mixed: the contents, then a multipart/digest of message/rfc822 parts."""
     msg = EmailMessage(policy=email.policy.SMTP)
@@ -225,7 +228,7 @@ def build_mime(mlist: MailingList, posts: list[Message], *, volume: int, issue: 
     return msg
 
 
-def build_rfc1153(mlist: MailingList, posts: list[Message], *, volume: int, issue: int,
+def build_rfc1153(mlist: MailingList, posts: Sequence[Message], *, volume: int, issue: int,
                   domain: str) -> EmailMessage:
     """RFC 1153 plain text: header block, topics, 70-dash rule, messages between 30-dash
     rules, and the end line underlined with stars."""

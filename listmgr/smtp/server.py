@@ -321,7 +321,8 @@ class _Protocol(SMTP):
             buf += chunk
         rest = bytes(buf[end + 5:])
         if rest:
-            reader._buffer[0:0] = rest  # pipelined commands after the end: read them next
+            # pipelined commands after the end: read them next (StreamReader's private buffer)
+            reader._buffer[0:0] = rest  # type: ignore[attr-defined]
         data = bytes(buf[2:end + 2])
         if discarding or (limit and len(data) > limit):
             return "552 Error: Too much mail data"
@@ -361,6 +362,7 @@ class _Protocol(SMTP):
             return AuthResult(success=False, handled=False)
         login = creds.login.decode("utf-8", "replace")
         password = creds.password.decode("utf-8", "replace")
+        assert self.session is not None and self.session.peer is not None  # set on connect
         user = await self.event_handler.authenticate(self.session.peer[0], login, password)
         if user is None:
             return AuthResult(success=False, handled=False)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from listmgr.store.models import MailingList, Member
@@ -76,10 +77,10 @@ def all_lists(s: Session) -> list[MailingList]:
 
 def clear_stale_scores(s: Session, mlist: MailingList, before: dt.datetime) -> int:
     """Scores of members with delivery on whose last bounce is older than `before`: zero."""
-    return s.execute(update(Member).where(
+    return cast(CursorResult, s.execute(update(Member).where(
         Member.list_id == mlist.id, Member.delivery_enabled.is_(True),
         Member.bounce_score > 0, Member.last_bounce_at < before)
-        .values(bounce_score=0.0)).rowcount or 0
+        .values(bounce_score=0.0))).rowcount or 0
 
 
 def disabled_by_bounces(s: Session, mlist: MailingList, limit: int = 1000) -> list[Member]:

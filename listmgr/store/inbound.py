@@ -180,6 +180,7 @@ def delete_shunted(s: Session, task_ids: list[int]) -> tuple[list[str], list[str
         if task is None or task.state != SHUNTED:
             raise NotShunted(tid)
         msg = s.get(InboundMessage, task.message_id)
+        assert msg is not None  # the task's message_id is a foreign key
         s.delete(task)
         s.flush()
         if msg.queue_id not in touched:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -137,7 +138,8 @@ def set_digest(s: Session, mlist: MailingList, addresses: Iterable[str], on: boo
 
 
 def not_in_digest(s: Session, mlist: MailingList, addresses: Iterable[str]) -> list[str]:
-    keys, out = _keys(addresses), []
+    keys = _keys(addresses)
+    out: list[str] = []
     for i in range(0, len(keys), 1000):
         out += s.scalars(select(Member.key).where(
             Member.list_id == mlist.id, Member.key.in_(keys[i:i + 1000]),
@@ -165,8 +167,9 @@ def _insert_rows(s: Session, list_id: int, rows: list[tuple[str, str, str]]) -> 
     processors once, so rows are stored exactly as the ORM stores them."""
     conn = s.connection()
     dialect = conn.dialect
-    table = Member.__table__
+    table = cast(Table, Member.__table__)
     consts = []
+    value: bool | dt.datetime | str
     for name, value in (("delivery_enabled", True), ("digest", False),
                         ("subscribed_at", utcnow())):
         proc = table.c[name].type.bind_processor(dialect)

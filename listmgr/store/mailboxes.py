@@ -15,8 +15,9 @@ import datetime as dt
 import ipaddress
 import re
 from dataclasses import dataclass
+from typing import Literal, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
 from listmgr.passwords import hash_password
@@ -129,8 +130,9 @@ MAX_INTERVAL_DAYS = 365
 
 
 def set_autoreply(s: Session, name: str, *, enabled: bool, subject: str | None = None,
-                  body: str | None = None, start: dt.date | None | bool = False,
-                  end: dt.date | None | bool = False, interval_days: int | None = None) -> None:
+                  body: str | None = None, start: dt.date | None | Literal[False] = False,
+                  end: dt.date | None | Literal[False] = False,
+                  interval_days: int | None = None) -> None:
     """Change the auto-responder; arguments left out (None, or False for the dates) keep
     their stored value."""
     row = _row(s, name)
@@ -218,7 +220,7 @@ def revoke_grants(s: Session, who: str) -> int:
         where = RelayGrant.ip == normalise_ip(who)
     except ValueError:
         where = RelayGrant.user == who.lower()
-    return s.execute(delete(RelayGrant).where(where)).rowcount or 0
+    return cast(CursorResult, s.execute(delete(RelayGrant).where(where))).rowcount or 0
 
 
 def purge_expired_grants(s: Session, now: dt.datetime | None = None) -> int:

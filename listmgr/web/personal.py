@@ -183,7 +183,9 @@ async def change_password(request: Request) -> Response:
 
     def store(s) -> str:
         mailboxes.set_password(s, user.name, new)
-        return mailboxes.get_user(s, user.name).password_hash
+        row = mailboxes.get_user(s, user.name)
+        assert row is not None  # set_password raises for an unknown user
+        return row.password_hash
     new_hash = await web.db(store)
     request.session["user_fp"] = web.fingerprint("user", user.name, new_hash)
     log.info("web password changed user=%s ip=%s", user.name, ip)
