@@ -23,8 +23,9 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from listmgr import metrics
@@ -154,8 +155,9 @@ class FanoutWorker:
             dead = dead_local_owners(list(owners))
             n = 0
             for owner in dead:
-                n += s.execute(update(Fanout).where(Fanout.lease_owner == owner).values(
-                    lease_owner="", lease_until=None)).rowcount or 0
+                n += cast(CursorResult, s.execute(update(Fanout).where(
+                    Fanout.lease_owner == owner).values(lease_owner="", lease_until=None))
+                ).rowcount or 0
             return n
 
     async def _run(self) -> None:

@@ -39,7 +39,7 @@ def claim(s: Session, owner: str, lease: float, limit: int, *,
         rows = claim_due(s, R, columns=[R.message_id, R.rcpt, R.domain, R.attempts],
                          where=[IS_QUEUED, R.priority == priority], due=R.next_attempt_at,
                          owner=owner, lease=lease, limit=limit - len(items))
-        items.extend(Item(r[0], r[1], r[2], r[3], r[4], priority) for r in rows)
+        items.extend(Item(r[0], r[1], r[2], r[3], r[4], priority=priority) for r in rows)
     return items
 
 
