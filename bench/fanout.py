@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Fan-out benchmark: one post to a list of N members, delivered to a local SMTP sink.
 
-    python bench/fanout.py [--n 1000,10000,100000,1000000] [--runs 1]
+    python bench/fanout.py [--n 1000,10000,100000,1000000] [--runs 1] [--verp]
                            [--per-transaction 1000] [--listmgr .venv/bin/listmgr]
+                           [--dkim off|on|both]
 
 For each N: a fresh data dir with SQLite, `listmgr init`, a list with N members
 (`listmgr subscribe LIST -`), Postfix's smtp-sink on 127.0.0.1 as the smarthost (capture
@@ -11,6 +12,16 @@ non-member, post_policy open) goes in over SMTP; the clock starts when the serve
 250 to DATA and stops at the last transaction the sink records. Prints one line per run
 and a Markdown table: seconds, recipients/s, transactions, peak RSS of `listmgr serve`
 (VmHWM: its high-water mark over the whole run, startup included).
+
+The list has `verp off` (every member shares the transactions: the plain path); with
+`--verp` it has `verp on`, so each member's copy has its own envelope sender
+owner-bench+member=domain@ and its own SMTP transaction (the sink's capture files are
+checked for distinct senders).
+
+`--dkim on` makes a 2048-bit key with `listmgr dkim keygen` first, so every post is signed
+(once, at enqueue); `both` alternates runs without and with it. `[delivery] nameservers`
+is a small DNS server on loopback that knows no names, so the inbound checks (SPF, DMARC)
+of the post get quick answers without asking the machine's resolver.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -68,6 +80,34 @@ def make_post() -> bytes:
             f"Message-ID: <bench.{time.time()}@example.com>\r\n"
             "Date: Sun, 29 Nov 2026 04:00:00 +0000\r\n")
     return (head + "\r\n" + "\r\n".join(lines) + "\r\n").encode()
+
+
+class QuietDNS:
+    """Answers every query NXDOMAIN, on 127.0.0.1 (UDP), in a thread."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rcode
+        while True:
+            try:
+                data, addr = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            try:
+                resp = dns.message.make_response(dns.message.from_wire(data))
+            except Exception:
+                continue
+            resp.set_rcode(dns.rcode.NXDOMAIN)
+            self.sock.sendto(resp.to_wire(), addr)
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class Sink:
@@ -124,9 +164,20 @@ def rss_kb(pid: int, field: str) -> int:
     return 0
 
 
-def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "") -> dict:
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "",
+            verp: bool = False, dkim: bool = False) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"listmgr-fanout-{n}-"))
     sink = Sink(free_port())
+    quiet = QuietDNS()
     smtp_port = free_port()
     cfg = work / "listmgr.toml"
     level = "INFO" if keep_log else "WARNING"
@@ -134,6 +185,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
                    f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
                    f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
                    f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n'
+                   f'nameservers = ["127.0.0.1:{quiet.port}"]\n'
                    f'max_recipients_per_transaction = {per_tx}\n')
 
     def cli(*args: str, stdin=None) -> None:
@@ -144,8 +196,11 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
     try:
         t = time.perf_counter()
         cli("init")
+        if dkim:
+            cli("dkim", "keygen", "--bits", "2048")
         cli("newlist", LIST, "--owner", f"owner@{DOMAIN}")
         cli("config", LIST, "post_policy", "open")
+        cli("config", LIST, "verp", "on" if verp else "off")
         feed = subprocess.Popen([listmgr, "--config", str(cfg), "subscribe", LIST, "-"],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         chunk = []
@@ -168,6 +223,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             raise SystemExit("listmgr serve did not listen")
         time.sleep(1.0)  # let every worker start polling
         post = make_post()
+        cpu0, sink_cpu0 = cpu_s(serve.pid), cpu_s(sink.proc.pid)
         with smtplib.SMTP("127.0.0.1", smtp_port) as c:
             c.sendmail(POSTER, [f"{LIST}@{DOMAIN}"], post)
             t250 = time.time()  # the server has answered 250 to DATA
@@ -180,16 +236,26 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             total = sum(v[1] for v in seen.values())
             if total >= n:
                 break
+        cpu1, sink_cpu1 = cpu_s(serve.pid), cpu_s(sink.proc.pid)
         time.sleep(1.0)  # anything beyond N (duplicates) would show now
         sink.scan(seen)
         total = sum(v[1] for v in seen.values())
         last = max((v[0] for v in seen.values()), default=t250)
+        signed = any(b"\nDKIM-Signature:" in Path(e.path).read_bytes()
+                     for e in os.scandir(sink.dir))
         peak = rss_kb(serve.pid, "VmHWM")
+        fanout = ""
+        if keep_log:  # the posting worker's own share (decorate, sign, queue): its log line
+            import re
+            found = re.findall(rb"fanout=([0-9.]+)s", (work / "serve.log").read_bytes())
+            fanout = found[-1].decode() if found else ""
         seconds = last - t250
-        return {"n": n, "seconds": round(seconds, 3), "recipients": total,
+        return {"n": n, "verp": verp, "dkim": "on" if signed else "off",
+                "seconds": round(seconds, 3), "recipients": total,
                 "transactions": len(seen), "rcpt_per_s": round(total / seconds) if seconds > 0
                 else 0, "peak_rss_mb": round(peak / 1024, 1), "setup_s": round(setup, 1),
-                "complete": total == n}
+                "serve_cpu_s": round(cpu1 - cpu0, 2), "sink_cpu_s": round(sink_cpu1 - sink_cpu0, 2),
+                "complete": total == n and signed == dkim, "fanout_s": fanout}
     finally:
         if serve and serve.poll() is None:
             serve.terminate()
@@ -198,8 +264,10 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             except subprocess.TimeoutExpired:
                 serve.kill()
         sink.stop()
+        quiet.close()
         if keep_log and (work / "serve.log").exists():
-            shutil.copy(work / "serve.log", Path(keep_log) / f"serve-{n}.log")
+            shutil.copy(work / "serve.log", Path(keep_log) /
+                        f"serve-{n}{'-dkim' if dkim else ''}.log")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -212,24 +280,34 @@ def main() -> int:
     ap.add_argument("--listmgr", default=shutil.which("listmgr") or
                     str(Path(sys.executable).with_name("listmgr")))
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--verp", action="store_true",
+                    help="list setting verp on: one envelope (and transaction) per member")
     ap.add_argument("--keep-log", default="", metavar="DIR",
-                    help="log at INFO and keep serve-N.log in DIR")
+                    help="log at INFO, keep serve-N.log in DIR and report the posting "
+                         "worker's fan-out seconds")
+    ap.add_argument("--dkim", choices=("off", "on", "both"), default="off",
+                    help="sign with a DKIM key (on), or alternate runs off/on (both)")
     args = ap.parse_args()
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.dkim]
     if not os.path.exists(SINK):
         raise SystemExit(f"{SINK} not found: apt-get install postfix (no configuration)")
     results = []
     ok = True
     for n in [int(x) for x in args.n.split(",")]:
         for _ in range(args.runs):
-            r = run_one(args.listmgr, n, args.per_transaction, args.timeout, args.keep_log)
-            results.append(r)
-            ok &= r["complete"]
-            print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)
-    print("\n| N | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
-          "| peak RSS MB |\n|---:|---:|---:|---:|---:|---:|")
+            for dkim in modes:
+                r = run_one(args.listmgr, n, args.per_transaction, args.timeout,
+                            args.keep_log, verp=args.verp, dkim=dkim)
+                results.append(r)
+                ok &= r["complete"]
+                print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)
+    print("\n| N | VERP | DKIM | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
+          "| server CPU s | sink CPU s | peak RSS MB |\n"
+          "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['n']:,} | {r['seconds']} | {r['recipients']:,} | {r['transactions']:,} "
-              f"| {r['rcpt_per_s']:,} | {r['peak_rss_mb']} |")
+        print(f"| {r['n']:,} | {'on' if r['verp'] else 'off'} | {r['dkim']} | {r['seconds']} "
+              f"| {r['recipients']:,} | {r['transactions']:,} | {r['rcpt_per_s']:,} "
+              f"| {r['serve_cpu_s']} | {r['sink_cpu_s']} | {r['peak_rss_mb']} |")
     return 0 if ok else 1
 
 

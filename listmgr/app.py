@@ -6,7 +6,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from listmgr.auth.dns import TXTLookup
 from listmgr.config import Config, database_url
+from listmgr.mail.dkim import Signer
 from listmgr.spool import Spool
 from listmgr.store.db import Store
 
@@ -24,10 +26,25 @@ class App:
     # Waiters with their own event per name (several workers waking on one notification).
     subscribers: dict[str, list[asyncio.Event]] = field(default_factory=dict)
     loop: asyncio.AbstractEventLoop | None = None
+    _txt: TXTLookup | None = field(default=None, repr=False)
+    signer: Signer | None = None  # the site's DKIM key ([dkim]); None: nothing is signed
 
     @classmethod
-    def from_config(cls, config: Config) -> "App":
-        return cls(config=config, store=Store(database_url(config)), spool=Spool(config.data_dir))
+    def from_config(cls, config: Config, create_dirs: bool = True) -> "App":
+        """With `create_dirs` false nothing is created on disk yet (`app.spool.create()`
+        does it), so a command that fails early leaves no empty data directory behind."""
+        signer = Signer.from_config(config)
+        spool = Spool(config.data_dir, signer=signer.sign if signer else None,
+                      create=create_dirs)
+        return cls(config=config, store=Store(database_url(config)), spool=spool,
+                   signer=signer)
+
+    @property
+    def txt_lookup(self) -> TXTLookup:
+        """TXT lookups (DMARC, SPF, DKIM keys) through `[delivery] nameservers`, cached."""
+        if self._txt is None:
+            self._txt = TXTLookup.from_config(self.config)
+        return self._txt
 
     def event(self, name: str) -> asyncio.Event:
         ev = self.events.get(name)

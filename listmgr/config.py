@@ -17,7 +17,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from listmgr import patterns
 
@@ -129,11 +129,19 @@ def _regexps(value: Any) -> tuple[str, ...]:
     return pats
 
 
+def _mj_regexps(value: Any) -> tuple[str, ...]:
+    """Majordomo-form patterns, `/re/flags` or `m<d>re<d>flags`, as in majordomo.cf."""
+    pats = _strings(value)
+    for p in pats:
+        patterns.parse_item(p)  # ValueError names the pattern and why
+    return pats
+
+
 def _domains(value: Any) -> tuple[str, ...]:
     return tuple(d.lower().rstrip(".") for d in _strings(value))
 
 
-_KINDS = {
+_KINDS: dict[str, Callable[[Any], Any]] = {
     "duration": parse_duration,
     "size": parse_size,
     "hostport": parse_hostport,
@@ -143,6 +151,7 @@ _KINDS = {
     "networks": _networks,
     "domains": _domains,
     "regexps": _regexps,
+    "mj_regexps": _mj_regexps,
 }
 
 
@@ -169,8 +178,23 @@ class SMTPConfig:
 
 
 @dataclass(frozen=True)
+class SubmissionConfig:
+    listen: str = _kind("hostport?", "")  # port 587: STARTTLS, then AUTH (e.g. 0.0.0.0:587)
+    tls_listen: str = _kind("hostport?", "")  # port 465: implicit TLS (RFC 8314)
+    tls_cert: str = ""  # default: [smtp] tls_cert
+    tls_key: str = ""  # default: [smtp] tls_key
+
+
+@dataclass(frozen=True)
 class LMTPConfig:
     listen: str = _kind("hostport?", "")
+
+
+@dataclass(frozen=True)
+class MapsConfig:
+    listen: str = _kind("hostport?", "")  # Postfix socketmap server, e.g. 127.0.0.1:2526
+    timeout: float = _kind("duration", 100.0)  # an idle connection is closed after this
+    max_connections: int = 100
 
 
 @dataclass(frozen=True)
@@ -215,6 +239,7 @@ class CommandsConfig:
     token_lifetime: float = _kind("duration", 7 * 86400.0)
     max_commands: int = 100
     replies_per_hour: int = 20
+    max_which_hits: int = 100
 
 
 # Whole-line commands that make a post administrivia (matched case-insensitively against
@@ -230,12 +255,35 @@ ADMINISTRIVIA = (
 )
 
 
+# Majordomo 1.94.5's sample.cf $global_taboo_headers: subjects of bounces and auto-replies.
+GLOBAL_TABOO_HEADERS = (
+    r"/^subject: ndn: /i",
+    r"/^subject:\s*RCPT:/i",
+    r"/^subject:\s*Delivery Confirmation\b/i",
+    r"/^subject:\s*NON-DELIVERY of:/i",
+    r"/^subject:.*Undeliverable Message\b/i",
+    r"/^subject:.*Receipt Confirmation\b/i",
+    r"/^subject:.*Failed mail\b/i",
+    r"/^subject:.*Returned mail\b/i",
+    r"/^subject:\s*unable to deliver mail\b/i",
+    r"/^subject:\s.*\baway from my mail\b/i",
+    r"/^subject:\s*Autoreply/i",
+)
+
+
 @dataclass(frozen=True)
 class PostingConfig:
     administrivia: tuple[str, ...] = _kind("regexps", ADMINISTRIVIA)
+    global_taboo_headers: tuple[str, ...] = _kind("mj_regexps", GLOBAL_TABOO_HEADERS)
+    global_taboo_body: tuple[str, ...] = _kind("mj_regexps", ())
     rule_time_budget: float = _kind("duration", 2.0)
     fanout_batch: int = 5000
     expiry_interval: float = _kind("duration", 60.0)
+
+
+@dataclass(frozen=True)
+class BouncesConfig:
+    check_interval: float = _kind("duration", 600.0)  # bounce notices and removals due
 
 
 @dataclass(frozen=True)
@@ -253,6 +301,27 @@ class MailConfig:
 
 
 @dataclass(frozen=True)
+class DKIMConfig:
+    selector: str = "listmgr"
+    domains: tuple[str, ...] = _kind("domains", ())  # empty: every local domain
+    key: str = ""  # empty: <data_dir>/dkim/<selector>.key
+    arc: bool = False
+    ed25519_selector: str = ""  # empty: no second (Ed25519, RFC 8463) signature
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str = _kind("hostport?", "")  # Prometheus /metrics, e.g. 127.0.0.1:9432
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    file: str = ""  # log here instead of standard error; reopened on SIGHUP
+    syslog: bool = False  # also to syslog, facility mail, tags like listmgr/smtpd[PID]
+    syslog_socket: str = "/dev/log"
+
+
+@dataclass(frozen=True)
 class Config:
     domain: str = "localhost"
     hostname: str = ""
@@ -263,12 +332,18 @@ class Config:
     log_level: str = "INFO"
     smtp: SMTPConfig = field(default_factory=SMTPConfig)
     lmtp: LMTPConfig = field(default_factory=LMTPConfig)
+    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
+    maps: MapsConfig = field(default_factory=MapsConfig)
     pop3: POP3Config = field(default_factory=POP3Config)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     posting: PostingConfig = field(default_factory=PostingConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    bounces: BouncesConfig = field(default_factory=BouncesConfig)
     mail: MailConfig = field(default_factory=MailConfig)
+    dkim: DKIMConfig = field(default_factory=DKIMConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = field(default="(built-in defaults)", compare=False)
 
     # Derived values -------------------------------------------------------
@@ -297,7 +372,7 @@ class Config:
         return dataclasses.replace(self, **top)
 
 
-_SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)  # type: ignore[misc]
+_SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)
              if f.default_factory is not dataclasses.MISSING}
 
 
@@ -370,9 +445,26 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
                                              cfg.web.base_url):
         raise ConfigError(f"{source}: bad value {cfg.web.base_url!r} for 'web.base_url': "
                           "expected an http:// or https:// address")
+    if bool(cfg.submission.tls_cert) != bool(cfg.submission.tls_key):
+        raise ConfigError(f"{source}: 'submission.tls_cert' and 'submission.tls_key' go "
+                          "together")
+    if (cfg.submission.listen or cfg.submission.tls_listen) and not (
+            cfg.submission.tls_cert or cfg.smtp.tls_cert):
+        raise ConfigError(f"{source}: 'submission.listen' and 'submission.tls_listen' need "
+                          "a certificate: set 'submission.tls_cert' and 'tls_key' (or "
+                          "'smtp.tls_cert' and 'tls_key')")
     if cfg.pop3.require_tls and not cfg.pop3.tls_cert:
         raise ConfigError(f"{source}: 'pop3.require_tls' needs 'pop3.tls_cert' and "
                           "'pop3.tls_key'")
+    for key in ("selector", "ed25519_selector"):
+        value = getattr(cfg.dkim, key)
+        if (value or key == "selector") and \
+                not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})", value):
+            raise ConfigError(f"{source}: bad value {value!r} for 'dkim.{key}': "
+                              "expected one DNS label (letters, digits, hyphens)")
+    if cfg.dkim.ed25519_selector and cfg.dkim.ed25519_selector == cfg.dkim.selector:
+        raise ConfigError(f"{source}: 'dkim.ed25519_selector' must differ from "
+                          "'dkim.selector'")
     return cfg
 
 

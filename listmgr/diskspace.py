@@ -34,7 +34,7 @@ def has_room(path: str | os.PathLike[str], size: int, reserve: int) -> bool:
         return True  # cannot tell: the write itself will say
 
 
-def is_transient(exc: BaseException) -> bool:
+def is_transient(exc: BaseException | None) -> bool:
     """Whether `exc` (or an error it wraps, as the database layer does) is a full disk or
     a like condition that a later attempt may not meet."""
     seen = 0

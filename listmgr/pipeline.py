@@ -11,11 +11,11 @@ table is in service.py), each with its own claim loop and threads, so a post bei
 out to a big list never delays a command reply or a mailbox delivery. The message's bytes
 are read from the spool before the handler's transaction begins.
 
-A handler may carry a *prepare* step (`handler.prepare(app, target, mail_from, data) ->
-value`) for work that needs no lock: parsing, and the list's rules and regexps. It runs
-before the handler's transaction with no transaction open (on SQLite any transaction holds
-the write lock, which SMTP ingress needs to answer), and the handler gets its value as a
-sixth argument. A full disk (diskspace.is_transient) is not the message's fault: the task
+A handler may carry a *prepare* step (`handler.prepare(app, target, message, data) ->
+value`, `message` the InboundMessage) for work that needs no lock: parsing, sender checks
+(DNS), and the list's rules and regexps. It runs before the handler's transaction with no
+transaction open (on SQLite any transaction holds the write lock, which SMTP ingress needs
+to answer), and the handler gets its value as a sixth argument. A full disk (diskspace.is_transient) is not the message's fault: the task
 stays new and is retried after a backoff instead of being shunted.
 """
 
@@ -26,7 +26,7 @@ import logging
 import traceback
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, cast
 
 from sqlalchemy.orm import Session
 
@@ -126,9 +126,10 @@ class InboundWorker:
             data = spool.read(msg.spool_path)  # before the transaction: no lock held
             prepare = getattr(fn, "prepare", None)
             if prepare is not None:
-                prepared = prepare(self.app, task.target, msg.mail_from, data)
+                prepared = prepare(self.app, task.target, msg, data)
                 with store.session() as s:
-                    fn(self.app, s, task, msg, data, prepared)
+                    # a handler with a `prepare` step takes its result as a sixth argument
+                    cast(Callable[..., None], fn)(self.app, s, task, msg, data, prepared)
                     finished = inbound.finish(s, task, self.owner)
             else:
                 with store.session() as s:

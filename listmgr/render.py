@@ -26,6 +26,7 @@ def environment() -> jinja2.Environment:
 
 def render(name: str, language: str = "en", **context) -> str:
     env = environment()
-    candidates = [f"{language}/{name}"] if language and language != "en" else []
+    candidates: list[str | jinja2.Template] = [f"{language}/{name}"] \
+        if language and language != "en" else []
     candidates.append(f"en/{name}")
     return env.get_or_select_template(candidates).render(**context)

@@ -11,20 +11,26 @@ import logging
 import signal
 from typing import Any, Protocol
 
-from listmgr import diskspace
+from listmgr import diskspace, logsetup
 from listmgr.app import App
+from listmgr.bounces import housekeeping as bounce_housekeeping
+from listmgr.bounces.inbound import handle_bounce
 from listmgr.commands import housekeeping as command_housekeeping
 from listmgr.commands.worker import handle_command
 from listmgr.config import Config
 from listmgr.delivery import worker as delivery
 from listmgr.forward import worker as forward
+from listmgr import exporter
+from listmgr.maps import socketmap
 from listmgr.mailbox.delivery import deliver_local
 from listmgr.pipeline import Handler, InboundWorker
 from listmgr.pop3 import server as pop3
 from listmgr.posting import expiry as held_expiry
+from listmgr.posting import scrub
 from listmgr.posting.worker import handle_post
 from listmgr.smtp import server as smtp
 from listmgr.web import server as web
+from listmgr.smtp import submission
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +55,12 @@ INBOUND_WORKERS: dict[str, dict[str, Handler]] = {
     },
     "forward": {
         "relay": forward.relay,        # a message's remote recipients, one queued copy
-        "owner": forward.owner,        # owner-LIST@ / LIST-owner@ -> the list's owners
+        "owner": forward.owner,        # LIST-owner@ -> the list's owners
         "approval": forward.approval,  # LIST-approval@ -> moderator, else owners
         "admins": forward.admins,      # majordomo-owner@, postmaster@ -> site_admins
+    },
+    "bounces": {
+        "bounce": handle_bounce,       # owner-LIST@, owner-LIST+member=domain@ (VERP), abuse@
     },
 }
 
@@ -67,13 +76,17 @@ def build_components(service: "Service") -> list[Component]:
     """
     return [
         *smtp.components(service),                  # SMTP (and LMTP) ingress
+        *submission.components(service),            # mail clients: 587 STARTTLS, 465 TLS
         *pop3.components(service),                  # POP3
         *web.components(service),                   # web pages, one-click unsubscribe
+        *socketmap.components(service),             # Postfix socketmap: recipients that exist
+        *exporter.components(service),              # Prometheus /metrics
         *[InboundWorker(service.app, name, handlers)  # inbound tasks -> handlers
           for name, handlers in INBOUND_WORKERS.items()],
         *delivery.components(service),              # outbound queue -> remote MTAs
-        *held_expiry.components(service),           # held posts expire
+        *held_expiry.components(service),           # held posts expire, digests by age
         *command_housekeeping.components(service),  # expired keys, stale rate counters
+        *bounce_housekeeping.components(service),   # bounce notices, removals, stale scores
     ]
 
 
@@ -89,6 +102,7 @@ class Service:
         self.app.loop = asyncio.get_running_loop()
         # Half-written files of a process that died (a full disk, a crash) go first.
         await asyncio.to_thread(diskspace.clean_tmp, self.config.data_dir)
+        await asyncio.to_thread(scrub.run_pending, self.app)  # once, after its migration
         self.components = build_components(self)
         done: list[Component] = []
         try:
@@ -119,9 +133,11 @@ class Service:
         await self.start()
         installed = []
         try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig, action in ((signal.SIGINT, self._stop.set),
+                                (signal.SIGTERM, self._stop.set),
+                                (signal.SIGHUP, logsetup.reopen)):
                 try:
-                    loop.add_signal_handler(sig, self._stop.set)
+                    loop.add_signal_handler(sig, action)
                     installed.append(sig)
                 except (RuntimeError, ValueError):
                     pass  # not the main thread (tests): request_stop() instead
@@ -134,3 +150,4 @@ class Service:
                 loop.remove_signal_handler(sig)
             await self.stop()
             self.app.store.dispose()
+            log.info("listmgr stopped")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from listmgr.diskspace import remove_quietly
@@ -21,8 +22,17 @@ def new_queue_id() -> str:
 
 
 class Spool:
-    def __init__(self, data_dir: str | os.PathLike[str]):
+    def __init__(self, data_dir: str | os.PathLike[str],
+                 signer: Callable[[bytes, str], bytes] | None = None, create: bool = True):
         self.root = Path(data_dir)
+        # What enqueue() passes every outgoing message (and its envelope sender) through
+        # before storing it: the site's DKIM signer (listmgr.mail.dkim); None: as given.
+        self.signer = signer
+        if create:
+            self.create()
+
+    def create(self) -> None:
+        """Make the spool directories (and the data directory) if they are missing."""
         for sub in ("spool/tmp", "spool/in", "spool/out", "spool/held"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 

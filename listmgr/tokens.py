@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from listmgr.store.claims import changed
 from listmgr.store.models import Token, utcnow
 
 
@@ -75,4 +76,4 @@ def payload(tok: Token) -> dict[str, Any]:
 def purge_expired(s: Session, *, keep: float = 7 * 86400) -> int:
     """Delete tokens expired more than `keep` seconds ago."""
     cutoff = utcnow() - dt.timedelta(seconds=keep)
-    return s.execute(delete(Token).where(Token.expires_at < cutoff)).rowcount or 0
+    return changed(s.execute(delete(Token).where(Token.expires_at < cutoff)))

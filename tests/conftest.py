@@ -9,38 +9,26 @@ run; CI runs both. LISTMGR_TEST_PG_URL points at the PostgreSQL server
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import pytest
 
 from tests.support import (  # noqa: F401  (fixtures re-exported for pytest)
+    PG_URL,
     RecordingSink,
     ServerThread,
+    scratch_database,
     write_config,
 )
 
-PG_URL = os.environ.get("LISTMGR_TEST_PG_URL",
-                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 DATABASES = [d.strip() for d in os.environ.get("LISTMGR_TEST_DATABASES",
                                                 "sqlite,postgres").split(",") if d.strip()]
 
 
 @pytest.fixture(params=DATABASES)
 def db_url(request, tmp_path: Path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
-        return
-    from sqlalchemy import create_engine, text
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with scratch_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

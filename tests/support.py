@@ -3,20 +3,47 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import os
+import secrets
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from aiosmtpd.controller import Controller
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+PG_URL = os.environ.get("LISTMGR_TEST_PG_URL",
+                        "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@contextlib.contextmanager
+def scratch_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """A database URL of its own: a SQLite file in tmp_path, or a fresh PostgreSQL schema
+    (dropped afterwards)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return
+    from sqlalchemy import create_engine, text
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
 # --------------------------------------------------------------------------- config
@@ -32,9 +59,25 @@ def _toml_value(v: Any) -> str:
     return f'"{s}"'
 
 
+_QUIET_DNS: list[Any] = []
+
+
+def quiet_dns_address() -> str:
+    """A loopback DNS server that knows no names (NXDOMAIN for all), shared by the session:
+    the default `[delivery] nameservers` of test servers, so that no test asks the
+    machine's resolver (DMARC policies, SPF) and results do not depend on it."""
+    if not _QUIET_DNS:
+        from tests.dns_support import DNSServer
+        srv = DNSServer({})
+        srv.start()
+        _QUIET_DNS.append(srv)
+    return _QUIET_DNS[0].address
+
+
 def write_config(tmp_path: Path, db_url: str, **overrides: Any) -> Path:
     """Write tmp_path/listmgr.toml. Keys: top-level names or `section__key`."""
     values: dict[str, Any] = {
+        "delivery__nameservers": [quiet_dns_address()],
         "domain": "example.org",
         "data_dir": str(tmp_path / "var"),
         "database_url": db_url,
@@ -126,6 +169,17 @@ def _run_cli_subprocess(config: Path | None, *args: str, stdin: str | None = Non
     return CLIResult(p.returncode, p.stdout, p.stderr)
 
 
+def serve_process(config: Path) -> subprocess.Popen:
+    """`listmgr --config CONFIG serve` as a child process (signals, log files, exit status),
+    run from the config file's directory."""
+    env = dict(os.environ)
+    env.pop("LISTMGR_CONFIG", None)
+    env.pop("LISTMGR_DATABASE_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "listmgr", "--config", str(config), "serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=config.parent)
+
+
 # --------------------------------------------------------------------------- SMTP sink
 
 @dataclass
@@ -144,9 +198,17 @@ class _SinkHandler:
     def __init__(self, sink: "RecordingSink"):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         rule = self.sink.rcpt_rule(address)
         if rule is not None:
+            with self.sink.lock:
+                self.sink.refused.append((envelope.mail_from, address, rule))
             return rule
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -175,12 +237,17 @@ class RecordingSink:
     """An aiosmtpd server on 127.0.0.1 that records what it receives.
 
     `rules` maps a recipient address (lower case) to a reply, e.g. "450 4.2.0 try later" or
-    "550 5.1.1 <x>... User unknown"; `default_rule` applies to everyone else when set.
+    "550 5.1.1 <x>... User unknown"; `prefix_rules` maps the start of a local part to one
+    (e.g. {"unknown": "550 ...", "defer": "451 ..."}); `default_rule` applies to everyone
+    else when set. Refused recipients are recorded in `refused` as (mail_from, rcpt, reply).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0):
         self.received: list[Received] = []
+        self.refused: list[tuple[str, str, str]] = []
         self.rules: dict[str, str] = {}
+        self.prefix_rules: dict[str, str] = {}
+        self.pipelining = False  # advertise PIPELINING (RFC 2920) in the EHLO reply
         self.default_rule: str | None = None
         self.transactions = 0
         self.lock = threading.Lock()
@@ -189,7 +256,14 @@ class RecordingSink:
                                      data_size_limit=0, enable_SMTPUTF8=True)
 
     def rcpt_rule(self, address: str) -> str | None:
-        return self.rules.get(address.lower(), self.default_rule)
+        rule = self.rules.get(address.lower())
+        if rule is not None:
+            return rule
+        local = address.lower().rpartition("@")[0]
+        for prefix, reply in self.prefix_rules.items():
+            if local.startswith(prefix):
+                return reply
+        return self.default_rule
 
     @property
     def port(self) -> int:
@@ -204,6 +278,7 @@ class RecordingSink:
     def clear(self) -> None:
         with self.lock:
             self.received.clear()
+            self.refused.clear()
             self.transactions = 0
 
     def recipients(self) -> list[str]:

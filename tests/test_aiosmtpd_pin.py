@@ -36,7 +36,8 @@ PINNED = {
 
 # Attributes of aiosmtpd's protocol that server.py reads or writes.
 ATTRIBUTES = ("command_size_limits", "command_size_limit", "session", "envelope",
-              "transport", "event_handler", "hostname", "data_size_limit")
+              "transport", "event_handler", "hostname", "data_size_limit", "loop",
+              "_timeout_duration", "_tls_protocol")
 
 
 def _digest(cls, name: str) -> str:

@@ -215,7 +215,8 @@ def test_unsubscribe_star(mailer):
     assert contains_all(out.lines, ["Succeeded (from list demo).", "Succeeded (from list other)."])
     assert members_of(mailer.app, "demo") == members_of(mailer.app, "other") == []
     out = mailer.send("unsubscribe *")
-    assert f"**** No matches found for '{JOE}'" in out.lines
+    # Majordomo skips the lists quietly: a miss adds nothing to the echo.
+    assert [ln for ln in out.lines if ln.strip()] == [">>>> unsubscribe *"], out.lines
 
 
 def test_unsubscribe_notice(mailer):

@@ -75,7 +75,8 @@ entries in lists served by majordomo@example.org:
 **** No matches found
 
 """),
-    ("which-no-substring", {"members": (JOE,)}, "which @", "**** No matches found"),
+    ("which-substring", {"members": (JOE,)}, "which EXAMPLE.net",
+     "demo                    joe@example.net"),
     ("which-access-closed", {"members": (JOE,), "which_access": "closed"}, "which",
      "**** No matches found"),
     ("info", {"info": "All about demo."}, "info demo", ">>>> info demo\nAll about demo."),
@@ -88,8 +89,31 @@ entries in lists served by majordomo@example.org:
     ("subscribe-unknown", {}, "subscribe nosuch", "**** subscribe: unknown list 'nosuch'."),
     ("subscribe-invalid", {}, "subscribe demo John Doe", """
 **** The address you supplied, John Doe
-**** does not seem to be a legal Internet address:
+**** does not seem to be a legal Internet address.  You may have supplied
+**** your full name instead of your address, or you may have included your
 """),
+    ("subscribe-incomplete", {}, "subscribe demo joe@localhost", """
+**** The address you supplied, joe@localhost
+**** is not a complete address.  When providing an address, you must give
+**** the full name of the machine including the domain part (like
+**** host.corp.com), not just your user name or your name and the short
+**** name of the machine (just user or user@host is not legal).
+
+**** subscribe: invalid address 'joe@localhost'"""),
+    ("subscribe-no-dot", {}, "subscribe demo joe", "**** is not a complete address."),
+    ("subscribe-unbalanced", {}, "subscribe demo Joe <joe@example.net", """
+**** The address you supplied, Joe <joe@example.net
+**** Does not seem to be a legal Internet address.  It seems to have an
+**** uneven number of parentheses or brackets.
+"""),
+    ("subscribe-unquoted", {}, "subscribe demo jo;e@example.net", """
+**** The address you supplied, jo;e@example.net
+**** Does not seem to be a legal Internet address.  It seems to have
+**** unquoted colons, commas, or semicolons.
+"""),
+    ("subscribe-two", {}, "subscribe demo a@example.net, b@example.net",
+     ">>>> subscribe demo a@example.net, b@example.net\n"
+     "**** subscribe: invalid address 'a@example.net, b@example.net'"),
     ("subscribe-invalid-2", {}, "subscribe demo John Doe",
      "**** subscribe: invalid address 'John Doe'"),
     ("subscribe-open", {"subscribe_policy": "open"}, "subscribe demo",
@@ -134,6 +158,8 @@ entries in lists served by majordomo@example.org:
 **** passwd: need old password
 **** passwd: need new password
 """),
+    ("passwd-null-new", {}, "passwd demo s3cret",
+     "**** passwd: need new password\n**** passwd: null 'new_passwd'."),
     ("passwd-unknown", {}, "passwd nosuch a b", "**** passwd: invalid list 'nosuch'"),
     ("newinfo-badpw", {}, "newinfo demo wrong\nx\nEOF", "**** newinfo: invalid password."),
     ("newinfo-nopw", {}, "newinfo demo", "**** newinfo: needs password"),
@@ -163,7 +189,7 @@ entries in lists served by majordomo@example.org:
     ("get-unknown-list", {}, "get nosuch f", "**** get: unknown list 'nosuch'."),
     ("unknown", {}, "frobnicate now", ">>>> frobnicate now\n**** Command 'frobnicate' not recognized."),
     ("end", {}, "lists\nend\nwho demo", ">>>> end\nEND OF COMMANDS"),
-    ("mkdigest", {}, "mkdigest demo pw", "**** mkdigest: this server does not make digests."),
+    ("mkdigest", {}, "mkdigest demo pw", "**** mkdigest: invalid password."),
     ("newlist-usage", {}, "newlist", "**** newlist: usage: newlist LIST OWNER-ADDRESS [description]"),
     ("newlist-exists", {}, "newlist demo a@example.com", "**** newlist: list 'demo' already exists."),
     ("accept-unknown", {}, "accept 0123456789abcdef", "**** That key is not valid."),

@@ -136,11 +136,11 @@ def test_timeline_warning_then_give_up(manual_clock, server, sink):
     final returned mail after 5 days for the recipient still pending; the delivered one is
     in neither."""
     sink.rules["later@remote.example"] = "451 4.3.0 <later@remote.example>... try later"
-    srv = server()
+    srv = server(delivery__poll_interval="0.2s")  # how often it looks, not when
     qid = queue_mail(srv, "alice@example.org", ["bob@remote.example", "later@remote.example"])
     wait_until(lambda: states(srv, qid)["bob@remote.example"] == "sent", what="first try")
     manual_clock.advance(hours=3, minutes=59)
-    time.sleep(1.5)  # housekeeping looks every poll interval (1 s): nothing is due yet
+    time.sleep(1.0)  # housekeeping looks every poll interval: nothing is due yet
     assert returned_to(sink, "alice@example.org") == []
 
     manual_clock.advance(minutes=2)
@@ -171,7 +171,7 @@ def test_timeline_warning_then_give_up(manual_clock, server, sink):
     tries = len([r for r in sink.recipients() if r == "later@remote.example"])
     assert tries == 0  # refused at RCPT each time: never accepted
     manual_clock.advance(days=1)
-    time.sleep(1.5)
+    time.sleep(1.0)
     assert len(returned_to(sink, "alice@example.org")) == 2  # one warning, one return
 
 

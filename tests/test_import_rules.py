@@ -15,27 +15,33 @@ import listmgr
 ROOT = Path(listmgr.__file__).parent
 
 BASE = {"config", "listconfig", "clock", "spool", "durable", "passwords", "render", "mail",
-        "diskspace", "patterns"}
+        "diskspace", "patterns", "site_secret", "unsubscribe", "auth", "metrics"}
 WORKER = BASE | {"store", "app", "tokens"}
 
 # unit (top-level module or package under listmgr/) -> what it may import besides itself.
 RULES: dict[str, set[str]] = {
     "mail": {"config", "clock"},
+    "auth": {"config", "mail"},
     "config": {"patterns"}, "clock": set(), "durable": set(), "passwords": set(),
     "render": set(), "listconfig": {"config", "mail", "patterns"},
     "site_secret": {"durable"}, "unsubscribe": set(),
     "spool": {"durable", "clock", "diskspace"},
-    "diskspace": set(), "patterns": set(),
+    "diskspace": set(), "patterns": set(), "metrics": set(),
+    "config_sample": {"config"}, "logsetup": {"config"}, "streamserver": {"config"},
+    "maps": WORKER | {"smtp", "streamserver"},
+    "exporter": WORKER | {"streamserver"},
     "store": BASE,
     "app": BASE | {"store"},
     "tokens": BASE | {"store"},
-    "smtp": WORKER,
+    "smtp": WORKER | {"pop3"},
     "pop3": WORKER | {"mailbox"},
     "mailbox": WORKER,
     "forward": WORKER,
-    "delivery": WORKER,
+    "delivery": WORKER | {"bounces"},
+    "bounces": WORKER | {"forward", "posting"},
     "posting": WORKER,
-    "commands": WORKER | {"posting"},
+    "majordomo": WORKER,
+    "commands": WORKER | {"posting", "bounces", "majordomo"},
     "pipeline": WORKER,
     "web": WORKER | {"commands", "posting", "mailbox", "pop3", "site_secret", "unsubscribe"},
     "service": None,   # anything but cli (checked below)
@@ -55,6 +61,8 @@ SQLALCHEMY_OUTSIDE_STORE = {
     "listmgr/mailbox/autoreply.py", "listmgr/mailbox/delivery.py",
     "listmgr/posting/fanout.py", "listmgr/posting/hooks.py", "listmgr/posting/moderation.py",
     "listmgr/smtp/gate.py", "listmgr/smtp/handler.py",
+    "listmgr/bounces/inbound.py", "listmgr/bounces/processor.py", "listmgr/cli/bounces.py",
+    "listmgr/posting/scrub.py",
 }
 
 
@@ -113,3 +121,25 @@ def test_the_rule_catches_a_bad_import(tmp_path):
     bad.write_text("def f():\n    from listmgr.delivery import queue\n")
     assert imports(bad) == [(2, "listmgr.delivery")]
     assert "delivery" not in RULES["store"]
+
+
+def test_no_import_by_string_and_no_tolerated_missing_module():
+    """Wiring is explicit (service.py, cli/__init__.py, commands/registry.py): a module
+    missing from a build fails at start instead of a part silently not running."""
+    found = []
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in (
+                    "importlib.import_module", "import_module", "__import__"):
+                found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} import by string")
+            if isinstance(node, ast.ExceptHandler) and node.type is not None and any(
+                    n in ast.unparse(node.type) for n in ("ImportError", "ModuleNotFoundError")):
+                found.append(f"{path.relative_to(ROOT.parent)}:{node.lineno} tolerated import")
+    assert not found, found
+
+
+def test_the_server_wires_every_inbound_kind_and_component():
+    from listmgr import service
+    kinds = {k for handlers in service.INBOUND_WORKERS.values() for k in handlers}
+    assert kinds == {"command", "post", "local", "relay", "owner", "approval", "admins", "bounce"}
+    assert set(service.INBOUND_WORKERS) == {"commands", "posts", "mailbox", "forward", "bounces"}

@@ -40,7 +40,12 @@ def test_local_delivery_adds_trace_headers_and_crlf(app):
     [e] = Maildir.for_user(app.config.data_dir, "alice").entries()
     data = e.path.read_bytes()
     assert data.startswith(b"Return-Path: <bob@example.net>\r\n"
-                           b"Delivered-To: alice@example.org\r\nFrom: bob@example.net\r\n")
+                           b"Delivered-To: alice@example.org\r\nReceived: from ")
+    head, _, _ = data.partition(b"\r\n\r\n")
+    received = head.split(b"\r\nFrom: bob@example.net")[0].split(
+        b"Delivered-To: alice@example.org\r\n")[1]
+    assert b"by example.org (listmgr) with ESMTP id " in received
+    assert b"for <alice@example.org>;" in received
     assert b"\r\n\r\nhi there\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
     assert e.size == len(data)
     assert task_state(app, tid)[0] in ("done", "gone")

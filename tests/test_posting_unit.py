@@ -162,7 +162,7 @@ def test_pathological_taboo_pattern_is_stopped_by_the_time_budget():
     ml = mlist(taboo_body="/(x+x+)+y/")
     t0 = time.monotonic()
     d = chain.decide(post_of(msg(body="x" * 5000 + "\n"), ml, budget=0.3))
-    assert time.monotonic() - t0 < 3
+    assert time.monotonic() - t0 < 10  # unbounded without the budget; slack for a loaded machine
     assert d.action == "hold"
     assert "ran out of time" in d.reasons[0]
 
@@ -171,10 +171,12 @@ def test_pathological_taboo_pattern_is_stopped_by_the_time_budget():
 
 @pytest.mark.parametrize("subject,expected", [
     ("hello", "[demo] hello"),
-    ("Re: [demo] hello", "[demo] Re: hello"),
+    ("Re: [demo] hello", "Re: [demo] hello"),  # Majordomo leaves a prefix where it is
     ("[demo] Re: hello", "[demo] Re: hello"),
-    ("RE: Re: [demo] hello", "[demo] Re: hello"),
+    ("RE: Re: [demo] hello", "RE: Re: [demo] hello"),
+    ("Re: hello", "[demo] Re: hello"),
     ("Fwd: news", "[demo] Fwd: news"),
+    ("[DEMO] hello", "[demo] [DEMO] hello"),  # literal, case-sensitive
 ])
 def test_subject_prefix_no_double_prefix(subject, expected):
     assert prefixed_subject(subject, "[$LIST]", list_name="demo") == expected
@@ -183,6 +185,17 @@ def test_subject_prefix_no_double_prefix(subject, expected):
 def test_subject_prefix_with_sequence_replaces_the_old_number():
     got = prefixed_subject("Re: [demo:00041] topic", "[$LIST:$SEQ]", list_name="demo", seq=42)
     assert got == "[demo:00042] Re: topic"
+
+
+def test_subject_prefix_raw_form_keeps_the_posters_encoding():
+    raw = (b"From: a@example.com\r\nSubject: =?utf-8?b?5pel5pys6Kqe?=\r\n\r\nbody\r\n")
+    out = decorate(RawMessage.parse(raw), info(subject_prefix="[$LIST]"))
+    line = [ln for ln in out.split(b"\r\n") if ln.startswith(b"Subject:")][0]
+    assert line == b"Subject: [demo] =?utf-8?b?5pel5pys6Kqe?="
+    assert str(parse(out)["Subject"]) == "[demo] 日本語"
+    raw = b"From: a@example.com\r\nSubject: Re: [demo] x\r\n\r\nbody\r\n"
+    out = decorate(RawMessage.parse(raw), info(subject_prefix="[$LIST]"))
+    assert b"\r\nSubject: Re: [demo] x\r\n" in out
 
 
 def test_expand_escapes():
@@ -221,10 +234,12 @@ def test_decorate_headers():
     assert out.get_content() == "Hi all.\n"
 
 
-def test_one_click_unsubscribe_with_base_url():
+def test_base_url_leaves_list_unsubscribe_to_each_copy():
+    # One-click links are per member: delivery puts them on each copy (delivery.personal).
     out = parse(decorate(RawMessage.parse(msg()), info(base_url="https://lists.example.org/")))
-    assert out["List-Unsubscribe"].startswith("<https://lists.example.org/lists/demo/unsub")
-    assert out["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert out["List-Unsubscribe"] is None
+    assert out["List-Unsubscribe-Post"] is None
+    assert out["List-Help"] == "<mailto:majordomo@example.org?body=help>"
 
 
 def test_announce_list_says_no_posting():

@@ -159,21 +159,18 @@ def test_long_command_line_is_refused(ingress):
     r.close()
 
 
-def test_overlong_text_line_is_refused_after_data(ingress):
+def test_long_text_lines_are_accepted(ingress):
+    """Lines over RFC 5321's 1000 octets are accepted, as real MTAs do; the message size
+    limit bounds them."""
     srv = ingress()
     r = Raw(srv.smtp_port)
     r.cmd("EHLO client.example")
-    r.cmd("MAIL FROM:<a@outside.example>")
-    assert r.cmd("RCPT TO:<postmaster@example.org>").startswith("250")
-    assert r.cmd("DATA").startswith("354")
-    reply = r.cmd(b"Subject: x\r\n\r\n" + b"z" * (128 * 1024 + 1) + b"\r\n.")
-    assert reply.startswith("500 5.5.2 Line too long")
-    assert srv.messages() == []
-    # Lines over RFC 5321's 1000 octets are accepted, as real MTAs do.
-    r.cmd("MAIL FROM:<a@outside.example>")
-    r.cmd("RCPT TO:<postmaster@example.org>")
-    r.cmd("DATA")
-    assert r.cmd(b"Subject: x\r\n\r\n" + b"z" * 5000 + b"\r\n.").startswith("250 2.0.0")
+    for n in (5000, 200_000):
+        r.cmd("MAIL FROM:<a@outside.example>")
+        assert r.cmd("RCPT TO:<postmaster@example.org>").startswith("250")
+        assert r.cmd("DATA").startswith("354")
+        assert r.cmd(b"Subject: x\r\n\r\n" + b"z" * n + b"\r\n.").startswith("250 2.0.0")
+    assert len(srv.messages()) == 2
     r.close()
 
 

@@ -60,7 +60,7 @@ def test_local_addresses_are_routed_and_stored(ingress):
         ("command", "", "majordomo@example.org"),
         ("post", "demo", "demo@example.org"),
         ("command", "demo", "Demo-Request@EXAMPLE.ORG"),
-        ("owner", "demo", "owner-demo@example.org"),
+        ("bounce", "demo", "owner-demo@example.org"),
         ("approval", "demo", "demo-approval@example.org"),
         ("admins", "", "postmaster@example.org"),
         ("local", "alice", "alice@example.org"),

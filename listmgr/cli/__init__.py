@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     # Imported here, not at the top: each imports CLIError from this module.
-    from listmgr.cli import held, lists, queue, server, site, users, web
+    from listmgr.cli import (bounces, configcheck, dkimcmd, held, lists, majordomo, maps, queue,
+                             server, site, status, users, web)
     for module in (
         server,  # init, serve
         lists,   # newlist, rmlist, lists, members, subscribe, unsubscribe, config
@@ -39,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         queue,   # queue, queue show/retry/delete, deliver
         held,    # held, approve, reject
         site,    # site-password
+        bounces,  # bounces
         web,     # web (the web pages alone)
+        majordomo,  # import-majordomo
+        dkimcmd,  # dkim keygen, dkim record
+        maps,    # postfix-maps
+        configcheck,  # config-sample, check-config
+        status,  # status
     ):
         module.register(sub)
     return p

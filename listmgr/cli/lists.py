@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 from listmgr.cli import CLIError
+from listmgr.cli import bounces as bounces_cli
 from listmgr.cli.common import session
 from listmgr.commands.guard import is_service_address
 from listmgr.listconfig import SETTINGS, SettingError, format_value
@@ -48,6 +49,11 @@ def cmd_lists(args) -> int:
 
 
 def cmd_members(args) -> int:
+    if args.status:
+        return bounces_cli.members_status(args)
+    if args.enable or args.disable:
+        return bounces_cli.members_set_delivery(args, args.enable or args.disable,
+                                                bool(args.enable))
     with session(args) as (app, s):
         mlist = _list(s, args.list)
         out = sys.stdout
@@ -148,6 +154,18 @@ def _reject_service(app, s, lines, refused: list[tuple[str, str]]):
         yield line
 
 
+def cmd_set(args) -> int:
+    """A member's delivery mode: digest or nodigest (one message at a time)."""
+    with session(args) as (app, s):
+        mlist = _list(s, args.list)
+        member = repo.find_member(s, mlist, args.address)
+        if member is None:
+            raise CLIError(f"{args.address} is not a member of {mlist.name}")
+        member.digest = args.mode == "digest"
+    print(f"{args.address} on {mlist.name}: {args.mode}")
+    return 0
+
+
 def cmd_config(args) -> int:
     with session(args) as (app, s):
         mlist = _list(s, args.list)
@@ -187,6 +205,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("members", help="print a list's members, one a line")
     p.add_argument("list")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--status", action="store_true",
+                   help="with delivery on/off and why, and the bounce score")
+    g.add_argument("--enable", metavar="ADDR",
+                   help="turn delivery to a member back on (clears its bounce record)")
+    g.add_argument("--disable", metavar="ADDR", help="turn delivery to a member off")
     p.set_defaults(func=cmd_members)
 
     for name, fn in (("subscribe", cmd_subscribe), ("unsubscribe", cmd_unsubscribe)):
@@ -194,6 +218,12 @@ def register(sub) -> None:
         p.add_argument("list")
         p.add_argument("addresses", nargs="+", metavar="ADDR")
         p.set_defaults(func=fn)
+
+    p = sub.add_parser("set", help="a member's delivery mode: digest or nodigest")
+    p.add_argument("list")
+    p.add_argument("address")
+    p.add_argument("mode", choices=("digest", "nodigest"))
+    p.set_defaults(func=cmd_set)
 
     p = sub.add_parser("config", help="show a list's settings, or set one")
     p.add_argument("list")

@@ -7,10 +7,12 @@ import logging
 
 from sqlalchemy.exc import OperationalError
 
+from listmgr import config as config_mod
+from listmgr import logsetup
 from listmgr.app import App
 from listmgr.cli import CLIError, setup_logging
-from listmgr.cli.common import load_config, open_app
-from listmgr.service import Service
+from listmgr.cli.common import load_config, open_app, source
+from listmgr.mail import dkim
 from listmgr.store import migrate
 
 log = logging.getLogger("listmgr")
@@ -34,17 +36,64 @@ def cmd_init(args) -> int:
     return 0
 
 
+# service.ports name -> the configuration key it listens on
+LISTEN_KEYS = {
+    "smtp": ("smtp", "listen"), "lmtp": ("lmtp", "listen"), "pop3": ("pop3", "listen"),
+    "pop3s": ("pop3", "tls_listen"), "maps": ("maps", "listen"),
+    "submission": ("submission", "listen"), "submissions": ("submission", "tls_listen"),
+    "metrics": ("metrics", "listen"), "web": ("web", "listen"),
+}
+
+
+def listeners(cfg, ports: dict[str, int]) -> list[str]:
+    """`name=host:port` for every bound listener, with the port actually bound."""
+    out = []
+    for name, port in sorted(ports.items()):
+        section, key = LISTEN_KEYS.get(name, (name, "listen"))
+        value = getattr(getattr(cfg, section, None), key, "") or ""
+        host = config_mod.split_hostport(value)[0] if value else "?"
+        out.append(f"{name}={host}:{port}")
+    return out
+
+
+def ready_line(cfg, ports: dict[str, int]) -> str:
+    """What a starting server is: domain, names, where its data is, what it listens on and
+    how its mail leaves."""
+    from listmgr.cli.common import redact_url
+    mode = (f"smarthost {cfg.delivery.smarthost}" if cfg.delivery.smarthost
+            else "direct MX delivery")
+    if not cfg.delivery.workers:
+        mode += " (delivery workers off: run `listmgr deliver`)"
+    return (f"listmgr ready: domain={cfg.domain} hostname={cfg.hostname} "
+            f"data_dir={cfg.data_path.resolve()} "
+            f"database={redact_url(config_mod.database_url(cfg))} "
+            f"listeners: {' '.join(listeners(cfg, ports)) or 'none'}; outbound: {mode}; "
+            f"config: {source(cfg)}")
+
+
 def cmd_serve(args) -> int:
     cfg = load_config(args)
-    setup_logging(cfg.log_level)
+    logsetup.configure(cfg)
     app = open_app(args, create=True)
     if not cfg.site_admins:
         log.warning("site_admins is empty: mail to postmaster@ and majordomo-owner@ (and "
                     "returned replies) is kept in the shunt queue; set site_admins in %s",
                     cfg.source)
+    # Imported here: the server's components are not needed by the other subcommands,
+    # which start faster without them.
+    from listmgr.service import Service
+    if app.signer is None:
+        log.warning("no DKIM key at %s: outgoing mail is not signed; `listmgr dkim keygen` "
+                    "makes one", dkim.key_path(cfg))
+    else:
+        log.info("DKIM signing: selector=%s domains=%s arc=%s", app.signer.selector,
+                 ",".join(app.signer.domains), "on" if cfg.dkim.arc else "off")
     service = Service(cfg, app)
-    asyncio.run(service.run(ready=lambda: log.info("listmgr ready: %s", " ".join(
-        f"{k}={v}" for k, v in sorted(service.ports.items())) or "no listeners")))
+    try:
+        asyncio.run(service.run(ready=lambda: log.info("%s", ready_line(cfg, service.ports))))
+    except OSError as exc:  # a port in use, a certificate that cannot be read
+        log.error("listmgr could not start: %s", exc)
+        raise CLIError(f"could not start: {exc}") from None
     return 0
 
 

@@ -107,11 +107,23 @@ def cmd_users(args) -> int:
 
 
 def cmd_relay_grants(args) -> int:
+    if args.revoke:
+        with session(args) as (app, s):
+            n = repo.revoke_grants(s, args.revoke)
+        if not n:
+            raise CLIError(f"no relay grant for {args.revoke!r}")
+        print(f"revoked {n} relay grant{'s' if n != 1 else ''} of {args.revoke}")
+        return 0
     with session(args) as (app, s):
         repo.purge_expired_grants(s)
-        for g in repo.live_grants(s):
-            print(f"{g.ip:<40} {g.user:<24} login {g.granted_at:%Y-%m-%d %H:%M:%S} UTC"
-                  f"  until {g.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+        window = app.config.pop3.relay_window
+        grants = repo.live_grants(s, window=window)
+    if not grants:
+        print("no live relay grants" + ("" if window else
+                                         " (POP-before-SMTP is off: [pop3] relay_window = 0)"))
+    for g in grants:
+        print(f"{g.ip:<40} {g.user:<24} login {g.granted_at:%Y-%m-%d %H:%M:%S} UTC"
+              f"  until {g.expires_at:%Y-%m-%d %H:%M:%S} UTC")
     return 0
 
 
@@ -148,4 +160,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_users)
 
     p = sub.add_parser("relay-grants", help="show live POP-before-SMTP relay grants")
+    p.add_argument("--revoke", metavar="IP|USER",
+                   help="end the grants of a client IP address or of a mailbox user now")
     p.set_defaults(func=cmd_relay_grants)

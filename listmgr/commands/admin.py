@@ -78,6 +78,7 @@ def do_passwd(ctx: Context, args: list[str], line=None) -> None:
         log.warning("FAILED passwd %s OLD NEW requester=<%s>", mlist.name, ctx.req.address)
         return
     if not new:
+        ctx.say("passwd_null_new")  # Majordomo also says this after the squawk above
         return
     # The approve password follows when it was the same as the old admin password.
     same = verify_password(mlist.approve_passwd_hash, old)

@@ -1,17 +1,21 @@
 """config / newconfig / writeconfig LIST PASSWD (reference 2.4 and 6).
 
-`newconfig` is all or nothing: any bad line and nothing changes; the errors are listed.
-Keys left out keep their current values (a hashed password cannot go back to a default).
+`newconfig` takes Majordomo 1.94.5's own config files (listmgr.majordomo.configmap says
+what each keyword means here) and the files `config` writes. It is all or nothing: any
+malformed line or bad value and nothing changes; the errors are listed. Keywords stored
+without an effect here are named after the acceptance. Keys left out keep their current
+values (a hashed password cannot go back to a default).
 """
 
 from __future__ import annotations
 
 import logging
 
-from listmgr.commands import configfile, texts
+from listmgr.commands import texts
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
 from listmgr.listconfig import SettingError
+from listmgr.majordomo import configmap
 from listmgr.store import lists as repo
 
 log = logging.getLogger(__name__)
@@ -38,7 +42,7 @@ def do_config(ctx: Context, args: list[str], line=None) -> None:
     if mlist is None:
         return
     header = texts.text("config_header", ctx.lang, list=mlist.name, whoami=ctx.whoami)
-    ctx.out.say(configfile.render(mlist, header))
+    ctx.out.say(configmap.render(mlist, header))
 
 
 @command("newconfig")
@@ -47,7 +51,8 @@ def do_newconfig(ctx: Context, args: list[str], line=None) -> None:
     if mlist is None:
         return
     text = "\n".join(line.data) if line is not None else ""
-    values, errors = configfile.parse(text, mlist.name)
+    reading = configmap.read(text, mlist.name, domain=ctx.domain, current=mlist)
+    values, errors = reading.values, reading.errors
     if not errors:
         try:
             with ctx.s.begin_nested():
@@ -62,6 +67,8 @@ def do_newconfig(ctx: Context, args: list[str], line=None) -> None:
         log.info("FAILED (syntax) newconfig %s PASSWORD", mlist.name)
         return
     ctx.say("newconfig_accepted", list=mlist.name)
+    for note in reading.notes:
+        ctx.out.lines.append(note)
     log.info("newconfig %s PASSWORD requester=<%s>", mlist.name, ctx.req.address)
 
 

@@ -103,7 +103,11 @@ class Context:
         name = name.split("@", 1)[0]
         if not valid_list_name(name):
             return None
-        return repo.get_list(self.s, name)
+        mlist = repo.get_list(self.s, name)
+        if mlist is None and name.lower().endswith("-digest"):
+            # Majordomo's digest list LIST-digest is LIST in digest mode here.
+            mlist = repo.get_list(self.s, name[:-7])
+        return mlist
 
     def get_listname(self, cmd: str, required: int, args: list[str]
                      ) -> tuple[str, MailingList | None, list[str]]:
@@ -206,6 +210,8 @@ class Context:
             return True
         if mode == "closed":
             return False
+        if mlist.restrict_post.strip():  # Majordomo: the restrict_post lists decide
+            return repo.may_post(self.s, mlist, self.req.address)
         if self.is_member(mlist):
             return True
         # A digest list and its main list share membership (Majordomo's access_check).

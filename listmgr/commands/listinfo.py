@@ -1,11 +1,18 @@
-"""info / intro LIST and newinfo / newintro LIST PASSWD (reference 2.4)."""
+"""info / intro LIST and newinfo / newintro LIST PASSWD (reference 2.4).
+
+As in Majordomo: with date_info (date_intro) = yes, newinfo writes `[Last updated on:
+DATE]` as the text's first line; with no, `info` adds a blank line and `[Last updated
+DATE]` after the text, from the time the text was last replaced, when that is known.
+"""
 
 from __future__ import annotations
 
+import calendar
 import time
 
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
+from listmgr.store.models import utcnow
 
 
 def _show(ctx: Context, what: str, args: list[str]) -> None:
@@ -19,6 +26,10 @@ def _show(ctx: Context, what: str, args: list[str]) -> None:
     text = getattr(mlist, what)
     if allow and text:
         ctx.out.say(text)
+        updated = getattr(mlist, f"{what}_updated_at")
+        if not getattr(mlist, f"date_{what}") and updated is not None:
+            stamp = time.ctime(calendar.timegm(updated.timetuple()))
+            ctx.out.lines.extend(["", f"[Last updated {stamp}]"])
     else:
         ctx.say(f"no_{what}", list=mlist.name)
 
@@ -39,6 +50,7 @@ def _replace(ctx: Context, what: str, args: list[str], line) -> None:
     if data.strip() and getattr(mlist, f"date_{what}"):
         data = f"[Last updated on: {time.ctime()}]\n" + data
     setattr(mlist, what, data if data.strip() else "")
+    setattr(mlist, f"{what}_updated_at", utcnow() if data.strip() else None)
     ctx.say(f"new{what}_accepted", list=mlist.name)
 
 

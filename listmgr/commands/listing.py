@@ -1,4 +1,4 @@
-"""lists, help (and `help admin`), and mkdigest, which this server does not do."""
+"""lists, help (and `help admin`)."""
 
 from __future__ import annotations
 
@@ -50,8 +50,3 @@ def do_lists(ctx: Context, args: list[str], line=None) -> None:
 def do_help(ctx: Context, args: list[str], line=None) -> None:
     admin = bool(args) and args[0].lower() == "admin"
     ctx.out.say(help_text(ctx, admin=admin))
-
-
-@command("mkdigest")
-def do_mkdigest(ctx: Context, args: list[str], line=None) -> None:
-    ctx.say("mkdigest_unsupported")

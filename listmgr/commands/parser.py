@@ -113,10 +113,12 @@ def html_to_text(html: str) -> str:
 
 def _part_text(part: Message) -> str:
     try:
-        raw = part.get_payload(decode=True)
+        decoded = part.get_payload(decode=True)
     except Exception:
-        raw = None
-    if raw is None:
+        decoded = None
+    if isinstance(decoded, bytes):
+        raw = decoded
+    else:
         payload = part.get_payload()
         raw = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
     try:

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
 
-# fn(ctx, args, line) -> None
-CommandFn = Callable[..., None]
+if TYPE_CHECKING:
+    from listmgr.commands.context import Context
+    from listmgr.commands.parser import Line
+
+
+class CommandFn(Protocol):
+    """A command: runs against the store, says what happened into ctx's transcript.
+    `line` is the parsed command line (its data lines, for newinfo/newconfig ...)."""
+
+    def __call__(self, ctx: "Context", args: list[str], line: "Line | None" = None
+                 ) -> None: ...
+
+
 COMMANDS: dict[str, CommandFn] = {}
 
 # Commands whose following lines (up to `EOF`) are their data.
 DATA_COMMANDS = frozenset({"newinfo", "newintro", "newconfig"})
 
-def command(*names: str) -> Callable[[CommandFn], CommandFn]:
-    def register(fn: CommandFn) -> CommandFn:
+F = TypeVar("F", bound=CommandFn)
+
+
+def command(*names: str) -> Callable[[F], F]:
+    def register(fn: F) -> F:
         for n in names:
             COMMANDS[n] = fn
         return fn
@@ -26,8 +40,10 @@ def load() -> dict[str, CommandFn]:
         admin,        # approve, passwd
         archive,      # index, get
         configcmds,   # config, newconfig, writeconfig
+        delivery_cmd,  # set LIST mail|nomail
+        digestcmds,   # mkdigest, set LIST digest|nodigest
         listinfo,     # info, intro, newinfo, newintro
-        listing,      # lists, help, mkdigest
+        listing,      # lists, help
         roster,       # who, which
         site,         # newlist, rmlist
         subscription,  # subscribe, unsubscribe/signoff/cancel, auth

@@ -6,7 +6,7 @@ no longer lists every subscriber of the site (reference 8.10).
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
@@ -38,24 +38,32 @@ def do_who(ctx: Context, args: list[str], line=None) -> None:
 
 @command("which")
 def do_which(ctx: Context, args: list[str], line=None) -> None:
-    string = " ".join(args) or ctx.req.address
+    """Majordomo's which: every entry, in every list the requester may search
+    (which_access), that contains STRING, ignoring case; at most [commands] max_which_hits."""
+    string = " ".join(args)
+    if not string:
+        try:
+            string = parse_single(ctx.req.address)
+        except AddressError:
+            string = ctx.req.address
     ctx.say("which_header", string=string, whoami=ctx.whoami)
-    try:
-        key = normalise(parse_single(string))
-    except AddressError:
-        key = None
+    allowed = {m.id: m.name for m in repo.all_lists(ctx.s)
+               if ctx.approved or ctx.access("which", m)}
+    limit = ctx.app.config.commands.max_which_hits
     hits: list[tuple[str, str]] = []
-    if key:
-        q = select(MailingList, Member.address).join(
+    if allowed and string:
+        q = select(MailingList.name, Member.address).join(
             Member, Member.list_id == MailingList.id).where(
-            Member.key == key).order_by(MailingList.name)
-        for mlist, addr in ctx.s.execute(q):
-            if ctx.approved or ctx.access("which", mlist):
-                hits.append((mlist.name, addr))
+            MailingList.id.in_(list(allowed)),
+            func.lower(Member.address).contains(string.lower(), autoescape=True)
+        ).order_by(MailingList.name, Member.id).limit(limit + 1)
+        hits = [(r[0], r[1]) for r in ctx.s.execute(q)]
     if hits:
         ctx.say("which_table_head")
-        for name, addr in hits:
+        for name, addr in hits[:limit]:
             ctx.say("which_row", list=name, addr=addr)
+        if len(hits) > limit:
+            ctx.say("which_max_hits", n=limit)
     else:
         ctx.say("which_no_matches")
     ctx.out.lines.append("")

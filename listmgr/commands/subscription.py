@@ -16,7 +16,7 @@ from listmgr.commands.guard import is_service_address
 from listmgr.commands.policy import Action, subscribe_action, unsubscribe_action
 from listmgr.commands.registry import command
 from listmgr.config import format_duration
-from listmgr.mail.addresses import AddressError, normalise, parse_single
+from listmgr.mail.addresses import AddressError, fault_of, normalise, parse_single
 from listmgr.store import lists as repo
 from listmgr.store.models import MailingList
 
@@ -32,8 +32,11 @@ def _valid_address(ctx: Context, cmd: str, subscriber: str) -> str | None:
     try:
         bare = parse_single(subscriber)
     except AddressError as exc:
-        ctx.say("address_problem", addr=subscriber,
-                why=ctx.t(f"address_{exc.reason}", addr=subscriber))
+        fault = fault_of(subscriber)
+        if fault in ("unbalanced", "unquoted", "space", "incomplete"):
+            ctx.say(f"address_{fault}", addr=subscriber)
+        elif fault != "multiple":  # Majordomo explains nothing for several addresses
+            ctx.say("address_problem", addr=subscriber, why=ctx.t(f"why_{exc.reason}", addr=subscriber))
         ctx.squawk("invalid_address", cmd=cmd, addr=subscriber)
         return None
     return bare
@@ -63,8 +66,11 @@ def check_key(ctx: Context, cmd: str, mlist: MailingList, address: str) -> None:
     ctx.confirmed = True
 
 
-def send_confirm(ctx: Context, cmd: str, mlist: MailingList, subscriber: str) -> None:
-    """Mail an auth key to the address and tell the requester (Majordomo's send_confirm)."""
+def send_confirm(ctx: Context, cmd: str, mlist: MailingList, subscriber: str,
+                 shown: str = "") -> None:
+    """Mail an auth key to the address and tell the requester (Majordomo's send_confirm).
+    `shown` is the list name the texts use (LIST-digest for a digest subscription)."""
+    shown = shown or mlist.name
     if ctx.key_error:
         ctx.say("auth_key_refused", reason=ctx.key_error)
     bare = parse_single(subscriber)
@@ -74,34 +80,36 @@ def send_confirm(ctx: Context, cmd: str, mlist: MailingList, subscriber: str) ->
                           payload={"cmd": cmd, "subscriber": subscriber,
                                    "requester": ctx.req.address})
     lang = ctx.list_lang(mlist)
-    body = texts.text("confirm", lang, cmd=cmd, list=mlist.name, subscriber=subscriber,
+    body = texts.text("confirm", lang, cmd=cmd, list=shown, subscriber=subscriber,
                       key=issued.secret, whoami=ctx.whoami, domain=ctx.domain,
                       lifetime=format_duration(cfg.commands.token_lifetime, lang))
-    subject = texts.msg(lang, "subject_confirm", cmd=cmd, list=mlist.name)
+    subject = texts.msg(lang, "subject_confirm", cmd=cmd, list=shown)
     sent = outgoing.send(ctx, to=bare, subject=subject, body=body,
                          limit=True)
     if not sent:
         ctx.say("confirm_not_sent", addr=bare)
         return
     log.info("send_confirm %s %s %s requester=<%s>", cmd, mlist.name, bare, ctx.req.address)
-    ctx.out.say(texts.text("confirm_reply", ctx.lang, cmd=cmd, list=mlist.name,
+    ctx.out.say(texts.text("confirm_reply", ctx.lang, cmd=cmd, list=shown,
                            subscriber=subscriber, whoami=ctx.whoami, domain=ctx.domain))
 
 
-def request_approval(ctx: Context, cmd: str, mlist: MailingList, subscriber: str) -> None:
+def request_approval(ctx: Context, cmd: str, mlist: MailingList, subscriber: str,
+                     shown: str = "") -> None:
     """Majordomo's check_and_request + request_approval: ask the owners, tell the requester."""
+    shown = shown or mlist.name
     if looks_like_real_name(subscriber):
         ctx.squawk("listserv_style", cmd=cmd)
         ctx.say("listserv_explain", cmd=cmd)
         return
     lang = ctx.list_lang(mlist)
     body = texts.text("approval_request", lang, requester=ctx.req.requester, cmd=cmd,
-                      list=mlist.name, subscriber=subscriber, whoami=ctx.whoami)
+                      list=shown, subscriber=subscriber, whoami=ctx.whoami)
     outgoing.send(ctx, to=repo.owners_of(mlist), subject=texts.msg(lang, "subject_approve",
                                                                   list=mlist.name),
                   body=body)
     log.info("request %s %s %s requester=<%s>", cmd, mlist.name, subscriber, ctx.req.address)
-    ctx.out.say(texts.text("forwarded_reply", ctx.lang, cmd=cmd, list=mlist.name,
+    ctx.out.say(texts.text("forwarded_reply", ctx.lang, cmd=cmd, list=shown,
                            subscriber=subscriber, whoami=ctx.whoami, domain=ctx.domain))
 
 
@@ -139,14 +147,20 @@ def do_subscribe(ctx: Context, args: list[str], line=None) -> None:
     if _service_address(ctx, bare):
         ctx.squawk("service_address", cmd=cmd, addr=subscriber)
         return
+    written = subscriber  # an owner asked to approve sees the address as it was written
     if mlist.strip:
         subscriber = bare
+    # `subscribe LIST-digest`: Majordomo's digest list is LIST in digest mode here.
+    shown = f"{mlist.name}-digest" if _names_digest(raw, mlist) else ""
     if _deferred(ctx, cmd, mlist, bare, subscriber, subscribe_action,
-                 mlist.subscribe_policy):
+                 mlist.subscribe_policy, shown=shown, written=written):
         return
     result = repo.add_members(ctx.s, mlist, [subscriber])
-    if not result.added:
-        ctx.say("already_subscribed", list=mlist.name)
+    member = repo.find_member(ctx.s, mlist, bare) if shown else None
+    if member is not None and not member.digest:
+        member.digest = True  # a member moving to the digest
+    elif not result.added:
+        ctx.say("already_subscribed", list=shown or mlist.name)
         log.info("DUPLICATE subscribe %s %s", mlist.name, bare)
         return
     ctx.succeeded(mlist, "to")
@@ -155,17 +169,22 @@ def do_subscribe(ctx: Context, args: list[str], line=None) -> None:
     welcome(ctx, mlist, subscriber)
 
 
+def _names_digest(raw: str, mlist: MailingList) -> bool:
+    name = raw.strip().strip("<>").split("@", 1)[0].lower()
+    return name.endswith("-digest") and name != mlist.name
+
+
 def _deferred(ctx: Context, cmd: str, mlist, bare: str, subscriber: str, decide,
-              policy: str) -> bool:
+              policy: str, *, shown: str = "", written: str = "") -> bool:
     """Apply the policy table; True when the change waits for a confirmation or an owner."""
     check_key(ctx, cmd, mlist, bare)
     action = decide(policy, approved=ctx.approved, self_request=ctx.is_self(bare),
                     confirmed=ctx.confirmed)
     if action is Action.CONFIRM:
-        send_confirm(ctx, cmd, mlist, subscriber)
+        send_confirm(ctx, cmd, mlist, subscriber, shown)
         return True
     if action is Action.FORWARD:
-        request_approval(ctx, cmd, mlist, subscriber)
+        request_approval(ctx, cmd, mlist, written or subscriber, shown)
         return True
     return False
 
@@ -218,8 +237,7 @@ def _unsubscribe_all(ctx: Context, rest: list[str]) -> None:
         return
     names = repo.lists_of(ctx.s, bare)
     if not names:
-        ctx.say("no_matches_for", addr=subscriber)
-        return
+        return  # Majordomo skips every list quietly: a miss says nothing
     saved = ctx.req
     try:
         # `unsubscribe *` names lists explicitly, so the default list does not apply.

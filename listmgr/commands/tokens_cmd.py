@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from listmgr import tokens
+from listmgr.bounces.processor import REENABLE, reenable_by_token
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
 from listmgr.posting.moderation import DecisionError, decide
@@ -24,6 +25,9 @@ def _held(ctx: Context, key: str, approve: bool, reason: str) -> None:
         ctx.squawk("token_refused", reason=exc.reason)
         return
     held_id = tokens.payload(tok).get("held_id")
+    if not isinstance(held_id, int):
+        ctx.squawk("token_refused", reason="unknown")
+        return
     try:
         result = decide(ctx.app, ctx.s, held_id, approve=approve, reason=reason,
                         by=ctx.req.address)
@@ -31,6 +35,27 @@ def _held(ctx: Context, key: str, approve: bool, reason: str) -> None:
         ctx.out.say(f"**** {exc}")
         return
     ctx.out.say(result)
+
+
+def _reenable(ctx: Context, key: str, approve: bool) -> None:
+    """A member whose delivery bounces turned off answers the notice's key."""
+    if not approve:
+        try:
+            tok = tokens.consume(ctx.s, key, kind=REENABLE)
+        except tokens.TokenError as exc:
+            ctx.squawk("token_refused", reason=exc.reason)
+            return
+        ctx.say("delivery_stays_off", list=tok.list_name, addr=tok.address)
+        return
+    try:
+        done = reenable_by_token(ctx.s, key)
+    except tokens.TokenError as exc:
+        ctx.squawk("token_refused", reason=exc.reason)
+        return
+    if done is None:
+        ctx.squawk("member_gone")
+        return
+    ctx.say("delivery_on", list=done[0], addr=done[1])
 
 
 def _decide(ctx: Context, args: list[str], approve: bool) -> None:
@@ -45,6 +70,9 @@ def _decide(ctx: Context, args: list[str], approve: bool) -> None:
         return
     if tok.kind == "held-post":
         _held(ctx, key, approve, " ".join(args[1:]))
+        return
+    if tok.kind == "reenable":
+        _reenable(ctx, key, approve)
         return
     if tok.kind == "auth":
         payload = tokens.payload(tok)

@@ -12,6 +12,7 @@ import logging
 from email.message import Message
 from email.utils import getaddresses
 
+from listmgr.auth import inbound
 from listmgr.commands import dispatch, guard, outgoing, parser, registry
 from listmgr.commands.context import Context, Request
 from listmgr.mail.addresses import validate_address
@@ -143,6 +144,22 @@ def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> C
     return ctx
 
 
-def handle_command(app, session, task, message, data: bytes) -> None:
-    process(app, session, data=data, mail_from=message.mail_from,
+def prepare_command(app, target: str, message, data: bytes) -> bytes:
+    """DKIM/SPF/DMARC of the command mail, before the transaction (DNS): one `auth` log
+    line per message, and the mail with our Authentication-Results. The commands
+    themselves stay protected by passwords and confirmation keys."""
+    _auth, data = inbound.authenticate(app, data=data, client_ip=message.client_ip,
+                                       helo=message.client_helo, mail_from=message.mail_from,
+                                       queue_id=message.queue_id)
+    return data
+
+
+def handle_command(app, session, task, message, data: bytes,
+                   checked: bytes | None = None) -> None:
+    if checked is None:
+        checked = prepare_command(app, task.target, message, data)
+    process(app, session, data=checked, mail_from=message.mail_from,
             default_list=task.target or "")
+
+
+handle_command.prepare = prepare_command  # type: ignore[attr-defined]  # run by the pipeline

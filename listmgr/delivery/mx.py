@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import dns.asyncresolver
 import dns.exception
-import dns.nameserver
 import dns.resolver
 
 from listmgr.delivery.queue import DEFERRED, FAILED
@@ -37,35 +36,6 @@ class Route:
     status: str = ""
     diagnostic: str = ""    # Sendmail-style reason, `{rcpt}` replaced per recipient
     transcript: tuple[str, ...] = field(default=())
-
-
-def parse_nameserver(entry: str, default_port: int) -> tuple[str, int]:
-    """`127.0.0.1`, `127.0.0.1:5353`, `::1`, `[::1]:5353` -> (address, port)."""
-    entry = entry.strip()
-    try:
-        ipaddress.ip_address(entry)
-        return entry, default_port
-    except ValueError:
-        pass
-    host, sep, port = entry.rpartition(":")
-    if sep and port.isdigit():
-        host = host.strip("[]")
-        ipaddress.ip_address(host)
-        return host, int(port)
-    raise ValueError(f"not a nameserver address: {entry!r}")
-
-
-def make_resolver(nameservers: tuple[str, ...], port: int, timeout: float = 5.0
-                  ) -> dns.asyncresolver.Resolver:
-    if not nameservers:
-        r = dns.asyncresolver.Resolver()
-    else:
-        r = dns.asyncresolver.Resolver(configure=False)
-        r.nameservers = [dns.nameserver.Do53Nameserver(a, p)
-                         for a, p in (parse_nameserver(n, port) for n in nameservers)]
-    r.timeout = min(timeout, 3.0)
-    r.lifetime = timeout
-    return r
 
 
 def _host_unknown(domain: str, why: str) -> Route:

@@ -85,29 +85,58 @@ def subject_class(classes: Iterable[str]) -> str:
 
 @dataclass
 class Transaction:
-    """One SMTP transaction: one message to up to max_recipients_per_transaction rcpts."""
+    """One SMTP transaction: one message to up to max_recipients_per_transaction rcpts
+    that share their parts (envelope sender, header lines put on top)."""
 
     route: str
     message_id: int
     items: list[Item] = field(default_factory=list)
+    mail_from: str | None = None
+    head: bytes = b""
+    # A group: transactions of one message with their own parts (one recipient each with
+    # VERP), sent back to back on one connection and marked together; `items` holds all
+    # their recipients in order.
+    group: list["Transaction"] | None = None
 
 
-def plan(items: Sequence[Item], *, route_of, per_transaction: int) -> dict[str, list[Transaction]]:
+def plan(items: Sequence[Item], *, route_of, per_transaction: int,
+         per_group: int | None = None) -> dict[str, list[Transaction]]:
     """Group claimed recipients by route, then by message, into transactions.
 
     `route_of(domain)` names the destination (the smarthost, or the recipient's domain);
-    recipients sharing a message and a route share transactions of at most `per_transaction`.
-    Returns {route: [transactions]} in claim order.
+    recipients sharing a message, a route and their parts share transactions of at most
+    `per_transaction`; transactions with their own parts go in groups of up to `per_group`
+    recipients (default `per_transaction`). Returns {route: [transactions]} in claim order.
     """
     per_transaction = max(1, per_transaction)
-    open_tx: dict[tuple[str, int], Transaction] = {}
+    open_tx: dict[tuple, Transaction] = {}
     routes: dict[str, list[Transaction]] = {}
     for it in items:
         route = route_of(it.domain)
-        key = (route, it.message_id)
+        key = (route, it.message_id, it.mail_from, it.head)
         tx = open_tx.get(key)
         if tx is None or len(tx.items) >= per_transaction:
-            tx = open_tx[key] = Transaction(route, it.message_id)
+            tx = open_tx[key] = Transaction(route, it.message_id, mail_from=it.mail_from,
+                                            head=it.head)
             routes.setdefault(route, []).append(tx)
         tx.items.append(it)
-    return routes
+    per_group = max(1, per_group or per_transaction)
+    return {route: _grouped(route, txs, per_group) for route, txs in routes.items()}
+
+
+def _grouped(route: str, txs: list[Transaction], per_group: int) -> list[Transaction]:
+    """Consecutive transactions of one message with their own parts become groups of up to
+    `per_group` recipients; transactions with the message's shared parts stay as they are."""
+    out: list[Transaction] = []
+    for tx in txs:
+        if tx.mail_from is None and not tx.head:
+            out.append(tx)
+            continue
+        last = out[-1] if out else None
+        if last is not None and last.group is not None and last.message_id == tx.message_id \
+                and len(last.items) + len(tx.items) <= per_group:
+            last.group.append(tx)
+            last.items.extend(tx.items)
+        else:
+            out.append(Transaction(route, tx.message_id, items=list(tx.items), group=[tx]))
+    return out

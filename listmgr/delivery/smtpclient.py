@@ -92,6 +92,7 @@ class SMTPClient:
         self.extensions: dict[str, str] = {}
         self.tls = False
         self.dirty = False  # a transaction was begun and not finished: RSET before the next
+        self._rbuf = bytearray()  # received, not yet parsed
 
     # ----------------------------------------------------------------- connection
 
@@ -115,6 +116,9 @@ class SMTPClient:
             if starttls and "STARTTLS" in client.extensions:
                 reply = await client.command("STARTTLS")
                 if reply.code == 220:
+                    # Anything sent with the 220 in plaintext is dropped, never read as a
+                    # reply inside TLS (RFC 3207 section 6; response injection).
+                    client._rbuf.clear()
                     try:
                         await asyncio.wait_for(writer.start_tls(
                             _tls_context(), server_hostname=host or None), connect_timeout)
@@ -169,10 +173,13 @@ class SMTPClient:
         return (await self.read_replies(1))[0]
 
     async def read_replies(self, n: int) -> list[Reply]:
-        """`n` replies in order (pipelined commands), under one timeout per reply."""
+        """`n` replies in order (pipelined commands), under one timeout per reply.
+
+        Replies are parsed from what has arrived, read in blocks: a pipelined group's
+        replies usually come in one read, not one read per line."""
         try:
             async with asyncio.timeout(self.timeout * max(1, n)):
-                return [await self._reply() for _ in range(n)]
+                return await self._replies(n)
         except TimeoutError:
             raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
         except ValueError:  # one line longer than the stream's limit
@@ -181,24 +188,40 @@ class SMTPClient:
         except OSError as exc:
             raise SMTPClientError(_describe(exc, "read from", self.host)) from None
 
-    async def _reply(self) -> Reply:
+    async def _replies(self, n: int) -> list[Reply]:
+        out: list[Reply] = []
         lines: list[str] = []
-        readline = self.reader.readline
-        size = 0
-        while True:
-            raw = await readline()
-            if not raw:
-                raise SMTPClientError(f"connection to {self.host} lost")
-            size += len(raw)
+        size = 0  # octets of the reply being read: a hostile server's endless reply is cut
+        buf = self._rbuf
+        while len(out) < n:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                if size + len(buf) > MAX_REPLY_BYTES:
+                    raise SMTPClientError(f"{self.host} sent an overlong reply (more than "
+                                          f"{MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES} bytes)")
+                data = await self.reader.read(65536)
+                if not data:
+                    raise SMTPClientError(f"connection to {self.host} lost")
+                buf += data
+                continue
+            size += nl + 1
             if size > MAX_REPLY_BYTES or len(lines) >= MAX_REPLY_LINES:
                 raise SMTPClientError(f"{self.host} sent an overlong reply (more than "
                                       f"{MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES} bytes)")
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            line = buf[:nl].decode("utf-8", "replace").rstrip("\r")
+            del buf[:nl + 1]
             if len(line) < 3 or not line[:3].isdigit():
                 raise SMTPClientError(f"{self.host} sent a malformed reply: {line[:80]!r}")
             lines.append(line[4:])
             if line[3:4] != "-":
-                return Reply(int(line[:3]), "\n".join(lines))
+                out.append(Reply(int(line[:3]), "\n".join(lines)))
+                lines = []
+                size = 0
+        return out
+
+    def _overlong(self) -> str:
+        return (f"{self.host} sent an overlong reply (more than {MAX_REPLY_LINES} lines or "
+                f"{MAX_REPLY_BYTES} bytes)")
 
     async def _send(self, data: bytes) -> None:
         try:
@@ -224,10 +247,12 @@ class SMTPClient:
             raise SMTPClientError(f"{self.host} refused RSET: {reply.line()}")
         self.dirty = False
 
-    async def transaction(self, mail_from: str, rcpts: list[str], payload: bytes) -> TxResult:
+    async def transaction(self, mail_from: str, rcpts: list[str], payload: bytes, *,
+                          head: bytes = b"") -> TxResult:
         """MAIL, RCPT for each, DATA and the prepared payload. Per-recipient replies are data.
 
-        `payload` comes from prepare_payload. With PIPELINING, MAIL and all RCPTs go in one
+        `payload` comes from prepare_payload; `head` (CRLF header lines, none starting with
+        a dot) goes before it. With PIPELINING, MAIL and all RCPTs go in one
         write and their replies are read in order (RFC 2920 3.1).
         """
         if mail_from and not validate_address(mail_from):
@@ -238,11 +263,7 @@ class SMTPClient:
         if self.dirty:
             await self.rset()
         self.dirty = True
-        params = " BODY=8BITMIME" if "8BITMIME" in self.extensions else ""
-        if "SMTPUTF8" in self.extensions and not (mail_from + "".join(rcpts)).isascii():
-            params += " SMTPUTF8"  # RFC 6531: internationalised addresses
-        mail_cmd = f"MAIL FROM:<{mail_from}>{params}\r\n".encode("utf-8")
-        rcpt_cmds = [f"RCPT TO:<{r}>\r\n".encode("utf-8") for r in rcpts]
+        mail_cmd, rcpt_cmds = self._envelope(mail_from, rcpts)
         if "PIPELINING" in self.extensions:
             await self._send(mail_cmd + b"".join(rcpt_cmds))
             mail, *replies = await self.read_replies(1 + len(rcpts))
@@ -263,10 +284,88 @@ class SMTPClient:
         go = await self.read_reply()
         if go.code != 354:
             return TxResult(mail, replies, go)
-        await self._send(payload)
+        await self._send(head + payload if head else payload)
         done = await self.read_reply()
         self.dirty = False
         return TxResult(mail, replies, done)
+
+
+    def _envelope(self, mail_from: str, rcpts: list[str]) -> tuple[bytes, list[bytes]]:
+        params = " BODY=8BITMIME" if "8BITMIME" in self.extensions else ""
+        if "SMTPUTF8" in self.extensions and not (mail_from + "".join(rcpts)).isascii():
+            params += " SMTPUTF8"  # RFC 6531: internationalised addresses
+        return (f"MAIL FROM:<{mail_from}>{params}\r\n".encode("utf-8"),
+                [f"RCPT TO:<{r}>\r\n".encode("utf-8") for r in rcpts])
+
+    async def transactions(self, envelopes: list[tuple[str, list[str], bytes]], payload: bytes
+                           ) -> tuple[list[TxResult | ValueError | None], SMTPClientError | None]:
+        """Several transactions of one payload, each with its own (sender, recipients, head).
+
+        With PIPELINING they go back to back: MAIL, RCPTs and DATA in one write (RFC 2920
+        3.1 lets DATA end a group), the payload only after its 354, and the payload followed
+        in the same write by the next transaction's commands (or RSET after a refused one):
+        one round trip per transaction. Returns (one result per envelope: a TxResult, a
+        ValueError for an unsafe address, None when not finished), and the error that ended
+        the connection, if one did: the results before it stand.
+        """
+        results: list[TxResult | ValueError | None] = [None] * len(envelopes)
+        todo = []
+        for i, (mail_from, rcpts, head) in enumerate(envelopes):
+            if (mail_from and not validate_address(mail_from)) or \
+                    not all(validate_address(r) for r in rcpts):
+                results[i] = ValueError(f"unsafe address in <{mail_from}> -> {rcpts!r}")
+            else:
+                todo.append(i)
+        try:
+            if "PIPELINING" not in self.extensions or len(todo) == 1:
+                for i in todo:
+                    mail_from, rcpts, head = envelopes[i]
+                    results[i] = await self.transaction(mail_from, rcpts, payload, head=head)
+                return results, None
+            await self._pipelined(envelopes, todo, payload, results)
+            return results, None
+        except SMTPClientError as exc:
+            return results, exc
+
+    async def _pipelined(self, envelopes, todo: list[int], payload: bytes,
+                         results: list) -> None:
+        if self.dirty:
+            await self.rset()
+        self.dirty = True
+        pending = b""        # what goes before the next commands: a payload or RSET
+        expect = ""          # "data": the final reply of `open_tx`'s payload; "rset"
+        open_tx: tuple[int, Reply, list[Reply]] | None = None
+        for i in todo:
+            mail_from, rcpts, head = envelopes[i]
+            mail_cmd, rcpt_cmds = self._envelope(mail_from, rcpts)
+            await self._send(pending + mail_cmd + b"".join(rcpt_cmds) + b"DATA\r\n")
+            replies = await self.read_replies(len(rcpts) + 2 + (1 if expect else 0))
+            if expect == "data":
+                j, mail, rr = open_tx  # type: ignore[misc]
+                results[j] = TxResult(mail, rr, replies[0])
+            elif expect == "rset" and replies[0].code != 250:
+                raise SMTPClientError(f"{self.host} refused RSET: {replies[0].line()}")
+            if expect:
+                replies = replies[1:]
+            mail, rr, go = replies[0], replies[1:-1], replies[-1]
+            if not 200 <= mail.code < 300:
+                results[i] = TxResult(mail, [mail] * len(rcpts), None)
+            elif go.code != 354:
+                any_ok = any(200 <= r.code < 300 for r in rr)
+                results[i] = TxResult(mail, rr, go if any_ok else None)
+            else:
+                open_tx = (i, mail, rr)
+                pending, expect = (head + payload if head else payload), "data"
+                continue
+            pending, expect = b"RSET\r\n", "rset"
+        await self._send(pending)
+        last = await self.read_reply()
+        if expect == "data":
+            j, mail, rr = open_tx  # type: ignore[misc]
+            results[j] = TxResult(mail, rr, last)
+        elif last.code != 250:
+            raise SMTPClientError(f"{self.host} refused RSET: {last.line()}")
+        self.dirty = False
 
 
 def _describe(exc: BaseException, what: str, host: str) -> str:

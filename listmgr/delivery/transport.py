@@ -8,10 +8,12 @@ refused connections, timeouts and 4xx/5xx greetings move on to the next address.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
 from listmgr.delivery.mx import Hop, MXResolver, Route
+from listmgr.delivery.personal import ListParts
 from listmgr.delivery.queue import (
     DEFERRED,
     FAILED,
@@ -20,7 +22,7 @@ from listmgr.delivery.queue import (
     Reply,
     Transaction,
 )
-from listmgr.delivery.smtpclient import SMTPClient, SMTPClientError
+from listmgr.delivery.smtpclient import SMTPClient, SMTPClientError, TxResult
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,9 @@ class Message:
     payload: bytes          # prepared: CRLF, dot-stuffed, final dot
     hops: int               # Received: fields
     size: int
-    arrival_at: object
-    deadline: object        # give-up time
+    arrival_at: dt.datetime
+    deadline: dt.datetime   # give-up time
+    personal: ListParts | None = None  # per-recipient parts of a list post
 
 
 class Transport:
@@ -91,43 +94,78 @@ class Transport:
 
     async def send(self, client: SMTPClient, tx: Transaction, msg: Message
                    ) -> tuple[list[Outcome], bool]:
-        """One transaction on an open connection. Returns (outcomes, connection still good)."""
+        """One transaction (or a group of them: per-recipient parts) on an open connection.
+        Returns (outcomes in the order of tx.items, connection still good)."""
+        if tx.group is not None:
+            return await self._send_group(client, tx.group, msg)
         rcpts = [it.rcpt for it in tx.items]
+        mail_from = msg.mail_from if tx.mail_from is None else tx.mail_from
         try:
-            res = await client.transaction(msg.mail_from, rcpts, msg.payload)
+            res = await client.transaction(mail_from, rcpts, msg.payload, head=tx.head)
         except SMTPClientError as exc:
-            reason = f"451 4.4.2 {exc}"
-            return [Outcome(it.rid, DEFERRED, "4.4.2", reason, client.host,
-                            (f"... while talking to {client.host}:", f"<<< {exc}"))
-                    for it in tx.items], False
+            return _lost(tx, client.host, exc), False
         except ValueError as exc:  # an unsafe address: never on the wire, never retried
-            return [Outcome(it.rid, FAILED, "5.1.3", f"553 5.1.3 {exc}") for it in tx.items], True
-        host = client.host
+            return _unsafe(tx, exc), True
+        return _outcomes(tx, res, mail_from, client.host)
+
+    async def _send_group(self, client: SMTPClient, group: list[Transaction], msg: Message
+                          ) -> tuple[list[Outcome], bool]:
+        """Transactions of one message with their own parts, pipelined back to back."""
+        envelopes = [(msg.mail_from if t.mail_from is None else t.mail_from,
+                      [it.rcpt for it in t.items], t.head) for t in group]
+        results, error = await client.transactions(envelopes, msg.payload)
         out: list[Outcome] = []
-        keep = True
-        data_ok = res.data is not None and 200 <= res.data.code < 300
-        data_status = res.data.status if data_ok else ""
-        for it, rr in zip(tx.items, res.rcpts):
-            if data_ok and 200 <= rr.code < 300:  # the common case, kept cheap
-                out.append(Outcome(it.rid, SENT, data_status, "", host))
-                continue
-            if rr is res.mail and not 200 <= res.mail.code < 300:
-                reply, said = rr, f">>> MAIL From:<{msg.mail_from}>"
-            elif not 200 <= rr.code < 300:
-                reply, said = rr, f">>> RCPT To:<{it.rcpt}>"
+        keep = error is None
+        for t, (mail_from, _, _), res in zip(group, envelopes, results):
+            if res is None:  # not finished when the connection failed: try again later
+                out.extend(_lost(t, client.host, error or SMTPClientError("no reply")))
+            elif isinstance(res, ValueError):
+                out.extend(_unsafe(t, res))
             else:
-                reply = res.data if res.data is not None else Reply(451, "4.3.0 no reply")
-                said = ">>> DATA"
-            if reply.code == 421:
-                keep = False
-            result = reply.outcome
-            if result == SENT:
-                out.append(Outcome(it.rid, SENT, reply.status, "", host))
-            else:
-                line = reply.line()
-                out.append(Outcome(it.rid, result, reply.status, line, host,
-                                   (f"... while talking to {host}:", said, f"<<< {line}")))
+                outs, k = _outcomes(t, res, mail_from, client.host)
+                out.extend(outs)
+                keep = keep and k
         return out, keep
+
+
+def _lost(tx: Transaction, host: str, exc: Exception) -> list[Outcome]:
+    reason = f"451 4.4.2 {exc}"
+    return [Outcome(it.rid, DEFERRED, "4.4.2", reason, host,
+                    (f"... while talking to {host}:", f"<<< {exc}")) for it in tx.items]
+
+
+def _unsafe(tx: Transaction, exc: Exception) -> list[Outcome]:
+    return [Outcome(it.rid, FAILED, "5.1.3", f"553 5.1.3 {exc}") for it in tx.items]
+
+
+def _outcomes(tx: Transaction, res: TxResult, mail_from: str, host: str
+              ) -> tuple[list[Outcome], bool]:
+    """Per-recipient outcomes of one finished transaction, and whether to keep talking."""
+    out: list[Outcome] = []
+    keep = True
+    data_ok = res.data is not None and 200 <= res.data.code < 300
+    data_status = res.data.status if data_ok else ""
+    for it, rr in zip(tx.items, res.rcpts):
+        if data_ok and 200 <= rr.code < 300:  # the common case, kept cheap
+            out.append(Outcome(it.rid, SENT, data_status, "", host))
+            continue
+        if rr is res.mail and not 200 <= res.mail.code < 300:
+            reply, said = rr, f">>> MAIL From:<{mail_from}>"
+        elif not 200 <= rr.code < 300:
+            reply, said = rr, f">>> RCPT To:<{it.rcpt}>"
+        else:
+            reply = res.data if res.data is not None else Reply(451, "4.3.0 no reply")
+            said = ">>> DATA"
+        if reply.code == 421:
+            keep = False
+        result = reply.outcome
+        if result == SENT:
+            out.append(Outcome(it.rid, SENT, reply.status, "", host))
+        else:
+            line = reply.line()
+            out.append(Outcome(it.rid, result, reply.status, line, host,
+                               (f"... while talking to {host}:", said, f"<<< {line}")))
+    return out, keep
 
 
 def route_outcomes(route: Route, tx: Transaction) -> list[Outcome]:

@@ -17,10 +17,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 
+from listmgr import metrics
 from listmgr.app import App
 from listmgr.config import split_hostport
 from listmgr.delivery import dsn
-from listmgr.delivery.mx import MXResolver, make_resolver
+from listmgr.auth.dns import make_resolver
+from listmgr.delivery.mx import MXResolver
 from listmgr.delivery.queue import (
     DEFERRED,
     FAILED,
@@ -40,6 +42,11 @@ from listmgr.delivery.transport import (
     route_outcomes,
     unreachable_outcomes,
 )
+from listmgr import site_secret
+from listmgr.bounces import processor as bounce_processor
+from listmgr.delivery.personal import ListParts
+from listmgr.mail.addresses import normalise
+from listmgr.store import bounces as bounce_store
 from listmgr.store import outbound_claims
 from listmgr.store.outbound import enqueue
 
@@ -72,6 +79,10 @@ class DeliveryWorker:
         self.stopping = False
         self.inflight = 0                 # claimed recipients not yet marked
         self.max_inflight = max(self.cfg.batch_size * 2, self.cfg.max_recipients_per_transaction)
+        # Members' own transactions go in groups small enough that the recipients in flight
+        # keep every connection to a route busy (each group is one connection's work).
+        self.per_group = max(1, min(self.cfg.max_recipients_per_transaction,
+                                    self.max_inflight // (2 * max(1, self.cfg.per_host_concurrency))))
         self._room = asyncio.Event()
         self._routes: dict[str, _RouteQueue] = {}
         self._msgs: collections.OrderedDict[int, Message] = collections.OrderedDict()
@@ -83,6 +94,7 @@ class DeliveryWorker:
         self._sem = asyncio.Semaphore(max(1, self.cfg.concurrency))
         self._idle = asyncio.Event()
         self.transport: Transport | None = None
+        self._secret: bytes | None = None  # the site secret, read when first needed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -205,8 +217,8 @@ class DeliveryWorker:
         missing = ids - self._msgs.keys()
         if missing:
             loaded = await asyncio.to_thread(self._load, missing)
-            for mid, msg in loaded.items():
-                self._cache_put(msg)
+            for loaded_msg in loaded.values():
+                self._cache_put(loaded_msg)
         smarthost = bool(self.cfg.smarthost)
         local = set(self.config.local_domains)
 
@@ -216,6 +228,7 @@ class DeliveryWorker:
             return LOCAL if domain in local else domain
 
         ready: list[Item] = []
+        personal: list[Item] = []
         for it in items:
             msg = self._msgs.get(it.message_id)
             if msg is None:  # its row vanished (deleted from the queue meanwhile)
@@ -232,8 +245,13 @@ class DeliveryWorker:
                 self._submit_now(msg, [it], [Outcome(it.rid, DEFERRED, "4.3.0", diag)])
                 continue
             ready.append(it)
+            if msg.personal is not None:
+                personal.append(it)
+        if personal:
+            await self._personalise(personal)
         for route, txs in plan(ready, route_of=route_of,
-                               per_transaction=self.cfg.max_recipients_per_transaction).items():
+                               per_transaction=self.cfg.max_recipients_per_transaction,
+                               per_group=self.per_group).items():
             rq = self._routes.get(route)
             if rq is None:
                 rq = self._routes[route] = _RouteQueue()
@@ -248,9 +266,46 @@ class DeliveryWorker:
                 self._lanes.add(task)
                 task.add_done_callback(self._lanes.discard)
 
+    async def _personalise(self, items: list[Item]) -> None:
+        """Give each item its per-recipient parts (one member lookup per list per batch)."""
+        wanted: dict[str, set[str]] = {}
+        for it in items:
+            lp = self._msgs[it.message_id].personal
+            if lp is not None and lp.needs_members:
+                wanted.setdefault(lp.name, set()).add(normalise(it.rcpt))
+        infos = {}
+        if wanted:
+            infos = await asyncio.to_thread(self._member_infos, wanted)
+        for it in items:
+            lp = self._msgs[it.message_id].personal
+            if lp is None:
+                continue
+            member = infos.get(lp.name, {}).get(normalise(it.rcpt)) if lp.needs_members \
+                else None
+            it.mail_from, it.head = lp.parts(it.rcpt, member)
+
+    def _member_infos(self, wanted: dict[str, set[str]]) -> dict:
+        with self.app.store.session() as s:
+            return {name: bounce_store.member_infos(s, name, keys)
+                    for name, keys in wanted.items()}
+
+    def _list_parts(self, s, name: str) -> ListParts | None:
+        mode = bounce_store.list_parts_settings(s, name)
+        if mode is None:
+            return None  # the list is gone: its copies go out as they are
+        base_url = self.config.web.base_url
+        if mode == "off" and not base_url:
+            return None
+        if base_url and self._secret is None:
+            self._secret = site_secret.load(self.config.data_dir)
+        return ListParts(name=name, domain=self.config.domain, verp=mode, base_url=base_url,
+                         secret=self._secret or b"")
+
     def _load(self, ids: set[int]) -> dict[int, Message]:
         with self.app.store.session() as s:
             rows = outbound_claims.messages(s, ids)
+            parts = {name: self._list_parts(s, name)
+                     for name in {r.personal for r in rows.values() if r.personal}}
         out = {}
         give_up = dt.timedelta(seconds=self.cfg.give_up_after)
         for mid, row in rows.items():
@@ -262,7 +317,8 @@ class DeliveryWorker:
             out[mid] = Message(id=mid, queue_id=row.queue_id, mail_from=row.mail_from,
                                payload=prepare_payload(data) if data is not None else b"",
                                hops=hop_count(data) if data else 0, size=row.size,
-                               arrival_at=row.arrival_at, deadline=row.arrival_at + give_up)
+                               arrival_at=row.arrival_at, deadline=row.arrival_at + give_up,
+                               personal=parts.get(row.personal) if row.personal else None)
         return out
 
     def _cache_put(self, msg: Message) -> None:
@@ -278,6 +334,8 @@ class DeliveryWorker:
     # ------------------------------------------------------------------ lanes
 
     async def _lane(self, route: str, rq: _RouteQueue) -> None:
+        transport = self.transport
+        assert transport is not None, "lanes run only after start()"
         client: SMTPClient | None = None
         try:
             async with self._sem:
@@ -294,7 +352,7 @@ class DeliveryWorker:
                     tx = rq.txs.popleft()
                     msg = self._msgs[tx.message_id]
                     if client is None or not client.usable:
-                        client, route_info, reason = await self.transport.connect(route)
+                        client, route_info, reason = await transport.connect(route)
                         if client is None:
                             # Nobody to talk to: every transaction now queued for this route
                             # shares the verdict (no reconnect per transaction).
@@ -308,7 +366,7 @@ class DeliveryWorker:
                                 await self._submit(m, t, outs)
                             return
                     try:
-                        outcomes, keep = await self.transport.send(client, tx, msg)
+                        outcomes, keep = await transport.send(client, tx, msg)
                     except Exception as exc:  # a bug: defer this transaction, keep going
                         log.exception("%s delivery bug; deferring the transaction", msg.queue_id)
                         diag = f"451 4.3.0 internal error ({type(exc).__name__})"
@@ -338,12 +396,14 @@ class DeliveryWorker:
 
     def _log(self, msg: Message, tx: Transaction, outcomes: list[Outcome]) -> None:
         sent = [o for o in outcomes if o.result == SENT]
+        metrics.DELIVERIES.labels("sent").inc(len(sent))
         if sent:
             log.info("%s to=%d rcpt(s) relay=%s status=sent", msg.queue_id, len(sent),
                      sent[0].remote_mta or tx.route)
         for o, it in zip(outcomes, tx.items):
             if o.result != SENT:
-                log.info("%s to=<%s> relay=%s tries=%d status=%s (%s)", msg.queue_id, it.rcpt,
+                metrics.DELIVERIES.labels("bounced" if o.result == FAILED else "deferred").inc()
+                log.warning("%s to=<%s> relay=%s tries=%d status=%s (%s)", msg.queue_id, it.rcpt,
                          o.remote_mta or tx.route, it.attempts + 1,
                          "bounced" if o.result == FAILED else "deferred", o.diagnostic)
 
@@ -466,7 +526,13 @@ class DeliveryWorker:
             if row is None:
                 return 0
             sent = False
-            if row.mail_from:
+            if row.personal or row.origin.startswith("post:"):
+                # A list post: our own failures are hard bounces of those members, scored
+                # directly (no returned mail to parse back in).
+                name = row.personal or row.origin[len("post:"):]
+                bounce_processor.delivery_failures(
+                    self.app, s, name, [(r.rcpt, r.diagnostic or r.status) for r in rcpts])
+            elif row.mail_from:
                 self._notice(s, dsn.FAILURE, row, rcpts)
                 sent = True
             paths = outbound_claims.finish(s, [mid])

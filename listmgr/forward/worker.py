@@ -11,13 +11,11 @@ the message, and mail from the null sender stays null (no DSN loops).
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from email.utils import format_datetime
 
 from sqlalchemy.orm import Session
 
 from listmgr.app import App
+from listmgr.mail import trace
 from listmgr.mail.addresses import address_list
 from listmgr.store import inbound
 from listmgr.store.lists import get_list, owners_of
@@ -31,15 +29,16 @@ class NowhereToSend(LookupError):
 
 def received_header(app: App, message: InboundMessage, rcpt: str | None = None) -> bytes:
     """RFC 5321 4.4 trace header for our hop, folded, CRLF-terminated."""
-    helo = re.sub(r"[^\x21-\x7e]", "", message.client_helo or "") or "unknown"
-    when = format_datetime(message.received_at.replace(tzinfo=dt.timezone.utc))
-    text = (f"Received: from {helo} ([{message.client_ip}])\r\n"
-            f"\tby {app.config.hostname} (listmgr) with ESMTP id {message.queue_id}\r\n")
-    if rcpt:
-        text += f"\tfor <{rcpt}>; {when}\r\n"
-    else:
-        text += f"\t; {when}\r\n"
-    return text.encode("ascii", "replace")
+    return trace.received(app.config.hostname, message.client_helo, message.client_ip,
+                          message.queue_id, message.received_at, "ESMTP", rcpt)
+
+
+def with_trace(app: App, message: InboundMessage, data: bytes, rcpt: str | None = None
+               ) -> bytes:
+    """`data` with our Received: on top, unless it came with one (LMTP adds it on arrival)."""
+    if trace.has_ours(data, app.config.hostname, message.queue_id):
+        return data
+    return received_header(app, message, rcpt) + data
 
 
 def forward(app: App, s: Session, message: InboundMessage, data: bytes, recipients: list[str],
@@ -47,7 +46,7 @@ def forward(app: App, s: Session, message: InboundMessage, data: bytes, recipien
     if not recipients:
         raise NowhereToSend(f"no recipients for {origin}")
     enqueue(s, app.spool, mail_from=message.mail_from, recipients=recipients,
-            data=received_header(app, message, for_rcpt) + data, origin=origin,
+            data=with_trace(app, message, data, for_rcpt), origin=origin,
             received_from=f"{message.client_helo or 'unknown'} [{message.client_ip}]")
 
 

@@ -72,6 +72,34 @@ def local_of(address: str) -> str:
     return address.rpartition("@")[0]
 
 
+def fault_of(text: str) -> str:
+    """Why `text` is not one address, in Majordomo's valid_addr categories (reference 2.5):
+    multiple, unbalanced, unquoted, space, incomplete; "" when none of them applies."""
+    text = text.strip()
+    temp = re.sub(r'"(?:[^"\\]|\\.)*"?', "", text)
+    for pat in (r"\([^()]*\)", r"<[^<>]*>", r"\[[^\[\]]*\]"):
+        for _ in range(50):
+            temp, n = re.subn(pat, "", temp)
+            if not n:
+                break
+    if re.search(r"[()<>\[\]]", temp):
+        return "unbalanced"
+    if "," in temp:  # ParseAddrs splits on commas outside quotes and comments
+        return "multiple"
+    core = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+    m = re.search(r"<([^<>]*)>", core)
+    core = m.group(1) if m else re.sub(r"\([^()]*\)", "", core)
+    core = core.strip()
+    if re.search(r"[,;:]", core):
+        return "unquoted"
+    core = re.sub(r"\s*([.@])\s*", r"\1", core)
+    if re.search(r"\s", core):
+        return "space"
+    if "@" not in core or "." not in core:
+        return "incomplete"
+    return ""
+
+
 def address_list(text: str | None) -> list[str]:
     """A list's owners or moderator field: addresses one a line (commas and blanks
     tolerated); entries without `@` are dropped, repeats (any case) kept once, order kept."""

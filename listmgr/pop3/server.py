@@ -13,7 +13,9 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
+from listmgr import metrics
 from listmgr.app import App
 from listmgr.config import Config, split_hostport
 from listmgr.passwords import hash_password, verify_password
@@ -170,9 +172,10 @@ class POP3Server:
                 # discarded, not read as commands inside TLS (command injection). Reading
                 # stops before the reply goes out, so the ClientHello that answers it stays
                 # in the socket for the TLS layer.
-                writer.transport.pause_reading()
+                cast(asyncio.Transport, writer.transport).pause_reading()
                 reader._buffer.clear()  # type: ignore[attr-defined]
                 await self._send(writer, result.reply.encode())
+                assert self.ssl is not None  # STLS is offered only with a certificate
                 await writer.start_tls(self.ssl, ssl_handshake_timeout=30)
                 session.tls_started()
                 continue
@@ -230,6 +233,7 @@ class POP3Server:
             except Exception:
                 log.exception("pop3 login check failed ip=%s", conn.ip)
                 return session.login_failed("sys")
+            metrics.POP3_LOGINS.labels("ok" if good else "failed").inc()
             if not good:
                 now = time.monotonic()
                 delay = self.tracker.delay(conn.ip, now)

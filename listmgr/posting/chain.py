@@ -94,7 +94,8 @@ def decide(post: rules.Post, rule_set=rules.RULES) -> Decision:
 
 
 def build_post(*, mlist, data: bytes, mail_from: str, domain: str, is_member,
-               admin_patterns, max_size: int, time_budget: float) -> rules.Post:
+               admin_patterns, max_size: int, time_budget: float,
+               global_taboo: tuple[str, str] = ("", "")) -> rules.Post:
     """Parse `data`, take out the approval, and make the Post the rules look at."""
     approval = extract_approval(RawMessage.parse(data))
     msg = approval.msg
@@ -108,7 +109,8 @@ def build_post(*, mlist, data: bytes, mail_from: str, domain: str, is_member,
     post = rules.Post(mlist=mlist, msg=msg, size=len(data), mail_from=mail_from,
                       list_address=f"{mlist.name}@{domain}", list_id=f"{mlist.name}.{domain}",
                       is_member=is_member, text=text, admin_patterns=admin_patterns,
-                      max_size=max_size, time_budget=time_budget)
+                      max_size=max_size, time_budget=time_budget,
+                      global_taboo_headers=global_taboo[0], global_taboo_body=global_taboo[1])
     if approval.password is not None:
         if check_password(mlist, approval.password):
             post.approved = True

@@ -10,14 +10,18 @@ message is wrapped whole in multipart/mixed, so its signature still verifies.
 
 from __future__ import annotations
 
+import email.policy
+import itertools
 import re
 import secrets
 from dataclasses import dataclass
 from email.header import Header
+from email.headerregistry import Address
 from email.message import Message
+from email.utils import getaddresses
 
 from listmgr import __version__
-from listmgr.posting.message import RawMessage
+from listmgr.posting.message import RawMessage, decode_words
 
 # Removed from every post (reference 5.1 point 4), plus our own kinds of header that came
 # from elsewhere (another list's List-*, any Approved).
@@ -47,6 +51,8 @@ class ListInfo:
     message_footer: str = ""
     post_policy: str = "members"
     base_url: str = ""
+    dmarc_mitigation: str = "munge_from"
+    dmarc_when: str = "quarantine"
 
     @classmethod
     def of(cls, mlist, config) -> "ListInfo":
@@ -55,7 +61,8 @@ class ListInfo:
                    precedence=mlist.precedence, purge_received=mlist.purge_received,
                    message_headers=mlist.message_headers,
                    message_fronter=mlist.message_fronter, message_footer=mlist.message_footer,
-                   post_policy=mlist.post_policy, base_url=config.web.base_url)
+                   post_policy=mlist.post_policy, base_url=config.web.base_url,
+                   dmarc_mitigation=mlist.dmarc_mitigation, dmarc_when=mlist.dmarc_when)
 
     @property
     def address(self) -> str:
@@ -64,6 +71,13 @@ class ListInfo:
     @property
     def owner(self) -> str:
         return f"owner-{self.name}@{self.domain}"
+
+    @property
+    def changes_posts(self) -> bool:
+        """Whether decoration can break a poster's DKIM signature (subject, body or a
+        replaced Reply-To); a list that only adds header fields does not."""
+        return bool(self.subject_prefix.strip() or self.message_fronter.strip()
+                    or self.message_footer.strip() or self.reply_to)
 
 
 def expand(text: str, *, list_name: str, sender: str = "", seq: int | None = None) -> str:
@@ -99,10 +113,15 @@ def prefix_pattern(template: str, list_name: str) -> re.Pattern[str]:
 
 def prefixed_subject(subject: str, template: str, *, list_name: str, sender: str = "",
                      seq: int | None = None) -> str:
-    """`[demo] Re: topic` from `Re: [demo] topic`: one prefix, in front, `Re:` kept once."""
+    """Majordomo's rule (reference 5.1): when the expanded prefix appears anywhere in the
+    Subject (literally, case-sensitively) the Subject stays as it is (`Re: [demo] x` stays);
+    otherwise the prefix goes in front. A `$SEQ` prefix (ours) carries a changing number:
+    an old one is taken out and the new one put in front, `Re:` kept once."""
     prefix = expand(template, list_name=list_name, sender=sender, seq=seq).strip()
     if not prefix:
         return subject
+    if "$SEQ" not in template:
+        return subject if prefix in subject else f"{prefix} {subject.strip()}".rstrip()
     pat = prefix_pattern(template.strip(), list_name)
     had_prefix = bool(pat.search(subject))
     rest = pat.sub("", subject) if had_prefix else subject
@@ -134,18 +153,15 @@ def list_headers(info: ListInfo) -> list[tuple[str, str]]:
         phrase = desc if re.fullmatch(r"[A-Za-z0-9 !#$%&'*+/=?^_`{|}~-]+", desc) else \
             '"' + desc.replace("\\", "\\\\").replace('"', '\\"') + '"'
         list_id = f"{phrase} {list_id}"
-    unsub = f"<mailto:{admin}?body=unsubscribe%20{info.name}>"
-    out = [("List-Id", list_id)]
-    if info.base_url:
-        base = info.base_url.rstrip("/")
-        unsub = f"<{base}/lists/{info.name}/unsubscribe>, " + unsub
-    out += [
+    out = [
+        ("List-Id", list_id),
         ("List-Help", f"<mailto:{admin}?body=help>"),
         ("List-Subscribe", f"<mailto:{admin}?body=subscribe%20{info.name}>"),
-        ("List-Unsubscribe", unsub),
     ]
-    if info.base_url:
-        out.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    if not info.base_url:
+        # With a base URL each member's copy gets its own one-click List-Unsubscribe and
+        # List-Unsubscribe-Post at send time (listmgr.delivery.personal).
+        out.append(("List-Unsubscribe", f"<mailto:{admin}?body=unsubscribe%20{info.name}>"))
     if info.post_policy == "announce":
         out.append(("List-Post", "NO (posting not allowed on this list)"))
     else:
@@ -154,9 +170,20 @@ def list_headers(info: ListInfo) -> list[tuple[str, str]]:
     return out
 
 
-def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> bytes:
-    """The bytes every member receives. `msg` is changed in place."""
+def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None,
+             mitigation: str = "none") -> bytes:
+    """The bytes every member receives. `msg` is changed in place.
+
+    `mitigation` (listmgr.posting.mitigation decides it): "munge_from" puts the list's
+    address in From:, "wrap" sends the post unchanged as a message/rfc822 attachment of a
+    message from the list; so the list's own DKIM signature is the aligned one.
+    """
     sender = ", ".join(msg.get_all("from"))
+    original_from = _single_from(msg)
+    if original_from is None:
+        mitigation = "none"
+    if mitigation == "wrap":
+        msg = wrapped(msg, info, original_from)
     msg.remove(*ALWAYS_REMOVED)
     msg.remove_if(lambda n: n.startswith(_REMOVED_PREFIXES))
     if info.precedence:
@@ -168,9 +195,20 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
         msg.remove("reply-to")
 
     if info.subject_prefix and msg.has("subject"):
-        new = prefixed_subject(msg.get("subject"), info.subject_prefix, list_name=info.name,
+        subject = msg.get("subject")
+        new = prefixed_subject(subject, info.subject_prefix, list_name=info.name,
                                sender=sender, seq=seq)
-        msg.replace("Subject", encode_value("Subject", new))
+        raw = msg.raw_values("subject")[0].strip()
+        if new == subject:
+            pass  # the prefix is already there: the field stays as it came
+        elif "$SEQ" not in info.subject_prefix and new.endswith(subject.strip()) \
+                and new[:len(new) - len(subject.strip())].isascii() and raw:
+            # As Majordomo: the raw field starts with the literal prefix; only what
+            # follows it may be encoded (the poster's own encoded words, kept as sent).
+            head = new[:len(new) - len(subject.strip())]
+            msg.replace("Subject", head.encode("ascii") + raw)
+        else:
+            msg.replace("Subject", encode_value("Subject", new))
 
     msg.add("Sender", info.owner)
     if info.precedence:
@@ -178,6 +216,8 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
     if info.reply_to:
         value = ", ".join(poster_reply) if info.reply_to.upper() == "$SENDER" \
             else expand(info.reply_to, list_name=info.name, sender=sender, seq=seq)
+        if value and "@" not in value:
+            value = f"{value}@{info.domain}"  # Majordomo's bare `LIST` form
         if value:
             msg.add("Reply-To", encode_value("Reply-To", value))
     for line in info.message_headers.split("\n"):
@@ -185,6 +225,10 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
         m = re.match(r"^([!-9;-~]+):\s*(.*)$", line)
         if m and m.group(2):
             msg.add(m.group(1), encode_value(m.group(1), m.group(2)))
+    if mitigation == "munge_from":
+        munge_from(msg, info, original_from)
+    if mitigation in ("munge_from", "wrap"):
+        keep_poster_reachable(msg, info, original_from)
     for name, value in list_headers(info):
         msg.add(name, value)
     msg.add("X-Loop", info.address)
@@ -197,10 +241,102 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None) -> byte
     return msg.to_bytes()
 
 
+# --------------------------------------------------------------------------- DMARC
+
+_SMTP = email.policy.SMTP.clone(max_line_length=78)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RAW_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n[ \t])|(?<!\r)\n")
+MAX_NAME = 200
+# Kept on the wrapper of a wrapped post (the rest stays inside, in the original).
+_WRAP_KEEP = ("to", "cc", "subject", "date", "message-id", "in-reply-to", "references")
+
+
+def _single_from(msg: RawMessage) -> tuple[str, str, bytes] | None:
+    """(display name decoded, address, raw field body) of the post's one From: address."""
+    raws = msg.raw_values("from")
+    if len(raws) != 1:
+        return None
+    raw = raws[0]
+    text = raw.decode("utf-8", "replace").replace("\r\n", "")
+    pairs = [(n, a) for n, a in getaddresses([text]) if a]
+    if len(pairs) != 1 or "@" not in pairs[0][1]:
+        return None
+    name, addr = pairs[0]
+    # Control characters (an encoded word may hide them) never reach a header we write.
+    name = " ".join(_CONTROL.sub(" ", decode_words(name)).split())[:MAX_NAME]
+    raw = raw.strip()
+    if not raw.isascii() or _RAW_CONTROL.search(raw) or _CONTROL.search(decode_words(text)):
+        # Raw 8-bit, or control characters (also encoded ones): what we write is clean.
+        raw = _address_field("Reply-To", name, addr).encode("ascii")
+    return name, addr, raw
+
+
+def _address_field(field: str, name: str, address: str) -> str:
+    """`Name <address>` as a folded field body (RFC 2047 words when not ASCII); the bare
+    address when the name cannot be written."""
+    try:
+        header = _SMTP.header_factory(field, Address(display_name=name, addr_spec=address))
+        return _SMTP.fold(field, header)[len(field) + 1:].strip()
+    except Exception:  # the email package's errors for names it cannot quote
+        return f"<{address}>"
+
+
+def via_from(info: ListInfo, name: str, address: str) -> str:
+    """`"Name via LIST" <LIST@domain>` as a folded field body (RFC 2047 when not ASCII)."""
+    shown = " ".join((name or address).split())
+    return _address_field("From", f"{shown} via {info.name}", info.address)
+
+
+def munge_from(msg: RawMessage, info: ListInfo, original: tuple[str, str, bytes]) -> None:
+    """From: the list; the poster's From: kept in X-Original-From."""
+    name, address, raw = original
+    msg.replace("From", via_from(info, name, address))
+    msg.add("X-Original-From", raw)
+
+
+def keep_poster_reachable(msg: RawMessage, info: ListInfo,
+                          original: tuple[str, str, bytes]) -> None:
+    """After From: became the list: replies still reach the poster. Reply-To: the poster
+    (their own Reply-To when they set one); when the list sets its own Reply-To, the
+    poster's address is added to it."""
+    _, address, raw = original
+    replies = msg.raw_values("reply-to")
+    if not replies:
+        msg.add("Reply-To", raw)
+    elif info.reply_to and info.reply_to.upper() != "$SENDER":
+        present = {a.lower() for a in msg.addresses("reply-to")}
+        if address.lower() not in present:
+            value = b", ".join(v.strip() for v in replies) + b", " + raw
+            msg.remove("reply-to")
+            msg.add("Reply-To", value)
+
+
+def wrapped(msg: RawMessage, info: ListInfo, original: tuple[str, str, bytes]) -> RawMessage:
+    """A message from the list whose only content is the post, untouched (its signature
+    still verifies inside)."""
+    name, address, raw = original
+    # Our Authentication-Results (stamped on top at arrival) describe the wrapper's
+    # content for the receiver and ARC: they move to the wrapper.
+    stamp = list(itertools.takewhile(lambda f: f[0] == "authentication-results", msg.fields))
+    msg.fields = msg.fields[len(stamp):]
+    fields = stamp + [(n, r) for n, r in msg.fields if n in _WRAP_KEEP]
+    outer = RawMessage(fields, msg.to_bytes())
+    outer.add("From", via_from(info, name, address))
+    outer.add("Reply-To", b", ".join(v.strip() for v in msg.raw_values("reply-to")) or raw)
+    outer.add("X-Original-From", raw)
+    outer.add("MIME-Version", "1.0")
+    outer.add("Content-Type", "message/rfc822")
+    if not outer.body.isascii():  # RFC 2046 5.2.1: 7bit, 8bit or binary only
+        outer.add("Content-Transfer-Encoding", "8bit")
+    outer.add("Content-Disposition", "inline")
+    return outer
+
+
 # --------------------------------------------------------------------------- body
 
 def _crlf_text(text: str) -> bytes:
-    t = text.replace("\r\n", "\n").rstrip("\n") + "\n"
+    """The text's lines, each ended; a fronter or footer ending in an empty line keeps it."""
+    t = text.replace("\r\n", "\n") + "\n"
     return t.replace("\n", "\r\n").encode("utf-8")
 
 
@@ -225,7 +361,7 @@ def add_fronter_footer(msg: RawMessage, fronter: str, footer: str) -> None:
     ctype = msg.content_type()
     cte = msg.get("content-transfer-encoding").strip().lower()
     params = _params(msg)
-    charset = (params.get_param("charset") or "us-ascii").lower()
+    charset = str(params.get_param("charset") or "us-ascii").lower()
     extra = (fronter + footer)
     if ctype == "text/plain" and cte in ("", "7bit", "8bit", "binary") and (
             (extra.isascii() and charset in ("us-ascii", "utf-8", "iso-8859-1", "ascii"))

@@ -1,10 +1,12 @@
-"""A `listmgr serve` component: held posts expire after their list's hold_expiry."""
+"""A `listmgr serve` component, the posting timer: held posts expire after their list's
+hold_expiry, and digests due by age (digest_maxdays) are sent."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
+from listmgr.posting.digest import send_due
 from listmgr.posting.moderation import expire_due, sweep_orphans
 
 log = logging.getLogger(__name__)
@@ -39,5 +41,10 @@ class HeldExpiry:
                 await asyncio.to_thread(sweep_orphans, self.app)
             except Exception:
                 log.exception("held-post expiry failed")
+            try:
+                if await asyncio.to_thread(send_due, self.app):
+                    self.app.notify("outbound")
+            except Exception:
+                log.exception("sending digests due by age failed")
             if not self._stopping:
                 await self.app.wait("held", self.interval)

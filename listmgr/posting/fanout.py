@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from listmgr.mail.addresses import domain_of
-from listmgr.posting import archive
+from listmgr import metrics
+from listmgr.mail.addresses import AddressError, domain_of, parse_single
+from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
 from listmgr.store.lists import iter_member_batches
@@ -45,17 +46,34 @@ def next_sequence(s: Session, mlist: MailingList) -> int:
     return mlist.post_sequence
 
 
+def _bare(stored: str) -> str:
+    """The address of a member row; "" (left out, logged) if it no longer parses."""
+    try:
+        return parse_single(stored)  # a bare address returns at once
+    except AddressError:
+        log.warning("member address %r does not parse: left out of the post", stored)
+        return ""
+
+
 def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distributed:
     """Decorate `msg`, queue it to every member with delivery on, archive it on commit."""
     t0 = time.monotonic()
+    info = ListInfo.of(mlist, app.config)
+    # Before the first write: a DNS lookup must not hold the store's write lock (SQLite).
+    mode = mitigation.decide(app.txt_lookup, info, msg, app.config.local_domains)
     seq = next_sequence(s, mlist)
-    data = decorate(msg, ListInfo.of(mlist, app.config), seq=seq)
+    data = decorate(msg, info, seq=seq, mitigation=mode)
+    if app.config.dkim.arc and app.signer is not None:
+        data = app.signer.arc_seal(data, app.config.domain, app.config.hostname)
     envelope = f"owner-{mlist.name}@{app.config.domain}"
+    # Per-recipient parts (VERP, one-click unsubscribe) are added at send time.
+    personal = mlist.name if mlist.verp != "off" or app.config.web.base_url else ""
     out = enqueue(s, app.spool, mail_from=envelope, recipients=(), data=data,
-                  origin=f"post:{mlist.name}")
+                  origin=f"post:{mlist.name}", personal=personal)
     total = 0
-    for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch):
-        addrs = [a for _, a in batch]
+    for batch in iter_member_batches(s, mlist, batch=app.config.posting.fanout_batch,
+                                     digest=False):
+        addrs = [b for _, a in batch if (b := _bare(a))]  # strip = no keeps "Name <addr>"
         addrs.sort(key=domain_of)  # stable: members of one domain stay in id order
         total += add_recipients(s, out.id, addrs)
     if total == 0:
@@ -63,8 +81,12 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
         s.execute(delete(OutboundMessage).where(OutboundMessage.id == out.id))
         hooks.after_commit(s, lambda: app.spool.remove(out.spool_path))
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
-    log.info("%s list=%s seq=%d recipients=%d size=%d fanout=%.3fs", out.queue_id,
-             mlist.name, seq, total, len(data), time.monotonic() - t0)
+    if digest.has_digest_members(s, mlist):
+        digest.queue_post(app, s, mlist, data)
+    elapsed = time.monotonic() - t0
+    metrics.FANOUT.observe(elapsed)
+    log.info("%s list=%s seq=%d recipients=%d size=%d dmarc=%s fanout=%.3fs", out.queue_id,
+             mlist.name, seq, total, len(data), mode, elapsed)
     return Distributed(out.queue_id, total, seq)
 
 

@@ -21,7 +21,8 @@ def canonical(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
-def _decode_words(value: str) -> str:
+def decode_words(value: str) -> str:
+    """RFC 2047 encoded words decoded; a broken one is kept as written."""
     try:
         return str(make_header(decode_header(value)))
     except Exception:  # a broken encoded-word: keep it as written
@@ -81,7 +82,7 @@ class RawMessage:
         out = []
         for v in self.raw_values(name):
             text = v.decode("utf-8", "replace").replace("\r\n", "")
-            out.append(_decode_words(text.strip()))
+            out.append(decode_words(text.strip()))
         return out
 
     def get(self, name: str, default: str = "") -> str:
@@ -155,8 +156,8 @@ def text_of(msg: RawMessage, *, limit: int = 1_000_000) -> str:
         try:
             text = part.get_content()
         except Exception:  # unknown charset or broken encoding: read it as Latin-1
-            payload = part.get_payload(decode=True) or b""
-            text = payload.decode("latin-1")
+            payload = part.get_payload(decode=True)
+            text = payload.decode("latin-1") if isinstance(payload, bytes) else ""
         out.append(text)
         size += len(text)
         if size >= limit:

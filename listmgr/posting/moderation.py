@@ -2,7 +2,8 @@
 
 A held post is a row in `held_posts` and a copy of the post (Approved: removed) in
 spool/held. The moderator (else the owners) gets a notice, Subject `BOUNCE LIST@domain:
-reasons` as in Majordomo (reference 5.4), with the post attached and a single-use token of
+reasons` on one line as in Majordomo (reference 5.4), with the post inline after the text
+(so a moderator's old `approve` script still reads it) and a single-use token of
 kind "held-post" ({"held_id": N}) for `accept TOKEN` / `reject TOKEN [reason]` sent to
 majordomo@. `decide()` is the one place a decision is carried out.
 """
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from listmgr import tokens
 from listmgr.mail import automatic
 from listmgr.mail.addresses import address_list
-from listmgr.posting import hooks, notices
+from listmgr.posting import hooks, notices, scrub
 from listmgr.posting.message import RawMessage
 from listmgr.store.lists import owners_of
 from listmgr.store.models import HeldPost, MailingList, utcnow
@@ -68,7 +69,7 @@ def hold(app, s: Session, mlist: MailingList, msg: RawMessage, *, mail_from: str
                           payload={"held_id": held.id})
     domain = app.config.domain
     notices.send(app, s, mlist=mlist, to=moderators(mlist), template="post_held.txt",
-                 mail_from=f"owner-{mlist.name}@{domain}", attach=data, auto=False,
+                 mail_from=f"owner-{mlist.name}@{domain}", inline=data, auto=False,
                  held=held, reasons=reasons, token=issued.secret,
                  subject=held.subject, sender=held.sender,
                  expires=held.expires_at.strftime("%Y-%m-%d %H:%M UTC"))
@@ -79,7 +80,7 @@ def hold(app, s: Session, mlist: MailingList, msg: RawMessage, *, mail_from: str
 
 def info(s: Session, held: HeldPost) -> HeldInfo:
     name = s.scalar(select(MailingList.name).where(MailingList.id == held.list_id))
-    return HeldInfo(held.id, name, held.mail_from, held.sender, held.subject,
+    return HeldInfo(held.id, name or "", held.mail_from, held.sender, held.subject,
                     json.loads(held.reasons or "[]"), held.state, held.held_at,
                     held.expires_at)
 
@@ -114,12 +115,19 @@ def decide(app, s: Session, held_id: int, *, approve: bool, reason: str = "",
     if held.state != "held":
         raise DecisionError(f"Held post {held_id} was already {held.state}.")
     mlist = s.get(MailingList, held.list_id)
+    if mlist is None:  # the row cascades with its list; kept for a clear error
+        raise DecisionError(f"The list of held post {held_id} is gone.")
     who = f" by {by}" if by else ""
     if approve:
         try:
             data = app.spool.read(held.spool_path)
         except FileNotFoundError:
             raise DecisionError(f"Held post {held_id} is missing from the spool.") from None
+        try:
+            data = scrub.scrub(data)  # an Approved: line the chain could not take out
+        except scrub.ApprovalLeak as exc:
+            raise DecisionError(f"Held post {held_id} was not sent: {exc}. Reject it and ask "
+                                f"for it again without the password.") from None
         done = distribute(app, s, mlist, RawMessage.parse(data))
         _close(app, s, held, "approved", f"approved{who}" + (f": {reason}" if reason else ""))
         log.info("list=%s held=%d approved%s queue_id=%s", mlist.name, held_id, who,

@@ -19,6 +19,9 @@ from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
 from listmgr.store.outbound import enqueue
 
+# Header fields unfolded (a BOUNCE Subject stays on one line), CRLF line ends.
+INLINE_POLICY = email.policy.SMTP.clone(max_line_length=None)
+
 log = logging.getLogger(__name__)
 
 
@@ -33,10 +36,12 @@ def render_notice(name: str, lang: str, **ctx) -> tuple[str, str]:
 
 
 def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
-         attach: bytes | None = None, auto: bool = True, limit: bool = False,
-         **ctx) -> None:
+         attach: bytes | None = None, inline: bytes | None = None, auto: bool = True,
+         limit: bool = False, **ctx) -> None:
     """Render `template` and queue it to `to` (with `limit`, only to addresses still within
-    their hourly budget)."""
+    their hourly budget). `attach` adds a message as message/rfc822; `inline` puts it after
+    the text, as it came, with the Subject on one line (Majordomo's BOUNCE notice, which
+    moderators' `approve` scripts read)."""
     to = [t for t in to if t]
     if limit:
         # The poster's share of the one budget of mails per address per hour (replies,
@@ -63,5 +68,16 @@ def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
         else:
             inner = email.message_from_bytes(attach, policy=email.policy.default)
             msg.add_attachment(inner)
-    enqueue(s, app.spool, mail_from=mail_from, recipients=to, data=to_bytes(msg),
+    if inline is not None:
+        # The post as text, never parsed: no MIME limits apply to it here.
+        text = inline.replace(b"\r\n", b"\n").decode("utf-8", "replace")
+        full = body.rstrip("\n") + "\n\n" + text
+        long_lines = any(len(ln) > 900 for ln in full.split("\n"))
+        msg.set_content(full, cte="quoted-printable" if long_lines else "8bit")
+        del msg["Subject"]
+        msg["Subject"] = subject[:900]
+        data = msg.as_bytes(policy=INLINE_POLICY)
+    else:
+        data = to_bytes(msg)
+    enqueue(s, app.spool, mail_from=mail_from, recipients=to, data=data,
             origin=f"notice:{mlist.name}")

@@ -55,7 +55,12 @@ class Post:
     time_budget: float = 2.0
     approved: bool = False
     approval_invalid: bool = False
+    authenticated: bool | None = None  # From: had an aligned DKIM/SPF pass (None: unknown)
+    auth_summary: str = ""
     started: float = field(default_factory=time.monotonic)
+    # The site's Majordomo-form taboo patterns ([posting] global_taboo_*), one a line.
+    global_taboo_headers: str = ""
+    global_taboo_body: str = ""
 
     @property
     def poster(self) -> str:
@@ -64,9 +69,12 @@ class Post:
         return addrs[0] if addrs else self.mail_from
 
     def senders(self) -> list[str]:
-        """Addresses that may identify the poster: header From and the envelope sender."""
-        out = list(dict.fromkeys(a for a in (*self.msg.addresses("from")[:1], self.mail_from)
-                                 if a))
+        """Addresses that may identify the poster: header From and the envelope sender,
+        and Reply-To when the list keeps Majordomo's rule (restrict_post_reply_to)."""
+        reply_to = self.msg.addresses("reply-to")[:5] \
+            if getattr(self.mlist, "restrict_post_reply_to", False) else []
+        out = list(dict.fromkeys(a for a in (*self.msg.addresses("from")[:1], self.mail_from,
+                                             *reply_to) if a))
         return out
 
     def remaining(self) -> float:
@@ -137,11 +145,18 @@ class ApprovedInPart(Rule):
 
 class Size(Rule):
     name = "size"
-    description = "the whole message is larger than the list's maxlength (default: the " \
-                  "server's max_message_size): hold"
+    description = "the post is larger than the list's maxlength (default: the server's " \
+                  "max_message_size): hold. maxlength_counts says whether the whole " \
+                  "message or, as in Majordomo, only the body is measured"
 
     def check(self, post: Post) -> Hit | None:
-        limit = post.mlist.maxlength or post.max_size
+        limit = post.mlist.maxlength
+        if limit and getattr(post.mlist, "maxlength_counts", "message") == "body":
+            body = post.msg.body
+            if len(body) - body.count(b"\r\n") > limit:  # Unix line ends, as resend counted
+                return self.hit(HOLD, f"Message too long (>{limit} chars)")
+            limit = 0  # the server's own limit still counts the whole message
+        limit = limit or post.max_size
         if limit and post.size > limit:
             return self.hit(HOLD, f"Message too long (>{limit} bytes)")
         return None
@@ -213,6 +228,56 @@ class TabooBody(Rule):
         return None
 
 
+class GlobalTaboo(Rule):
+    name = "global_taboo"
+    description = "a header line or body line matches the site's [posting] " \
+                  "global_taboo_headers / global_taboo_body: hold"
+
+    def check(self, post: Post) -> Hit | None:
+        pats = compile_list(post.global_taboo_headers)
+        for line in post.msg.header_lines() if pats else ():
+            line = _cut(line)
+            for text, pat in pats:
+                if _search(pat, line, post):
+                    return self.hit(HOLD, f"global taboo header: {text}")
+        pats = compile_list(post.global_taboo_body)
+        if not pats:
+            return None
+        for n, line in enumerate(post.text().split("\n")[:MAX_BODY_LINES], 1):
+            line = _cut(line.rstrip("\r"))
+            for text, pat in pats:
+                if _search(pat, line, post):
+                    return self.hit(HOLD, f'global taboo body match "{text}" at line {n}')
+        return None
+
+
+MAX_HEADER_LINE = 128  # Majordomo's $MAX_HEADER_LINE_LENGTH
+MAX_HEADER_FIELD = 1024  # $MAX_TOTAL_HEADER_LENGTH
+_QUOTED = regex.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+class AddressHeaders(Rule):
+    name = "address_headers"
+    description = "To:, Cc: or From: with a line over 128 characters, over 1024 in all, " \
+                  "or From: with unbalanced parentheses or angle brackets: hold " \
+                  "(Majordomo's resend checks)"
+
+    def check(self, post: Post) -> Hit | None:
+        for name, raw in post.msg.fields:
+            if name not in ("to", "cc", "from"):
+                continue
+            if any(len(line) > MAX_HEADER_LINE for line in raw.split(b"\r\n")):
+                return self.hit(HOLD, f"Header line too long (>{MAX_HEADER_LINE})")
+            if len(raw.replace(b"\r\n", b"")) > MAX_HEADER_FIELD:
+                return self.hit(HOLD, f"Header field too long (>{MAX_HEADER_FIELD})")
+            if name == "from":
+                value = _QUOTED.sub("", raw.decode("utf-8", "replace"))
+                if value.count("(") != value.count(")") or \
+                        value.count("<") != value.count(">"):
+                    return self.hit(HOLD, "Imbalanced parentheses or angle brackets")
+        return None
+
+
 class PostPolicy(Rule):
     name = "post_policy"
     description = "who may post: open (anyone), members (others held or rejected per " \
@@ -238,6 +303,21 @@ class PostPolicy(Rule):
         return self.hit(action, f"Non-member submission from [{post.poster}]")
 
 
+class RequireAuth(Rule):
+    name = "require_auth"
+    description = "require_auth lists (not open): a post whose From: domain has no aligned " \
+                  "DKIM or SPF pass (DMARC's test) is held, so a forged member address " \
+                  "cannot post"
+
+    def check(self, post: Post) -> Hit | None:
+        if not getattr(post.mlist, "require_auth", False) or post.mlist.post_policy == "open":
+            return None
+        if post.authenticated is None or post.authenticated:
+            return None
+        return self.hit(HOLD, f"The From: address [{post.poster}] is not authenticated "
+                              f"({post.auth_summary})")
+
+
 class TooComplex(Rule):
     """Not in RULES: the worker runs it alone when mail/mimelimits.py refuses the post's
     structure (the content rules could not read its text within bounds)."""
@@ -256,7 +336,8 @@ class TooComplex(Rule):
 # The chain, in order. Loop first (a loop is never held), then the approval check, then
 # the content rules, then who may post.
 RULES: tuple[Rule, ...] = (Loop(), InvalidApproval(), ApprovedInPart(), Size(), Administrivia(),
-                           TabooHeaders(), TabooBody(), PostPolicy())
+                           TabooHeaders(), TabooBody(), GlobalTaboo(), AddressHeaders(),
+                           PostPolicy(), RequireAuth())
 
 
 TIME_BUDGET = "time_budget"  # the rule name of a hold because matching ran out of time

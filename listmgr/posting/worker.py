@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
+from listmgr.auth import inbound
 from listmgr.mail import automatic, mimelimits
 from listmgr.posting import chain, moderation, notices, rules
 from listmgr.posting.fanout import distribute
-from listmgr.store.lists import get_list, is_member
+from listmgr.store.lists import get_list, may_post
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +24,28 @@ def _admin_patterns(config) -> list:
     return got
 
 
-def _decide(app, mlist, data: bytes, mail_from: str, is_member_fn) -> chain.Decision:
+def local_submission(config, client_ip: str) -> bool:
+    """Sent from `[smtp] relay_networks`: our own users' clients, trusted like SMTP AUTH."""
+    try:
+        ip = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in config.smtp.relay_networks)
+
+
+def _decide(app, mlist, data: bytes, mail_from: str, is_member_fn,
+            auth: inbound.Results | None = None, local: bool = False) -> chain.Decision:
     cfg = app.config
     post = chain.build_post(mlist=mlist, data=data, mail_from=mail_from,
                             domain=cfg.domain, is_member=is_member_fn,
                             admin_patterns=_admin_patterns(cfg),
                             max_size=cfg.smtp.max_message_size,
-                            time_budget=cfg.posting.rule_time_budget)
+                            time_budget=cfg.posting.rule_time_budget,
+                            global_taboo=("\n".join(cfg.posting.global_taboo_headers),
+                                          "\n".join(cfg.posting.global_taboo_body)))
+    if auth is not None:
+        post.authenticated = auth.aligned_pass or local
+        post.auth_summary = auth.summary()
     too_complex = mimelimits.check(data)
     if too_complex:
         # Its text cannot be read within bounds, so no content rule can clear it.
@@ -36,18 +53,29 @@ def _decide(app, mlist, data: bytes, mail_from: str, is_member_fn) -> chain.Deci
     return chain.decide(post)
 
 
-def prepare_post(app, target: str, mail_from: str, data: bytes) -> chain.Decision | None:
-    """Parse the post and run the list's rules, with no store transaction open: a slow
-    pattern or a large post never holds the write lock that SMTP ingress waits for."""
+def _authenticated(app, message, data: bytes) -> tuple[inbound.Results, bytes, bool]:
+    """DKIM/SPF/DMARC/ARC of the post (DNS: never inside a store transaction) and the post
+    with our Authentication-Results on top."""
+    auth, data = inbound.authenticate(app, data=data, client_ip=message.client_ip,
+                                      helo=message.client_helo, mail_from=message.mail_from,
+                                      queue_id=message.queue_id)
+    return auth, data, local_submission(app.config, message.client_ip)
+
+
+def prepare_post(app, target: str, message, data: bytes) -> chain.Decision | None:
+    """Check the sender, parse the post and run the list's rules, with no store transaction
+    open: DNS, a slow pattern or a large post never holds the write lock that SMTP ingress
+    waits for."""
     with app.store.session() as s:
         mlist = get_list(s, target)
     if mlist is None:
         return None
+    auth, data, local = _authenticated(app, message, data)
 
     def member(address: str) -> bool:
         with app.store.session() as s:
-            return is_member(s, mlist, address)
-    return _decide(app, mlist, data, mail_from, member)
+            return may_post(s, mlist, address)
+    return _decide(app, mlist, data, message.mail_from, member, auth, local)
 
 
 def handle_post(app, s, task, message, data: bytes,
@@ -57,8 +85,9 @@ def handle_post(app, s, task, message, data: bytes,
         log.warning("%s post to unknown list %r dropped", message.queue_id, task.target)
         return
     if decision is None:
+        auth, data, local = _authenticated(app, message, data)
         decision = _decide(app, mlist, data, message.mail_from,
-                           lambda a: is_member(s, mlist, a))
+                           lambda a: may_post(s, mlist, a), auth, local)
     reasons = "; ".join(decision.reasons)
     if decision.action == "discard":
         log.info("%s list=%s from=<%s> discarded: %s", message.queue_id, mlist.name,

@@ -31,18 +31,21 @@ def in_networks(ip: str, networks: tuple[IPNetwork, ...]) -> bool:
     return any(addr.version == net.version and addr in net for net in networks)
 
 
-def has_grant(s: Session, ip: str) -> bool:
-    """A POP3 login from `ip` whose relay window is still open."""
-    return relay_allowed(s, ip)
+def has_grant(s: Session, ip: str, window: float | None = None) -> bool:
+    """A POP3 login from `ip` whose relay window (the current `window`, when given) is still
+    open."""
+    return relay_allowed(s, ip, window=window)
 
 
 class RelayGate:
-    def __init__(self, relay_networks: Iterable[str]):
+    def __init__(self, relay_networks: Iterable[str], relay_window: float | None = None):
         self.networks = parse_networks(relay_networks)
+        self.window = relay_window
 
     def allowed_without_store(self, ip: str, authenticated: bool) -> bool:
         """The checks that need no database: SMTP AUTH and relay_networks."""
         return authenticated or in_networks(ip, self.networks)
 
     def allowed(self, s: Session, ip: str, authenticated: bool = False) -> bool:
-        return self.allowed_without_store(ip, authenticated) or has_grant(s, ip)
+        return self.allowed_without_store(ip, authenticated) or \
+            has_grant(s, ip, self.window)

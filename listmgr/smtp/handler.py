@@ -9,27 +9,31 @@ committed before the client sees `250`. Any bug answers `451 4.3.0`, never a tra
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from listmgr import metrics
 from listmgr.app import App
 from listmgr.diskspace import INSUFFICIENT_STORAGE, has_room, is_transient
-from listmgr.mail import mimelimits
+from listmgr.mail import mimelimits, trace
 from listmgr.mail.addresses import MAX_ADDRESS
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.mail.hops import too_many_hops
-from listmgr.passwords import verify_password
+from listmgr.passwords import hash_password, verify_password
+from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
 from listmgr.store import inbound
 from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
-from listmgr.store.models import MailingList
+from listmgr.store.models import MailingList, utcnow
 
 log = logging.getLogger("listmgr.smtp")
 
@@ -37,6 +41,11 @@ INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password("no such user")
 
 
 class NoRoom(Exception):
@@ -125,10 +134,15 @@ class IngressHandler:
         self.app = app
         cfg = app.config
         self.lmtp = lmtp
+        self.name = "lmtp" if lmtp else "smtp"  # the listener's name (metrics labels)
         self.local_domains = cfg.local_domains
         self.max_recipients = cfg.smtp.max_recipients
-        self.gate = RelayGate(cfg.smtp.relay_networks)
+        self.gate = RelayGate(cfg.smtp.relay_networks, cfg.pop3.relay_window)
         self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="smtp")
+        # Failed AUTH logins per client IP; the listener shares one tracker between its
+        # listeners (server.login_failures).
+        self.failures = FailureTracker(cfg.pop3.login_failure_delay)
+        self._auth_gates: dict[str, list] = {}  # ip -> [asyncio.Lock, waiters]
 
     async def run(self, fn, *args):
         """fn(*args) in the ingress thread pool."""
@@ -166,6 +180,7 @@ class IngressHandler:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if len(envelope.rcpt_tos) >= self.max_recipients:
+            metrics.REFUSED.labels(self.name, "too_many_recipients").inc()
             return TOO_MANY_RECIPIENTS
         try:
             dest = await self.run(self._route, address, client_ip(session),
@@ -174,6 +189,7 @@ class IngressHandler:
             log.exception("RCPT <%s> from %s: lookup failed", address, client_desc(session))
             return INTERNAL_ERROR
         if isinstance(dest, Refusal):
+            metrics.REFUSED.labels(self.name, metrics.refusal_reason(dest.reply)).inc()
             log.info("NOQUEUE client=%s from=<%s> to=<%s> result=rejected (%s)",
                      client_desc(session), sender_of(envelope), address, dest.reply)
             return dest.reply
@@ -201,6 +217,7 @@ class IngressHandler:
             size = await self.run(self._store, queue_id, session, envelope)
         except TooManyHops as exc:
             reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
+            metrics.REFUSED.labels(self.name, "loop").inc()
             log_transaction("NOQUEUE", session, envelope, "?", f"rejected ({reply})")
             return self._per_recipient(envelope, reply)
         except NoRoom:
@@ -215,8 +232,10 @@ class IngressHandler:
             log.exception("%s client=%s: could not store the message", queue_id,
                           client_desc(session))
             log_transaction(queue_id, session, envelope, "?", "deferred (451 4.3.0)")
+            metrics.REFUSED.labels(self.name, "internal_error").inc()
             return self._per_recipient(envelope, INTERNAL_ERROR)
         self.app.notify("inbound")
+        metrics.ACCEPTED.labels(self.name).inc()
         log_transaction(queue_id, session, envelope, size, "queued")
         if self.lmtp:
             return "\r\n".join(f"250 2.1.5 <{r}> Ok: queued as {queue_id}"
@@ -240,6 +259,10 @@ class IngressHandler:
         too_complex = mimelimits.check(data)
         if too_complex:
             raise TooComplex(too_complex)
+        if self.lmtp:  # the trace of this hop is added on arrival (mail/trace.py)
+            rcpt = envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None
+            data = trace.received(self.app.config.hostname, printable(session.host_name),
+                                  client_ip(session), queue_id, utcnow(), "LMTP", rcpt) + data
         if not self._has_room(len(data)):
             raise NoRoom()
         spool = self.app.spool
@@ -266,19 +289,61 @@ class IngressHandler:
 
     # ------------------------------------------------------------------ AUTH
 
+    async def authenticate(self, peer_ip: str, login: str, password: str) -> str | None:
+        """SMTP AUTH: the mailbox user's name, or None after the failure delay.
+
+        The argon2 check runs in the ingress thread pool; one check at a time per client IP,
+        and each failure costs a delay that doubles per recent failure from that IP (the
+        POP3 login throttle, `[pop3] login_failure_delay`), so parallel connections do not
+        speed up guessing.
+        """
+        ip = normalise_ip(str(peer_ip))
+        shown = login[:64].encode("ascii", "backslashreplace").decode()
+        gate = self._auth_gates.setdefault(ip, [asyncio.Lock(), 0])
+        gate[1] += 1
+        try:
+            async with gate[0]:
+                try:
+                    user = await self.run(self.check_login, login, password)
+                except Exception:
+                    log.exception("AUTH check failed client=[%s]", ip)
+                    user = None
+                metrics.SMTP_AUTH.labels("ok" if user else "failed").inc()
+                if user is None:
+                    now = time.monotonic()
+                    delay = self.failures.delay(ip, now)
+                    self.failures.failed(ip, now)
+                    log.warning("AUTH failed client=[%s] login=%s recent_failures=%d "
+                                "delay=%.1fs", ip, shown, self.failures.count(ip, now), delay)
+                    await asyncio.sleep(delay)
+                    return None
+        finally:
+            gate[1] -= 1
+            if gate[1] == 0:
+                self._auth_gates.pop(ip, None)
+        self.failures.succeeded(ip)
+        log.info("AUTH ok client=[%s] user=%s", ip, user)
+        return user
+
     def check_login(self, login: str, password: str) -> str | None:
         """SMTP AUTH (offered over TLS only): the mailbox user's name, or None.
 
-        `alice` and `alice@<local domain>` both name mailbox user alice.
+        `alice` and `alice@<local domain>` both name mailbox user alice. An unknown name
+        costs the same argon2 work as a wrong password (no telling names apart by timing).
         """
         name, at, domain = login.strip().lower().rpartition("@")
         if not at:
             name = domain
         elif domain.rstrip(".") not in self.local_domains:
+            name = ""
+        user = None
+        if name:
+            with self.app.store.session() as s:
+                user = get_user(s, name)
+        if user is None:
+            verify_password(_dummy_hash(), password)
             return None
-        with self.app.store.session() as s:
-            user = get_user(s, name)
-        if not verify_password(user.password_hash if user else "", password):
+        if not verify_password(user.password_hash, password):
             return None
         return name
 

@@ -23,7 +23,7 @@ _ROUTING = set('%!@":\\[]<>,;() \t')
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _REMOTE_DOMAIN = re.compile(rf"^(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\]|\[ipv6:[0-9a-f:.]+\])$")
 
-KINDS = ("command", "post", "owner", "approval", "admins", "local", "relay")
+KINDS = ("command", "post", "owner", "approval", "admins", "local", "relay", "bounce")
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,24 @@ def route(address: str, local_domains: tuple[str, ...], directory: Directory
     return route_local(address, local.lower(), directory)
 
 
+def _bounce_address(local: str, directory: Directory) -> Destination | None:
+    """owner-LIST@ (the envelope sender of posts) and owner-LIST+member=domain@ (VERP) go to
+    the bounce processor; the `+` part is only ever decoded, never routed anywhere."""
+    if not local.startswith("owner-"):
+        return None
+    name, plus, rest = local[len("owner-"):].partition("+")
+    if plus and (not rest or len(local) > 254):
+        return None
+    if name and _PLAIN_LOCAL.match(name) and directory.has_list(name):
+        return Destination("bounce", name)
+    return None
+
+
 def route_local(address: str, local: str, directory: Directory) -> Destination | Refusal:
     """A local part at one of our domains -> its destination."""
+    dest = _bounce_address(local, directory)
+    if dest is not None:
+        return dest
     if set(local) & _ROUTING:
         return relaying_denied(address)
     if not _PLAIN_LOCAL.match(local):
@@ -105,14 +121,22 @@ def route_local(address: str, local: str, directory: Directory) -> Destination |
         return Destination("admins", "")
     if directory.has_list(local):
         return Destination("post", local)
+    if local.endswith("-digest") and directory.has_list(local[:-7]):
+        return Destination("post", local[:-7])  # Majordomo's digest list is LIST in digest mode
     for suffix, kind in (("-request", "command"), ("-owner", "owner"),
                          ("-approval", "approval")):
         if local.endswith(suffix):
             name = local[: -len(suffix)]
             if name and directory.has_list(name):
                 return Destination(kind, name)
-    if local.startswith("owner-") and directory.has_list(local[len("owner-"):]):
-        return Destination("owner", local[len("owner-"):])
+            if name.endswith("-digest") and directory.has_list(name[:-7]):
+                # LIST-digest-request: commands name LIST-digest (digest mode)
+                return Destination(kind, name if kind == "command" else name[:-7])
+    name = local[len("owner-"):] if local.startswith("owner-") else ""
+    if name.endswith("-digest") and directory.has_list(name[:-7]):
+        return Destination("bounce", name[:-7])  # owner-LIST-digest@: the list's bounces
     if directory.has_user(local):
         return Destination("local", local)
+    if local == "abuse":  # feedback loops report here (RFC 2142); people get the admins
+        return Destination("bounce", "")
     return user_unknown(address)

@@ -16,12 +16,14 @@ import ipaddress
 import logging
 import re
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, syntax
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
+from listmgr import metrics
 from listmgr.config import split_hostport
+from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.handler import SIZE_EXCEEDED, IngressHandler
 from listmgr.store.mailboxes import normalise_ip
 
@@ -29,6 +31,9 @@ log = logging.getLogger("listmgr.smtp")
 
 # aiosmtpd logs every command line (AUTH data included) at INFO: keep it to warnings.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
+# ... and warns about its own deprecated attribute on every successful AUTH: not ours to fix.
+logging.getLogger("mail.log").addFilter(
+    lambda record: "login_data is deprecated" not in record.getMessage())
 
 IDENT = "ESMTP listmgr"
 
@@ -138,21 +143,27 @@ class ConnectionLimit:
             del self.data_by_ip[ip]
 
 
-class _Protocol:
-    """Mixin over aiosmtpd's SMTP/LMTP protocol classes (see the module docstring)."""
+class _Protocol(SMTP):
+    """aiosmtpd's protocol with our changes (see the module docstring); ListmgrLMTP puts
+    LMTP between this and SMTP."""
 
     local_part_limit = 64  # RFC 5321 4.5.3.1.1
-    # Text lines longer than RFC 5321's 1,000 octets are accepted, as Postfix, Exim and
-    # Sendmail do (MUAs and web forms send them); delivery folds them for remotes
-    # (delivery/smtpclient.py). This is also the read buffer per connection, so it stays
-    # bounded; a command line is still held to 512 octets.
-    line_length_limit = 128 * 1024
+    # The read buffer per connection. Text lines in DATA may be longer than RFC 5321's
+    # 1,000 octets, as Postfix, Exim and Sendmail accept (MUAs and web forms send them);
+    # delivery breaks them for remotes (delivery/smtpclient.py). A command line is still
+    # held to 512 octets.
+    line_length_limit = 64 * 1024
 
     def __init__(self, handler: IngressHandler, *, limit: ConnectionLimit,
-                 min_data_rate: int = 0, **kwargs: Any):
+                 implicit_tls: bool = False, min_data_rate: int = 0, **kwargs: Any):
         super().__init__(handler, **kwargs)
+        if implicit_tls:
+            # The whole connection is TLS (port 465): aiosmtpd only knows STARTTLS and would
+            # otherwise refuse AUTH as "encryption required".
+            self._auth_require_tls = False
         # aiosmtpd keeps this dict on the class, shared by every connection: make it ours.
-        self.command_size_limits = collections.defaultdict(lambda: SMTP.command_size_limit)
+        self.command_size_limits: dict[str, int] = collections.defaultdict(
+            lambda: SMTP.command_size_limit)
         self._greeting: list[str] | None = None  # HELO/EHLO/LHLO lines being collected
         self._limit = limit
         self._counted = False
@@ -178,12 +189,17 @@ class _Protocol:
             self._counted = False
         super().connection_lost(error)
 
+    def _peer_ip(self) -> str:
+        peer = self.session.peer if self.session is not None else None
+        return str(peer[0]) if isinstance(peer, (tuple, list)) and peer else "?"
+
     async def _handle_client(self) -> None:
         if self._refused:
             log.warning("NOQUEUE client=[%s] result=refused (%s)", self._ip or "?",
                         self._refused[10:].format(host="").strip())
             await self.push(self._refused.format(host=self.hostname))
-            self.transport.close()
+            if self.transport is not None:
+                self.transport.close()
             return
         await super()._handle_client()
 
@@ -201,10 +217,11 @@ class _Protocol:
                 log.warning("NOQUEUE client=[%s] result=dropped (DATA slower than %d bytes/s)",
                             self._ip or "?", self.min_data_rate)
                 self._data_started = None
-                self.transport.write(f"421 4.4.2 {self.hostname} Data arrives too slowly "
-                                     f"(less than {self.min_data_rate} bytes/s), closing "
-                                     f"connection\r\n".encode("ascii"))
-                self.transport.close()
+                transport = cast(asyncio.Transport, self.transport)
+                transport.write(f"421 4.4.2 {self.hostname} Data arrives too slowly "
+                                f"(less than {self.min_data_rate} bytes/s), closing "
+                                f"connection\r\n".encode("ascii"))
+                transport.close()
                 return
         super().data_received(data)
 
@@ -225,7 +242,7 @@ class _Protocol:
         self._data_started = self.loop.time()
         self._data_bytes = 0
         try:
-            await super().smtp_DATA(arg)
+            await self._receive_data(arg)
         finally:
             self._data_started = None
             gauge.end_data(self._ip)
@@ -250,6 +267,68 @@ class _Protocol:
         for line in lines or []:  # a syntax error: an ordinary reply
             await self.push(line)
 
+    async def _receive_data(self, arg: str) -> None:
+        """aiosmtpd's DATA, reading the message in chunks instead of line by line.
+
+        aiosmtpd runs a Python loop step per line without yielding while lines are
+        buffered: a 3 MB message of 430,000 empty lines held the event loop for seconds
+        and every other client waited. Here the end (CRLF.CRLF, and nothing else: SMTP
+        smuggling) is found by bytes.find over chunks, dot-unstuffing is one replace, and
+        what follows the end stays in the reader for the next command (pipelining).
+        """
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        content = await self._read_until_end()
+        if content is None:
+            return  # the connection is gone
+        if isinstance(content, str):
+            await self.push(content)  # too much data, or a line too long
+            self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_until_end(self) -> bytes | str | None:
+        """The message (unstuffed), the error reply when it was over data_size_limit, or
+        None when the client went away. Lines may be of any length (Postfix accepts them
+        too; delivery breaks them for remotes): the size limit bounds the memory."""
+        reader, limit = self._reader, self.data_size_limit
+        buf = bytearray(b"\r\n")  # a virtual CRLF: a first line "." ends an empty message
+        scanned = 0
+        discarding = False  # past the limit: keep reading to the end, keep nothing
+        while True:
+            end = buf.find(b"\r\n.\r\n", scanned)
+            if end >= 0:
+                break
+            if limit and len(buf) - 2 > limit:
+                discarding = True
+            if discarding and len(buf) > 8:
+                del buf[:-4]  # only what may hold the start of the end mark
+            scanned = max(0, len(buf) - 4)
+            chunk = await reader.read(65536)
+            if not chunk:
+                return None
+            buf += chunk
+        rest = bytes(buf[end + 5:])
+        if rest:
+            reader._buffer[0:0] = rest  # pipelined commands after the end: read them next
+        data = bytes(buf[2:end + 2])
+        if discarding or (limit and len(data) > limit):
+            return "552 Error: Too much mail data"
+        if data.startswith(b"."):
+            data = data[1:]
+        return data.replace(b"\r\n.", b"\r\n")
+
     # -- replies
     async def push(self, status) -> None:
         if isinstance(status, bytes):
@@ -258,6 +337,8 @@ class _Protocol:
             self._greeting.append(status)
             return
         reply = enhance(status)
+        if reply == SIZE_EXCEEDED:
+            metrics.REFUSED.labels(self.event_handler.name, "size").inc()
         if reply in _DATA_ERRORS and self.envelope is not None and self.envelope.rcpt_tos:
             from listmgr.smtp.handler import log_transaction
             log_transaction("NOQUEUE", self.session, self.envelope, "?",
@@ -266,9 +347,7 @@ class _Protocol:
                 reply = "\r\n".join(reply for _ in self.envelope.rcpt_tos)
         return await super().push(reply)
 
-    # -- SMTP AUTH (PLAIN, LOGIN; aiosmtpd offers it only after STARTTLS)
-    AUTH_FAIL_DELAY = 1.0  # seconds before "535": slows down password guessing
-
+    # -- SMTP AUTH (PLAIN, LOGIN; aiosmtpd offers it only after STARTTLS or on implicit TLS)
     def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
         # aiosmtpd calls this synchronously; the check (store, argon2) runs in
         # _finish_auth, off the event loop.
@@ -277,15 +356,14 @@ class _Protocol:
     async def _finish_auth(self, result: AuthResult) -> AuthResult:
         if not isinstance(result, _PendingAuth):
             return result
-        creds: LoginPassword = result.auth_data
+        creds = result.auth_data
+        if not isinstance(creds, LoginPassword):
+            return AuthResult(success=False, handled=False)
         login = creds.login.decode("utf-8", "replace")
         password = creds.password.decode("utf-8", "replace")
-        user = await self.event_handler.run(self.event_handler.check_login, login, password)
+        user = await self.event_handler.authenticate(self.session.peer[0], login, password)
         if user is None:
-            log.warning("AUTH failed client=[%s] login=%r", self.session.peer[0], login[:64])
-            await asyncio.sleep(self.AUTH_FAIL_DELAY)
             return AuthResult(success=False, handled=False)
-        log.info("AUTH ok client=[%s] user=%s", self.session.peer[0], user)
         return AuthResult(success=True, handled=False, auth_data=LoginPassword(
             user.encode(), b""))
 
@@ -310,7 +388,7 @@ class _PendingAuth(AuthResult):
     """Credentials parsed by aiosmtpd, not yet checked."""
 
 
-class ListmgrSMTP(_Protocol, SMTP):
+class ListmgrSMTP(_Protocol):
     @syntax("HELO hostname")
     async def smtp_HELO(self, hostname: str) -> None:
         await self._greet(super().smtp_HELO, hostname, extended=False)
@@ -335,35 +413,57 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
 
 
 class Listener:
-    """One listening socket (SMTP or LMTP) as a service component."""
+    """One listening socket (SMTP, LMTP or submission) as a service component.
 
-    def __init__(self, service: Any, name: str, listen: str, lmtp: bool = False):
+    `submission`: AUTH required before MAIL (and STARTTLS before AUTH, unless the listener
+    is `implicit_tls`, RFC 8314); `tls` is the certificate context for STARTTLS or for the
+    implicit-TLS socket.
+    """
+
+    def __init__(self, service: Any, name: str, listen: str, lmtp: bool = False, *,
+                 handler: IngressHandler | None = None, tls: ssl.SSLContext | None = None,
+                 implicit_tls: bool = False, submission: bool = False):
         self.service = service
         self.name = name
         self.listen = listen
         self.lmtp = lmtp
+        self.submission = submission
+        self.implicit_tls = implicit_tls
         cfg = service.config
-        self.handler = IngressHandler(service.app, lmtp=lmtp)
+        self.handler = handler or IngressHandler(service.app, lmtp=lmtp)
+        self.handler.failures = login_failures(service)
+        self.handler.name = name
         self.limit = ConnectionLimit(cfg.smtp.max_connections, cfg.smtp.max_data_sessions,
                                      per_ip=cfg.smtp.max_connections_per_ip,
                                      data_per_ip=cfg.smtp.max_data_sessions_per_ip,
                                      trusted=cfg.smtp.relay_networks)
-        self.tls = None if lmtp else tls_context(cfg.smtp.tls_cert, cfg.smtp.tls_key)
+        if tls is None and not lmtp and not submission:
+            tls = tls_context(cfg.smtp.tls_cert, cfg.smtp.tls_key)
+        self.tls = tls
         self.server: asyncio.base_events.Server | None = None
 
     def _factory(self) -> SMTP:
         cfg = self.service.config
         cls = ListmgrLMTP if self.lmtp else ListmgrSMTP
+        extra: dict[str, Any] = {}
+        if self.submission:
+            extra = {"auth_required": True, "require_starttls": not self.implicit_tls}
         return cls(self.handler, limit=self.limit, min_data_rate=cfg.smtp.min_data_rate,
                    data_size_limit=cfg.smtp.max_message_size,
-                   hostname=cfg.hostname, ident=IDENT, tls_context=self.tls,
-                   timeout=cfg.smtp.timeout, enable_SMTPUTF8=False, decode_data=False,
-                   loop=asyncio.get_running_loop())
+                   hostname=cfg.hostname, ident=IDENT,
+                   tls_context=None if self.implicit_tls else self.tls,
+                   implicit_tls=self.implicit_tls, timeout=cfg.smtp.timeout,
+                   enable_SMTPUTF8=False, decode_data=False, loop=asyncio.get_running_loop(),
+                   **extra)
 
     async def start(self) -> None:
         host, port = split_hostport(self.listen)
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(self._factory, host, port)
+        if self.implicit_tls:
+            self.server = await loop.create_server(self._factory, host, port, ssl=self.tls,
+                                                   ssl_handshake_timeout=30)
+        else:
+            self.server = await loop.create_server(self._factory, host, port)
         self.service.ports[self.name] = self.server.sockets[0].getsockname()[1]
         log.info("%s listening on %s:%d", self.name.upper(), host, self.service.ports[self.name])
 
@@ -377,6 +477,16 @@ class Listener:
         await self.server.wait_closed()
         self.server = None
         await asyncio.to_thread(self.handler.close)  # let in-flight store work finish
+
+
+def login_failures(service: Any) -> FailureTracker:
+    """One record of failed SMTP AUTH logins per server, shared by every listener (so that
+    guessing on port 587 also slows down guessing on 465 and 25)."""
+    tracker = getattr(service, "smtp_login_failures", None)
+    if tracker is None:
+        tracker = FailureTracker(service.config.pop3.login_failure_delay)
+        service.smtp_login_failures = tracker
+    return tracker
 
 
 def components(service: Any) -> list:

@@ -40,6 +40,12 @@ def claim(s: Session, model: Any, *, where: list[Any], owner: str, lease: float,
     return ids
 
 
+def changed(result: Any) -> int:
+    """How many rows an UPDATE or DELETE touched (SQLAlchemy types execute()'s result
+    without rowcount)."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def release(s: Session, model: Any, ids: list[int]) -> None:
     if ids:
         s.execute(update(model).where(model.id.in_(ids)).values(lease_owner="",

@@ -10,7 +10,6 @@ for `listmgr queue retry --shunted`). The last task done deletes its message.
 from __future__ import annotations
 
 import datetime as dt
-
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from listmgr.store import claims
 from listmgr.store.models import InboundMessage, InboundTask, utcnow
 
 RELAY = "relay"
+BOUNCE = "bounce"
 NEW, DONE, SHUNTED = "new", "done", "shunted"
 
 
@@ -46,12 +46,14 @@ def create(s: Session, *, queue_id: str, spool_path: str, mail_from: str, size: 
                          client_ip=client_ip, client_helo=client_helo, size=size)
     s.add(msg)
     s.flush()
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
     relay: list[Destination] = []
     for d in destinations:
-        if (d.kind, d.target) in seen:
+        # Each VERP bounce address names its own member: one bounce task each.
+        key = (d.kind, d.target, d.rcpt.lower() if d.kind == BOUNCE else "")
+        if key in seen:
             continue
-        seen.add((d.kind, d.target))
+        seen.add(key)
         if d.kind == RELAY:
             relay.append(d)
             continue
@@ -60,7 +62,7 @@ def create(s: Session, *, queue_id: str, spool_path: str, mail_from: str, size: 
         s.add(InboundTask(message_id=msg.id, kind=RELAY, target=relay[0].target,
                           rcpt=relay[0].rcpt,
                           recipients="\n".join(d.target for d in relay)))
-    return msg.id, {kind for kind, _ in seen}
+    return msg.id, {key[0] for key in seen}
 
 
 def recipients(task: InboundTask) -> list[str]:
@@ -98,10 +100,10 @@ def finish(s: Session, task: InboundTask, owner: str) -> str | None:
     was its message's last task, delete the message in the same transaction (nobody sees
     "all done" with the message still there) and return its spool path, for the caller to
     remove after commit."""
-    done = s.execute(update(InboundTask).where(
+    done = claims.changed(s.execute(update(InboundTask).where(
         InboundTask.id == task.id, InboundTask.state == NEW,
         InboundTask.lease_owner == owner).values(
-        state=DONE, done_at=utcnow(), lease_until=None)).rowcount
+        state=DONE, done_at=utcnow(), lease_until=None)))
     if not done:
         raise NotOurs(task.id)
     pending = s.scalar(select(func.count()).select_from(InboundTask).where(
@@ -147,7 +149,7 @@ def retry_shunted(s: Session, task_id: int | None = None) -> int:
     q = update(InboundTask).where(InboundTask.state == SHUNTED)
     if task_id is not None:
         q = q.where(InboundTask.id == task_id)
-    return s.execute(q.values(state=NEW, lease_owner="", lease_until=None)).rowcount or 0
+    return claims.changed(s.execute(q.values(state=NEW, lease_owner="", lease_until=None)))
 
 
 def release_dead(s: Session) -> int:
@@ -158,7 +160,40 @@ def release_dead(s: Session) -> int:
         InboundTask.lease_owner.like(claims.local_prefix() + "%")).distinct()))
     n = 0
     for owner in claims.dead_local_owners(owners):
-        n += s.execute(update(InboundTask).where(
+        n += claims.changed(s.execute(update(InboundTask).where(
             InboundTask.lease_owner == owner, InboundTask.state == NEW).values(
-            lease_owner="", lease_until=None)).rowcount or 0
+            lease_owner="", lease_until=None)))
     return n
+
+
+class NotShunted(Exception):
+    """The task does not exist or is not shunted (only shunted tasks may be deleted)."""
+
+
+def delete_shunted(s: Session, task_ids: list[int]) -> tuple[list[str], list[str]]:
+    """Remove shunted inbound tasks. Returns (the queue ids touched, spool paths of messages
+    that have nothing left to do, for the caller to remove after the commit)."""
+    touched: list[str] = []
+    paths: list[str] = []
+    for tid in task_ids:
+        task = s.get(InboundTask, tid, with_for_update=True)
+        if task is None or task.state != SHUNTED:
+            raise NotShunted(tid)
+        msg = s.get(InboundMessage, task.message_id)
+        s.delete(task)
+        s.flush()
+        if msg.queue_id not in touched:
+            touched.append(msg.queue_id)
+        left = s.scalar(select(func.count()).select_from(InboundTask).where(
+            InboundTask.message_id == msg.id, InboundTask.state != DONE))
+        if not left:
+            paths.append(msg.spool_path)
+            s.delete(msg)
+            s.flush()
+    return touched, paths
+
+
+def shunted_task_ids(s: Session, queue_id: str) -> list[int]:
+    return list(s.scalars(select(InboundTask.id).join(
+        InboundMessage, InboundMessage.id == InboundTask.message_id).where(
+        InboundMessage.queue_id == queue_id, InboundTask.state == SHUNTED)))

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from listmgr.listconfig import SETTINGS, SettingError, parse_value, valid_list_name
+from listmgr.listconfig import SETTINGS, SettingError, parse_value, put_value, valid_list_name
 from listmgr.mail.addresses import (AddressError, address_list, domain_of, normalise,
                                     parse_single)
 from listmgr.passwords import hash_password
@@ -79,7 +80,7 @@ def set_setting(s: Session, mlist: MailingList, key: str, text: str) -> None:
         if not value:
             raise SettingError(f"'{setting.key}' cannot be empty")
         value = hash_password(value)
-    setattr(mlist, setting.attr, value)
+    put_value(mlist, setting, value)
     if setting.key == "admin_passwd" and not mlist.approve_passwd_hash:
         mlist.approve_passwd_hash = value
 
@@ -107,12 +108,82 @@ def is_member(s: Session, mlist: MailingList, address: str) -> bool:
     return find_member(s, mlist, address) is not None
 
 
+def may_post(s: Session, mlist: MailingList, address: str) -> bool:
+    """Majordomo's restrict_post: a member of one of the lists it names, else of this list."""
+    names = mlist.restrict_post.split() if mlist.restrict_post.strip() else [mlist.name]
+    if names == [mlist.name]:
+        return is_member(s, mlist, address)
+    q = select(Member.id).join(MailingList, Member.list_id == MailingList.id).where(
+        MailingList.name.in_(names), Member.key == normalise(address)).limit(1)
+    return s.scalar(q) is not None
+
+
+def _keys(addresses: Iterable[str]) -> list[str]:
+    out = []
+    for a in addresses:
+        try:
+            out.append(normalise(parse_single(a)))
+        except AddressError:
+            continue
+    return out
+
+
+def set_digest(s: Session, mlist: MailingList, addresses: Iterable[str], on: bool) -> None:
+    """Put these members in (or out of) digest mode."""
+    keys = _keys(addresses)
+    for i in range(0, len(keys), 1000):
+        s.execute(update(Member).where(Member.list_id == mlist.id,
+                                       Member.key.in_(keys[i:i + 1000])).values(digest=on))
+
+
+def not_in_digest(s: Session, mlist: MailingList, addresses: Iterable[str]) -> list[str]:
+    keys, out = _keys(addresses), []
+    for i in range(0, len(keys), 1000):
+        out += s.scalars(select(Member.key).where(
+            Member.list_id == mlist.id, Member.key.in_(keys[i:i + 1000]),
+            Member.digest.is_(False)))
+    return out
+
+
 def member_count(s: Session, mlist: MailingList) -> int:
-    return s.scalar(select(func.count()).select_from(Member).where(Member.list_id == mlist.id))
+    return s.scalar(select(func.count()).select_from(Member).where(
+        Member.list_id == mlist.id)) or 0
 
 
 def _insert(s: Session):
     return sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
+
+
+_MEMBER_COLUMNS = ("list_id", "address", "key", "domain", "delivery_enabled", "digest",
+                   "subscribed_at")
+
+
+def _insert_rows(s: Session, list_id: int, rows: list[tuple[str, str, str]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING of (address, key, domain) member rows through the
+    driver's executemany: SQLAlchemy's per-row parameter processing costs more than the
+    insert itself at a million rows. The constant columns go through their own bind
+    processors once, so rows are stored exactly as the ORM stores them."""
+    conn = s.connection()
+    dialect = conn.dialect
+    table = Member.__table__
+    consts = []
+    for name, value in (("delivery_enabled", True), ("digest", False),
+                        ("subscribed_at", utcnow())):
+        proc = table.c[name].type.bind_processor(dialect)
+        if proc is None and dialect.name == "sqlite" and isinstance(value, dt.datetime):
+            value = value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite form
+        consts.append(proc(value) if proc else value)
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
+    if mark is None:  # another driver: the portable path
+        conn.execute(_insert(s)(table).on_conflict_do_nothing(), [
+            {"list_id": list_id, "address": a, "key": k, "domain": d, "delivery_enabled": True,
+             "digest": False, "subscribed_at": utcnow()} for a, k, d in rows])
+        return
+    enabled, digest, now = consts
+    cols = ", ".join(f'"{c}"' for c in _MEMBER_COLUMNS)
+    sql = (f"INSERT INTO {table.name} ({cols}) VALUES ({', '.join([mark] * 7)}) "
+           f"ON CONFLICT DO NOTHING")
+    conn.exec_driver_sql(sql, [(list_id, a, k, d, enabled, digest, now) for a, k, d in rows])
 
 
 def add_members(s: Session, mlist: MailingList, addresses: Iterable[str],
@@ -120,22 +191,19 @@ def add_members(s: Session, mlist: MailingList, addresses: Iterable[str],
     """Add many addresses fast; duplicates and invalid lines are reported, not fatal."""
     result = BulkResult()
     batch: dict[str, str] = {}
-    insert = _insert(s)
+    list_id = mlist.id
+    keep_raw = mlist.strip is False
 
     def flush() -> None:
         if not batch:
             return
-        now = utcnow()
-        rows = [{"list_id": mlist.id, "address": addr, "key": k, "domain": domain_of(addr),
-                 "delivery_enabled": True, "subscribed_at": now}
-                for k, addr in batch.items()]
-        # One round of INSERT ... ON CONFLICT DO NOTHING RETURNING: what comes back was
-        # added, the rest were already members.
-        table = Member.__table__
-        stmt = insert(table).on_conflict_do_nothing().returning(table.c.key)
-        inserted = set(s.connection().execute(stmt, rows).scalars())
+        present = set(s.scalars(select(Member.key).where(Member.list_id == list_id,
+                                                         Member.key.in_(list(batch)))))
+        rows = [(addr, k, domain_of(k)) for k, addr in batch.items() if k not in present]
+        if rows:
+            _insert_rows(s, list_id, rows)
         for k, addr in batch.items():
-            (result.added if k in inserted else result.duplicates).append(addr)
+            (result.duplicates if k in present else result.added).append(addr)
         batch.clear()
         if progress:
             progress(len(result.added) + len(result.duplicates) + len(result.invalid))
@@ -150,7 +218,7 @@ def add_members(s: Session, mlist: MailingList, addresses: Iterable[str],
             result.invalid.append((raw, str(exc)))
             continue
         key = normalise(addr)
-        if mlist.strip is False:
+        if keep_raw:
             addr = raw
         if key in batch:
             result.duplicates.append(addr)
@@ -193,14 +261,17 @@ def remove_members(s: Session, mlist: MailingList, addresses: Iterable[str],
 
 
 def iter_member_batches(s: Session, mlist: MailingList, *, batch: int = 5000,
-                        after_id: int = 0, enabled_only: bool = True
-                        ) -> Iterator[list[tuple[int, str]]]:
-    """Stream (id, address) in id order, `batch` at a time: never the whole roster in memory."""
+                        after_id: int = 0, enabled_only: bool = True,
+                        digest: bool | None = None) -> Iterator[list[tuple[int, str]]]:
+    """Stream (id, address) in id order, `batch` at a time: never the whole roster in memory.
+    `digest` True / False keeps only members in / not in digest mode."""
     last = after_id
     while True:
         q = select(Member.id, Member.address).where(Member.list_id == mlist.id, Member.id > last)
         if enabled_only:
             q = q.where(Member.delivery_enabled.is_(True))
+        if digest is not None:
+            q = q.where(Member.digest.is_(digest))
         rows = [(r[0], r[1]) for r in s.execute(q.order_by(Member.id).limit(batch))]
         if not rows:
             return

@@ -10,6 +10,7 @@ removed by `purge_expired_grants`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 import re
@@ -19,6 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from listmgr.passwords import hash_password
+from listmgr.store.claims import changed
 from listmgr.store.models import MailingList, MailboxUser, RelayGrant, utcnow
 
 # Addresses the server answers itself, and the lists' own suffixes: never a mailbox.
@@ -82,8 +84,8 @@ def get_user(s: Session, name: str) -> User | None:
 
 def user_exists(s: Session, name: str) -> bool:
     """For the SMTP router: is NAME@<domain> a local mailbox?"""
-    return s.scalar(select(func.count()).select_from(MailboxUser).where(
-        MailboxUser.name == name.lower())) > 0
+    return (s.scalar(select(func.count()).select_from(MailboxUser).where(
+        MailboxUser.name == name.lower())) or 0) > 0
 
 
 def all_users(s: Session) -> list[User]:
@@ -174,25 +176,51 @@ def grant_relay(s: Session, ip: str, user: str, window: float,
     return Grant(row.ip, row.user, row.granted_at, row.expires_at)
 
 
-def relay_allowed(s: Session, ip: str, now: dt.datetime | None = None) -> bool:
+def _live(now: dt.datetime, window: float | None) -> list:
+    """Where-clauses of a live grant: not expired, and, when the current `window` is given,
+    granted within it (a shortened `[pop3] relay_window` applies to grants made before)."""
+    clauses = [RelayGrant.expires_at > now]
+    if window is not None:
+        clauses.append(RelayGrant.granted_at > now - dt.timedelta(seconds=window))
+    return clauses
+
+
+def relay_allowed(s: Session, ip: str, now: dt.datetime | None = None,
+                  window: float | None = None) -> bool:
     """True while a grant for this client IP has not expired (POP-before-SMTP)."""
     now = now or utcnow()
-    return s.scalar(select(func.count()).select_from(RelayGrant).where(
-        RelayGrant.ip == normalise_ip(ip), RelayGrant.expires_at > now)) > 0
+    return (s.scalar(select(func.count()).select_from(RelayGrant).where(
+        RelayGrant.ip == normalise_ip(ip), *_live(now, window))) or 0) > 0
 
 
-def live_grants(s: Session, now: dt.datetime | None = None) -> list[Grant]:
+def live_grants(s: Session, now: dt.datetime | None = None,
+                window: float | None = None) -> list[Grant]:
     """One line per (ip, user): the latest login and when its window closes."""
     now = now or utcnow()
     rows = s.execute(
         select(RelayGrant.ip, RelayGrant.user, func.max(RelayGrant.granted_at),
                func.max(RelayGrant.expires_at))
-        .where(RelayGrant.expires_at > now)
+        .where(*_live(now, window))
         .group_by(RelayGrant.ip, RelayGrant.user)
         .order_by(RelayGrant.ip, RelayGrant.user)).all()
-    return [Grant(*r) for r in rows]
+    grants = [Grant(*r) for r in rows]
+    if window is not None:
+        grants = [dataclasses.replace(g, expires_at=min(
+            g.expires_at, g.granted_at + dt.timedelta(seconds=window))) for g in grants]
+    return grants
+
+
+def revoke_grants(s: Session, who: str) -> int:
+    """End every grant of a client IP, or of a mailbox user (`alice`); returns how many."""
+    who = who.strip()
+    try:
+        ipaddress.ip_address(who.split("%", 1)[0])
+        where = RelayGrant.ip == normalise_ip(who)
+    except ValueError:
+        where = RelayGrant.user == who.lower()
+    return s.execute(delete(RelayGrant).where(where)).rowcount or 0
 
 
 def purge_expired_grants(s: Session, now: dt.datetime | None = None) -> int:
     now = now or utcnow()
-    return s.execute(delete(RelayGrant).where(RelayGrant.expires_at <= now)).rowcount or 0
+    return changed(s.execute(delete(RelayGrant).where(RelayGrant.expires_at <= now)))

@@ -13,9 +13,11 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -94,7 +96,36 @@ class MailingList(Base):
     intro: Mapped[str] = mapped_column(Text, default="")
     date_info: Mapped[bool] = mapped_column(Boolean, default=True)
     date_intro: Mapped[bool] = mapped_column(Boolean, default=True)
+    info_updated_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    intro_updated_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     post_sequence: Mapped[int] = mapped_column(Integer, default=0)
+    verp: Mapped[str] = mapped_column(String(8), default="on")  # off | probes | on
+    bounce_score_threshold: Mapped[float] = mapped_column(Float, default=5.0)
+    bounce_warnings: Mapped[int] = mapped_column(Integer, default=3)
+    bounce_warning_interval: Mapped[int] = mapped_column(Integer, default=7 * 86400)  # s
+    bounce_info_stale_after: Mapped[int] = mapped_column(Integer, default=7 * 86400)  # s
+    # Majordomo keywords (listmgr.majordomo.configmap says which have an effect here).
+    maxlength_counts: Mapped[str] = mapped_column(String(10), default="message")
+    restrict_post: Mapped[str] = mapped_column(Text, default="")
+    restrict_post_reply_to: Mapped[bool] = mapped_column(Boolean, default=False)
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    resend_host: Mapped[str] = mapped_column(String(255), default="")
+    mungedomain: Mapped[bool] = mapped_column(Boolean, default=False)
+    debug: Mapped[bool] = mapped_column(Boolean, default=False)
+    archive_dir: Mapped[str] = mapped_column(Text, default="")
+    digest_archive: Mapped[str] = mapped_column(Text, default="")
+    digest_work_dir: Mapped[str] = mapped_column(Text, default="")
+    digest_name: Mapped[str] = mapped_column(String(255), default="")
+    digest_volume: Mapped[int] = mapped_column(Integer, default=1)
+    digest_issue: Mapped[int] = mapped_column(Integer, default=1)
+    digest_maxlines: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    digest_maxdays: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    digest_rm_footer: Mapped[str] = mapped_column(String(64), default="")
+    digest_rm_fronter: Mapped[str] = mapped_column(String(64), default="")
+    digest_format: Mapped[str] = mapped_column(String(10), default="mime")
+    dmarc_mitigation: Mapped[str] = mapped_column(String(16), default="munge_from")
+    dmarc_when: Mapped[str] = mapped_column(String(16), default="quarantine")
+    require_auth: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     members: Mapped[list["Member"]] = relationship(
@@ -118,9 +149,32 @@ class Member(Base):
     key: Mapped[str] = mapped_column(String(320), index=True)  # normalised: lower case
     domain: Mapped[str] = mapped_column(String(255), default="")
     delivery_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    digest: Mapped[bool] = mapped_column(Boolean, default=False)  # posts come as digests
     subscribed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Why delivery is off: "" (it is on), "bounces", "member" (set LIST nomail), "owner".
+    disabled_reason: Mapped[str] = mapped_column(String(16), default="")
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    bounce_score: Mapped[float] = mapped_column(Float, default=0.0)
+    last_bounce_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    last_bounce_reason: Mapped[str] = mapped_column(Text, default="")
+    warnings_sent: Mapped[int] = mapped_column(Integer, default=0)
+    last_warning_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
     mailing_list: Mapped[MailingList] = relationship(back_populates="members")
+
+
+class DigestEntry(Base):
+    """A post waiting for the list's next digest (the bytes members received)."""
+
+    __tablename__ = "digest_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"),
+                                         index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    queued_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class SiteSetting(Base):
@@ -229,6 +283,9 @@ class OutboundMessage(Base):
     received_from: Mapped[str] = mapped_column(String(255), default="")  # "host [ip]"
     warned_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # A list name: each member's copy gets its own parts at send time (VERP envelope
+    # sender, List-Unsubscribe lines); "" = every recipient gets the same bytes.
+    personal: Mapped[str] = mapped_column(String(64), default="")
 
     recipients: Mapped[list["OutboundRecipient"]] = relationship(
         back_populates="message", cascade="all, delete-orphan", passive_deletes=True,

@@ -27,17 +27,24 @@ def _check_address(addr: str) -> str:
 
 def enqueue(s: Session, spool: Spool, *, mail_from: str, recipients: Iterable[str],
             data: bytes, origin: str = "", received_from: str = "",
-            spool_path: str | None = None) -> OutboundMessage:
+            spool_path: str | None = None, personal: str = "") -> OutboundMessage:
     """Queue `data` for `recipients`. `mail_from` "" is the null sender (no DSN ever).
 
-    Pass `spool_path` instead of writing `data` again when the body is already spooled.
+    Pass `spool_path` instead of writing `data` again when the body is already spooled
+    (stored as is). Otherwise `data` passes the spool's signer first: mail whose From:
+    address (or, failing that, envelope sender) is in our DKIM domains is stored with our
+    DKIM-Signature, made once for all its recipients.
+    `personal` names the list whose members' copies get per-recipient parts at send time.
     """
     if mail_from:
         _check_address(mail_from)
+    if spool_path is None and spool.signer is not None:
+        data = spool.signer(data, mail_from)
     queue_id = new_queue_id()
     path = spool_path or spool.write("out", data, queue_id)
     msg = OutboundMessage(queue_id=queue_id, spool_path=path, mail_from=mail_from,
-                          size=len(data), origin=origin, received_from=received_from)
+                          size=len(data), origin=origin, received_from=received_from,
+                          personal=personal)
     s.add(msg)
     s.flush()
     add_recipients(s, msg.id, recipients)
@@ -89,7 +96,7 @@ def _insert_sql(mark: str) -> tuple[str, tuple]:
                 fixed_cols.append(col.name)
                 fixed_vals.append(col.default.arg)
         cols = given + fixed_cols
-        sql = (f"INSERT INTO {table.name} ({', '.join(cols)}) "
+        sql = (f"INSERT INTO {OutboundRecipient.__tablename__} ({', '.join(cols)}) "
                f"VALUES ({', '.join(mark for _ in cols)})")
         _INSERTS[mark] = (sql, tuple(fixed_vals))
     return _INSERTS[mark]
@@ -112,7 +119,7 @@ def _add_unnest(conn, message_id: int, recipients: Iterable[str], now) -> int:
     if not _UNNEST:
         base, fixed = _insert_sql("%s")
         cols = base[base.index("(") + 1:base.index(")")].split(", ")[4:]
-        table = OutboundRecipient.__table__.name
+        table = OutboundRecipient.__tablename__
         sql = (f"INSERT INTO {table} (message_id, rcpt, domain, next_attempt_at"
                f"{''.join(', ' + c for c in cols)}) SELECT %s, u.r, u.d, %s"
                f"{''.join(', ' + _literal(v) for v in fixed)} "

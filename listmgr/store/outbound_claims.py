@@ -10,19 +10,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import Table, bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from listmgr.store.outbound_types import DEFERRED, FAILED, SENT, Item, Outcome, next_attempt
-from listmgr.store.claims import claim_due, dead_local_owners, lease_owner, local_prefix
+from listmgr.store.claims import (changed, claim_due, dead_local_owners, lease_owner,
+                                  local_prefix)
 from listmgr.store.models import OutboundMessage as M
 from listmgr.store.models import OutboundRecipient as R
 from listmgr.store.models import BOUNCE, PENDING, QUEUED, utcnow
 
 # The partial indexes' predicates, written literally so the planner can use them.
 IS_QUEUED, IS_PENDING, IS_BOUNCE = text(QUEUED), text(PENDING), text(BOUNCE)
-T = R.__table__
+T = cast(Table, R.__table__)
 
 
 def claim(s: Session, owner: str, lease: float, limit: int) -> list[Item]:
@@ -43,10 +45,11 @@ class MessageRow:
     arrival_at: dt.datetime
     received_from: str
     warned_at: dt.datetime | None
+    personal: str = ""
 
 
 _MCOLS = (M.id, M.queue_id, M.spool_path, M.mail_from, M.size, M.origin, M.arrival_at,
-          M.received_from, M.warned_at)
+          M.received_from, M.warned_at, M.personal)
 
 
 def messages(s: Session, ids: Iterable[int]) -> dict[int, MessageRow]:
@@ -217,7 +220,7 @@ def take_warning(s: Session, message_id: int, limit: int = 1000
         return None, []
     got = s.execute(update(M).where(M.id == message_id, M.warned_at.is_(None))
                     .values(warned_at=utcnow()))
-    if got.rowcount != 1:
+    if changed(got) != 1:
         return None, []
     return messages(s, [message_id]).get(message_id), rows
 
@@ -236,8 +239,9 @@ def release_dead_leases(s: Session) -> int:
     n = 0
     now = utcnow()
     for owner in dead_local_owners(owners):
-        n += s.execute(update(T).where(T.c.lease_owner == owner, T.c.state == "queued").values(
-            lease_owner="", lease_until=None, next_attempt_at=now)).rowcount or 0
+        n += changed(s.execute(update(T).where(T.c.lease_owner == owner,
+                                               T.c.state == "queued").values(
+            lease_owner="", lease_until=None, next_attempt_at=now)))
     return n
 
 
@@ -275,7 +279,8 @@ def summary(s: Session) -> Summary:
                        .order_by(M.arrival_at).limit(1)).first()
     nxt = s.scalar(select(func.min(R.next_attempt_at)).where(IS_QUEUED))
     nmsg = s.scalar(select(func.count()).select_from(M).where(M.spool_path != "")) or 0
-    return Summary(counts, due, deferred, tuple(oldest) if oldest else None, nxt, nmsg)
+    return Summary(counts, due, deferred, (oldest[0], oldest[1]) if oldest else None, nxt,
+                   nmsg)
 
 
 def find_message(s: Session, queue_id: str) -> MessageRow | None:
@@ -296,7 +301,7 @@ def retry_now(s: Session, message_id: int | None = None) -> int:
         (T.c.lease_until.is_(None)) | (T.c.lease_until < now))
     if message_id is not None:
         q = q.where(T.c.message_id == message_id)
-    return s.execute(q.values(next_attempt_at=now)).rowcount or 0
+    return changed(s.execute(q.values(next_attempt_at=now)))
 
 
 def delete_message(s: Session, message_id: int, *, returned: bool) -> int:
@@ -307,8 +312,8 @@ def delete_message(s: Session, message_id: int, *, returned: bool) -> int:
                   diagnostic="550 5.0.0 Message deleted from the queue by the postmaster",
                   done_at=now, lease_owner="", lease_until=None) if returned else \
         dict(state="deleted", done_at=now, lease_owner="", lease_until=None)
-    n = s.execute(update(T).where(T.c.message_id == message_id, T.c.state == "queued")
-                  .values(**values)).rowcount or 0
+    n = changed(s.execute(update(T).where(T.c.message_id == message_id,
+                                          T.c.state == "queued").values(**values)))
     if not returned:
         s.execute(update(T).where(T.c.message_id == message_id, T.c.state == "bounce")
                   .values(state="deleted"))

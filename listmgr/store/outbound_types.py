@@ -47,3 +47,6 @@ class Item:
     rcpt: str
     domain: str
     attempts: int
+    # Per-recipient parts (listmgr.delivery.personal): None = the message's own sender.
+    mail_from: str | None = None
+    head: bytes = b""

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0006_i10_autoreply_schedule'
-down_revision = '0006_i17_relay_recipients'
+down_revision = '0006_i11_bounces'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Recipient maps for an MTA in front of listmgr: which addresses are ours."""

@@ -1,0 +1,64 @@
+"""Repository for digests: posts waiting for a list's next digest, and digest members.
+Functions take a Session; the caller owns the transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.orm import Session
+
+from listmgr.store.models import DigestEntry, MailingList, Member
+
+
+@dataclass(frozen=True)
+class Queue:
+    count: int
+    size: int
+    lines: int
+    oldest: dt.datetime | None
+
+
+def has_digest_members(s: Session, mlist: MailingList) -> bool:
+    return bool(s.scalar(select(exists().where(Member.list_id == mlist.id,
+                                               Member.digest.is_(True)))))
+
+
+def add_entry(s: Session, mlist: MailingList, data: bytes, *, lines: int, size: int) -> None:
+    s.add(DigestEntry(list_id=mlist.id, data=data, lines=lines, size=size))
+    s.flush()
+
+
+def queue_of(s: Session, mlist: MailingList) -> Queue:
+    count, size, lines, oldest = s.execute(
+        select(func.count(), func.coalesce(func.sum(DigestEntry.size), 0),
+               func.coalesce(func.sum(DigestEntry.lines), 0), func.min(DigestEntry.queued_at))
+        .where(DigestEntry.list_id == mlist.id)).one()
+    return Queue(count, size, lines, oldest)
+
+
+def entries(s: Session, mlist: MailingList, limit: int) -> list[tuple[int, bytes]]:
+    """(id, bytes) of the oldest `limit` waiting posts."""
+    q = select(DigestEntry.id, DigestEntry.data).where(DigestEntry.list_id == mlist.id) \
+        .order_by(DigestEntry.id).limit(limit)
+    return [(r[0], r[1]) for r in s.execute(q)]
+
+
+def remove_entries(s: Session, ids: list[int]) -> None:
+    s.execute(delete(DigestEntry).where(DigestEntry.id.in_(ids)))
+
+
+def digest_addresses(s: Session, mlist: MailingList) -> list[str]:
+    """Members in digest mode with delivery on, as stored, in id order."""
+    q = select(Member.address).where(Member.list_id == mlist.id, Member.digest.is_(True),
+                                     Member.delivery_enabled.is_(True)).order_by(Member.id)
+    return list(s.scalars(q))
+
+
+def lists_waiting(s: Session) -> list[int]:
+    return list(s.scalars(select(DigestEntry.list_id).distinct()))
+
+
+def list_by_id(s: Session, list_id: int) -> MailingList | None:
+    return s.get(MailingList, list_id)

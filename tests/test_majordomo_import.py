@@ -1,0 +1,282 @@
+"""`listmgr import-majordomo` on a Majordomo 1.94.5 directory built here as a site has it:
+hand-edited files with comments, odd spacing and CRLF line ends, a digest twin, an aliases
+file with resend options, majordomo.cf, and a 50,000-member list. After the import, mail
+over SMTP gets Majordomo's answers from the imported lists."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from listmgr.majordomo import sources
+from listmgr.store import lists as repo
+from listmgr.store.models import MailingList
+from tests.commands_helpers import members_of
+from tests.support import run_cli
+from tests.test_commands_smtp import Session
+
+DEFAULT = (Path(__file__).parent / "data" / "majordomo" / "default-1.94.5.config").read_text()
+
+DEMO_MEMBERS = """\
+# demo subscribers, kept by hand
+joe@example.net
+Joe User <joe.user@example.net>
+   ann@example.com (Ann Example)   
+\"Bob, the builder\" <bob@example.com>
+
+JOE@EXAMPLE.NET
+not an address
+"""
+
+DEMO_CHANGES = {
+    "admin_passwd        =   demo.admin": "admin_passwd = demoadmin1   # changed 1998",
+    "approve_passwd      =   demo.pass": "approve_passwd      =   demopost1",
+    "strip               =   yes": "strip = no",
+    "subject_prefix      =": "subject_prefix      =   [$LIST]",
+    "restrict_post       =": "restrict_post = demo:demo-digest",
+    "who_access          =   open": "who_access = list",
+    "debug               =   no": "debug = yes",
+    "description         =": "description = Demonstration list",
+    "message_footer      <<  END\n\nEND": "message_footer << EOF\n--\n-\nTo leave: unsubscribe $LIST\nEOF",
+}
+
+ALIASES = """\
+# Majordomo aliases, as NEWLIST says
+majordomo: "|/usr/local/majordomo/wrapper majordomo"
+owner-majordomo: mjadmin@example.org
+demo: "|/usr/local/majordomo/wrapper resend -l demo -h example.org -s -R -M 60000 -p list demo-outgoing"
+demo-outgoing: :include:/usr/local/majordomo/lists/demo,
+\t"|/usr/local/majordomo/wrapper archive2.pl -f /usr/local/majordomo/lists/demo.archive/demo -m"
+owner-demo: alice@example.com,
+    bob@example.com
+demo-approval: owner-demo
+demo-request: "|/usr/local/majordomo/wrapper majordomo -l demo"
+big: "|/usr/local/majordomo/wrapper resend -A -m /usr/lib/sendmail -x -l big big-outgoing"
+owner-big: carol
+"""
+
+MAJORDOMO_CF = """\
+# majordomo.cf
+$whereami = "example.com";
+$whoami = "Majordomo\\@$whereami";
+$whoami_owner = "Majordomo-Owner\\@$whereami";
+$listdir = "/usr/local/majordomo/lists";
+$config'default_subscribe_policy = "open+confirm";
+$global_taboo_headers = <<'END';
+/^subject:\\s*autoreply/i
+/^subject:\\s*away from my mail/i
+END
+$admin_body = <<'END';
+/^subscribe\\b/i
+END
+1;
+"""
+
+
+def crlf(text: str) -> bytes:
+    return text.replace("\n", "\r\n").encode()
+
+
+def build_site(root: Path, big_members: int = 50_000) -> tuple[Path, Path, Path]:
+    lists = root / "lists"
+    lists.mkdir(parents=True)
+    (lists / "demo").write_bytes(crlf(DEMO_MEMBERS))
+    config = DEFAULT
+    for old, new in DEMO_CHANGES.items():
+        assert old in config, old
+        config = config.replace(old, new)
+    (lists / "demo.config").write_bytes(crlf(config))
+    (lists / "demo.info").write_text("[Last updated on: Mon Jan  4 10:00:00 1999]\n"
+                                     "Demo is a list for demonstrations.\n")
+    (lists / "demo.intro").write_text("Welcome to demo. Be nice.\n")
+    (lists / "demo.passwd").write_text("masterpw\n")
+    (lists / "demo.archive").mkdir()
+    (lists / "demo.archive" / "demo.9901").write_text("From joe@example.net Mon Jan  4 1999\n"
+                                                      "Subject: first\n\nhello\n")
+    (lists / "demo.archive" / ".hidden").write_text("not copied\n")
+    (lists / "demo-digest").write_text("digester@example.org\n")
+    (lists / "demo-digest.config").write_text("reply_to = demo\ndigest_volume = 3\n"
+                                              "digest_issue = 42\n")
+    with (lists / "big").open("w") as f:
+        for i in range(big_members):
+            f.write(f"user{i}@d{i % 97}.example\n")
+    (lists / "big.closed").write_text("")
+    (lists / "big.private").write_text("")
+    (lists / "quiet").write_text("q@example.net\n")
+    (lists / "quiet.hidden").write_text("")
+    (lists / "quiet.auto").write_text("")
+    (lists / "RCS").mkdir()
+    aliases = root / "aliases"
+    aliases.write_text(ALIASES)
+    work = root / "digest"
+    (work / "demo-digest").mkdir(parents=True)
+    (work / "demo-digest" / "001").write_text("From: x@example.org\n\nqueued\n")
+    cf = root / "majordomo.cf"
+    cf.write_text(MAJORDOMO_CF + f'$digest_work_dir = "{work}";\n')
+    return lists, aliases, cf
+
+
+def import_args(lists, aliases, cf, *extra):
+    return ("import-majordomo", "--listdir", str(lists), "--aliases", str(aliases),
+            "--cf", str(cf), *extra)
+
+
+def list_row(out: str, name: str) -> list[str]:
+    for line in out.splitlines():
+        if line.split()[:1] == [name]:
+            return line.split()
+    raise AssertionError(f"no row for {name} in\n{out}")
+
+
+def get_list(app, name):
+    with app.store.session() as s:
+        mlist = repo.get_list(s, name)
+        s.expunge(mlist) if mlist is not None else None
+        return mlist
+
+
+def test_import_then_mail_gets_majordomo_answers(tmp_path, config_file, server, sink):
+    cfg = config_file()
+    assert run_cli(cfg, "init").status == 0
+    lists, aliases, cf = build_site(tmp_path / "majordomo")
+
+    # --dry-run reports everything and changes nothing.
+    dry = run_cli(cfg, *import_args(lists, aliases, cf, "--dry-run"))
+    assert dry.status == 0, dry.err
+    assert dry.out.startswith("Dry run: nothing was changed.")
+    assert list_row(dry.out, "big")[1:4] == ["50000", "50000", "0"]
+    srv = server()
+    assert srv.call(lambda s: s.query(MailingList).count()) == 0
+    assert not (tmp_path / "var" / "archive" / "demo").exists()
+
+    res = run_cli(cfg, *import_args(lists, aliases, cf))
+    assert res.status == 0, res.err + res.out
+    out = res.out
+    # The summary table: members read, added, already there, invalid; settings.
+    assert list_row(out, "demo")[1:5] == ["6", "4", "1", "1"]
+    assert list_row(out, "big")[1:4] == ["50000", "50000", "0"]
+    assert "demo-digest (digest of demo)" in out
+    assert list_row(out, "total")[1:3] == ["50008", "50006"]
+    # What could not be mapped is named with where it came from and why.
+    assert "global_taboo_headers: 2 pattern(s) not mapped" in out
+    assert "$whereami = example.com: lists now answer at @example.org" in out
+    assert "not mapped: demo.config line" in out and "debug = yes: accepted, has no " \
+        "effect here" in out
+    assert "not mapped: aliases big: resend -m /usr/lib/sendmail: the mailer command" in out
+    assert "not mapped: aliases big: resend -x: not a resend option" in out
+    assert "local user 'carol' has no domain" in out
+    assert "demo.passwd differs from admin_passwd" in out
+    assert "invalid member: not an address" in out
+    assert "posts waiting for Majordomo's next digest are not imported" in out
+
+    # Idempotent: a second run adds nothing and changes nothing.
+    again = run_cli(cfg, *import_args(lists, aliases, cf))
+    assert again.status == 0
+    assert list_row(again.out, "demo")[1:5] == ["6", "0", "5", "1"]
+    assert list_row(again.out, "big")[1:4] == ["50000", "0", "50000"]
+    assert list_row(again.out, "demo")[-1] == "0"  # archive files already there
+
+    app = srv.app
+    demo = get_list(app, "demo")
+    assert demo.owners == "alice@example.com\nbob@example.com"
+    assert demo.strip is False and demo.subject_prefix == "[$LIST]"
+    assert demo.restrict_post == "demo demo-digest" and demo.post_policy == "members"
+    assert demo.maxlength == 40000 and demo.maxlength_counts == "body"  # config beats -M
+    assert demo.purge_received is False and demo.precedence == "bulk"  # config beats -R -p
+    assert demo.subscribe_policy == "open+confirm"  # majordomo.cf's site default
+    assert demo.admin_passwd_hash.startswith("$argon2")
+    assert "demoadmin1" not in demo.admin_passwd_hash
+    assert members_of(app, "demo")[:4] == ["joe@example.net", "Joe User <joe.user@example.net>",
+                                       "ann@example.com (Ann Example)",
+                                       '"Bob, the builder" <bob@example.com>']
+    big = get_list(app, "big")
+    assert (big.subscribe_policy, big.who_access, big.get_access) == ("closed", "closed",
+                                                                      "closed")
+    assert big.post_policy == "moderated"  # resend -A
+    assert big.owners == "Majordomo-Owner@example.com"
+    quiet = get_list(app, "quiet")
+    assert quiet.noadvertise == "/.*/" and quiet.subscribe_policy == "auto"
+    # The digest twin: its members are demo's digest members, its numbers demo's.
+    assert get_list(app, "demo-digest") is None
+    assert (demo.digest_volume, demo.digest_issue) == (3, 42)
+    assert "digester@example.org" in members_of(app, "demo")
+    with app.store.session() as s:
+        assert repo.find_member(s, repo.get_list(s, "demo"), "digester@example.org").digest
+    assert (tmp_path / "var" / "archive" / "demo" / "demo.9901").is_file()
+    assert not (tmp_path / "var" / "archive" / "demo" / ".hidden").exists()
+
+    # Mail: the imported lists answer as Majordomo did.
+    mail = Session(srv, sink)
+    got = mail.send("lists\nwho demo\ninfo demo\nindex demo\nconfig demo demoadmin1",
+                    frm="Joe <joe@example.net>")
+    lines = got.lines
+    assert "majordomo@example.org serves the following lists:" in lines
+    assert any(ln.startswith("  demo ") and "Demonstration list" in ln for ln in lines)
+    assert not any(ln.startswith("  quiet") for ln in lines)  # quiet.hidden
+    i = lines.index("Members of list 'demo':")
+    assert lines[i + 2:i + 6] == ["joe@example.net", "Joe User <joe.user@example.net>",
+                                  "ann@example.com (Ann Example)",
+                                  '"Bob, the builder" <bob@example.com>']
+    assert "Demo is a list for demonstrations." in lines
+    assert any("demo.9901" in ln for ln in lines)
+    assert "subject_prefix = [$LIST]" in lines
+    got = mail.send("who big\nsubscribe big", frm="newbie@example.net", expect=2)
+    assert "**** Command disabled." in got.lines  # big.private
+    assert any("has been forwarded to the owner" in ln for ln in got.lines)  # big.closed
+    [approval] = got.to("big-approval@example.org") or got.to("Majordomo-Owner@example.com")
+    # A post from a member goes out with the prefix and footer; Majordomo's "-" line.
+    with __import__("smtplib").SMTP("127.0.0.1", srv.smtp_port, timeout=10) as c:
+        c.sendmail("ann@example.com", ["demo@example.org"],
+                   b"From: ann@example.com\r\nTo: demo@example.org\r\nSubject: hello\r\n\r\n"
+                   b"Hi all.\r\n")
+    posts = sink.wait_for(lambda rs: any("[demo] hello" in str(r.message["Subject"])
+                                         for r in rs))
+    post = [r for r in posts if "[demo] hello" in str(r.message["Subject"])][0]
+    body = post.message.get_content()
+    assert body.replace("\r\n", "\n").endswith("-\n\nTo leave: unsubscribe demo\n")
+    assert "joe@example.net" in post.rcpt_tos
+
+
+def test_archive_names_and_limits(tmp_path):
+    src = tmp_path / "a"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "x.1").write_text("one\n")
+    os.symlink("/etc/passwd", src / "passwd")
+    from listmgr.majordomo.importer import copy_archive
+    dest = tmp_path / "dest"
+    assert copy_archive(src, dest, dry_run=True) == 1
+    assert not dest.exists()
+    assert copy_archive(src, dest, dry_run=False) == 1
+    assert (dest / "sub" / "x.1").read_text() == "one\n"
+    assert not (dest / "passwd").exists()
+    assert copy_archive(src, dest, dry_run=False) == 0
+
+
+def test_resend_and_aliases_parsing():
+    aliases = sources.parse_aliases(ALIASES)
+    assert sources.resolve(aliases, "demo-approval") == ["alice@example.com",
+                                                          "bob@example.com"]
+    rs = sources.parse_resend(aliases["demo"][0])
+    assert rs.list_name == "demo" and rs.outgoing == ["demo-outgoing"]
+    assert ("-M", "60000") in rs.options and ("-s", "") in rs.options
+    assert sources.parse_resend(aliases["demo-outgoing"][0]) is None
+    cf = sources.parse_cf(MAJORDOMO_CF)
+    assert cf.values["whoami"] == "Majordomo@example.com"
+    assert sources.cf_patterns(cf.blocks["global_taboo_headers"])[0] == \
+        "/^subject:\\s*autoreply/i"
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, config_file):
+    cfg = config_file()
+    assert run_cli(cfg, "init").status == 0
+    res = run_cli(cfg, "import-majordomo", "--listdir", str(tmp_path / "nope"))
+    assert res.status == 1 and "not a directory" in res.err and "Traceback" not in res.err
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "huge.config").write_bytes(b"x" * (sources.MAX_TEXT + 1))
+    (lists / "huge").write_text("a@example.com\n" + "b" * 2000 + "@example.com\n")
+    res = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
+    assert res.status == 1
+    assert "FAILED:" in res.out and "more than the" in res.out
+    res = run_cli(cfg, "import-majordomo", "--listdir", str(lists), "--lists", "missing")
+    assert res.status == 1 and "no list file" in res.out
