@@ -29,7 +29,7 @@ def _run_until_ready(cfg, command: str, ready: str):
     proc = _start(cfg, command)
     try:
         lines = _wait_ready(proc) if command == "serve" else _wait_for(proc, ready)
-        port = int(re.search(r"web=(\d+)", "".join(lines)).group(1))
+        port = int(re.search(r"\bweb=(?:[^\s:]+:)?(\d+)", "".join(lines)).group(1))
         r = httpx.get(f"http://127.0.0.1:{port}/personal/", timeout=30)
         assert r.status_code == 200 and 'name="password"' in r.text
         proc.send_signal(signal.SIGTERM)

@@ -83,8 +83,9 @@ def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes
         recipients=[{"rcpt": f.rcpt, "reason": f.diagnostic or f.status} for f in failures],
         transcript=transcript,
         expired=expired,
-        warn_after=format_duration(warn_after, language),
-        give_up=format_duration(give_up_after, language),
+        warn_after=format_duration(warn_after),  # in Sendmail's English lines
+        give_up=format_duration(give_up_after),
+        give_up_local=format_duration(give_up_after, language),  # in translated prose
     )
     text = render(f"dsn/{kind}.txt", language, **context)
     subj = subject(kind, failures, language=language, warn_after=warn_after)

@@ -21,6 +21,7 @@ import logging
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from listmgr import clock
 from listmgr.app import App
 from listmgr.config import japanese_charset
 from listmgr.mail import automatic
@@ -89,7 +90,8 @@ def maybe_reply(app: App, s: Session, user: User, message: InboundMessage,
     """Queue the user's auto-reply to this message when the rules allow; True if queued."""
     if not user.autoreply_enabled:
         return False
-    if not in_period(user, utcnow().date()):
+    local_today = clock.now().replace(tzinfo=dt.timezone.utc).astimezone().date()
+    if not in_period(user, local_today):
         return False
     domain = app.config.domain
     address = f"{user.name}@{domain}"

@@ -129,16 +129,12 @@ async def login(request: Request) -> Response:
     web = _web(request)
     name = str(form.get("user", "")).strip().lower()[:64]
     password = str(form.get("password", ""))[:200]
-    ip = request.client.host if request.client else "?"
-    async with web.throttle.attempt(ip, "site:" + name):
-        values = await web.db(check_admin_password, web, name, password)
-        if values is None:
-            delay = await web.throttle.failed(ip, "site:" + name)
-            log.warning("web login failed page=admin ip=%s delay=%.1fs", ip, delay)
-            return await overview(request, errors={"login": "login_failed"})
-    web.throttle.succeeded(ip, "site:" + name)
+    values = await auth.checked_password(request, web, "site:" + name, check_admin_password,
+                                         web, name, password)
+    if values is None:
+        return await overview(request, errors={"login": "login_failed"})
     auth.start_session(request, **values)
-    log.info("web login page=admin ip=%s as=%s", ip, values["site"])
+    log.info("web login page=admin as=%s", values["site"])
     return RedirectResponse("/admin/", status_code=303)
 
 

@@ -7,6 +7,9 @@ Each login starts a fresh session (nothing from before survives but the language
 
 from __future__ import annotations
 
+import logging
+from typing import Any, Callable
+
 from starlette.requests import Request
 
 from listmgr.commands.context import SITE_PASSWORD_KEY
@@ -14,6 +17,8 @@ from listmgr.passwords import hash_password, verify_password
 from listmgr.store import mailboxes
 from listmgr.store.models import MailingList, SiteSetting
 from listmgr.web import pages
+
+log = logging.getLogger("listmgr.web")
 
 
 def start_session(request: Request, **values: str) -> None:
@@ -65,3 +70,20 @@ def list_owner_ok(s, web, session: dict, mlist: MailingList) -> bool:
                                                           mlist.admin_passwd_hash):
         return True
     return site_admin_ok(s, web, session)
+
+
+async def checked_password(request: Request, web, account: str,
+                           check: Callable[..., Any], *args: Any) -> Any:
+    """`check(session, *args)` (an argon2 check, off the event loop), one at a time per
+    client IP and per account; a failure (None) costs the doubling delay and is logged
+    without the password. Returns what `check` returned."""
+    ip = request.client.host if request.client else "?"
+    async with web.throttle.attempt(ip, account):
+        result = await web.db(check, *args)
+        if result is None:
+            delay = await web.throttle.failed(ip, account)
+            log.warning("web password check failed account=%s ip=%s delay=%.1fs",
+                        account[:80].encode("ascii", "backslashreplace").decode(), ip, delay)
+            return None
+    web.throttle.succeeded(ip, account)
+    return result

@@ -142,17 +142,12 @@ async def login(request: Request) -> Response:
     web = _web(request)
     name = _name(request)
     password = str(form.get("password", ""))[:200]
-    ip = request.client.host if request.client else "?"
-    async with web.throttle.attempt(ip, "list:" + name):
-        values = await web.db(check_owner_password, web, name, password)
-        if values is None:
-            delay = await web.throttle.failed(ip, "list:" + name)
-            log.warning("web login failed page=owner list=%s ip=%s delay=%.1fs",
-                        name.encode("ascii", "backslashreplace").decode(), ip, delay)
-            return _login_page(request, failed=True)
-    web.throttle.succeeded(ip, "list:" + name)
+    values = await auth.checked_password(request, web, "list:" + name, check_owner_password,
+                                         web, name, password)
+    if values is None:
+        return _login_page(request, failed=True)
     auth.start_session(request, **values)
-    log.info("web login page=owner list=%s ip=%s as=%s", name, ip,
+    log.info("web login page=owner list=%s as=%s", name,
              "site-admin" if "site" in values else "owner")
     return RedirectResponse(_base(name), status_code=303)
 

@@ -41,6 +41,10 @@ def routes() -> list[Route]:
     ]
 
 
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
 def _web(request: Request):
     return request.app.state.web
 
@@ -131,19 +135,14 @@ async def login(request: Request) -> Response:
     web = _web(request)
     name = _user_name(web.config, str(form.get("user", "")))
     password = str(form.get("password", ""))[:MAX_PASSWORD]
-    ip = request.client.host if request.client else "?"
-    async with web.throttle.attempt(ip, "user:" + name):
-        user = await web.db(check_password, web, name, password)
-        if user is None:
-            delay = await web.throttle.failed(ip, "user:" + name)
-            log.warning("web login failed page=personal user=%s ip=%s delay=%.1fs",
-                        name[:64].encode("ascii", "backslashreplace").decode(), ip, delay)
-            return await page(request, errors={"login": "login_failed"},
-                              form={"user": name}, status=401)
-    web.throttle.succeeded(ip, "user:" + name)
+    user = await auth.checked_password(request, web, "user:" + name, check_password, web,
+                                       name, password)
+    if user is None:
+        return await page(request, errors={"login": "login_failed"}, form={"user": name},
+                          status=401)
     auth.start_session(request, user=user.name,
                        user_fp=web.fingerprint("user", user.name, user.password_hash))
-    log.info("web login page=personal user=%s ip=%s", user.name, ip)
+    log.info("web login page=personal user=%s ip=%s", user.name, client_ip(request))
     return RedirectResponse("/personal/", status_code=303)
 
 
@@ -174,12 +173,9 @@ async def change_password(request: Request) -> Response:
         error = "password_mismatch"
     if error:
         return await page(request, errors={"password": error}, status=400)
-    ip = request.client.host if request.client else "?"
-    async with web.throttle.attempt(ip, "user:" + user.name):
-        ok = await web.db(check_password, web, user.name, old)
-        if ok is None:
-            await web.throttle.failed(ip, "user:" + user.name)
-            return await page(request, errors={"password": "old_password_wrong"}, status=400)
+    if await auth.checked_password(request, web, "user:" + user.name, check_password, web,
+                                   user.name, old) is None:
+        return await page(request, errors={"password": "old_password_wrong"}, status=400)
 
     def store(s) -> str:
         mailboxes.set_password(s, user.name, new)
@@ -188,7 +184,7 @@ async def change_password(request: Request) -> Response:
         return row.password_hash
     new_hash = await web.db(store)
     request.session["user_fp"] = web.fingerprint("user", user.name, new_hash)
-    log.info("web password changed user=%s ip=%s", user.name, ip)
+    log.info("web password changed user=%s ip=%s", user.name, client_ip(request))
     pages.flash(request, "password_changed")
     return RedirectResponse("/personal/", status_code=303)
 
