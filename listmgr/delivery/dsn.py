@@ -83,8 +83,12 @@ def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes
         recipients=[{"rcpt": f.rcpt, "reason": f.diagnostic or f.status} for f in failures],
         transcript=transcript,
         expired=expired,
-        warn_after=format_duration(warn_after, language),
-        give_up=format_duration(give_up_after, language),
+        # The sendmail-style part stays English, as parsers of returned mail read it;
+        # a translated introduction gets the durations in its own language.
+        warn_after=format_duration(warn_after),
+        give_up=format_duration(give_up_after),
+        local_warn_after=format_duration(warn_after, language),
+        local_give_up=format_duration(give_up_after, language),
     )
     text = render(f"dsn/{kind}.txt", language, **context)
     subj = subject(kind, failures, language=language, warn_after=warn_after)
