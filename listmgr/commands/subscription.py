@@ -32,11 +32,13 @@ def _valid_address(ctx: Context, cmd: str, subscriber: str) -> str | None:
     try:
         bare = parse_single(subscriber)
     except AddressError as exc:
-        fault = fault_of(subscriber)
+        fault = fault_of(subscriber) if ctx.lang == "en" else ""
         if fault in ("unbalanced", "unquoted", "space", "incomplete"):
-            ctx.say(f"address_{fault}", addr=subscriber)
+            ctx.say(f"address_{fault}", addr=subscriber)  # Majordomo's own wording
         elif fault != "multiple":  # Majordomo explains nothing for several addresses
-            ctx.say("address_problem", addr=subscriber, why=ctx.t(f"why_{exc.reason}", addr=subscriber))
+            # Other languages: the translated short reason, for every fault.
+            ctx.say("address_problem", addr=subscriber,
+                    why=ctx.t(f"why_{exc.reason}", addr=subscriber))
         ctx.squawk("invalid_address", cmd=cmd, addr=subscriber)
         return None
     return bare
