@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from listmgr.commands import texts
 from listmgr.majordomo import configmap
 from tests.commands_helpers import cmd_app, mailer, make_list  # noqa: F401
 from tests.test_posting_flow import held, mail, post, queued
@@ -194,7 +195,8 @@ def test_config_output_is_a_file_majordomo_reads(mailer):
     assert "#listmgr: owners = owner@example.com" in out.lines
     # And it comes back unchanged through newconfig.
     again = newconfig(mailer, text)
-    assert "New config for list demo accepted." in again.lines, again.text
+    # The list is in Japanese, so majordomo@ answers about it in Japanese.
+    assert texts.msg("ja", "newconfig_accepted", list="demo") in again.lines, again.text
     assert not [n for n in again.lines if "accepted, has no effect" in n or "who may post" in n]
     assert again.lines[again.lines.index(">>>> config demo s3cret") + 1:] == out.lines[1:]
 

@@ -49,15 +49,15 @@ def do_mkdigest(ctx: Context, args: list[str], line=None) -> None:
              ctx.req.address)
 
 
-@command("set")
-def do_set(ctx: Context, args: list[str], line=None) -> None:
+def set_digest_mode(ctx: Context, args: list[str]) -> None:
+    """`set LIST digest|nodigest [ADDRESS]` (the `set` command hands these two options here)."""
     raw, mlist, rest = ctx.get_listname("set", 1, _digest_name(args))
     mode = rest[0].lower() if rest else ""
     if mlist is None:
         ctx.squawk("unknown_list", cmd="set", list=raw)
         return
     if mode not in ("digest", "nodigest"):
-        ctx.squawk("set_usage")
+        ctx.squawk("set_digest_usage")
         return
     target = " ".join(rest[1:]) or ctx.req.address
     try:
@@ -66,11 +66,11 @@ def do_set(ctx: Context, args: list[str], line=None) -> None:
         ctx.squawk("invalid_address", cmd="set", addr=target)
         return
     if rest[1:] and not ctx.is_self(addr):
-        ctx.squawk("set_only_self", addr=target)
+        ctx.squawk("set_digest_only_self", addr=target)
         return
     member = repo.find_member(ctx.s, mlist, addr)
     if member is None:
-        ctx.squawk("set_not_member", list=mlist.name, addr=target)
+        ctx.squawk("set_digest_not_member", list=mlist.name, addr=target)
         return
     member.digest = mode == "digest"
     ctx.say("set_done", list=mlist.name, addr=addr, mode=mode)

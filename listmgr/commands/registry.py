@@ -40,11 +40,11 @@ def load() -> dict[str, CommandFn]:
         admin,        # approve, passwd
         archive,      # index, get
         configcmds,   # config, newconfig, writeconfig
-        delivery_cmd,  # set LIST mail|nomail
-        digestcmds,   # mkdigest, set LIST digest|nodigest
+        digestcmds,   # mkdigest
         listinfo,     # info, intro, newinfo, newintro
         listing,      # lists, help
         roster,       # who, which
+        setcmd,       # set LIST mail|nomail|digest|nodigest
         site,         # newlist, rmlist
         subscription,  # subscribe, unsubscribe/signoff/cancel, auth
         tokens_cmd,   # accept, reject
