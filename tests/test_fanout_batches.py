@@ -126,7 +126,7 @@ def test_kill_9_during_a_batched_fan_out_neither_repeats_nor_skips(app, tmp_path
                 break
             assert time.monotonic() < deadline, "the fan-out did not start"
             assert sum(_counts(app).values()) < N, "the fan-out ended before the kill"
-            time.sleep(0.05)
+            time.sleep(0.01)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         cursor, queued = _fanout_state(app)
