@@ -23,7 +23,7 @@ from listmgr.store.models import (BULK, Fanout, InboundMessage, InboundTask, Out
 from tests.support import write_config
 
 N = 40_000
-BATCH = 500
+BATCH = 100
 
 
 def _make_list(app, n: int) -> list[str]:
