@@ -1,4 +1,4 @@
-"""Loop and abuse rules for command mail (issue point 7), pure.
+"""Loop and abuse rules for command mail, pure.
 
 No reply to automatic mail or robots (listmgr.mail.automatic: the null sender,
 MAILER-DAEMON, *-request, majordomo, ..., `Auto-Submitted`, `Precedence: bulk|list|junk`),
