@@ -84,7 +84,8 @@ def test_list_post_goes_in_over_lmtp_and_out_through_postfix(stack):
                                            for r in m.rcpt_tos) == sorted(MEMBERS),
                "the post reaches every member")
     copy = next(m for m in got if m.message["Message-ID"] == mid)
-    assert copy.mail_from == "owner-demo@example.org"
+    # The list's bounce address, with the member's VERP part (list setting verp, default on).
+    assert copy.mail_from == "owner-demo+" + copy.rcpt_tos[0].replace("@", "=") + "@example.org"
     assert copy.message["List-Id"]
     received = [str(h) for h in copy.message.get_all("Received")]
     # Newest first: Postfix relaying listmgr's copy, listmgr's LMTP hop, Postfix receiving.

@@ -35,7 +35,7 @@ class Dir:
     ("demo-approval@example.org", ("approval", "demo")),
     ("demo-digest@example.org", ("post", "demo")),  # Majordomo's digest list address
     ("demo-digest-request@example.org", ("command", "demo-digest")),
-    ("owner-demo-digest@example.org", ("owner", "demo")),
+    ("owner-demo-digest@example.org", ("bounce", "demo")),  # the digest's bounces
     ("demo-digest-approval@example.org", ("approval", "demo")),
     ("other-list-owner@example.org", ("owner", "other-list")),
     ("majordomo-owner@example.org", ("admins", "")),

@@ -16,8 +16,9 @@ BODY = b"From: alice@example.org\r\nSubject: queued\r\n\r\nhello\r\n"
 
 
 def test_status_screen_and_json(server, tmp_path):
-    smtp_port, pop3_port = free_port(), free_port()
-    srv = server(smtp__listen=f"127.0.0.1:{smtp_port}", pop3__listen=f"127.0.0.1:{pop3_port}")
+    smtp_port, pop3_port, web_port = free_port(), free_port(), free_port()
+    srv = server(smtp__listen=f"127.0.0.1:{smtp_port}", pop3__listen=f"127.0.0.1:{pop3_port}",
+                 web__listen=f"127.0.0.1:{web_port}")
     cfg = srv.config_path
     app = srv.app
     with app.store.session() as s:
@@ -52,7 +53,7 @@ def test_status_screen_and_json(server, tmp_path):
     st = json.loads(r.out)
     assert st["domain"] == "example.org"
     assert {ln["name"]: ln["answering"] for ln in st["listeners"]} == {
-        "smtp": True, "pop3": True}
+        "smtp": True, "pop3": True, "web": True}
     assert st["queue"]["outbound_deferred"] == 1
     assert st["queue"]["inbound_shunted"] == 1
     assert st["queue"]["oldest_deferred"]["queue_id"] == qid
@@ -61,7 +62,7 @@ def test_status_screen_and_json(server, tmp_path):
     srv.stop()  # the server is down: its listeners no longer answer
     st = json.loads(run_cli(cfg, "status", "--json").out)
     assert {ln["name"]: ln["answering"] for ln in st["listeners"]} == {
-        "smtp": False, "pop3": False}
+        "smtp": False, "pop3": False, "web": False}
     line = next(ln for ln in run_cli(cfg, "status").out.splitlines()
                 if ln.strip().startswith("smtp "))
     assert f"127.0.0.1:{smtp_port}" in line and line.endswith("NOT answering")
