@@ -120,6 +120,19 @@ class WriterGate:
             self.release()
 
 
+def _transaction(factory: sessionmaker) -> Iterator[Session]:
+    """One session from `factory`: committed on success, rolled back on any error, closed."""
+    s = factory()
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
 class Store:
     """Owns the engine and hands out sessions: `with store.session() as s: ...` commits."""
 
@@ -142,29 +155,13 @@ class Store:
     def session(self) -> Iterator[Session]:
         """One transaction: committed on success, rolled back on any error. On SQLite its
         first statement waits its turn at the writer gate."""
-        s = self._factory()
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
+        yield from _transaction(self._factory)
 
     @contextlib.contextmanager
     def read_session(self) -> Iterator[Session]:
         """A transaction that only reads: on SQLite it takes no write lock, so lookups
         (SMTP RCPT, POP3) never queue behind writers. Writing in it is a bug."""
-        s = self._read_factory()
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
+        yield from _transaction(self._read_factory)
 
     @contextlib.contextmanager
     def durable_session(self) -> Iterator[Session]:
@@ -181,15 +178,7 @@ class Store:
                                                    gate=self.writers)
                 self._durable_factory = sessionmaker(self._durable_engine,
                                                      expire_on_commit=False)
-        s = self._durable_factory()
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
+        yield from _transaction(self._durable_factory)
 
     def dispose(self) -> None:
         self.engine.dispose()
