@@ -236,6 +236,11 @@ def _fmt_bool(v: bool) -> str:
     return "yes" if v else "no"
 
 
+def _fmt_lines(v: str | tuple[str, ...]) -> str:
+    """Addresses one a line: stored as text, read as a tuple (store.settings.ListSettings)."""
+    return v if isinstance(v, str) else "\n".join(v)
+
+
 @dataclass(frozen=True)
 class Setting:
     key: str
@@ -337,7 +342,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
        "matching one of these"),
     _s("nonmember_action", "enum", _enum("hold", "reject"), "posts from non-members on a "
        "`members` list: hold for the moderator or reject"),
-    _s("owners", "address_array", _addresses, "the list owners' addresses"),
+    _s("owners", "address_array", _addresses, "the list owners' addresses",
+       fmt=_fmt_lines),
     _s("post_policy", "enum", _enum(*POST_POLICIES), "who may post: open (anyone), members, "
        "moderated (every post held), announce (owners only)"),
     _s("precedence", "word", _word, "Precedence: header put on posts"),

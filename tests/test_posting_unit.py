@@ -17,7 +17,7 @@ from listmgr.posting.message import RawMessage
 
 
 def mlist(**kw):
-    base = dict(name="demo", owners="owner@example.org", moderator="", post_policy="open",
+    base = dict(name="demo", owners=("owner@example.org",), moderator="", post_policy="open",
                 nonmember_action="hold", administrivia=True, taboo_headers="", taboo_body="",
                 maxlength=None, approve_passwd_hash="", admin_passwd_hash="")
     base.update(kw)

@@ -17,13 +17,14 @@ from listmgr.bounces import detect, processor, scores
 from listmgr.mail import verp
 from listmgr.forward.worker import forward, list_owners
 from listmgr.posting import notices
-from listmgr.store.lists import get_list, owners_of
-from listmgr.store.models import InboundMessage, InboundTask, MailingList
+from listmgr.store.lists import owners_of
+from listmgr.store.models import InboundMessage, InboundTask
+from listmgr.store.settings import ListSettings, read_list
 
 log = logging.getLogger(__name__)
 
 
-def _unrecognised(app: App, s, mlist: MailingList, data: bytes, reason: str,
+def _unrecognised(app: App, s, mlist: ListSettings, data: bytes, reason: str,
                   queue_id: str) -> None:
     log.info("%s list=%s bounce not recognised (%s): sent to the owners", queue_id,
              mlist.name, reason)
@@ -32,10 +33,10 @@ def _unrecognised(app: App, s, mlist: MailingList, data: bytes, reason: str,
                  reason=reason)
 
 
-def _feedback(app: App, s, mlist: MailingList | None, v: detect.Verdict,
+def _feedback(app: App, s, mlist: ListSettings | None, v: detect.Verdict,
               verp_member: str | None, message: InboundMessage, data: bytes) -> None:
     if v.feedback_list and (mlist is None or v.feedback_list != mlist.name):
-        mlist = get_list(s, v.feedback_list) or mlist
+        mlist = read_list(s, v.feedback_list) or mlist
     who = list(v.complainants)
     if verp_member and verp_member not in who:
         who.insert(0, verp_member)
@@ -65,7 +66,7 @@ def _feedback(app: App, s, mlist: MailingList | None, v: detect.Verdict,
 
 def handle_bounce(app: App, s, task: InboundTask, message: InboundMessage,
                   data: bytes) -> None:
-    mlist = get_list(s, task.target) if task.target else None
+    mlist = read_list(s, task.target) if task.target else None
     local = task.rcpt.rpartition("@")[0]
     hit = verp.decode(local) if "+" in local else None
     verp_member = hit[1] if hit and mlist is not None and hit[0] == mlist.name else None

@@ -15,8 +15,9 @@ from listmgr import tokens
 from listmgr.bounces import scores
 from listmgr.posting import notices
 from listmgr.store import bounces as store
-from listmgr.store.lists import get_list, owners_of
-from listmgr.store.models import MailingList, Member, utcnow
+from listmgr.store.lists import owners_of
+from listmgr.store.models import Member, utcnow
+from listmgr.store.settings import ListRef, read_list
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ REENABLE = "reenable"  # token kind: `accept TOKEN` turns delivery back on
 _FIELDS = tuple(asdict(scores.State()).keys())
 
 
-def find_member(s, mlist: MailingList, address: str) -> Member | None:
+def find_member(s, mlist: ListRef, address: str) -> Member | None:
     return store.find_member(s, mlist, address)
 
 
@@ -37,7 +38,7 @@ def _store(m: Member, st: scores.State) -> None:
         setattr(m, f, getattr(st, f))
 
 
-def record(app, s, mlist: MailingList, address: str, weight: float, reason: str,
+def record(app, s, mlist: ListRef, address: str, weight: float, reason: str,
            now: dt.datetime | None = None) -> str:
     """Score one bounce of `address` on `mlist`; returns what it did (scores.* outcome), or
     "not-member"."""
@@ -65,7 +66,7 @@ def delivery_failures(app, s, list_name: str, failures: list[tuple[str, str]]
                       ) -> int:
     """Our own delivery of a post failed for good (a 5xx, or a give-up after
     `give_up_after`): each is a hard bounce of that member. Returns how many were scored."""
-    mlist = get_list(s, list_name)
+    mlist = read_list(s, list_name)
     if mlist is None:
         return 0
     n = 0
@@ -75,7 +76,7 @@ def delivery_failures(app, s, list_name: str, failures: list[tuple[str, str]]
     return n
 
 
-def _disabled(app, s, mlist: MailingList, m: Member, settings: scores.Settings,
+def _disabled(app, s, mlist: ListRef, m: Member, settings: scores.Settings,
               now: dt.datetime) -> None:
     log.info("list=%s member=<%s> delivery disabled by bounces (score %.1f)", mlist.name,
              m.address, m.bounce_score)
@@ -89,7 +90,7 @@ def _disabled(app, s, mlist: MailingList, m: Member, settings: scores.Settings,
         _warn(app, s, mlist, m, settings)
 
 
-def _warn(app, s, mlist: MailingList, m: Member, settings: scores.Settings) -> None:
+def _warn(app, s, mlist: ListRef, m: Member, settings: scores.Settings) -> None:
     lifetime = settings.warning_interval.total_seconds() * (settings.warnings + 1) + 86400
     issued = tokens.issue(s, REENABLE, lifetime=max(lifetime, app.config.commands.token_lifetime),
                           list_name=mlist.name, address=m.address,
@@ -107,7 +108,7 @@ def _days(td: dt.timedelta) -> str:
     return format_duration(td.total_seconds())
 
 
-def _remove(app, s, mlist: MailingList, m: Member, settings: scores.Settings) -> None:
+def _remove(app, s, mlist: ListRef, m: Member, settings: scores.Settings) -> None:
     log.info("list=%s member=<%s> removed after %d bounce notice(s)", mlist.name, m.address,
              m.warnings_sent)
     notices.send(app, s, mlist=mlist, to=owners_of(mlist), template="bounces/owner_removed.txt",
@@ -121,7 +122,7 @@ def remove(s, m: Member) -> None:
     store.remove_member(s, m)
 
 
-def reenable(s, mlist: MailingList, m: Member) -> None:
+def reenable(s, mlist: ListRef, m: Member) -> None:
     _store(m, scores.reenabled(state_of(m)))
     m.disabled_at = None
     m.last_bounce_reason = ""
@@ -131,7 +132,7 @@ def reenable_by_token(s, key: str) -> tuple[str, str] | None:
     """`accept TOKEN` for a re-enable token: (list, address) turned back on, or None when
     the member is gone. Raises tokens.TokenError for a bad token."""
     tok = tokens.consume(s, key, kind=REENABLE)
-    mlist = get_list(s, tok.list_name)
+    mlist = read_list(s, tok.list_name)
     if mlist is None:
         return None
     m = store.member_by_id(s, tokens.payload(tok).get("member_id") or 0)
@@ -142,7 +143,7 @@ def reenable_by_token(s, key: str) -> tuple[str, str] | None:
     return mlist.name, m.address
 
 
-def set_delivery(s, mlist: MailingList, address: str, enabled: bool, by: str
+def set_delivery(s, mlist: ListRef, address: str, enabled: bool, by: str
                  ) -> Member | None:
     """Turn a member's delivery on (clearing its bounce record) or off (`by`: who)."""
     m = find_member(s, mlist, address)

@@ -10,6 +10,7 @@ import logging
 from listmgr.commands.context import Context
 from listmgr.commands.registry import COMMANDS, command
 from listmgr.passwords import hash_password, verify_password
+from listmgr.store.settings import set_admin_password
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,7 @@ def do_passwd(ctx: Context, args: list[str], line=None) -> None:
         return
     # The approve password follows when it was the same as the old admin password.
     same = verify_password(mlist.approve_passwd_hash, old)
-    mlist.admin_passwd_hash = hash_password(new)
-    if same or not mlist.approve_passwd_hash:
-        mlist.approve_passwd_hash = mlist.admin_passwd_hash
+    set_admin_password(ctx.s, mlist, hash_password(new),
+                       approve_too=same or not mlist.approve_passwd_hash)
     ctx.say("password_changed")
     log.info("passwd %s OLD NEW requester=<%s>", mlist.name, ctx.req.address)

@@ -13,10 +13,10 @@ from pathlib import Path
 from listmgr.commands import outgoing
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
-from listmgr.store.models import MailingList
+from listmgr.store.settings import ListSettings
 
 
-def archive_dir(ctx: Context, mlist: MailingList) -> Path:
+def archive_dir(ctx: Context, mlist: ListSettings) -> Path:
     return Path(ctx.app.config.data_dir) / "archive" / mlist.name
 
 
@@ -36,7 +36,7 @@ def resolve_file(base: Path, name: str) -> Path | None:
     return target
 
 
-def _allowed(ctx: Context, op: str, mlist: MailingList, article: str) -> bool:
+def _allowed(ctx: Context, op: str, mlist: ListSettings, article: str) -> bool:
     if ctx.approved:
         return True
     if getattr(mlist, f"{op}_access") == "closed":

@@ -57,7 +57,7 @@ def do_newconfig(ctx: Context, args: list[str], line=None) -> None:
         try:
             with ctx.s.begin_nested():
                 for key, value in values.items():
-                    repo.set_setting(ctx.s, mlist, key, value)
+                    repo.update_setting(ctx.s, mlist, key, value)
         except SettingError as exc:
             errors.append(str(exc))
     if errors:

@@ -21,7 +21,8 @@ from listmgr.listconfig import valid_list_name
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.passwords import verify_password
 from listmgr.store import lists as repo
-from listmgr.store.models import MailingList, SiteSetting
+from listmgr.store.models import SiteSetting
+from listmgr.store.settings import ListSettings, read_list
 
 if TYPE_CHECKING:
     from listmgr.app import App
@@ -86,13 +87,13 @@ class Context:
     def squawk(self, name: str, **kw) -> None:
         self.out.squawk(self.t(name, **kw))
 
-    def list_lang(self, mlist: MailingList | None) -> str:
+    def list_lang(self, mlist: ListSettings | None) -> str:
         if mlist is not None and mlist.language:
             return mlist.language
         return self.app.config.language
 
     # ---------------------------------------------------------------- lists
-    def find_list(self, raw: str | None) -> MailingList | None:
+    def find_list(self, raw: str | None) -> ListSettings | None:
         """Majordomo's valid_list: <...> and a trailing @host are ignored; case-folded;
         full-width letters (ｄｅｍｏ) read as their ASCII forms, as command words are."""
         if not raw:
@@ -103,14 +104,14 @@ class Context:
         name = name.split("@", 1)[0]
         if not valid_list_name(name):
             return None
-        mlist = repo.get_list(self.s, name)
+        mlist = read_list(self.s, name)
         if mlist is None and name.lower().endswith("-digest"):
             # Majordomo's digest list LIST-digest is LIST in digest mode here.
-            mlist = repo.get_list(self.s, name[:-7])
+            mlist = read_list(self.s, name[:-7])
         return mlist
 
     def get_listname(self, cmd: str, required: int, args: list[str]
-                     ) -> tuple[str, MailingList | None, list[str]]:
+                     ) -> tuple[str, ListSettings | None, list[str]]:
         """Majordomo's get_listname: (raw name, list or None, remaining args)."""
         args = list(args)
         default = self.req.default_list
@@ -133,7 +134,7 @@ class Context:
         raw = args.pop(0) if args else ""
         return raw, self.find_list(raw), args
 
-    def succeeded(self, mlist: MailingList, direction: str, *, quiet_all: bool = False) -> None:
+    def succeeded(self, mlist: ListSettings, direction: str, *, quiet_all: bool = False) -> None:
         if self.req.default_list:
             self.say("succeeded_to" if direction == "to" else "succeeded_from",
                      list=self.req.default_list)
@@ -143,7 +144,7 @@ class Context:
             self.say("succeeded")
 
     # ---------------------------------------------------------------- checks
-    def password_ok(self, mlist: MailingList, password: str | None) -> bool:
+    def password_ok(self, mlist: ListSettings, password: str | None) -> bool:
         """The list's admin password, or the site password; constant-time (argon2).
 
         Guessing is bounded (passguard.py): after a failed check in this mail, or too many
@@ -177,7 +178,7 @@ class Context:
         return self.password_failures > 0 or \
             passguard.blocked(self.s, target, self.req.address)
 
-    def _password_failed(self, target: str, mlist: MailingList | None) -> None:
+    def _password_failed(self, target: str, mlist: ListSettings | None) -> None:
         self.password_failures += 1
         if not passguard.failed(self.s, target, self.req.address):
             return
@@ -199,11 +200,11 @@ class Context:
             return False
         return bool(self.req.identities) and all(i == key for i in self.req.identities)
 
-    def is_member(self, mlist: MailingList, address: str | None = None) -> bool:
+    def is_member(self, mlist: ListSettings, address: str | None = None) -> bool:
         addr = address or self.req.address
         return repo.is_member(self.s, mlist, addr)
 
-    def access(self, op: str, mlist: MailingList) -> bool:
+    def access(self, op: str, mlist: ListSettings) -> bool:
         """`*_access`: open = anyone, list = members only, closed = nobody."""
         mode = getattr(mlist, f"{op}_access", "open")
         if mode == "open":
@@ -216,7 +217,7 @@ class Context:
             return True
         # A digest list and its main list share membership (Majordomo's access_check).
         twin = mlist.name[:-7] if mlist.name.endswith("-digest") else mlist.name + "-digest"
-        other = repo.get_list(self.s, twin) if valid_list_name(twin) else None
+        other = read_list(self.s, twin) if valid_list_name(twin) else None
         return other is not None and self.is_member(other)
 
 

@@ -13,6 +13,7 @@ import time
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
 from listmgr.store.models import utcnow
+from listmgr.store.settings import set_list_text
 
 
 def _show(ctx: Context, what: str, args: list[str]) -> None:
@@ -49,8 +50,8 @@ def _replace(ctx: Context, what: str, args: list[str], line) -> None:
     data = "\n".join(line.data) if line is not None else ""
     if data.strip() and getattr(mlist, f"date_{what}"):
         data = f"[Last updated on: {time.ctime()}]\n" + data
-    setattr(mlist, what, data if data.strip() else "")
-    setattr(mlist, f"{what}_updated_at", utcnow() if data.strip() else None)
+    set_list_text(ctx.s, mlist, what, data if data.strip() else "",
+                  utcnow() if data.strip() else None)
     ctx.say(f"new{what}_accepted", list=mlist.name)
 
 

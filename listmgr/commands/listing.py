@@ -8,7 +8,7 @@ from listmgr.commands.dispatch import help_text
 from listmgr.commands.registry import command
 from listmgr.listconfig import parse_regexp
 from listmgr.store import lists as repo
-from listmgr.store.models import MailingList
+from listmgr.store.settings import ListSettings, read_all_lists
 
 MATCH_TIMEOUT = 0.5  # seconds per advertise/noadvertise pattern and address
 
@@ -25,7 +25,7 @@ def _matches_any(patterns: str, address: str) -> bool:
     return False
 
 
-def visible(ctx: Context, mlist: MailingList) -> bool:
+def visible(ctx: Context, mlist: ListSettings) -> bool:
     """advertise / noadvertise against the requester's address; members always see it."""
     if not mlist.advertise and not mlist.noadvertise:
         return True
@@ -39,7 +39,7 @@ def visible(ctx: Context, mlist: MailingList) -> bool:
 @command("lists")
 def do_lists(ctx: Context, args: list[str], line=None) -> None:
     ctx.say("lists_header", whoami=ctx.whoami)
-    for mlist in repo.all_lists(ctx.s):
+    for mlist in read_all_lists(ctx.s):
         if visible(ctx, mlist):
             ctx.out.lines.append(ctx.t("lists_row", list=mlist.name,
                                        description=mlist.description))

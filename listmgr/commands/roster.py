@@ -13,6 +13,7 @@ from listmgr.commands.registry import command
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.store import lists as repo
 from listmgr.store.models import MailingList, Member
+from listmgr.store.settings import read_all_lists
 
 
 @command("who")
@@ -47,7 +48,7 @@ def do_which(ctx: Context, args: list[str], line=None) -> None:
         except AddressError:
             string = ctx.req.address
     ctx.say("which_header", string=string, whoami=ctx.whoami)
-    allowed = {m.id: m.name for m in repo.all_lists(ctx.s)
+    allowed = {m.id: m.name for m in read_all_lists(ctx.s)
                if ctx.approved or ctx.access("which", m)}
     limit = ctx.app.config.commands.max_which_hits
     hits: list[tuple[str, str]] = []

@@ -14,6 +14,7 @@ from listmgr.commands.registry import command
 from listmgr.listconfig import valid_list_name
 from listmgr.mail.addresses import AddressError, parse_single
 from listmgr.store import lists as repo
+from listmgr.store.settings import list_exists, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ def _check_request(ctx: Context, sm: str, args: list[str]) -> tuple[str, str, st
     if not valid_list_name(name) or name.lower() in SERVICE_LOCALS:
         ctx.squawk("newlist_bad_name", cmd=sm, list=name)
         return None
-    if repo.get_list(ctx.s, name) is not None:
+    if list_exists(ctx.s, name):
         ctx.squawk("newlist_exists", cmd=sm, list=name.lower())
         return None
     try:
@@ -87,7 +88,7 @@ def create_list(ctx: Context, args: list[str]) -> bool:
     except repo.ListError as exc:
         ctx.squawk("newlist_failed", cmd="newlist", why=str(exc))
         return False
-    lang = ctx.list_lang(mlist)
+    lang = ctx.list_lang(settings_of(mlist))
     body = texts.text("newlist_owner", lang, list=name, owner=owner, password=password,
                       whoami=ctx.whoami, domain=ctx.domain, description=description)
     outgoing.send(ctx, to=owner, subject=texts.msg(lang, "subject_newlist_owner", list=name),

@@ -18,7 +18,7 @@ from listmgr.commands.registry import command
 from listmgr.config import format_duration
 from listmgr.mail.addresses import AddressError, fault_of, normalise, parse_single
 from listmgr.store import lists as repo
-from listmgr.store.models import MailingList
+from listmgr.store.settings import ListSettings, list_exists
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,10 @@ def _valid_address(ctx: Context, cmd: str, subscriber: str) -> str | None:
 
 def _service_address(ctx: Context, bare: str) -> bool:
     return is_service_address(bare, local_domains=ctx.app.config.local_domains,
-                              has_list=lambda name: repo.get_list(ctx.s, name) is not None)
+                              has_list=lambda name: list_exists(ctx.s, name))
 
 
-def check_key(ctx: Context, cmd: str, mlist: MailingList, address: str) -> None:
+def check_key(ctx: Context, cmd: str, mlist: ListSettings, address: str) -> None:
     """With an `auth KEY` on this line: mark the line confirmed, or note why not."""
     key = ctx.auth_key
     if not key:
@@ -68,7 +68,7 @@ def check_key(ctx: Context, cmd: str, mlist: MailingList, address: str) -> None:
     ctx.confirmed = True
 
 
-def send_confirm(ctx: Context, cmd: str, mlist: MailingList, subscriber: str,
+def send_confirm(ctx: Context, cmd: str, mlist: ListSettings, subscriber: str,
                  shown: str = "") -> None:
     """Mail an auth key to the address and tell the requester (Majordomo's send_confirm).
     `shown` is the list name the texts use (LIST-digest for a digest subscription)."""
@@ -96,7 +96,7 @@ def send_confirm(ctx: Context, cmd: str, mlist: MailingList, subscriber: str,
                            subscriber=subscriber, whoami=ctx.whoami, domain=ctx.domain))
 
 
-def request_approval(ctx: Context, cmd: str, mlist: MailingList, subscriber: str,
+def request_approval(ctx: Context, cmd: str, mlist: ListSettings, subscriber: str,
                      shown: str = "") -> None:
     """Majordomo's check_and_request + request_approval: ask the owners, tell the requester."""
     shown = shown or mlist.name
@@ -115,7 +115,7 @@ def request_approval(ctx: Context, cmd: str, mlist: MailingList, subscriber: str
                            subscriber=subscriber, whoami=ctx.whoami, domain=ctx.domain))
 
 
-def welcome(ctx: Context, mlist: MailingList, subscriber: str) -> None:
+def welcome(ctx: Context, mlist: ListSettings, subscriber: str) -> None:
     lang = ctx.list_lang(mlist)
     if mlist.welcome:
         body = texts.text("welcome", lang, list=mlist.name, subscriber=subscriber,
@@ -171,7 +171,7 @@ def do_subscribe(ctx: Context, args: list[str], line=None) -> None:
     welcome(ctx, mlist, subscriber)
 
 
-def _names_digest(raw: str, mlist: MailingList) -> bool:
+def _names_digest(raw: str, mlist: ListSettings) -> bool:
     name = raw.strip().strip("<>").split("@", 1)[0].lower()
     return name.endswith("-digest") and name != mlist.name
 

@@ -20,6 +20,7 @@ from listmgr.listconfig import valid_list_name
 from listmgr.mail import mimelimits
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.store import lists as repo
+from listmgr.store.settings import list_exists, read_list
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> C
                         domain=app.config.domain)
     if why is None and guard.is_service_address(
             req.address, local_domains=app.config.local_domains,
-            has_list=lambda name: valid_list_name(name) and repo.get_list(s, name) is not None):
+            has_list=lambda name: valid_list_name(name) and list_exists(s, name)):
         why = "requester is one of our own addresses"
     if why:
         log.info("command mail from <%s> requester=<%s>: %s; no reply", mail_from,
@@ -131,7 +132,7 @@ def process(app, s, *, data: bytes, mail_from: str, default_list: str = "") -> C
         log.warning("command mail requester=<%s>: more than %d replies this hour; dropped",
                     req.address, app.config.commands.replies_per_hour)
         return None
-    default = repo.get_list(s, default_list) if default_list else None
+    default = read_list(s, default_list) if default_list else None
     body = parser.body_of(msg)
     lines = parser.parse(body.text, multipart=body.multipart, known=registry.known(),
                          data_commands=registry.DATA_COMMANDS,

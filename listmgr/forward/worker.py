@@ -18,7 +18,8 @@ from listmgr.app import App
 from listmgr.mail import trace
 from listmgr.mail.addresses import address_list
 from listmgr.store import inbound
-from listmgr.store.lists import get_list, owners_of
+from listmgr.store.lists import owners_of
+from listmgr.store.settings import read_list
 from listmgr.store.models import InboundMessage, InboundTask
 from listmgr.store.outbound import enqueue
 
@@ -51,7 +52,7 @@ def forward(app: App, s: Session, message: InboundMessage, data: bytes, recipien
 
 
 def list_owners(s: Session, name: str) -> list[str]:
-    mlist = get_list(s, name)
+    mlist = read_list(s, name)
     return owners_of(mlist) if mlist is not None else []
 
 
@@ -73,7 +74,7 @@ def owner(app: App, s: Session, task: InboundTask, message: InboundMessage,
 
 def approval(app: App, s: Session, task: InboundTask, message: InboundMessage,
              data: bytes) -> None:
-    mlist = get_list(s, task.target)
+    mlist = read_list(s, task.target)
     to = address_list(mlist.moderator) if mlist is not None else []
     to = to or list_owners(s, task.target) or list(app.config.site_admins)
     forward(app, s, message, data, to, f"approval:{task.target}")

@@ -29,9 +29,9 @@ from listmgr.posting import hooks
 from listmgr.posting.archive import archive_dir
 from listmgr.posting.decorate import expand
 from listmgr.store import digests as repo
-from listmgr.store.lists import get_list
-from listmgr.store.models import MailingList, utcnow
+from listmgr.store.models import utcnow
 from listmgr.store.outbound import enqueue
+from listmgr.store.settings import ListSettings, read_list, set_digest_issue
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Sent:
 has_digest_members = repo.has_digest_members
 
 
-def queue_post(app, s, mlist: MailingList, data: bytes) -> Sent | None:
+def queue_post(app, s, mlist: ListSettings, data: bytes) -> Sent | None:
     """Keep a distributed post for the digest; send the digest if that passes a trigger."""
     text = data.replace(b"\r\n", b"\n")
     repo.add_entry(s, mlist, data, lines=text.count(b"\n"), size=len(text))
@@ -60,7 +60,7 @@ def queue_post(app, s, mlist: MailingList, data: bytes) -> Sent | None:
     return None
 
 
-def trigger(s, mlist: MailingList, now: dt.datetime | None = None) -> str:
+def trigger(s, mlist: ListSettings, now: dt.datetime | None = None) -> str:
     """Which trigger the queue has passed ("" for none): size, lines or days."""
     queue = repo.queue_of(s, mlist)
     count, size, lines, oldest = queue.count, queue.size, queue.lines, queue.oldest
@@ -79,7 +79,7 @@ def trigger(s, mlist: MailingList, now: dt.datetime | None = None) -> str:
     return ""
 
 
-def _recipients(s, mlist: MailingList) -> list[str]:
+def _recipients(s, mlist: ListSettings) -> list[str]:
     out = []
     for addr in repo.digest_addresses(s, mlist):
         try:
@@ -89,7 +89,7 @@ def _recipients(s, mlist: MailingList) -> list[str]:
     return out
 
 
-def send(app, s, mlist: MailingList) -> Sent | None:
+def send(app, s, mlist: ListSettings) -> Sent | None:
     """Build and queue the next digest from everything queued; None if nothing is."""
     entries = repo.entries(s, mlist, MAX_ENTRIES)
     if not entries:
@@ -109,7 +109,7 @@ def send(app, s, mlist: MailingList) -> Sent | None:
     out = enqueue(s, app.spool, mail_from=envelope, recipients=rcpts, data=data,
                   origin=f"digest:{mlist.name}")
     repo.remove_entries(s, [i for i, _ in entries])
-    mlist.digest_issue = issue + 1
+    set_digest_issue(s, mlist, issue + 1)
     name = f"v{volume:02d}.n{issue:03d}"
     path = archive_dir(app.config, mlist.name) / "digest" / name
     hooks.after_commit(s, lambda: _archive(path, data))
@@ -130,13 +130,13 @@ def _archive(path, data: bytes) -> None:
 
 # --------------------------------------------------------------------------- content
 
-def _strip_decoration(s, mlist: MailingList, post: EmailMessage) -> EmailMessage:
+def _strip_decoration(s, mlist: ListSettings, post: EmailMessage) -> EmailMessage:
     """Cut the fronter / footer of the lists digest_rm_fronter / digest_rm_footer name."""
     cuts = []
     for key, attr in (("digest_rm_fronter", "message_fronter"),
                       ("digest_rm_footer", "message_footer")):
         name = getattr(mlist, key)
-        other = mlist if name.lower() == mlist.name else (get_list(s, name) if name else None)
+        other = mlist if name.lower() == mlist.name else (read_list(s, name) if name else None)
         if other is not None and getattr(other, attr).strip():
             sender = str(post.get("From", ""))
             cuts.append((attr, expand(getattr(other, attr), list_name=other.name,
@@ -174,11 +174,11 @@ def _text(post: Message) -> str:
         return (cast("bytes | None", body.get_payload(decode=True)) or b"").decode("latin-1")
 
 
-def _title(mlist: MailingList) -> str:
+def _title(mlist: ListSettings) -> str:
     return mlist.digest_name or mlist.name
 
 
-def _headers(msg: EmailMessage, mlist: MailingList, *, volume: int, issue: int,
+def _headers(msg: EmailMessage, mlist: ListSettings, *, volume: int, issue: int,
              domain: str) -> None:
     title = _title(mlist)
     msg["From"] = f"{title} <owner-{mlist.name}@{domain}>"
@@ -202,7 +202,7 @@ def _topics(posts: Sequence[Message]) -> list[str]:
             f"({str(p.get('From', '')).strip()})" for n, p in enumerate(posts, 1)]
 
 
-def build_mime(mlist: MailingList, posts: Sequence[Message], *, volume: int, issue: int,
+def build_mime(mlist: ListSettings, posts: Sequence[Message], *, volume: int, issue: int,
                domain: str) -> EmailMessage:
     """multipart/mixed: the contents, then a multipart/digest of message/rfc822 parts."""
     msg = EmailMessage(policy=email.policy.SMTP)
@@ -228,7 +228,7 @@ def build_mime(mlist: MailingList, posts: Sequence[Message], *, volume: int, iss
     return msg
 
 
-def build_rfc1153(mlist: MailingList, posts: Sequence[Message], *, volume: int, issue: int,
+def build_rfc1153(mlist: ListSettings, posts: Sequence[Message], *, volume: int, issue: int,
                   domain: str) -> EmailMessage:
     """RFC 1153 plain text: header block, topics, 70-dash rule, messages between 30-dash
     rules, and the end line underlined with stars."""

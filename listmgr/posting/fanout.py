@@ -39,6 +39,7 @@ from listmgr.store.claims import claim, dead_local_owners, lease_owner, local_pr
 from listmgr.store.lists import iter_member_batches
 from listmgr.store.models import BULK, Fanout, MailingList, Member, OutboundMessage, utcnow
 from listmgr.store.outbound import add_recipients, enqueue
+from listmgr.store.settings import ListSettings, take_post_sequence
 
 from . import hooks
 
@@ -52,14 +53,6 @@ class Distributed:
     seq: int
 
 
-def next_sequence(s: Session, mlist: MailingList) -> int:
-    """Atomically take the list's next post number."""
-    s.execute(update(MailingList).where(MailingList.id == mlist.id).values(
-        post_sequence=MailingList.post_sequence + 1))
-    s.refresh(mlist, ["post_sequence"])
-    return mlist.post_sequence
-
-
 def _bare(stored: str) -> str:
     """The address of a member row; "" (left out, logged) if it no longer parses."""
     try:
@@ -69,7 +62,7 @@ def _bare(stored: str) -> str:
         return ""
 
 
-def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distributed:
+def distribute(app, s: Session, mlist: ListSettings, msg: RawMessage) -> Distributed:
     """Decorate `msg`, queue it to the members with delivery on (the first batch now, the
     rest by the fan-out worker), archive it on commit. `recipients` counts the members with
     delivery on at this moment."""
@@ -77,7 +70,7 @@ def distribute(app, s: Session, mlist: MailingList, msg: RawMessage) -> Distribu
     info = ListInfo.of(mlist, app.config)
     # Before the first write: a DNS lookup must not hold the store's write lock (SQLite).
     mode = mitigation.decide(app.txt_lookup, info, msg, app.config.local_domains)
-    seq = next_sequence(s, mlist)
+    seq = take_post_sequence(s, mlist)
     data = decorate(msg, info, seq=seq, mitigation=mode)
     if app.config.dkim.arc and app.signer is not None:
         data = app.signer.arc_seal(data, app.config.domain, app.config.hostname)

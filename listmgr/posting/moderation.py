@@ -25,6 +25,7 @@ from listmgr.posting import hooks, notices, scrub
 from listmgr.posting.message import RawMessage
 from listmgr.store.lists import owners_of
 from listmgr.store.models import HeldPost, MailingList, utcnow
+from listmgr.store.settings import ListSettings, read_list_by_id
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,11 @@ class HeldInfo:
     expires_at: dt.datetime
 
 
-def moderators(mlist: MailingList) -> list[str]:
+def moderators(mlist: ListSettings) -> list[str]:
     return address_list(mlist.moderator) or owners_of(mlist)
 
 
-def hold(app, s: Session, mlist: MailingList, msg: RawMessage, *, mail_from: str,
+def hold(app, s: Session, mlist: ListSettings, msg: RawMessage, *, mail_from: str,
          reasons: list[str]) -> HeldPost:
     """Keep the post for a decision and tell the moderator; returns the stored row."""
     data = msg.to_bytes()
@@ -114,7 +115,7 @@ def decide(app, s: Session, held_id: int, *, approve: bool, reason: str = "",
         raise DecisionError(f"There is no held post {held_id}.")
     if held.state != "held":
         raise DecisionError(f"Held post {held_id} was already {held.state}.")
-    mlist = s.get(MailingList, held.list_id)
+    mlist = read_list_by_id(s, held.list_id)
     if mlist is None:  # the row cascades with its list; kept for a clear error
         raise DecisionError(f"The list of held post {held_id} is gone.")
     who = f" by {by}" if by else ""
@@ -142,7 +143,7 @@ def decide(app, s: Session, held_id: int, *, approve: bool, reason: str = "",
     return f"Post {held_id} to {mlist.name} rejected."
 
 
-def settle_resent(app, s: Session, mlist: MailingList, msg: RawMessage, by: str) -> list[int]:
+def settle_resent(app, s: Session, mlist: ListSettings, msg: RawMessage, by: str) -> list[int]:
     """An owner resent a held post with Approved:: mark the held copy approved too.
 
     The copies are matched by Message-ID, so the poster is not later told it expired.
@@ -173,7 +174,8 @@ def expire_due(app, *, now: dt.datetime | None = None, limit: int = 100) -> int:
         if s.get_bind().dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         for held in s.scalars(q):
-            mlist = s.get(MailingList, held.list_id)
+            mlist = read_list_by_id(s, held.list_id)
+            assert mlist is not None  # held posts are removed with their list
             _close(app, s, held, "expired", "expired")
             if not automatic.is_automatic(held.mail_from, None):
                 notices.send(app, s, mlist=mlist, to=[held.mail_from],

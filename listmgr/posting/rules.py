@@ -292,8 +292,7 @@ class PostPolicy(Rule):
         senders = post.senders()
         action = REJECT if post.mlist.nonmember_action == "reject" else HOLD
         if policy == "announce":
-            allowed = {o.lower() for o in address_list(post.mlist.owners)
-                       + address_list(post.mlist.moderator)}
+            allowed = {o.lower() for o in [*post.mlist.owners, *address_list(post.mlist.moderator)]}
             if any(s.lower() in allowed for s in senders):
                 return None
             return self.hit(action, f"Non-owner submission to an announce-only list from "

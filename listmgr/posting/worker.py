@@ -9,7 +9,8 @@ from listmgr.auth import inbound
 from listmgr.mail import automatic, mimelimits
 from listmgr.posting import chain, moderation, notices, rules
 from listmgr.posting.fanout import distribute
-from listmgr.store.lists import get_list, may_post
+from listmgr.store.lists import may_post
+from listmgr.store.settings import read_list
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def prepare_post(app, target: str, message, data: bytes) -> chain.Decision | Non
     open: DNS, a slow pattern or a large post never holds the write lock that SMTP ingress
     waits for."""
     with app.store.session() as s:
-        mlist = get_list(s, target)
+        mlist = read_list(s, target)
     if mlist is None:
         return None
     auth, data, local = _authenticated(app, message, data)
@@ -80,7 +81,7 @@ def prepare_post(app, target: str, message, data: bytes) -> chain.Decision | Non
 
 def handle_post(app, s, task, message, data: bytes,
                 decision: chain.Decision | None = None) -> None:
-    mlist = get_list(s, task.target)
+    mlist = read_list(s, task.target)
     if mlist is None:
         log.warning("%s post to unknown list %r dropped", message.queue_id, task.target)
         return

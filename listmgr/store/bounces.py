@@ -12,6 +12,7 @@ from sqlalchemy import CursorResult, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from listmgr.store.models import MailingList, Member
+from listmgr.store.settings import ListRef, ListSettings, settings_of
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def _candidates(address: str) -> list[str]:
     return out
 
 
-def find_member(s: Session, mlist: MailingList, address: str) -> Member | None:
+def find_member(s: Session, mlist: ListRef, address: str) -> Member | None:
     """The member row of `address` on `mlist` (its key, either form of an IDN domain)."""
     return s.scalars(select(Member).where(Member.list_id == mlist.id,
                                           Member.key.in_(_candidates(address)))).first()
@@ -71,11 +72,11 @@ def remove_member(s: Session, m: Member) -> None:
     s.execute(delete(Member).where(Member.id == m.id))
 
 
-def all_lists(s: Session) -> list[MailingList]:
-    return list(s.scalars(select(MailingList).order_by(MailingList.id)))
+def all_lists(s: Session) -> list[ListSettings]:
+    return [settings_of(r) for r in s.scalars(select(MailingList).order_by(MailingList.id))]
 
 
-def clear_stale_scores(s: Session, mlist: MailingList, before: dt.datetime) -> int:
+def clear_stale_scores(s: Session, mlist: ListRef, before: dt.datetime) -> int:
     """Scores of members with delivery on whose last bounce is older than `before`: zero."""
     return cast(CursorResult, s.execute(update(Member).where(
         Member.list_id == mlist.id, Member.delivery_enabled.is_(True),
@@ -83,13 +84,13 @@ def clear_stale_scores(s: Session, mlist: MailingList, before: dt.datetime) -> i
         .values(bounce_score=0.0))).rowcount or 0
 
 
-def disabled_by_bounces(s: Session, mlist: MailingList, limit: int = 1000) -> list[Member]:
+def disabled_by_bounces(s: Session, mlist: ListRef, limit: int = 1000) -> list[Member]:
     return list(s.scalars(select(Member).where(
         Member.list_id == mlist.id, Member.delivery_enabled.is_(False),
         Member.disabled_reason == "bounces").order_by(Member.id).limit(limit)))
 
 
-def with_bounces(s: Session, mlist: MailingList) -> list[Member]:
+def with_bounces(s: Session, mlist: ListRef) -> list[Member]:
     """Members with a bounce score or disabled by bounces, by address."""
     return list(s.scalars(select(Member).where(
         Member.list_id == mlist.id,
@@ -97,7 +98,7 @@ def with_bounces(s: Session, mlist: MailingList) -> list[Member]:
         .order_by(Member.key)))
 
 
-def member_batches(s: Session, mlist: MailingList, batch: int = 5000) -> Iterator[list[Member]]:
+def member_batches(s: Session, mlist: ListRef, batch: int = 5000) -> Iterator[list[Member]]:
     """Every member row of the list in id order, `batch` at a time."""
     last = 0
     while True:

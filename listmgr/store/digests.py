@@ -10,6 +10,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from listmgr.store.models import DigestEntry, MailingList, Member
+from listmgr.store.settings import ListRef, ListSettings, read_list_by_id
 
 
 @dataclass(frozen=True)
@@ -20,17 +21,17 @@ class Queue:
     oldest: dt.datetime | None
 
 
-def has_digest_members(s: Session, mlist: MailingList) -> bool:
+def has_digest_members(s: Session, mlist: ListRef) -> bool:
     return bool(s.scalar(select(exists().where(Member.list_id == mlist.id,
                                                Member.digest.is_(True)))))
 
 
-def add_entry(s: Session, mlist: MailingList, data: bytes, *, lines: int, size: int) -> None:
+def add_entry(s: Session, mlist: ListRef, data: bytes, *, lines: int, size: int) -> None:
     s.add(DigestEntry(list_id=mlist.id, data=data, lines=lines, size=size))
     s.flush()
 
 
-def queue_of(s: Session, mlist: MailingList) -> Queue:
+def queue_of(s: Session, mlist: ListRef) -> Queue:
     count, size, lines, oldest = s.execute(
         select(func.count(), func.coalesce(func.sum(DigestEntry.size), 0),
                func.coalesce(func.sum(DigestEntry.lines), 0), func.min(DigestEntry.queued_at))
@@ -38,7 +39,7 @@ def queue_of(s: Session, mlist: MailingList) -> Queue:
     return Queue(count, size, lines, oldest)
 
 
-def entries(s: Session, mlist: MailingList, limit: int) -> list[tuple[int, bytes]]:
+def entries(s: Session, mlist: ListRef, limit: int) -> list[tuple[int, bytes]]:
     """(id, bytes) of the oldest `limit` waiting posts."""
     q = select(DigestEntry.id, DigestEntry.data).where(DigestEntry.list_id == mlist.id) \
         .order_by(DigestEntry.id).limit(limit)
@@ -49,7 +50,7 @@ def remove_entries(s: Session, ids: list[int]) -> None:
     s.execute(delete(DigestEntry).where(DigestEntry.id.in_(ids)))
 
 
-def digest_addresses(s: Session, mlist: MailingList) -> list[str]:
+def digest_addresses(s: Session, mlist: ListRef) -> list[str]:
     """Members in digest mode with delivery on, as stored, in id order."""
     q = select(Member.address).where(Member.list_id == mlist.id, Member.digest.is_(True),
                                      Member.delivery_enabled.is_(True)).order_by(Member.id)
@@ -60,5 +61,5 @@ def lists_waiting(s: Session) -> list[int]:
     return list(s.scalars(select(DigestEntry.list_id).distinct()))
 
 
-def list_by_id(s: Session, list_id: int) -> MailingList | None:
-    return s.get(MailingList, list_id)
+def list_by_id(s: Session, list_id: int) -> ListSettings | None:
+    return read_list_by_id(s, list_id)

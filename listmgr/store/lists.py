@@ -17,14 +17,7 @@ from listmgr.mail.addresses import (AddressError, address_list, domain_of, norma
                                     parse_single)
 from listmgr.passwords import hash_password
 from listmgr.store.models import HeldPost, MailingList, Member, utcnow
-
-
-class ListError(Exception):
-    """A list operation that cannot be done; the message is for the user."""
-
-
-class NoSuchList(ListError):
-    pass
+from listmgr.store.settings import ListError, ListRef, ListSettings, NoSuchList, row_of
 
 
 def get_list(s: Session, name: str) -> MailingList | None:
@@ -86,7 +79,14 @@ def set_setting(s: Session, mlist: MailingList, key: str, text: str) -> None:
         mlist.approve_passwd_hash = value
 
 
-def owners_of(mlist: MailingList) -> list[str]:
+def update_setting(s: Session, mlist: ListSettings, key: str, text: str) -> None:
+    """set_setting on the row behind a ListSettings value."""
+    set_setting(s, row_of(s, mlist), key, text)
+
+
+def owners_of(mlist: ListRef) -> list[str]:
+    if isinstance(mlist, ListSettings):
+        return list(mlist.owners)
     return address_list(mlist.owners)
 
 
@@ -100,16 +100,16 @@ class BulkResult:
     missing: list[str] = field(default_factory=list)  # for removals
 
 
-def find_member(s: Session, mlist: MailingList, address: str) -> Member | None:
+def find_member(s: Session, mlist: ListRef, address: str) -> Member | None:
     return s.scalars(select(Member).where(Member.list_id == mlist.id,
                                           Member.key == normalise(address))).first()
 
 
-def is_member(s: Session, mlist: MailingList, address: str) -> bool:
+def is_member(s: Session, mlist: ListRef, address: str) -> bool:
     return find_member(s, mlist, address) is not None
 
 
-def may_post(s: Session, mlist: MailingList, address: str) -> bool:
+def may_post(s: Session, mlist: ListRef, address: str) -> bool:
     """Majordomo's restrict_post: a member of one of the lists it names, else of this list."""
     names = mlist.restrict_post.split() if mlist.restrict_post.strip() else [mlist.name]
     if names == [mlist.name]:
@@ -129,7 +129,7 @@ def _keys(addresses: Iterable[str]) -> list[str]:
     return out
 
 
-def set_digest(s: Session, mlist: MailingList, addresses: Iterable[str], on: bool) -> None:
+def set_digest(s: Session, mlist: ListRef, addresses: Iterable[str], on: bool) -> None:
     """Put these members in (or out of) digest mode."""
     keys = _keys(addresses)
     for i in range(0, len(keys), 1000):
@@ -137,7 +137,7 @@ def set_digest(s: Session, mlist: MailingList, addresses: Iterable[str], on: boo
                                        Member.key.in_(keys[i:i + 1000])).values(digest=on))
 
 
-def not_in_digest(s: Session, mlist: MailingList, addresses: Iterable[str]) -> list[str]:
+def not_in_digest(s: Session, mlist: ListRef, addresses: Iterable[str]) -> list[str]:
     keys = _keys(addresses)
     out: list[str] = []
     for i in range(0, len(keys), 1000):
@@ -147,7 +147,7 @@ def not_in_digest(s: Session, mlist: MailingList, addresses: Iterable[str]) -> l
     return out
 
 
-def member_count(s: Session, mlist: MailingList) -> int:
+def member_count(s: Session, mlist: ListRef) -> int:
     return s.scalar(select(func.count()).select_from(Member).where(
         Member.list_id == mlist.id)) or 0
 
@@ -189,7 +189,7 @@ def _insert_rows(s: Session, list_id: int, rows: list[tuple[str, str, str]]) -> 
     conn.exec_driver_sql(sql, [(list_id, a, k, d, enabled, digest, now) for a, k, d in rows])
 
 
-def add_members(s: Session, mlist: MailingList, addresses: Iterable[str],
+def add_members(s: Session, mlist: ListRef, addresses: Iterable[str],
                 *, chunk: int = 2000, progress=None) -> BulkResult:
     """Add many addresses fast; duplicates and invalid lines are reported, not fatal."""
     result = BulkResult()
@@ -233,7 +233,7 @@ def add_members(s: Session, mlist: MailingList, addresses: Iterable[str],
     return result
 
 
-def remove_members(s: Session, mlist: MailingList, addresses: Iterable[str],
+def remove_members(s: Session, mlist: ListRef, addresses: Iterable[str],
                    *, chunk: int = 2000) -> BulkResult:
     result = BulkResult()
     keys: list[str] = []
@@ -263,7 +263,7 @@ def remove_members(s: Session, mlist: MailingList, addresses: Iterable[str],
     return result
 
 
-def iter_member_batches(s: Session, mlist: MailingList, *, batch: int = 5000,
+def iter_member_batches(s: Session, mlist: ListRef, *, batch: int = 5000,
                         after_id: int = 0, enabled_only: bool = True,
                         digest: bool | None = None) -> Iterator[list[tuple[int, str]]]:
     """Stream (id, address) in id order, `batch` at a time: never the whole roster in memory.
@@ -289,7 +289,7 @@ def lists_of(s: Session, address: str) -> list[str]:
     return list(s.scalars(q))
 
 
-def search_members(s: Session, mlist: MailingList, text: str = "", *, offset: int = 0,
+def search_members(s: Session, mlist: ListRef, text: str = "", *, offset: int = 0,
                    limit: int = 100) -> tuple[list[tuple[str, bool, object]], int]:
     """(address, delivery on, subscribed at) of members whose address contains `text`, in
     address order, one page at a time; and how many match in all."""

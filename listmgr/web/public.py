@@ -27,6 +27,7 @@ from listmgr.posting.archive import archive_dir
 from listmgr.store import lists as repo
 from listmgr.store import ratelimit
 from listmgr.store.models import MailingList
+from listmgr.store.settings import read_all_lists, require_settings
 from listmgr.web import auth, mailview, pages
 from listmgr.web.security import checked_form
 
@@ -83,7 +84,7 @@ async def index(request: Request) -> Response:
 
     def cards(s) -> list[ListCard]:
         ctx = _visitor(web.app, s, lang)
-        return [ListCard(m.name, m.description) for m in repo.all_lists(s) if visible(ctx, m)]
+        return [ListCard(m.name, m.description) for m in read_all_lists(s) if visible(ctx, m)]
     return pages.render(request, "lists.html", lists=await web.db(cards))
 
 
@@ -135,7 +136,7 @@ async def list_page(request: Request, *, errors: dict[str, str] | None = None,
 
 def _request_change(s, web, lang: str, ip: str, name: str, cmd: str, address: str) -> str:
     """Mail the address a confirmation for `cmd`; returns a message key for the page."""
-    mlist = repo.require_list(s, name)
+    mlist = require_settings(s, name)
     bare = parse_single(address)
     cfg = web.config
     if is_service_address(bare, local_domains=cfg.local_domains,
