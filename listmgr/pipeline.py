@@ -28,11 +28,10 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, cast
 
-from sqlalchemy.orm import Session
-
 from listmgr.app import App
 from listmgr.diskspace import is_transient
 from listmgr.store import claims, inbound
+from listmgr.store.db import Session
 from listmgr.store.models import InboundMessage, InboundTask
 
 log = logging.getLogger(__name__)

@@ -6,13 +6,10 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-
 from listmgr import config as config_mod
 from listmgr.app import App
 from listmgr.cli import CLIError
-from listmgr.store import migrate
+from listmgr.store import db, migrate
 
 
 def load_config(args) -> config_mod.Config:
@@ -29,8 +26,8 @@ def source(cfg: config_mod.Config) -> str:
 def redact_url(url: str) -> str:
     """A database URL without its password."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+        return db.redacted(url)
+    except ValueError:
         return "(unparsable URL)"
 
 
@@ -40,10 +37,7 @@ def where(cfg: config_mod.Config) -> str:
 
 
 def sqlite_file(cfg: config_mod.Config) -> Path | None:
-    url = make_url(config_mod.database_url(cfg))
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(url.database)
-    return None
+    return db.sqlite_file(config_mod.database_url(cfg))
 
 
 def open_app(args, *, create: bool = False) -> App:
@@ -61,7 +55,7 @@ def open_app(args, *, create: bool = False) -> App:
     app = App.from_config(cfg, create_dirs=create)
     try:
         state = migrate.status(app.store.engine)
-    except OperationalError as exc:
+    except db.CannotOpen as exc:
         app.store.dispose()
         raise CLIError(f"cannot open database: {str(exc.orig).splitlines()[0]} "
                        f"{where(cfg)}") from None

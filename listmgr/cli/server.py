@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.exc import OperationalError
-
 from listmgr import config as config_mod
 from listmgr import logsetup
 from listmgr.app import App
 from listmgr.cli import CLIError, setup_logging
 from listmgr.cli.common import load_config, open_app, source
 from listmgr.mail import dkim
-from listmgr.store import migrate
+from listmgr.store import db, migrate
 
 log = logging.getLogger("listmgr")
 
@@ -25,7 +23,7 @@ def cmd_init(args) -> int:
         before = migrate.current_revision(app.store.engine)
         migrate.upgrade(app.store.engine)
         after = migrate.current_revision(app.store.engine)
-    except OperationalError as exc:
+    except db.CannotOpen as exc:
         raise CLIError(f"cannot open database: {str(exc.orig).splitlines()[0]}") from None
     finally:
         app.store.dispose()

@@ -13,14 +13,13 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
 from listmgr.commands import passguard, texts
 from listmgr.commands.results import Transcript
 from listmgr.listconfig import valid_list_name
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.passwords import verify_password
 from listmgr.store import lists as repo
+from listmgr.store.db import Session
 from listmgr.store.models import SiteSetting
 from listmgr.store.settings import ListSettings, read_list
 

@@ -11,17 +11,15 @@ the message, and mail from the null sender stays null (no DSN loops).
 
 from __future__ import annotations
 
-
-from sqlalchemy.orm import Session
-
 from listmgr.app import App
 from listmgr.mail import trace
 from listmgr.mail.addresses import address_list
 from listmgr.store import inbound
+from listmgr.store.db import Session
 from listmgr.store.lists import owners_of
-from listmgr.store.settings import read_list
 from listmgr.store.models import InboundMessage, InboundTask
 from listmgr.store.outbound import enqueue
+from listmgr.store.settings import read_list
 
 
 class NowhereToSend(LookupError):

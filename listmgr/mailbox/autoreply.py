@@ -18,17 +18,16 @@ import email.policy
 import email.utils
 import logging
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
-
 from listmgr import clock
 from listmgr.app import App
 from listmgr.config import japanese_charset
 from listmgr.mail import automatic
 from listmgr.mail.compose import new_message, to_bytes
 from listmgr.render import render
+from listmgr.store.db import Session
 from listmgr.store.mailboxes import User
-from listmgr.store.models import InboundMessage, RateCounter, utcnow
+from listmgr.store.models import InboundMessage, utcnow
+from listmgr.store.ratelimit import first_in_interval
 from listmgr.store.outbound import enqueue
 
 log = logging.getLogger(__name__)
@@ -69,20 +68,7 @@ def in_period(user: User, today: dt.date) -> bool:
 def _first_in_interval(s: Session, user: str, sender: str, now: dt.datetime,
                        every: dt.timedelta = ONCE_PER) -> bool:
     """Record a reply to `sender`; False when one went out within `every`."""
-    key = f"autoreply:{user}:{sender.lower()}"[:400]
-    row = s.get(RateCounter, key)
-    if row is not None:
-        if now - row.window_start < every:
-            return False
-        row.window_start = now
-        row.count = 1
-        return True
-    try:
-        with s.begin_nested():
-            s.add(RateCounter(key=key, window_start=now, count=1))
-    except IntegrityError:  # another process replied to the same sender just now
-        return False
-    return True
+    return first_in_interval(s, f"autoreply:{user}:{sender.lower()}"[:400], now, every)
 
 
 def maybe_reply(app: App, s: Session, user: User, message: InboundMessage,

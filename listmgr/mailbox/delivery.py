@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy.orm import Session
-
 from listmgr.app import App
 from listmgr.mail import trace
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.mailbox import autoreply
 from listmgr.mailbox.maildir import Maildir
 from listmgr.store import mailboxes
+from listmgr.store.db import Session
 from listmgr.store.models import InboundMessage, InboundTask
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ from email.utils import format_datetime, make_msgid
 from typing import cast
 
 from listmgr.mail.addresses import AddressError, parse_single
-from listmgr.posting import hooks
 from listmgr.posting.archive import archive_dir
 from listmgr.posting.decorate import expand
 from listmgr.store import digests as repo
+from listmgr.store import hooks
 from listmgr.store.models import utcnow
 from listmgr.store.outbound import enqueue
 from listmgr.store.settings import ListSettings, read_list, set_digest_issue

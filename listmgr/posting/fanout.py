@@ -34,14 +34,12 @@ from listmgr.mail.addresses import AddressError, domain_of, parse_single
 from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
-from listmgr.store import outbound_claims
+from listmgr.store import hooks, outbound_claims
 from listmgr.store.claims import claim, dead_local_owners, lease_owner, local_prefix
 from listmgr.store.lists import iter_member_batches
 from listmgr.store.models import BULK, Fanout, MailingList, Member, OutboundMessage, utcnow
 from listmgr.store.outbound import add_recipients, enqueue
 from listmgr.store.settings import ListSettings, take_post_sequence
-
-from . import hooks
 
 log = logging.getLogger(__name__)
 

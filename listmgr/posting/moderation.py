@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 from listmgr import tokens
 from listmgr.mail import automatic
 from listmgr.mail.addresses import address_list
-from listmgr.posting import hooks, notices, scrub
+from listmgr.posting import notices, scrub
 from listmgr.posting.message import RawMessage
+from listmgr.store import hooks
 from listmgr.store.lists import owners_of
 from listmgr.store.models import HeldPost, MailingList, utcnow
 from listmgr.store.settings import ListSettings, read_list_by_id

@@ -12,8 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from sqlalchemy.orm import Session
-
+from listmgr.store.db import Session
 from listmgr.store.mailboxes import normalise_ip, relay_allowed
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -9,8 +9,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+
+# Raised when the database cannot be opened or reached; `.orig` is the driver's error.
+CannotOpen = OperationalError
 
 READ_ONLY = "listmgr_read_only"  # execution option: a session that only reads
 _GATE = "listmgr_writer_gate"  # connection info: this connection holds the writer gate
@@ -66,6 +70,22 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password; ValueError if it does not parse."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception as exc:
+        raise ValueError(str(exc)) from None
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another database or an in-memory one."""
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        return Path(u.database)
+    return None
 
 
 def is_sqlite(engine: Engine) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -38,6 +39,23 @@ def allow(s: Session, key: str, limit: int, *, window: float = 3600.0) -> bool:
     if row.count >= limit:
         return False
     row.count += 1
+    return True
+
+
+def first_in_interval(s: Session, key: str, now: dt.datetime, every: dt.timedelta) -> bool:
+    """Record an event for `key`; False when one was recorded within `every` of `now`."""
+    row = s.get(RateCounter, key)
+    if row is not None:
+        if now - row.window_start < every:
+            return False
+        row.window_start = now
+        row.count = 1
+        return True
+    try:
+        with s.begin_nested():
+            s.add(RateCounter(key=key, window_start=now, count=1))
+    except IntegrityError:  # another process recorded one for the same key just now
+        return False
     return True
 
 
