@@ -14,10 +14,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
-
-from listmgr.store.claims import changed
+from listmgr.store import tokens as repo
+from listmgr.store.db import Session
 from listmgr.store.models import Token, utcnow
 
 
@@ -53,7 +51,7 @@ def issue(s: Session, kind: str, *, lifetime: float, list_name: str = "", addres
 
 
 def lookup(s: Session, secret: str) -> Token | None:
-    return s.scalars(select(Token).where(Token.token_hash == _digest(secret))).first()
+    return repo.token_by_hash(s, _digest(secret))
 
 
 def consume(s: Session, secret: str, *, kind: str | None = None) -> Token:
@@ -76,4 +74,4 @@ def payload(tok: Token) -> dict[str, Any]:
 def purge_expired(s: Session, *, keep: float = 7 * 86400) -> int:
     """Delete tokens expired more than `keep` seconds ago."""
     cutoff = utcnow() - dt.timedelta(seconds=keep)
-    return changed(s.execute(delete(Token).where(Token.expires_at < cutoff)))
+    return repo.delete_expired_before(s, cutoff)

@@ -10,11 +10,10 @@ import asyncio
 import datetime as dt
 import logging
 
-from sqlalchemy import delete
-
 from listmgr import tokens
 from listmgr.commands.outgoing import RATE_PREFIX
-from listmgr.store.models import RateCounter, utcnow
+from listmgr.store.models import utcnow
+from listmgr.store.ratelimit import delete_windows_before
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +25,7 @@ def purge(app, *, now: dt.datetime | None = None) -> tuple[int, int]:
     now = now or utcnow()
     with app.store.session() as s:
         n_tokens = tokens.purge_expired(s)
-        n_counters = s.execute(delete(RateCounter).where(
-            RateCounter.key.startswith(RATE_PREFIX),
-            RateCounter.window_start < now - dt.timedelta(days=1))).rowcount or 0
+        n_counters = delete_windows_before(s, RATE_PREFIX, now - dt.timedelta(days=1))
     if n_tokens or n_counters:
         log.info("housekeeping tokens_deleted=%d rate_counters_deleted=%d", n_tokens,
                  n_counters)

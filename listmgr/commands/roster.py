@@ -6,13 +6,10 @@ no longer lists every subscriber of the site (reference 8.10).
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.store import lists as repo
-from listmgr.store.models import MailingList, Member
 from listmgr.store.settings import read_all_lists
 
 
@@ -53,12 +50,7 @@ def do_which(ctx: Context, args: list[str], line=None) -> None:
     limit = ctx.app.config.commands.max_which_hits
     hits: list[tuple[str, str]] = []
     if allowed and string:
-        q = select(MailingList.name, Member.address).join(
-            Member, Member.list_id == MailingList.id).where(
-            MailingList.id.in_(list(allowed)),
-            func.lower(Member.address).contains(string.lower(), autoescape=True)
-        ).order_by(MailingList.name, Member.id).limit(limit + 1)
-        hits = [(r[0], r[1]) for r in ctx.s.execute(q)]
+        hits = repo.find_in_rosters(ctx.s, allowed, string, limit + 1)
     if hits:
         ctx.say("which_table_head")
         for name, addr in hits[:limit]:

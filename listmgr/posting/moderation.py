@@ -15,17 +15,16 @@ import json
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from listmgr import tokens
 from listmgr.mail import automatic
 from listmgr.mail.addresses import address_list
 from listmgr.posting import notices, scrub
 from listmgr.posting.message import RawMessage
+from listmgr.store import held as held_store
 from listmgr.store import hooks
+from listmgr.store.db import Session
 from listmgr.store.lists import owners_of
-from listmgr.store.models import HeldPost, MailingList, utcnow
+from listmgr.store.models import HeldPost, utcnow
 from listmgr.store.settings import ListSettings, read_list_by_id
 
 log = logging.getLogger(__name__)
@@ -81,18 +80,14 @@ def hold(app, s: Session, mlist: ListSettings, msg: RawMessage, *, mail_from: st
 
 
 def info(s: Session, held: HeldPost) -> HeldInfo:
-    name = s.scalar(select(MailingList.name).where(MailingList.id == held.list_id))
+    name = held_store.list_name_of(s, held)
     return HeldInfo(held.id, name or "", held.mail_from, held.sender, held.subject,
                     json.loads(held.reasons or "[]"), held.state, held.held_at,
                     held.expires_at)
 
 
 def pending(s: Session, list_name: str | None = None) -> list[HeldInfo]:
-    q = select(HeldPost).where(HeldPost.state == "held").order_by(HeldPost.id)
-    if list_name:
-        q = q.join(MailingList, MailingList.id == HeldPost.list_id).where(
-            MailingList.name == list_name.lower())
-    return [info(s, h) for h in s.scalars(q)]
+    return [info(s, h) for h in held_store.pending(s, list_name)]
 
 
 def _close(app, s: Session, held: HeldPost, state: str, note: str) -> None:
@@ -153,8 +148,7 @@ def settle_resent(app, s: Session, mlist: ListSettings, msg: RawMessage, by: str
     if not mid:
         return []
     done = []
-    for held in s.scalars(select(HeldPost).where(HeldPost.list_id == mlist.id,
-                                                 HeldPost.state == "held")):
+    for held in held_store.pending_of_list(s, mlist.id):
         try:
             copy = RawMessage.parse(app.spool.read(held.spool_path)[:65536])
         except FileNotFoundError:
@@ -170,11 +164,7 @@ def expire_due(app, *, now: dt.datetime | None = None, limit: int = 100) -> int:
     now = now or utcnow()
     n = 0
     with app.store.session() as s:
-        q = select(HeldPost).where(HeldPost.state == "held", HeldPost.expires_at <= now) \
-            .order_by(HeldPost.id).limit(limit)
-        if s.get_bind().dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        for held in s.scalars(q):
+        for held in held_store.due_to_expire(s, now, limit):
             mlist = read_list_by_id(s, held.list_id)
             assert mlist is not None  # held posts are removed with their list
             _close(app, s, held, "expired", "expired")
@@ -200,8 +190,7 @@ def sweep_orphans(app, *, min_age: float = 3600.0) -> int:
     if not folder.is_dir():
         return 0
     with app.store.session() as s:
-        live = {p for p in s.scalars(select(HeldPost.spool_path).where(
-            HeldPost.state == "held"))}
+        live = held_store.pending_paths(s)
     cutoff = time.time() - min_age
     removed = 0
     for f in folder.iterdir():

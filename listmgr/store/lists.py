@@ -282,6 +282,18 @@ def iter_member_batches(s: Session, mlist: ListRef, *, batch: int = 5000,
         last = rows[-1][0]
 
 
+def find_in_rosters(s: Session, list_ids: Iterable[int], text: str,
+                    limit: int) -> list[tuple[str, str]]:
+    """(list name, member address) of members of these lists whose address contains
+    `text` in any case, by list name then member id; at most `limit`."""
+    q = select(MailingList.name, Member.address).join(
+        Member, Member.list_id == MailingList.id).where(
+        MailingList.id.in_(list(list_ids)),
+        func.lower(Member.address).contains(text.lower(), autoescape=True)
+    ).order_by(MailingList.name, Member.id).limit(limit)
+    return [(r[0], r[1]) for r in s.execute(q)]
+
+
 def lists_of(s: Session, address: str) -> list[str]:
     """Names of the lists `address` is on."""
     q = select(MailingList.name).join(Member, Member.list_id == MailingList.id).where(

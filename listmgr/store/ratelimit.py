@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from listmgr.store.claims import changed
 from listmgr.store.models import RateCounter, utcnow
 
 
@@ -57,6 +58,13 @@ def first_in_interval(s: Session, key: str, now: dt.datetime, every: dt.timedelt
     except IntegrityError:  # another process recorded one for the same key just now
         return False
     return True
+
+
+def delete_windows_before(s: Session, prefix: str, before: dt.datetime) -> int:
+    """Delete the counters whose key starts with `prefix` and whose window began before
+    `before`; how many."""
+    return changed(s.execute(delete(RateCounter).where(
+        RateCounter.key.startswith(prefix), RateCounter.window_start < before)))
 
 
 def peek(s: Session, key: str, *, window: float = 3600.0) -> int:
