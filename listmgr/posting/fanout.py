@@ -23,10 +23,6 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
-from typing import cast
-
-from sqlalchemy import CursorResult, delete, func, select, update
-from sqlalchemy.orm import Session
 
 from listmgr import metrics
 from listmgr.app import App
@@ -34,10 +30,11 @@ from listmgr.mail.addresses import AddressError, domain_of, parse_single
 from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
-from listmgr.store import hooks, outbound_claims
-from listmgr.store.claims import claim, dead_local_owners, lease_owner, local_prefix
-from listmgr.store.lists import iter_member_batches
-from listmgr.store.models import BULK, Fanout, MailingList, Member, OutboundMessage, utcnow
+from listmgr.store import fanouts, hooks, outbound_claims
+from listmgr.store.claims import claim, lease_owner
+from listmgr.store.db import Session
+from listmgr.store.lists import delivering_count, iter_member_batches
+from listmgr.store.models import BULK, Fanout, MailingList, OutboundMessage, utcnow
 from listmgr.store.outbound import add_recipients, enqueue
 from listmgr.store.settings import ListSettings, take_post_sequence
 
@@ -84,13 +81,11 @@ def distribute(app, s: Session, mlist: ListSettings, msg: RawMessage) -> Distrib
     if len(first) >= size:
         # More members than one batch: the fan-out worker goes on from the last one queued.
         s.add(Fanout(message_id=out.id, list_id=mlist.id, cursor=first[-1][0], queued=total))
-        total = s.scalar(select(func.count()).select_from(Member).where(
-            Member.list_id == mlist.id, Member.delivery_enabled.is_(True),
-            Member.digest.is_(False))) or total
+        total = delivering_count(s, mlist) or total
         hooks.after_commit(s, lambda: app.notify("fanout"))
     elif total == 0:
         # Nobody to send to: keep no empty message in the queue.
-        s.execute(delete(OutboundMessage).where(OutboundMessage.id == out.id))
+        fanouts.drop_message(s, out.id)
         hooks.after_commit(s, lambda: app.spool.remove(out.spool_path))
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
     if digest.has_digest_members(s, mlist):
@@ -141,15 +136,7 @@ class FanoutWorker:
     def release_dead(self) -> int:
         """Fan-outs leased by dead processes of this host: free to take at once."""
         with self.app.store.session() as s:
-            owners = s.scalars(select(Fanout.lease_owner).where(
-                Fanout.lease_owner.like(local_prefix() + "%")).distinct())
-            dead = dead_local_owners(list(owners))
-            n = 0
-            for owner in dead:
-                n += cast(CursorResult, s.execute(update(Fanout).where(
-                    Fanout.lease_owner == owner).values(lease_owner="", lease_until=None))
-                ).rowcount or 0
-            return n
+            return fanouts.release_dead_local(s)
 
     async def _run(self) -> None:
         while not self._stopping:

@@ -18,9 +18,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from listmgr import metrics
 from listmgr.app import App
 from listmgr.diskspace import INSUFFICIENT_STORAGE, has_room, is_transient
@@ -35,8 +32,10 @@ from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
 from listmgr.store import inbound
+from listmgr.store.db import Session
 from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
-from listmgr.store.models import MailingList, utcnow
+from listmgr.store.models import utcnow
+from listmgr.store.settings import list_exists
 
 log = logging.getLogger("listmgr.smtp")
 
@@ -81,7 +80,7 @@ class StoreDirectory:
         self.s = s
 
     def has_list(self, name: str) -> bool:
-        return self.s.scalar(select(MailingList.id).where(MailingList.name == name)) is not None
+        return list_exists(self.s, name)
 
     def has_user(self, name: str) -> bool:
         return user_exists(self.s, name)

@@ -152,6 +152,13 @@ def member_count(s: Session, mlist: ListRef) -> int:
         Member.list_id == mlist.id)) or 0
 
 
+def delivering_count(s: Session, mlist: ListRef) -> int:
+    """Members with delivery on and not in digest mode: who a post goes to."""
+    return s.scalar(select(func.count()).select_from(Member).where(
+        Member.list_id == mlist.id, Member.delivery_enabled.is_(True),
+        Member.digest.is_(False))) or 0
+
+
 def _insert(s: Session):
     return sqlite_insert if s.get_bind().dialect.name == "sqlite" else pg_insert
 
