@@ -13,7 +13,7 @@ from listmgr.posting import chain
 from listmgr.store import lists as repo
 from listmgr.store.models import MailingList
 from listmgr.store.settings import ListSettings, read_all_lists, read_list, settings_of
-from tests.commands_helpers import cmd_app, mailer, make_list  # noqa: F401
+from tests.commands_helpers import cmd_app, mailer, make_list  # noqa: F401  (fixtures)
 from tests.test_posting_flow import mail, post, queued
 
 

@@ -7,7 +7,6 @@ from listmgr.commands.context import Context
 from listmgr.commands.dispatch import help_text
 from listmgr.commands.registry import command
 from listmgr.listconfig import parse_regexp
-from listmgr.store import lists as repo
 from listmgr.store.settings import ListSettings, read_all_lists
 
 MATCH_TIMEOUT = 0.5  # seconds per advertise/noadvertise pattern and address

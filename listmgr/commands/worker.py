@@ -19,7 +19,6 @@ from listmgr.mail.addresses import validate_address
 from listmgr.listconfig import valid_list_name
 from listmgr.mail import mimelimits
 from listmgr.mail.addresses import AddressError, normalise, parse_single
-from listmgr.store import lists as repo
 from listmgr.store.settings import list_exists, read_list
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
-from listmgr.store.models import DigestEntry, MailingList, Member
+from listmgr.store.models import DigestEntry, Member
 from listmgr.store.settings import ListRef, ListSettings, read_list_by_id
 
 
