@@ -102,6 +102,10 @@ class ListSettings:
     created_at: dt.datetime
 
 
+# A list as store functions take it: the frozen value, or the row (web and cli edit rows).
+ListRef = MailingList | ListSettings
+
+
 _FIELDS = tuple(f.name for f in dataclasses.fields(ListSettings))
 
 
@@ -141,10 +145,6 @@ def list_exists(s: Session, name: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- writes
-
-# A list as store functions take it: the frozen value, or the row (web and cli edit rows).
-ListRef = MailingList | ListSettings
-
 
 def row_of(s: Session, mlist: ListSettings) -> MailingList:
     """The row behind a value, from the session's identity map when it is loaded."""
