@@ -14,7 +14,6 @@ from sqlalchemy import create_engine, delete, func, select, text
 
 from listmgr import config as config_mod
 from listmgr.app import App
-from listmgr.store import migrate
 from listmgr.store.models import (
     MailingList,
     Member,
@@ -24,7 +23,7 @@ from listmgr.store.models import (
     SiteSetting,
     Token,
 )
-from tests.support import write_config
+from tests.support import migrated, write_config
 
 
 def make_app(tmp: Path, database: str, pg_url: str, **overrides):
@@ -46,8 +45,8 @@ def make_app(tmp: Path, database: str, pg_url: str, **overrides):
             admin.dispose()
         cleanup.append(drop)
     cfg = config_mod.load(write_config(tmp, url, **overrides))
+    migrated(url)
     app = App.from_config(cfg)
-    migrate.upgrade(app.store.engine)
 
     def close():
         app.store.dispose()

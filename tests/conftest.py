@@ -17,6 +17,7 @@ from tests.support import (  # noqa: F401  (fixtures re-exported for pytest)
     PG_URL,
     RecordingSink,
     ServerThread,
+    migrated,
     scratch_database,
     write_config,
 )
@@ -44,10 +45,9 @@ def app(tmp_path: Path, db_url: str):
     """A migrated App on this test's database and data dir."""
     from listmgr import config as config_mod
     from listmgr.app import App
-    from listmgr.store import migrate
     cfg = config_mod.load(write_config(tmp_path, db_url))
+    migrated(db_url)
     a = App.from_config(cfg)
-    migrate.upgrade(a.store.engine)
     yield a
     a.store.dispose()
 

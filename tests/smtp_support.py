@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from listmgr import config as config_mod
 from listmgr.app import App
-from listmgr.store import migrate
 from listmgr.store.models import InboundMessage, InboundTask, MailboxUser, RelayGrant, utcnow
+from tests.support import migrated
 
 
 class IngressThread:
@@ -22,9 +22,8 @@ class IngressThread:
 
     def __init__(self, config_path: Path):
         self.config = config_mod.load(config_path)
+        migrated(config_mod.database_url(self.config))
         self.app = App.from_config(self.config)
-        if migrate.status(self.app.store.engine) != "current":
-            migrate.upgrade(self.app.store.engine)
         self.ports: dict[str, int] = {}
         self.components: list[Any] = []
         self._ready = threading.Event()

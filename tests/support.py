@@ -28,22 +28,143 @@ PG_URL = os.environ.get("LISTMGR_TEST_PG_URL",
 @contextlib.contextmanager
 def scratch_database(kind: str, tmp_path: Path) -> Iterator[str]:
     """A database URL of its own: a SQLite file in tmp_path, or a fresh PostgreSQL schema
-    (dropped afterwards)."""
+    (dropped afterwards). Empty: `migrated(url)` gives it the schema."""
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
         return
+    with scratch_schema(PG_URL) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def scratch_schema(server_url: str, prefix: str = "t") -> Iterator[str]:
+    """A fresh schema on the PostgreSQL database at `server_url`, dropped afterwards: the URL
+    with that schema as its search_path."""
     from sqlalchemy import create_engine, text
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
+    sep = "&" if "?" in server_url else "?"
     try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+        yield f"{server_url}{sep}options=-csearch_path%3D{schema}"
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+# --------------------------------------------------------------------------- schema
+
+class SchemaTemplate:
+    """The schema at alembic's head, made once per test process by the real migration chain
+    and given to each fresh test database as a copy: running the chain (a few dozen
+    migration scripts) for every test costs about a second each on this suite's scale.
+
+    SQLite: the migrated file is copied. PostgreSQL: the statements the chain ran in a
+    scratch schema are run again, in one transaction, in the test's schema. Both give the
+    same tables, indexes, rows and alembic revision as `migrate.upgrade`.
+    tests/test_migrations.py runs the chain itself.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dir: Path | None = None
+        self._sqlite: Path | None = None
+        self._statements: dict[str, list[tuple[str, Any]]] = {}
+
+    def install(self, url: str) -> bool:
+        """Give the database at `url` the head schema if it has no tables yet; False when it
+        already had some (the caller may still want `migrate.status` / `upgrade`)."""
+        from sqlalchemy.engine import make_url
+        u = make_url(url)
+        if u.get_backend_name() == "sqlite":
+            return self._install_sqlite(Path(u.database or ""))
+        return self._install_postgres(url)
+
+    # SQLite: copy the file
+    def _install_sqlite(self, target: Path) -> bool:
+        if not target.name or (target.exists() and target.stat().st_size > 0):
+            return False
+        import shutil
+        with self._lock:
+            if self._sqlite is None:
+                from listmgr.store import migrate
+                from listmgr.store.db import make_engine
+                self._sqlite = self._workdir() / "head.sqlite3"
+                engine = make_engine(f"sqlite:///{self._sqlite}")
+                migrate.upgrade(engine)
+                engine.dispose()  # the last connection checkpoints the WAL into the file
+                assert not Path(f"{self._sqlite}-wal").exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._sqlite, target)
+        return True
+
+    def _workdir(self) -> Path:
+        if self._dir is None:
+            import atexit
+            import shutil
+            import tempfile
+            self._dir = Path(tempfile.mkdtemp(prefix="listmgr-schema-"))
+            atexit.register(shutil.rmtree, self._dir, True)
+        return self._dir
+
+    # PostgreSQL: run the chain's statements again
+    def _install_postgres(self, url: str) -> bool:
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+        engine = create_engine(url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                if conn.scalar(text("SELECT count(*) FROM pg_tables "
+                                    "WHERE schemaname = current_schema()")):
+                    return False
+                for statement, parameters in self._postgres_statements(url):
+                    conn.exec_driver_sql(statement, parameters)
+            return True
+        finally:
+            engine.dispose()
+
+    def _postgres_statements(self, url: str) -> list[tuple[str, Any]]:
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.pool import NullPool
+        from listmgr.store import migrate
+        u = make_url(url)
+        server = u.set(query={k: v for k, v in u.query.items() if k != "options"})
+        key = server.render_as_string(hide_password=False)
+        with self._lock:
+            if key not in self._statements:
+                ran: list[tuple[str, Any]] = []
+                with scratch_schema(key, "tmpl") as scratch:
+                    engine = create_engine(scratch, poolclass=NullPool)
+
+                    @event.listens_for(engine, "before_cursor_execute")
+                    def record(conn, cursor, statement, parameters, context, executemany):
+                        assert not executemany, statement
+                        ran.append((statement, parameters))
+                    migrate.upgrade(engine)
+                    engine.dispose()
+                self._statements[key] = ran
+            return self._statements[key]
+
+
+SCHEMA = SchemaTemplate()
+
+
+def migrated(url: str) -> None:
+    """Bring the test database at `url` to the head schema before anything opens it: from
+    the template when it has no tables, otherwise by alembic when it is behind."""
+    if SCHEMA.install(url):
+        return
+    from listmgr.store import migrate
+    from listmgr.store.db import make_engine
+    engine = make_engine(url)
+    try:
+        if migrate.status(engine) != "current":
+            migrate.upgrade(engine)
+    finally:
+        engine.dispose()
 
 
 # --------------------------------------------------------------------------- config
@@ -335,12 +456,10 @@ class ServerThread:
     def __init__(self, config_path: Path):
         from listmgr import config as config_mod
         from listmgr.app import App
-        from listmgr.store import migrate
         self.config_path = config_path
         self.config = config_mod.load(config_path)
+        migrated(config_mod.database_url(self.config))
         self.app = App.from_config(self.config)
-        if migrate.status(self.app.store.engine) != "current":
-            migrate.upgrade(self.app.store.engine)
         from listmgr.service import Service
         self.service = Service(self.config, self.app)
         self._ready = threading.Event()

@@ -210,11 +210,10 @@ def test_new_lists_default_to_munge_from_when_quarantine(tmp_path):
     from listmgr import config as config_mod
     from listmgr.app import App
     from listmgr.store import lists as repo
-    from listmgr.store import migrate
-    from tests.support import write_config
-    app = App.from_config(config_mod.load(write_config(
-        tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}")))
-    migrate.upgrade(app.store.engine)
+    from tests.support import migrated, write_config
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    migrated(url)
+    app = App.from_config(config_mod.load(write_config(tmp_path, url)))
     with app.store.session() as s:
         ml = repo.create_list(s, "demo", ["o@x.example"], password="pw")
         s.flush()

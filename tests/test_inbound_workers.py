@@ -110,10 +110,9 @@ def test_claims_of_a_dead_process_are_taken_back_at_start(server, sink, db_url, 
     """A process of this host died holding a command task: the next start answers it."""
     from listmgr import config as config_mod
     from listmgr.app import App
-    from listmgr.store import migrate
-    from tests.support import write_config
+    from tests.support import migrated, write_config
+    migrated(db_url)
     app = App.from_config(config_mod.load(write_config(tmp_path, db_url)))
-    migrate.upgrade(app.store.engine)
     store_message(app, [inbound.Destination("command", "", "majordomo@example.org")])
     dead = f"{claims.local_prefix()}{dead_pid()}:inbound-commands"
     with app.store.session() as s:  # leased for another hour, as a live claim would be

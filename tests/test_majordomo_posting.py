@@ -24,12 +24,11 @@ def test_global_taboo_headers_default_and_body(app, tmp_path):
 def test_global_taboo_body_from_config(tmp_path, db_url):
     from listmgr import config as config_mod
     from listmgr.app import App
-    from listmgr.store import migrate
-    from tests.support import write_config
+    from tests.support import migrated, write_config
     cfg = config_mod.load(write_config(tmp_path, db_url,
                                        posting__global_taboo_body=["/buy now/i"]))
+    migrated(db_url)
     app = App.from_config(cfg)
-    migrate.upgrade(app.store.engine)
     try:
         make_list(app, members=("member@example.com",))
         post(app, mail_(body="first\nBUY NOW cheap\n"))
