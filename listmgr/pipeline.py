@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from listmgr.app import App
 from listmgr.diskspace import is_transient
-from listmgr.store import claims, inbound
+from listmgr.store import claims, inbound, leases
 from listmgr.store.models import InboundMessage, InboundTask
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,8 @@ Handler = Callable[[App, Session, InboundTask, InboundMessage, bytes], None]
 
 class InboundWorker:
     """Claims new inbound tasks of the kinds in `handlers` and runs them, `concurrency`
-    claim loops at once (each in its own thread)."""
-
-    LEASE = 300.0
+    claim loops at once (each in its own thread). Its claims last `[store] lease` and are
+    renewed by the process's heartbeat while it runs (store.leases)."""
 
     def __init__(self, app: App, name: str, handlers: Mapping[str, Handler], *,
                  concurrency: int = 1, batch: int = 20, poll: float = 1.0):
@@ -55,6 +54,7 @@ class InboundWorker:
         self.batch = batch
         self.poll = poll
         self.owner = claims.lease_owner(f"inbound-{name}")
+        self.lease = app.config.store.lease
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task] = []
         self._wake: asyncio.Event | None = None
@@ -68,6 +68,7 @@ class InboundWorker:
         n = await self._call(self._release_dead)
         if n:
             log.info("inbound-%s: took back %d tasks of dead processes", self.name, n)
+        self.app.heartbeat.hold(self.app.store, leases.INBOUND, self.owner, self.lease)
         self._tasks = [asyncio.create_task(self._run(), name=f"inbound-{self.name}-{i}")
                        for i in range(self.concurrency)]
 
@@ -77,6 +78,7 @@ class InboundWorker:
         for t in self._tasks:
             await t
         self._tasks = []
+        await self.app.heartbeat.drop(leases.INBOUND, self.owner)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -109,7 +111,7 @@ class InboundWorker:
         """Claim and process one batch; returns how many tasks were taken."""
         with self.app.store.session() as s:
             tasks = inbound.claim_snapshots(s, list(self.handlers), owner=self.owner,
-                                            lease=self.LEASE, limit=self.batch)
+                                            lease=self.lease, limit=self.batch)
         for i, task in enumerate(tasks):
             if self._stopping:
                 with self.app.store.session() as s:

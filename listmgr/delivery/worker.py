@@ -47,7 +47,7 @@ from listmgr.bounces import processor as bounce_processor
 from listmgr.delivery.personal import ListParts
 from listmgr.mail.addresses import normalise
 from listmgr.store import bounces as bounce_store
-from listmgr.store import outbound_claims
+from listmgr.store import leases, outbound_claims
 from listmgr.store.models import INTERACTIVE
 from listmgr.store.outbound import enqueue
 
@@ -76,6 +76,8 @@ class DeliveryWorker:
         self.config = app.config
         self.cfg = app.config.delivery
         self.owner = owner or outbound_claims.lease_owner_name()
+        # Renewed by the process's heartbeat while this worker runs (store.leases).
+        self.lease = self.cfg.lease or app.config.store.lease
         self._local_port = local_port
         self.stopping = False
         self.inflight = 0                 # claimed recipients not yet marked
@@ -123,6 +125,7 @@ class DeliveryWorker:
                 log.info("delivery: took back %d recipient(s) claimed by a dead process", n)
         except Exception:
             log.exception("delivery: could not release dead leases")
+        self.app.heartbeat.hold(self.app.store, leases.OUTBOUND, self.owner, self.lease)
         self._tasks = [asyncio.create_task(self._claimer(), name="delivery-claimer"),
                        asyncio.create_task(self._marker(), name="delivery-marker"),
                        asyncio.create_task(self._housekeeper(), name="delivery-housekeeping")]
@@ -144,6 +147,7 @@ class DeliveryWorker:
                 await asyncio.to_thread(self._in_tx, outbound_claims.release, unstarted)
             except Exception:
                 log.exception("delivery: could not release claims at stop")
+        await self.app.heartbeat.drop(leases.OUTBOUND, self.owner)
 
     def _in_tx(self, fn, *args, **kw):
         with self.app.store.session() as s:
@@ -185,7 +189,7 @@ class DeliveryWorker:
                     room = cfg.max_recipients_per_transaction
             try:
                 items = await asyncio.to_thread(self._in_tx, outbound_claims.claim, self.owner,
-                                                cfg.lease, min(cfg.batch_size, room),
+                                                self.lease, min(cfg.batch_size, room),
                                                 interactive_only=interactive_only)
             except Exception:
                 log.exception("delivery: claim failed")

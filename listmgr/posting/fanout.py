@@ -10,9 +10,9 @@ bigger list leaves a `fanouts` row (a per-post cursor: the last member id queued
 fan-out worker queues the rest one batch per transaction, the cursor moving in the same
 commit as the batch's recipients. So no transaction holds SQLite's write lock for long
 (ingress 250s and command replies go on between batches), and a fan-out resumed after a
-crash (by this host's next process at once, by any after the lease) neither repeats nor
-skips anyone. On PostgreSQL the fan-out row is claimed, so two `listmgr serve` processes
-never queue one post twice. The envelope sender is owner-LIST@domain, so bounces reach
+crash (by this host's next process at once, by any process on any host once the
+`[store] lease` has run out) neither repeats nor skips anyone. On PostgreSQL the fan-out
+row is claimed, so two `listmgr serve` processes never queue one post twice. The envelope sender is owner-LIST@domain, so bounces reach
 the list, not the poster.
 """
 
@@ -34,7 +34,7 @@ from listmgr.mail.addresses import AddressError, domain_of, parse_single
 from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
-from listmgr.store import outbound_claims
+from listmgr.store import leases, outbound_claims
 from listmgr.store.claims import claim, dead_local_owners, lease_owner, local_prefix
 from listmgr.store.lists import iter_member_batches
 from listmgr.store.models import BULK, Fanout, MailingList, Member, OutboundMessage, utcnow
@@ -120,15 +120,15 @@ def _queue_batch(s: Session, message_id: int, batch: list[tuple[int, str]]) -> i
 
 class FanoutWorker:
     """Queues the rest of big posts, one batch of members per transaction (see the module
-    docstring); one per `listmgr serve`."""
-
-    LEASE = 300.0
+    docstring); one per `listmgr serve`. Its claim is renewed by the process's heartbeat
+    (store.leases) and with every batch."""
 
     def __init__(self, app: App, *, poll: float = 1.0):
         self.app = app
         self.poll = poll
         self.batch = app.config.posting.fanout_batch
         self.owner = lease_owner("fanout")
+        self.lease = app.config.store.lease
         self._task: asyncio.Task | None = None
         self._stopping = False
 
@@ -139,6 +139,7 @@ class FanoutWorker:
                 log.info("fanout: took back %d post(s) of a dead process", n)
         except Exception:
             log.exception("fanout: could not take back dead processes' posts")
+        self.app.heartbeat.hold(self.app.store, leases.FANOUT, self.owner, self.lease)
         self._task = asyncio.create_task(self._run(), name="fanout")
 
     async def stop(self) -> None:
@@ -146,6 +147,7 @@ class FanoutWorker:
         self.app.notify("fanout")
         if self._task:
             await self._task
+        await self.app.heartbeat.drop(leases.FANOUT, self.owner)
 
     def release_dead(self) -> int:
         """Fan-outs leased by dead processes of this host: free to take at once."""
@@ -183,7 +185,7 @@ class FanoutWorker:
 
     def _claim(self) -> int | None:
         with self.app.store.session() as s:
-            ids = claim(s, Fanout, where=[], owner=self.owner, lease=self.LEASE, limit=1)
+            ids = claim(s, Fanout, where=[], owner=self.owner, lease=self.lease, limit=1)
         return ids[0] if ids else None
 
     def run_all(self) -> int:
@@ -210,7 +212,7 @@ class FanoutWorker:
             if batch:
                 f.queued += _queue_batch(s, f.message_id, batch)
                 f.cursor = batch[-1][0]
-                f.lease_until = utcnow() + dt.timedelta(seconds=self.LEASE)
+                f.lease_until = utcnow() + dt.timedelta(seconds=self.lease)
                 return True
             out = s.get(OutboundMessage, f.message_id)
             s.delete(f)
