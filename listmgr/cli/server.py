@@ -13,7 +13,7 @@ from listmgr.app import App
 from listmgr.cli import CLIError, setup_logging
 from listmgr.cli.common import load_config, open_app, source
 from listmgr.mail import dkim
-from listmgr.store import migrate
+from listmgr.store import datadir, migrate
 
 log = logging.getLogger("listmgr")
 
@@ -75,6 +75,13 @@ def cmd_serve(args) -> int:
     cfg = load_config(args)
     logsetup.configure(cfg)
     app = open_app(args, create=True)
+    if app.store.engine.dialect.name != "sqlite":
+        # Several hosts may serve this database: they must share one data_dir.
+        try:
+            datadir.check(app.store, cfg.data_path, adopt=args.adopt_data_dir)
+        except datadir.ForeignDataDir as exc:
+            app.store.dispose()
+            raise CLIError(str(exc)) from None
     if not cfg.site_admins:
         log.warning("site_admins is empty: mail to postmaster@ and majordomo-owner@ (and "
                     "returned replies) is kept in the shunt queue; set site_admins in %s",
@@ -101,4 +108,7 @@ def register(sub) -> None:
     p = sub.add_parser("init", help="create or upgrade the database (idempotent)")
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("serve", help="run the mail server and workers until SIGINT/SIGTERM")
+    p.add_argument("--adopt-data-dir", action="store_true",
+                   help="make this data_dir the database's (PostgreSQL: after moving the "
+                        "data_dir; every host must then mount this one)")
     p.set_defaults(func=cmd_serve)
