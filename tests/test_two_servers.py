@@ -218,6 +218,8 @@ def test_a_server_with_a_foreign_data_dir_refuses_to_start(app, tmp_path, db_url
     [line] = [ln for ln in r.err.splitlines() if ln.startswith("listmgr:")]
     assert "every host serving one database must mount the same data_dir" in line
     assert "--adopt-data-dir" in line and "Traceback" not in r.err
+    r = run_cli(other, "deliver", "--once", "--timeout", "5")  # it reads bodies too
+    assert r.status == 1 and "must mount the same data_dir" in r.err
     assert not (tmp_path / "b" / "var" / datadir.MARKER).exists()
     # Adopting it (the data moved here) makes it the database's; the old one is refused.
     new_id = datadir.check(app.store, tmp_path / "b" / "var", adopt=True)

@@ -71,17 +71,23 @@ def ready_line(cfg, ports: dict[str, int]) -> str:
             f"config: {source(cfg)}")
 
 
+def check_data_dir(app: App, *, adopt: bool = False) -> None:
+    """PostgreSQL: several hosts may work on this database, so they must share one data_dir
+    (store.datadir); a process with another data_dir stops here with a one-line error."""
+    if app.store.engine.dialect.name == "sqlite":
+        return
+    try:
+        datadir.check(app.store, app.config.data_path, adopt=adopt)
+    except datadir.ForeignDataDir as exc:
+        app.store.dispose()
+        raise CLIError(str(exc)) from None
+
+
 def cmd_serve(args) -> int:
     cfg = load_config(args)
     logsetup.configure(cfg)
     app = open_app(args, create=True)
-    if app.store.engine.dialect.name != "sqlite":
-        # Several hosts may serve this database: they must share one data_dir.
-        try:
-            datadir.check(app.store, cfg.data_path, adopt=args.adopt_data_dir)
-        except datadir.ForeignDataDir as exc:
-            app.store.dispose()
-            raise CLIError(str(exc)) from None
+    check_data_dir(app, adopt=args.adopt_data_dir)
     if not cfg.site_admins:
         log.warning("site_admins is empty: mail to postmaster@ and majordomo-owner@ (and "
                     "returned replies) is kept in the shunt queue; set site_admins in %s",
