@@ -145,3 +145,25 @@ def test_the_heartbeat_renews_every_holder_with_one_update_per_kind(app):
         after = {r[0]: r[1] for r in s.execute(select(InboundTask.id, InboundTask.lease_until))}
         assert s.scalar(select(func.count()).select_from(InboundTask)) == 8
     assert all(after[k] != before[k] for k in before)
+
+
+def test_an_idle_worker_does_not_keep_claims_it_lost_track_of(app):
+    """A worker with nothing in hand (busy() false) has its rows left to run out: a claim
+    an error path could not give back is not held forever by the heartbeat."""
+    store_message(app, [inbound.Destination("command", "", "majordomo@example.org")])
+    with app.store.session() as s:
+        inbound.claim(s, ["command"], owner="h:1:inbound-commands", lease=LEASE, limit=10)
+    busy = [False]
+
+    async def beat() -> int:
+        hb = Heartbeat()
+        hb.hold(app.store, leases.INBOUND, "h:1:inbound-commands", LEASE,
+                busy=lambda: busy[0])
+        try:
+            return await asyncio.to_thread(hb.beat)
+        finally:
+            await hb.drop(leases.INBOUND, "h:1:inbound-commands")
+
+    assert asyncio.run(beat()) == 0
+    busy[0] = True
+    assert asyncio.run(beat()) == 1

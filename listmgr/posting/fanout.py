@@ -34,7 +34,7 @@ from listmgr.mail.addresses import AddressError, domain_of, parse_single
 from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
-from listmgr.store import leases, outbound_claims
+from listmgr.store import claims, leases, outbound_claims
 from listmgr.store.claims import claim, dead_local_owners, lease_owner, local_prefix
 from listmgr.store.lists import iter_member_batches
 from listmgr.store.models import BULK, Fanout, MailingList, Member, OutboundMessage, utcnow
@@ -43,6 +43,8 @@ from listmgr.store.outbound import add_recipients, enqueue
 from . import hooks
 
 log = logging.getLogger(__name__)
+
+RETRY = 60  # seconds before a fan-out whose batch failed is tried again
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ class FanoutWorker:
         self.batch = app.config.posting.fanout_batch
         self.owner = lease_owner("fanout")
         self.lease = app.config.store.lease
+        self.held: list[int] = []  # fan-outs claimed and being queued
         self._task: asyncio.Task | None = None
         self._stopping = False
 
@@ -139,7 +142,8 @@ class FanoutWorker:
                 log.info("fanout: took back %d post(s) of a dead process", n)
         except Exception:
             log.exception("fanout: could not take back dead processes' posts")
-        self.app.heartbeat.hold(self.app.store, leases.FANOUT, self.owner, self.lease)
+        self.app.heartbeat.hold(self.app.store, leases.FANOUT, self.owner, self.lease,
+                                busy=lambda: bool(self.held))
         self._task = asyncio.create_task(self._run(), name="fanout")
 
     async def stop(self) -> None:
@@ -163,25 +167,45 @@ class FanoutWorker:
             return n
 
     async def _run(self) -> None:
+        """Round-robin over the fan-outs held, one batch each per round, looking for one more
+        every `poll` seconds: a fan-out left by a dead process is taken over as soon as its lease
+        runs out, even while this process is busy with a big one of its own."""
+        loop = asyncio.get_running_loop()
+        looked = 0.0
         while not self._stopping:
-            try:
-                fid = await asyncio.to_thread(self._claim)
-            except Exception:
-                log.exception("fanout: claim failed")
-                fid = None
-            if fid is None:
+            fid = None
+            if not self.held or loop.time() - looked >= self.poll:
+                looked = loop.time()
+                try:
+                    fid = await asyncio.to_thread(self._claim)
+                except Exception:
+                    log.exception("fanout: claim failed")
+            if fid is not None:
+                self.held.append(fid)
+            if not self.held:
                 if not self._stopping:
                     await self.app.wait("fanout", self.poll)
                 continue
-            try:
-                while not self._stopping:
+            for fid in list(self.held):
+                if self._stopping:
+                    break
+                try:
                     more = await asyncio.to_thread(self.step, fid)
                     self.app.notify("outbound")
-                    if not more:
-                        break
-            except Exception:
-                log.exception("fanout=%d: batch failed; retried after the lease", fid)
-                await asyncio.sleep(self.poll)
+                except Exception:
+                    log.exception("fanout=%d: batch failed; retried in %ds", fid, RETRY)
+                    more = False
+                    try:
+                        await asyncio.to_thread(self._defer, fid)
+                    except Exception:
+                        log.exception("fanout=%d: could not give it back", fid)
+                    await asyncio.sleep(self.poll)
+                if not more:
+                    self.held.remove(fid)
+
+    def _defer(self, fid: int) -> None:
+        with self.app.store.session() as s:
+            claims.defer(s, Fanout, [fid], self.owner, RETRY)
 
     def _claim(self) -> int | None:
         with self.app.store.session() as s:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import Table, select, text, update
@@ -73,16 +73,24 @@ class Heartbeat:
 
     def __init__(self) -> None:
         self._held: dict[str, dict[str, float]] = {}  # kind -> {owner: lease}
+        self._busy: dict[tuple[str, str], Callable[[], bool]] = {}
         self._store: Any = None
         self._task: asyncio.Task | None = None
         self._wake: asyncio.Event | None = None
         self.beats = 0
 
-    def hold(self, store: Any, kind: str, owner: str, lease: float) -> None:
-        """Keep `owner`'s claims of `kind` alive from now on (call from the event loop)."""
+    def hold(self, store: Any, kind: str, owner: str, lease: float,
+             busy: Callable[[], bool] | None = None) -> None:
+        """Keep `owner`'s claims of `kind` alive from now on (call from the event loop).
+
+        `busy`, when given, says whether the worker is working on claims at all: while it is
+        idle its rows are not renewed, so a claim it lost track of (an error path that could
+        not give it back) runs out and is taken again instead of being held forever."""
         _target(kind)
         self._store = store
         self._held.setdefault(kind, {})[owner] = lease
+        if busy is not None:
+            self._busy[(kind, owner)] = busy
         if self._task is None or self._task.done():
             self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name="lease-heartbeat")
@@ -90,6 +98,7 @@ class Heartbeat:
     async def drop(self, kind: str, owner: str) -> None:
         """Stop renewing `owner`'s claims; the last owner stops the heartbeat."""
         self._held.get(kind, {}).pop(owner, None)
+        self._busy.pop((kind, owner), None)
         if any(self._held.values()) or self._task is None:
             return
         task, self._task = self._task, None
@@ -108,6 +117,9 @@ class Heartbeat:
             for kind, owners in list(self._held.items()):
                 by_lease: dict[float, list[str]] = {}
                 for owner, lease in list(owners.items()):
+                    busy = self._busy.get((kind, owner))
+                    if busy is not None and not busy():
+                        continue
                     by_lease.setdefault(lease, []).append(owner)
                 for lease, names in by_lease.items():
                     n += renew(s, kind, names, lease)
