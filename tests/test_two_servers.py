@@ -181,9 +181,12 @@ def test_kill_9_of_one_of_two_servers_mid_fanout(app, tmp_path, db_url):
             for kind, left in (("recipients", rcpts), ("tasks", t), ("fan-out", f)):
                 if not left:
                     taken.setdefault(kind, now)
-            assert now < LEASE + 15, (len(rcpts), t, f)
+            # The dead one's recipients are due again when their lease ends and wait their
+            # turn behind older due mail: on a busy survivor that is the rest of the posts.
+            assert now < LEASE + 40, (len(rcpts), t, f)
             time.sleep(0.1)
         takeover = max(taken.values())
+        assert taken["fan-out"] < LEASE + 10 and taken["tasks"] < LEASE + 10, taken
 
         everyone = set(members) | set(asked)
         wanted = {(m, p) for m in members for p in POSTS} | {(a, "") for a in asked}
