@@ -149,6 +149,7 @@ def test_kill_9_of_one_of_two_servers_mid_fanout(app, tmp_path, db_url):
         asked = _commands(ports, "1")
         for i, subject in enumerate(POSTS):  # one post through each server
             _send(ports[i], "someone@outside.example", "big@example.org", subject, "Hi all.")
+        asked += _commands(ports, "2")  # in flight at the kill, some claimed by the victim
 
         # Kill the process fanning the post out, once delivery has begun and members are
         # still being queued.
@@ -157,14 +158,15 @@ def test_kill_9_of_one_of_two_servers_mid_fanout(app, tmp_path, db_url):
         while victim is None and time.monotonic() < deadline:
             with app.store.session() as s:
                 row = s.execute(select(Fanout.lease_owner, Fanout.queued)).first()
-            if row is not None and row[0] and row[1] >= 100 and sink.transactions >= 5:
+            # well within the fan-out: the kill must land before its end
+            if row is not None and row[0] and 100 <= row[1] <= N - 1000 \
+                    and sink.transactions >= 5:
                 victim = _pid(row[0])
             else:
                 time.sleep(0.02)
         assert victim, "the fan-out was never seen in progress"
-        asked += _commands(ports, "2")  # in flight, some claimed by the victim
-        name = next(n for n, p in procs.items() if p.pid == victim)
         os.kill(victim, signal.SIGKILL)
+        name = next(n for n, p in procs.items() if p.pid == victim)
         procs[name].wait(10)
         killed_at = time.monotonic()
         time.sleep(0.3)  # transactions complete at the kill are recorded by the sink

@@ -112,16 +112,16 @@ class Heartbeat:
 
     def beat(self) -> int:
         """Renew every held claim now (in a thread): one UPDATE per kind and lease."""
+        work: dict[tuple[str, float], list[str]] = {}
+        for kind, owners in list(self._held.items()):
+            for owner, lease in list(owners.items()):
+                busy = self._busy.get((kind, owner))
+                if busy is None or busy():
+                    work.setdefault((kind, lease), []).append(owner)
         n = 0
-        with self._store.session() as s:
-            for kind, owners in list(self._held.items()):
-                by_lease: dict[float, list[str]] = {}
-                for owner, lease in list(owners.items()):
-                    busy = self._busy.get((kind, owner))
-                    if busy is not None and not busy():
-                        continue
-                    by_lease.setdefault(lease, []).append(owner)
-                for lease, names in by_lease.items():
+        if work:  # idle: no transaction at all (on SQLite it would take the write lock)
+            with self._store.session() as s:
+                for (kind, lease), names in work.items():
                     n += renew(s, kind, names, lease)
         self.beats += 1
         return n
