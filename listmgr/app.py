@@ -11,6 +11,7 @@ from listmgr.config import Config, database_url
 from listmgr.mail.dkim import Signer
 from listmgr.spool import Spool
 from listmgr.store.db import Store
+from listmgr.store.leases import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ class App:
     loop: asyncio.AbstractEventLoop | None = None
     _txt: TXTLookup | None = field(default=None, repr=False)
     signer: Signer | None = None  # the site's DKIM key ([dkim]); None: nothing is signed
+    # Renews the leases of every claim this process's workers hold (store.leases).
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)
 
     @classmethod
     def from_config(cls, config: Config, create_dirs: bool = True) -> "App":

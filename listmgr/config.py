@@ -227,11 +227,19 @@ class DeliveryConfig:
     timeout: float = _kind("duration", 300.0)
     connect_timeout: float = _kind("duration", 30.0)
     starttls: bool = True
-    lease: float = _kind("duration", 600.0)
+    lease: float = _kind("duration", 0.0)  # 0: [store] lease
     batch_size: int = 500
     poll_interval: float = _kind("duration", 1.0)
     return_size_limit: int = _kind("size", 50000)
     keep_finished: float = _kind("duration", 86400.0)
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    # How long a claim (inbound task, fan-out, outbound recipient) lasts unless the claiming
+    # process's heartbeat renews it (every lease / 3): a dead process's work is taken over by
+    # any live one after this.
+    lease: float = _kind("duration", 30.0)
 
 
 @dataclass(frozen=True)
@@ -336,6 +344,7 @@ class Config:
     maps: MapsConfig = field(default_factory=MapsConfig)
     pop3: POP3Config = field(default_factory=POP3Config)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     posting: PostingConfig = field(default_factory=PostingConfig)
     web: WebConfig = field(default_factory=WebConfig)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import traceback
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from typing import Callable, cast
 
 from listmgr.app import App
 from listmgr.diskspace import is_transient
-from listmgr.store import claims, inbound
+from listmgr.store import claims, inbound, leases
 from listmgr.store.db import Session
 from listmgr.store.models import InboundMessage, InboundTask
 
@@ -41,9 +42,8 @@ Handler = Callable[[App, Session, InboundTask, InboundMessage, bytes], None]
 
 class InboundWorker:
     """Claims new inbound tasks of the kinds in `handlers` and runs them, `concurrency`
-    claim loops at once (each in its own thread)."""
-
-    LEASE = 300.0
+    claim loops at once (each in its own thread). Its claims last `[store] lease` and are
+    renewed by the process's heartbeat while it runs (store.leases)."""
 
     def __init__(self, app: App, name: str, handlers: Mapping[str, Handler], *,
                  concurrency: int = 1, batch: int = 20, poll: float = 1.0):
@@ -54,6 +54,9 @@ class InboundWorker:
         self.batch = batch
         self.poll = poll
         self.owner = claims.lease_owner(f"inbound-{name}")
+        self.lease = app.config.store.lease
+        self._active = 0  # claim loops working on a batch (their claims are renewed)
+        self._active_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task] = []
         self._wake: asyncio.Event | None = None
@@ -67,6 +70,8 @@ class InboundWorker:
         n = await self._call(self._release_dead)
         if n:
             log.info("inbound-%s: took back %d tasks of dead processes", self.name, n)
+        self.app.heartbeat.hold(self.app.store, leases.INBOUND, self.owner, self.lease,
+                                busy=lambda: self._active > 0)
         self._tasks = [asyncio.create_task(self._run(), name=f"inbound-{self.name}-{i}")
                        for i in range(self.concurrency)]
 
@@ -76,6 +81,7 @@ class InboundWorker:
         for t in self._tasks:
             await t
         self._tasks = []
+        await self.app.heartbeat.drop(leases.INBOUND, self.owner)
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -106,16 +112,27 @@ class InboundWorker:
 
     def run_once(self) -> int:
         """Claim and process one batch; returns how many tasks were taken."""
-        with self.app.store.session() as s:
-            tasks = inbound.claim_snapshots(s, list(self.handlers), owner=self.owner,
-                                            lease=self.LEASE, limit=self.batch)
-        for i, task in enumerate(tasks):
-            if self._stopping:
-                with self.app.store.session() as s:
-                    inbound.release(s, [t.id for t in tasks[i:]], self.owner)
-                break
-            self.process(task)
-        return len(tasks)
+        with self._active_lock:
+            self._active += 1
+        try:
+            with self.app.store.session() as s:
+                tasks = inbound.claim_snapshots(s, list(self.handlers), owner=self.owner,
+                                                lease=self.lease, limit=self.batch)
+            done = 0
+            try:
+                for task in tasks:
+                    if self._stopping:
+                        break
+                    self.process(task)
+                    done += 1
+            finally:
+                if done < len(tasks):  # stopping, or an error the handler could not record
+                    with self.app.store.session() as s:
+                        inbound.release(s, [t.id for t in tasks[done:]], self.owner)
+            return len(tasks)
+        finally:
+            with self._active_lock:
+                self._active -= 1
 
     def process(self, task: InboundTask) -> None:
         store, spool = self.app.store, self.app.spool

@@ -187,6 +187,8 @@ def cmd_deliver(args) -> int:
     cfg = load_config(args)
     logsetup.configure(cfg)
     app = open_app(args)
+    from listmgr.cli.server import check_data_dir
+    check_data_dir(app)  # it reads the bodies in data_dir
 
     async def run() -> None:
         app.loop = asyncio.get_running_loop()

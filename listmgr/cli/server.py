@@ -11,7 +11,7 @@ from listmgr.app import App
 from listmgr.cli import CLIError, setup_logging
 from listmgr.cli.common import load_config, open_app, source
 from listmgr.mail import dkim
-from listmgr.store import db, migrate
+from listmgr.store import datadir, db, migrate
 
 log = logging.getLogger("listmgr")
 
@@ -69,10 +69,23 @@ def ready_line(cfg, ports: dict[str, int]) -> str:
             f"config: {source(cfg)}")
 
 
+def check_data_dir(app: App, *, adopt: bool = False) -> None:
+    """PostgreSQL: several hosts may work on this database, so they must share one data_dir
+    (store.datadir); a process with another data_dir stops here with a one-line error."""
+    if app.store.engine.dialect.name == "sqlite":
+        return
+    try:
+        datadir.check(app.store, app.config.data_path, adopt=adopt)
+    except datadir.ForeignDataDir as exc:
+        app.store.dispose()
+        raise CLIError(str(exc)) from None
+
+
 def cmd_serve(args) -> int:
     cfg = load_config(args)
     logsetup.configure(cfg)
     app = open_app(args, create=True)
+    check_data_dir(app, adopt=args.adopt_data_dir)
     if not cfg.site_admins:
         log.warning("site_admins is empty: mail to postmaster@ and majordomo-owner@ (and "
                     "returned replies) is kept in the shunt queue; set site_admins in %s",
@@ -99,4 +112,7 @@ def register(sub) -> None:
     p = sub.add_parser("init", help="create or upgrade the database (idempotent)")
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("serve", help="run the mail server and workers until SIGINT/SIGTERM")
+    p.add_argument("--adopt-data-dir", action="store_true",
+                   help="make this data_dir the database's (PostgreSQL: after moving the "
+                        "data_dir; every host must then mount this one)")
     p.set_defaults(func=cmd_serve)

@@ -47,7 +47,7 @@ from listmgr.bounces import processor as bounce_processor
 from listmgr.delivery.personal import ListParts
 from listmgr.mail.addresses import normalise
 from listmgr.store import bounces as bounce_store
-from listmgr.store import outbound_claims
+from listmgr.store import leases, outbound_claims
 from listmgr.store.models import INTERACTIVE
 from listmgr.store.outbound import enqueue
 
@@ -76,6 +76,8 @@ class DeliveryWorker:
         self.config = app.config
         self.cfg = app.config.delivery
         self.owner = owner or outbound_claims.lease_owner_name()
+        # Renewed by the process's heartbeat while this worker runs (store.leases).
+        self.lease = self.cfg.lease or app.config.store.lease
         self._local_port = local_port
         self.stopping = False
         self.inflight = 0                 # claimed recipients not yet marked
@@ -123,6 +125,8 @@ class DeliveryWorker:
                 log.info("delivery: took back %d recipient(s) claimed by a dead process", n)
         except Exception:
             log.exception("delivery: could not release dead leases")
+        self.app.heartbeat.hold(self.app.store, leases.OUTBOUND, self.owner, self.lease,
+                                busy=lambda: self.inflight > 0)
         self._tasks = [asyncio.create_task(self._claimer(), name="delivery-claimer"),
                        asyncio.create_task(self._marker(), name="delivery-marker"),
                        asyncio.create_task(self._housekeeper(), name="delivery-housekeeping")]
@@ -144,6 +148,7 @@ class DeliveryWorker:
                 await asyncio.to_thread(self._in_tx, outbound_claims.release, unstarted)
             except Exception:
                 log.exception("delivery: could not release claims at stop")
+        await self.app.heartbeat.drop(leases.OUTBOUND, self.owner)
 
     def _in_tx(self, fn, *args, **kw):
         with self.app.store.session() as s:
@@ -185,7 +190,7 @@ class DeliveryWorker:
                     room = cfg.max_recipients_per_transaction
             try:
                 items = await asyncio.to_thread(self._in_tx, outbound_claims.claim, self.owner,
-                                                cfg.lease, min(cfg.batch_size, room),
+                                                self.lease, min(cfg.batch_size, room),
                                                 interactive_only=interactive_only)
             except Exception:
                 log.exception("delivery: claim failed")
@@ -349,6 +354,8 @@ class DeliveryWorker:
         transport = self.transport
         assert transport is not None, "lanes run only after start()"
         client: SMTPClient | None = None
+        tx: Transaction | None = None
+        submitted = False  # whether `tx`'s outcomes went to the marker
         try:
             async with self._sem:
                 while not self.stopping:
@@ -362,6 +369,7 @@ class DeliveryWorker:
                             return
                         continue
                     tx = rq.txs.popleft()
+                    submitted = False
                     msg = self._msgs[tx.message_id]
                     if client is None or not client.usable:
                         client, route_info, reason = await transport.connect(route)
@@ -370,6 +378,7 @@ class DeliveryWorker:
                             # shares the verdict (no reconnect per transaction).
                             pending = [tx] + list(rq.txs)
                             rq.txs.clear()
+                            submitted = True
                             for t in pending:
                                 m = self._msgs[t.message_id]
                                 outs = (route_outcomes(route_info, t) if route_info is not None
@@ -386,13 +395,16 @@ class DeliveryWorker:
                                     for it in tx.items]
                         keep = False
                     self._log(msg, tx, outcomes)
+                    submitted = True
                     await self._submit(msg, tx, outcomes)
                     if not keep:
                         await client.quit()
                         client = None
         except Exception:
-            log.exception("delivery: lane %s failed; its claims return when their lease "
-                          "runs out", route)
+            log.exception("delivery: lane %s failed; giving its transaction back", route)
+            if tx is not None and not submitted:
+                self.inflight -= len(tx.items)
+                await self._give_back([it.rid for it in tx.items])
         finally:
             rq.lanes -= 1
             if client is not None:
@@ -433,6 +445,15 @@ class DeliveryWorker:
         fut = asyncio.get_running_loop().create_future()
         self._marks.put_nowait((self._marked(msg, items, outcomes), fut))
 
+    async def _give_back(self, rids: list[int]) -> None:
+        """Release claims whose outcome could not be recorded: due again at once, for any
+        process (the heartbeat must not keep them; best effort, else their lease runs out)."""
+        try:
+            await asyncio.to_thread(self._in_tx, outbound_claims.release, rids)
+        except Exception:
+            log.exception("delivery: could not give claims back; they return when their "
+                          "lease runs out")
+
     def _marked(self, msg: Message, items: list[Item], outcomes: list[Outcome]
                 ) -> outbound_claims.Marked:
         return outbound_claims.Marked(message_id=msg.id, null_sender=not msg.mail_from,
@@ -450,9 +471,9 @@ class DeliveryWorker:
                 paths = await asyncio.to_thread(self._mark, [m for m, _ in batch])
                 err = None
             except Exception as exc:
-                log.exception("delivery: could not record outcomes; the claims return when "
-                              "their lease runs out")
+                log.exception("delivery: could not record outcomes; giving the claims back")
                 paths, err = [], exc
+                await self._give_back([o.rid for m, _ in batch for o in m.outcomes])
             for path in paths:
                 self.app.spool.remove(path)
             n = 0

@@ -10,9 +10,9 @@ bigger list leaves a `fanouts` row (a per-post cursor: the last member id queued
 fan-out worker queues the rest one batch per transaction, the cursor moving in the same
 commit as the batch's recipients. So no transaction holds SQLite's write lock for long
 (ingress 250s and command replies go on between batches), and a fan-out resumed after a
-crash (by this host's next process at once, by any after the lease) neither repeats nor
-skips anyone. On PostgreSQL the fan-out row is claimed, so two `listmgr serve` processes
-never queue one post twice. The envelope sender is owner-LIST@domain, so bounces reach
+crash (by this host's next process at once, by any process on any host once the
+`[store] lease` has run out) neither repeats nor skips anyone. On PostgreSQL the fan-out
+row is claimed, so two `listmgr serve` processes never queue one post twice. The envelope sender is owner-LIST@domain, so bounces reach
 the list, not the poster.
 """
 
@@ -30,7 +30,7 @@ from listmgr.mail.addresses import AddressError, domain_of, parse_single
 from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
-from listmgr.store import fanouts, hooks, outbound_claims
+from listmgr.store import claims, fanouts, hooks, leases, outbound_claims
 from listmgr.store.claims import claim, lease_owner
 from listmgr.store.db import Session
 from listmgr.store.lists import delivering_count, iter_member_batches
@@ -39,6 +39,8 @@ from listmgr.store.outbound import add_recipients, enqueue
 from listmgr.store.settings import ListSettings, take_post_sequence
 
 log = logging.getLogger(__name__)
+
+RETRY = 60  # seconds before a fan-out whose batch failed is tried again
 
 
 @dataclass(frozen=True)
@@ -106,15 +108,16 @@ def _queue_batch(s: Session, message_id: int, batch: list[tuple[int, str]]) -> i
 
 class FanoutWorker:
     """Queues the rest of big posts, one batch of members per transaction (see the module
-    docstring); one per `listmgr serve`."""
-
-    LEASE = 300.0
+    docstring); one per `listmgr serve`. Its claim is renewed by the process's heartbeat
+    (store.leases) and with every batch."""
 
     def __init__(self, app: App, *, poll: float = 1.0):
         self.app = app
         self.poll = poll
         self.batch = app.config.posting.fanout_batch
         self.owner = lease_owner("fanout")
+        self.lease = app.config.store.lease
+        self.held: list[int] = []  # fan-outs claimed and being queued
         self._task: asyncio.Task | None = None
         self._stopping = False
 
@@ -125,6 +128,8 @@ class FanoutWorker:
                 log.info("fanout: took back %d post(s) of a dead process", n)
         except Exception:
             log.exception("fanout: could not take back dead processes' posts")
+        self.app.heartbeat.hold(self.app.store, leases.FANOUT, self.owner, self.lease,
+                                busy=lambda: bool(self.held))
         self._task = asyncio.create_task(self._run(), name="fanout")
 
     async def stop(self) -> None:
@@ -132,6 +137,7 @@ class FanoutWorker:
         self.app.notify("fanout")
         if self._task:
             await self._task
+        await self.app.heartbeat.drop(leases.FANOUT, self.owner)
 
     def release_dead(self) -> int:
         """Fan-outs leased by dead processes of this host: free to take at once."""
@@ -139,29 +145,49 @@ class FanoutWorker:
             return fanouts.release_dead_local(s)
 
     async def _run(self) -> None:
+        """Round-robin over the fan-outs held, one batch each per round, looking for one more
+        every `poll` seconds: a fan-out left by a dead process is taken over as soon as its lease
+        runs out, even while this process is busy with a big one of its own."""
+        loop = asyncio.get_running_loop()
+        looked = 0.0
         while not self._stopping:
-            try:
-                fid = await asyncio.to_thread(self._claim)
-            except Exception:
-                log.exception("fanout: claim failed")
-                fid = None
-            if fid is None:
+            fid = None
+            if not self.held or loop.time() - looked >= self.poll:
+                looked = loop.time()
+                try:
+                    fid = await asyncio.to_thread(self._claim)
+                except Exception:
+                    log.exception("fanout: claim failed")
+            if fid is not None:
+                self.held.append(fid)
+            if not self.held:
                 if not self._stopping:
                     await self.app.wait("fanout", self.poll)
                 continue
-            try:
-                while not self._stopping:
+            for fid in list(self.held):
+                if self._stopping:
+                    break
+                try:
                     more = await asyncio.to_thread(self.step, fid)
                     self.app.notify("outbound")
-                    if not more:
-                        break
-            except Exception:
-                log.exception("fanout=%d: batch failed; retried after the lease", fid)
-                await asyncio.sleep(self.poll)
+                except Exception:
+                    log.exception("fanout=%d: batch failed; retried in %ds", fid, RETRY)
+                    more = False
+                    try:
+                        await asyncio.to_thread(self._defer, fid)
+                    except Exception:
+                        log.exception("fanout=%d: could not give it back", fid)
+                    await asyncio.sleep(self.poll)
+                if not more:
+                    self.held.remove(fid)
+
+    def _defer(self, fid: int) -> None:
+        with self.app.store.session() as s:
+            claims.defer(s, Fanout, [fid], self.owner, RETRY)
 
     def _claim(self) -> int | None:
         with self.app.store.session() as s:
-            ids = claim(s, Fanout, where=[], owner=self.owner, lease=self.LEASE, limit=1)
+            ids = claim(s, Fanout, where=[], owner=self.owner, lease=self.lease, limit=1)
         return ids[0] if ids else None
 
     def run_all(self) -> int:
@@ -188,7 +214,7 @@ class FanoutWorker:
             if batch:
                 f.queued += _queue_batch(s, f.message_id, batch)
                 f.cursor = batch[-1][0]
-                f.lease_until = utcnow() + dt.timedelta(seconds=self.LEASE)
+                f.lease_until = utcnow() + dt.timedelta(seconds=self.lease)
                 return True
             out = s.get(OutboundMessage, f.message_id)
             s.delete(f)

@@ -52,6 +52,14 @@ def release(s: Session, model: Any, ids: list[int]) -> None:
                                                                 lease_until=None))
 
 
+def defer(s: Session, model: Any, ids: list[int], owner: str, delay: float) -> None:
+    """Give claims back untouched for `delay` seconds (their work failed: retried then, by
+    any process), if `owner` still holds them."""
+    if ids:
+        s.execute(update(model).where(model.id.in_(ids), model.lease_owner == owner).values(
+            lease_owner="", lease_until=utcnow() + dt.timedelta(seconds=delay)))
+
+
 def claim_due(s: Session, model: Any, *, columns: list[Any], where: list[Any], due: Any,
               owner: str, lease: float, limit: int) -> list[Any]:
     """Lease up to `limit` rows whose `due` time has come; returns `columns` of each.

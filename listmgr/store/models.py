@@ -302,6 +302,7 @@ BULK = 1
 QUEUED = "state = 'queued'"
 PENDING = "state IN ('queued', 'bounce')"
 BOUNCE = "state = 'bounce'"
+LEASED = "lease_owner <> ''"
 
 
 class OutboundRecipient(Base):
@@ -325,6 +326,9 @@ class OutboundRecipient(Base):
         Index("ix_outbound_recipients_bounce", "message_id",
               sqlite_where=text(BOUNCE), postgresql_where=text(BOUNCE)),
         Index("ix_outbound_recipients_message_id", "message_id"),  # cascades, purge
+        # Only the claimed rows: the lease heartbeat renews them by owner (store.leases).
+        Index("ix_outbound_recipients_leased", "lease_owner",
+              sqlite_where=text(LEASED), postgresql_where=text(LEASED)),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
