@@ -10,8 +10,10 @@ For each N: a fresh data dir with SQLite, `listmgr init`, a list with N members
 files on /dev/shm), `listmgr serve` as a subprocess. The post (about 10 KB, from a
 non-member, post_policy open) goes in over SMTP; the clock starts when the server answers
 250 to DATA and stops at the last transaction the sink records. Prints one line per run
-and a Markdown table: seconds, recipients/s, transactions, peak RSS of `listmgr serve`
-(VmHWM: its high-water mark over the whole run, startup included).
+and a Markdown table: seconds, recipients/s, transactions, CPU seconds of `listmgr serve`
+and of the sink, peak RSS of `listmgr serve` (VmHWM: its high-water mark over the whole
+run, startup included). The run line also gives the script's own CPU seconds (its
+polling of the sink's capture files), which compete with the server on a small machine.
 
 The list has `verp off` (every member shares the transactions: the plain path); with
 `--verp` it has `verp on`, so each member's copy has its own envelope sender
