@@ -173,24 +173,28 @@ class SMTPClient:
         return (await self.read_replies(1))[0]
 
     async def read_replies(self, n: int) -> list[Reply]:
-        """`n` replies in order (pipelined commands). Each reply has `timeout` seconds of
-        its own from the previous one (or from the call): a server that answers a long
-        pipelined batch steadily is waited for, one that stalls is given up on after one
-        timeout, however long the batch. Replies are parsed from what has arrived, read in
-        blocks: a pipelined group's replies usually come in one read, not one per line."""
-        replies: list[Reply] = []
+        """`n` replies in order (pipelined commands). Each wait for data has `timeout`
+        seconds of its own: a server that answers a long pipelined batch steadily is waited
+        for, one that stalls is given up on after one timeout, however long the batch.
+        Replies are parsed from what has arrived, read in blocks: a pipelined group's
+        replies usually come in one read, and no timer is armed for replies already here."""
         try:
-            for _ in range(n):
-                async with asyncio.timeout(self.timeout):
-                    replies.extend(await self._replies(1))
-            return replies
-        except TimeoutError:
-            raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
+            return await self._replies(n)
         except ValueError:  # one line longer than the stream's limit
             raise SMTPClientError(f"{self.host} sent an overlong reply (a line longer than "
                                   f"{MAX_REPLY_BYTES} bytes)") from None
         except OSError as exc:
             raise SMTPClientError(_describe(exc, "read from", self.host)) from None
+
+    async def _more(self) -> bytes:
+        try:
+            async with asyncio.timeout(self.timeout):
+                data = await self.reader.read(65536)
+        except TimeoutError:
+            raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
+        if not data:
+            raise SMTPClientError(f"connection to {self.host} lost")
+        return data
 
     async def _replies(self, n: int) -> list[Reply]:
         out: list[Reply] = []
@@ -201,17 +205,12 @@ class SMTPClient:
             nl = buf.find(b"\n")
             if nl < 0:
                 if size + len(buf) > MAX_REPLY_BYTES:
-                    raise SMTPClientError(f"{self.host} sent an overlong reply (more than "
-                                          f"{MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES} bytes)")
-                data = await self.reader.read(65536)
-                if not data:
-                    raise SMTPClientError(f"connection to {self.host} lost")
-                buf += data
+                    raise SMTPClientError(self._overlong())
+                buf += await self._more()
                 continue
             size += nl + 1
             if size > MAX_REPLY_BYTES or len(lines) >= MAX_REPLY_LINES:
-                raise SMTPClientError(f"{self.host} sent an overlong reply (more than "
-                                      f"{MAX_REPLY_LINES} lines or {MAX_REPLY_BYTES} bytes)")
+                raise SMTPClientError(self._overlong())
             line = buf[:nl].decode("utf-8", "replace").rstrip("\r")
             del buf[:nl + 1]
             if len(line) < 3 or not line[:3].isdigit():
