@@ -289,14 +289,23 @@ class DeliveryWorker:
         infos = {}
         if wanted:
             infos = await asyncio.to_thread(self._member_infos, wanted)
-        for it in items:
-            lp = self._msgs[it.message_id].personal
+        work = [(it, self._msgs[it.message_id]) for it in items]
+        if any(msg.copy_signer is not None for _, msg in work):
+            # A DKIM signature per copy is CPU work (RSA): off the event loop.
+            await asyncio.to_thread(self._give_parts, work, infos)
+        else:
+            self._give_parts(work, infos)
+
+    @staticmethod
+    def _give_parts(work: list[tuple[Item, Message]], infos: dict) -> None:
+        for it, msg in work:
+            lp = msg.personal
             if lp is None:
                 continue
             member = infos.get(lp.name, {}).get(normalise(it.rcpt)) if lp.needs_members \
                 else None
             it.mail_from, head = lp.parts(it.rcpt, member)
-            it.head = copies.final_head(self._msgs[it.message_id].copy_signer, head)
+            it.head = copies.final_head(msg.copy_signer, head)
 
     def _member_infos(self, wanted: dict[str, set[str]]) -> dict:
         with self.app.store.session() as s:
