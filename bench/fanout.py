@@ -3,7 +3,7 @@
 
     python bench/fanout.py [--n 1000,10000,100000,1000000] [--runs 1] [--verp]
                            [--per-transaction 1000] [--listmgr .venv/bin/listmgr]
-                           [--dkim off|on|both]
+                           [--dkim off|on|both] [--base-url off|on|both]
 
 For each N: a fresh data dir with SQLite, `listmgr init`, a list with N members
 (`listmgr subscribe LIST -`), Postfix's smtp-sink on 127.0.0.1 as the smarthost (capture
@@ -24,6 +24,11 @@ checked for distinct senders).
 (once, at enqueue); `both` alternates runs without and with it. `[delivery] nameservers`
 is a small DNS server on loopback that knows no names, so the inbound checks (SPF, DMARC)
 of the post get quick answers without asking the machine's resolver.
+
+`--base-url on` sets `[web] base_url`, so each member's copy carries its own one-click
+List-Unsubscribe lines (its own transaction, even with VERP off) and, with a key, its own
+DKIM signature over them; `both` alternates runs without and with it. The summary says
+whether the copies' signatures cover List-Unsubscribe-Post, and the load average.
 """
 
 from __future__ import annotations
@@ -192,7 +197,7 @@ def cpu_s(pid: int) -> float:
 
 
 def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "",
-            verp: bool = False, dkim: bool = False) -> dict:
+            verp: bool = False, dkim: bool = False, base_url: bool = False) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"listmgr-fanout-{n}-"))
     sink = Sink(free_port())
     quiet = QuietDNS()
@@ -202,6 +207,8 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
     cfg.write_text(f'domain = "{DOMAIN}"\ndata_dir = "{work / "var"}"\nlog_level = "{level}"\n'
                    f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
                    f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
+                   f'[web]\nlisten = "127.0.0.1:{free_port()}"\n'
+                   + ('base_url = "https://lists.example.org"\n' if base_url else '') +
                    f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n'
                    f'nameservers = ["127.0.0.1:{quiet.port}"]\n'
                    f'max_recipients_per_transaction = {per_tx}\n')
@@ -266,6 +273,8 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
         last = max((v[0] for v in seen.values()), default=t250)
         signed = any(b"\nDKIM-Signature:" in Path(e.path).read_bytes()
                      for e in os.scandir(sink.dir))
+        one_click = any(b"list-unsubscribe-post" in Path(e.path).read_bytes()
+                        for e in os.scandir(sink.dir))  # in a signature's h=
         peak = rss_kb(serve.pid, "VmHWM")
         fanout = ""
         if keep_log:  # the posting worker's own share (decorate, sign, queue): its log line
@@ -274,6 +283,8 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             fanout = found[-1].decode() if found else ""
         seconds = last - t250
         return {"n": n, "verp": verp, "dkim": "on" if signed else "off",
+                "base_url": "on" if base_url else "off", "one_click_signed": one_click,
+                "load": os.getloadavg()[0],
                 "seconds": round(seconds, 3), "recipients": total,
                 "transactions": len(seen), "rcpt_per_s": round(total / seconds) if seconds > 0
                 else 0, "peak_rss_mb": round(peak / 1024, 1), "setup_s": round(setup, 1),
@@ -291,7 +302,7 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
         quiet.close()
         if keep_log and (work / "serve.log").exists():
             shutil.copy(work / "serve.log", Path(keep_log) /
-                        f"serve-{n}{'-dkim' if dkim else ''}.log")
+                        f"serve-{n}{'-dkim' if dkim else ''}{'-url' if base_url else ''}.log")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -311,27 +322,32 @@ def main() -> int:
                          "worker's fan-out seconds")
     ap.add_argument("--dkim", choices=("off", "on", "both"), default="off",
                     help="sign with a DKIM key (on), or alternate runs off/on (both)")
+    ap.add_argument("--base-url", choices=("off", "on", "both"), default="off",
+                    help="[web] base_url set: per-member one-click List-Unsubscribe (on), "
+                         "or alternate runs off/on (both)")
     args = ap.parse_args()
-    modes = {"off": [False], "on": [True], "both": [False, True]}[args.dkim]
+    choice = {"off": [False], "on": [True], "both": [False, True]}
+    modes = [(d, u) for d in choice[args.dkim] for u in choice[args.base_url]]
     if not os.path.exists(SINK):
         raise SystemExit(f"{SINK} not found: apt-get install postfix (no configuration)")
     results = []
     ok = True
     for n in [int(x) for x in args.n.split(",")]:
         for _ in range(args.runs):
-            for dkim in modes:
+            for dkim, base_url in modes:
                 r = run_one(args.listmgr, n, args.per_transaction, args.timeout,
-                            args.keep_log, verp=args.verp, dkim=dkim)
+                            args.keep_log, verp=args.verp, dkim=dkim, base_url=base_url)
                 results.append(r)
                 ok &= r["complete"]
                 print("\t".join(f"{k}={v}" for k, v in r.items()), flush=True)
-    print("\n| N | VERP | DKIM | seconds (250 -> last rcpt) | recipients | transactions | rcpt/s "
-          "| server CPU s | sink CPU s | peak RSS MB |\n"
-          "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| N | VERP | DKIM | base_url | seconds (250 -> last rcpt) | recipients "
+          "| transactions | rcpt/s | server CPU s | sink CPU s | peak RSS MB | load |\n"
+          "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['n']:,} | {'on' if r['verp'] else 'off'} | {r['dkim']} | {r['seconds']} "
-              f"| {r['recipients']:,} | {r['transactions']:,} | {r['rcpt_per_s']:,} "
-              f"| {r['serve_cpu_s']} | {r['sink_cpu_s']} | {r['peak_rss_mb']} |")
+        print(f"| {r['n']:,} | {'on' if r['verp'] else 'off'} | {r['dkim']} | {r['base_url']} "
+              f"| {r['seconds']} | {r['recipients']:,} | {r['transactions']:,} "
+              f"| {r['rcpt_per_s']:,} | {r['serve_cpu_s']} | {r['sink_cpu_s']} "
+              f"| {r['peak_rss_mb']} | {r['load']:.1f} |")
     return 0 if ok else 1
 
 

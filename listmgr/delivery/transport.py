@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from listmgr.delivery.mx import Hop, MXResolver, Route
 from listmgr.delivery.personal import ListParts
+from listmgr.mail.dkim_copies import CopySigner
 from listmgr.delivery.queue import (
     DEFERRED,
     FAILED,
@@ -43,6 +44,7 @@ class Message:
     arrival_at: dt.datetime
     deadline: dt.datetime   # give-up time
     personal: ListParts | None = None  # per-recipient parts of a list post
+    copy_signer: CopySigner | None = None  # signs each copy (payload then lacks our signature)
 
 
 class Transport:

@@ -44,6 +44,7 @@ from listmgr.delivery.transport import (
 )
 from listmgr import site_secret
 from listmgr.bounces import processor as bounce_processor
+from listmgr.delivery import personal as copies
 from listmgr.delivery.personal import ListParts
 from listmgr.mail.addresses import normalise
 from listmgr.store import bounces as bounce_store
@@ -293,13 +294,23 @@ class DeliveryWorker:
         infos = {}
         if wanted:
             infos = await asyncio.to_thread(self._member_infos, wanted)
-        for it in items:
-            lp = self._msgs[it.message_id].personal
+        work = [(it, self._msgs[it.message_id]) for it in items]
+        if any(msg.copy_signer is not None for _, msg in work):
+            # A DKIM signature per copy is CPU work (RSA): off the event loop.
+            await asyncio.to_thread(self._give_parts, work, infos)
+        else:
+            self._give_parts(work, infos)
+
+    @staticmethod
+    def _give_parts(work: list[tuple[Item, Message]], infos: dict) -> None:
+        for it, msg in work:
+            lp = msg.personal
             if lp is None:
                 continue
             member = infos.get(lp.name, {}).get(normalise(it.rcpt)) if lp.needs_members \
                 else None
-            it.mail_from, it.head = lp.parts(it.rcpt, member)
+            it.mail_from, head = lp.parts(it.rcpt, member)
+            it.head = copies.final_head(msg.copy_signer, head)
 
     def _member_infos(self, wanted: dict[str, set[str]]) -> dict:
         with self.app.store.session() as s:
@@ -331,11 +342,14 @@ class DeliveryWorker:
             except OSError:
                 log.error("%s queue file %s missing", row.queue_id, row.spool_path)
                 data = None
+            lp = parts.get(row.personal) if row.personal else None
+            payload, copy_signer = copies.shared_payload(
+                self.app.signer, lp, prepare_payload(data) if data is not None else b"")
             out[mid] = Message(id=mid, queue_id=row.queue_id, mail_from=row.mail_from,
-                               payload=prepare_payload(data) if data is not None else b"",
-                               hops=hop_count(data) if data else 0, size=row.size,
-                               arrival_at=row.arrival_at, deadline=row.arrival_at + give_up,
-                               personal=parts.get(row.personal) if row.personal else None)
+                               payload=payload, hops=hop_count(data) if data else 0,
+                               size=row.size, arrival_at=row.arrival_at,
+                               deadline=row.arrival_at + give_up, personal=lp,
+                               copy_signer=copy_signer)
         return out
 
     def _cache_put(self, msg: Message) -> None:

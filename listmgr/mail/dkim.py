@@ -13,14 +13,19 @@ one: receivers that know Ed25519 may use it, the others the RSA one.
 
 Signing happens once per message, at enqueue (listmgr.store.outbound). A message that
 dkimpy cannot sign (malformed header) leaves unsigned with a warning: nothing is lost.
+Copies that get header lines of their own at send time (a list post's one-click
+List-Unsubscribe) are signed again per copy, over the shared fields plus their own lines,
+by `Signer.for_copies` (listmgr.mail.dkim_copies).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Any
 from email.utils import getaddresses
 from pathlib import Path
 
@@ -28,6 +33,7 @@ import dkim
 
 from listmgr.config import ConfigError
 from listmgr.mail.addresses import domain_of
+from listmgr.mail.dkim_copies import ED25519, RSA, CopySigner
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +147,27 @@ class Signer:
         ed_selector = config.dkim.ed25519_selector
         ed_key = _read_ed25519(key_path(config, ed_selector)) if ed_selector else b""
         return cls(config.dkim.selector, signing_domains(config), pem, ed_selector, ed_key)
+
+    @functools.cached_property
+    def copy_keys(self) -> dict[tuple[bytes, bytes], Any]:
+        """(selector, algorithm) -> `cryptography` private key, loaded once."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        keys: dict[tuple[bytes, bytes], Any] = {
+            (self.selector.encode(), RSA): serialization.load_pem_private_key(
+                self.private_key, password=None)}
+        if self.ed25519_key:
+            keys[(self.ed25519_selector.encode(), ED25519)] = \
+                ed25519.Ed25519PrivateKey.from_private_bytes(base64.b64decode(self.ed25519_key))
+        return keys
+
+    def for_copies(self, payload: bytes) -> tuple[CopySigner | None, bytes]:
+        """Per-copy signing of a message signed at enqueue (`payload` prepared: CRLF,
+        dot-stuffed): the copy signer and the shared bytes without the signatures it
+        replaces; (None, payload) when there is no signature of ours to make again."""
+        return CopySigner.prepare(payload, self.copy_keys,
+                                  tuple(d.lower() for d in self.domains))
 
     def domain_for(self, data: bytes, mail_from: str = "") -> str | None:
         """The d= domain this message would be signed with, or None."""
