@@ -62,7 +62,10 @@ class InboundWorker:
 
     async def start(self) -> None:
         self._stopping = False
+        # Woken by ingress for the kinds it has just queued (and by "inbound": stop).
         self._wake = self.app.subscribe("inbound")
+        for kind in self.handlers:
+            self.app.subscribe(f"inbound:{kind}", self._wake)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency,
                                             thread_name_prefix=f"inbound-{self.name}")
         n = await self._call(self._release_dead)
@@ -82,6 +85,8 @@ class InboundWorker:
             self._executor = None
         if self._wake is not None:
             self.app.unsubscribe("inbound", self._wake)
+            for kind in self.handlers:
+                self.app.unsubscribe(f"inbound:{kind}", self._wake)
 
     async def _call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -110,13 +115,59 @@ class InboundWorker:
         with self.app.store.session() as s:
             tasks = inbound.claim_snapshots(s, list(self.handlers), owner=self.owner,
                                             lease=self.LEASE, limit=self.batch)
+        taken = len(tasks)
+        batch = self._batch_step()
+        if batch is not None and len(tasks) > 1 and not self._stopping:
+            tasks = self.process_batch(batch(self.app), tasks)
         for i, task in enumerate(tasks):
             if self._stopping:
                 with self.app.store.session() as s:
                     inbound.release(s, [t.id for t in tasks[i:]], self.owner)
                 break
             self.process(task)
-        return len(tasks)
+        return taken
+
+    def _batch_step(self):
+        """The handlers' batch step, when this worker has one handler and it has one."""
+        fns = set(self.handlers.values())
+        return getattr(next(iter(fns)), "batch", None) if len(fns) == 1 else None
+
+    def process_batch(self, batch, tasks: list[InboundTask]) -> list[InboundTask]:
+        """Work claimed tasks with the handler's batch step: each staged with no transaction
+        open, one sync, then one transaction that commits the handler's effects and marks
+        every staged task done. Returns the tasks left to `process` one by one: those whose
+        staging failed (so they are shunted or retried with their own error), or all of them
+        when the batch's transaction failed (staging is idempotent)."""
+        store, spool = self.app.store, self.app.spool
+        staged: list[tuple[InboundTask, object]] = []
+        rest: list[InboundTask] = []
+        for task in tasks:
+            try:
+                data = spool.read(task.message.spool_path)
+                staged.append((task, batch.stage(task, task.message, data)))
+            except Exception:
+                rest.append(task)
+        if not staged:
+            return rest
+        try:
+            batch.sync()
+            with store.session() as s:
+                for _, value in staged:
+                    batch.commit(s, value)
+                finished = inbound.finish_many(s, [task for task, _ in staged], self.owner)
+        except Exception as exc:
+            log.warning("inbound-%s: batch of %d failed (%r); one by one", self.name,
+                        len(staged), exc)
+            return [task for task, _ in staged] + rest
+        for task, _ in staged:
+            log.info("%s task=%d kind=%s rcpt=<%s> result=done", task.message.queue_id,
+                     task.id, task.kind, task.rcpt)
+        if getattr(batch, "queued", True):
+            self.app.notify("outbound")
+        for path in finished:
+            if path:
+                spool.remove(path)
+        return rest
 
     def process(self, task: InboundTask) -> None:
         store, spool = self.app.store, self.app.spool

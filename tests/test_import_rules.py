@@ -60,7 +60,7 @@ SQLALCHEMY_OUTSIDE_STORE = {
     "listmgr/forward/worker.py",
     "listmgr/mailbox/autoreply.py", "listmgr/mailbox/delivery.py",
     "listmgr/posting/fanout.py", "listmgr/posting/hooks.py", "listmgr/posting/moderation.py",
-    "listmgr/smtp/gate.py", "listmgr/smtp/handler.py",
+    "listmgr/smtp/gate.py",
     "listmgr/bounces/inbound.py", "listmgr/bounces/processor.py", "listmgr/cli/bounces.py",
     "listmgr/posting/scrub.py",
 }
