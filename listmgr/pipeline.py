@@ -17,6 +17,13 @@ value`, `message` the InboundMessage) for work that needs no lock: parsing, send
 transaction open (on SQLite any transaction holds the write lock, which SMTP ingress needs
 to answer), and the handler gets its value as a sixth argument. A full disk (diskspace.is_transient) is not the message's fault: the task
 stays new and is retried after a backoff instead of being shunted.
+
+A worker whose one handler carries a *batch* step (`handler.batch(app)` -> an object with
+`stage(task, message, data)`, `sync()` and `commit(session, staged)`; mailbox delivery has
+one) works a claimed batch together: every task staged with no transaction open (the
+Maildir file written), one sync (the directory fsyncs), then one transaction for the
+handler's effects and all the tasks done. Staging must be idempotent: a batch whose
+transaction fails is worked again one task at a time.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from listmgr.store.models import InboundMessage, InboundTask
 log = logging.getLogger(__name__)
 
 Handler = Callable[[App, Session, InboundTask, InboundMessage, bytes], None]
+BATCHED = 100  # tasks claimed at once by a worker whose handler has a batch step
 
 
 class InboundWorker:
@@ -52,7 +60,8 @@ class InboundWorker:
         self.name = name
         self.handlers = dict(handlers)
         self.concurrency = max(1, concurrency)
-        self.batch = batch
+        # A handler with a batch step shares one transaction per batch: claim more at once.
+        self.batch = max(batch, BATCHED) if self._batch_step() else batch
         self.poll = poll
         self.owner = claims.lease_owner(f"inbound-{name}")
         self._executor: ThreadPoolExecutor | None = None

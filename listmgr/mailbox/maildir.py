@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import fcntl
-import glob
 import os
 import re
 import secrets
@@ -132,7 +131,12 @@ class Maildir:
         """Is a message with this base name in new/ or cur/ (where readers add ':2,...')?"""
         if (self.root / "new" / name).exists() or (self.root / "cur" / name).exists():
             return True
-        return any(self.root.joinpath("cur").glob(glob.escape(name) + ":*"))
+        prefix = name + ":"
+        try:
+            with os.scandir(self.root / "cur") as found:
+                return any(e.name.startswith(prefix) for e in found)
+        except FileNotFoundError:
+            return False
 
     # ------------------------------------------------------------------ reading
 
