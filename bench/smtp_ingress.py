@@ -76,7 +76,9 @@ def one(db: str, messages: int, sessions: int, size: int) -> tuple[float, int]:
         cfg = Path(d) / "listmgr.toml"
         cfg.write_text(f'domain = "example.org"\ndata_dir = "{d}/var"\n'
                        f'database_url = "{url}"\nlog_level = "WARNING"\n'
-                       f'[smtp]\nlisten = "127.0.0.1:0"\nmax_connections = 200\n')
+                       f'[smtp]\nlisten = "127.0.0.1:0"\nmax_connections = 200\n'
+                       # one client address opens every session: no per-address caps
+                       f'max_connections_per_ip = 0\nmax_data_sessions_per_ip = 0\n')
         with Ingress(cfg) as srv:
             port = srv.ports["smtp"]
             t0 = time.perf_counter()

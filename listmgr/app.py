@@ -55,9 +55,10 @@ class App:
             ev = self.events[name] = asyncio.Event()
         return ev
 
-    def subscribe(self, name: str) -> asyncio.Event:
-        """An event of the caller's own, set by every notify(name); the caller clears it."""
-        ev = asyncio.Event()
+    def subscribe(self, name: str, ev: asyncio.Event | None = None) -> asyncio.Event:
+        """An event of the caller's own (or `ev`, to share one event between several names),
+        set by every notify(name); the caller clears it."""
+        ev = ev or asyncio.Event()
         self.subscribers.setdefault(name, []).append(ev)
         return ev
 

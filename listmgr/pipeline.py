@@ -17,6 +17,13 @@ value`, `message` the InboundMessage) for work that needs no lock: parsing, send
 transaction open (on SQLite any transaction holds the write lock, which SMTP ingress needs
 to answer), and the handler gets its value as a sixth argument. A full disk (diskspace.is_transient) is not the message's fault: the task
 stays new and is retried after a backoff instead of being shunted.
+
+A worker whose one handler carries a *batch* step (`handler.batch(app)` -> an object with
+`stage(task, message, data)`, `sync()` and `commit(session, staged)`; mailbox delivery has
+one) works a claimed batch together: every task staged with no transaction open (the
+Maildir file written), one sync (the directory fsyncs), then one transaction for the
+handler's effects and all the tasks done. Staging must be idempotent: a batch whose
+transaction fails is worked again one task at a time.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from listmgr.store.models import InboundMessage, InboundTask
 log = logging.getLogger(__name__)
 
 Handler = Callable[[App, Session, InboundTask, InboundMessage, bytes], None]
+BATCHED = 100  # tasks claimed at once by a worker whose handler has a batch step
 
 
 class InboundWorker:
@@ -51,7 +59,8 @@ class InboundWorker:
         self.name = name
         self.handlers = dict(handlers)
         self.concurrency = max(1, concurrency)
-        self.batch = batch
+        # A handler with a batch step shares one transaction per batch: claim more at once.
+        self.batch = max(batch, BATCHED) if self._batch_step() else batch
         self.poll = poll
         self.owner = claims.lease_owner(f"inbound-{name}")
         self.lease = app.config.store.lease
@@ -64,7 +73,10 @@ class InboundWorker:
 
     async def start(self) -> None:
         self._stopping = False
+        # Woken by ingress for the kinds it has just queued (and by "inbound": stop).
         self._wake = self.app.subscribe("inbound")
+        for kind in self.handlers:
+            self.app.subscribe(f"inbound:{kind}", self._wake)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency,
                                             thread_name_prefix=f"inbound-{self.name}")
         n = await self._call(self._release_dead)
@@ -87,6 +99,8 @@ class InboundWorker:
             self._executor = None
         if self._wake is not None:
             self.app.unsubscribe("inbound", self._wake)
+            for kind in self.handlers:
+                self.app.unsubscribe(f"inbound:{kind}", self._wake)
 
     async def _call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -118,6 +132,10 @@ class InboundWorker:
             with self.app.store.session() as s:
                 tasks = inbound.claim_snapshots(s, list(self.handlers), owner=self.owner,
                                                 lease=self.lease, limit=self.batch)
+            taken = len(tasks)
+            batch = self._batch_step()
+            if batch is not None and len(tasks) > 1 and not self._stopping:
+                tasks = self.process_batch(batch(self.app), tasks)
             done = 0
             try:
                 for task in tasks:
@@ -129,10 +147,52 @@ class InboundWorker:
                 if done < len(tasks):  # stopping, or an error the handler could not record
                     with self.app.store.session() as s:
                         inbound.release(s, [t.id for t in tasks[done:]], self.owner)
-            return len(tasks)
+            return taken
         finally:
             with self._active_lock:
                 self._active -= 1
+
+    def _batch_step(self):
+        """The handlers' batch step, when this worker has one handler and it has one."""
+        fns = set(self.handlers.values())
+        return getattr(next(iter(fns)), "batch", None) if len(fns) == 1 else None
+
+    def process_batch(self, batch, tasks: list[InboundTask]) -> list[InboundTask]:
+        """Work claimed tasks with the handler's batch step: each staged with no transaction
+        open, one sync, then one transaction that commits the handler's effects and marks
+        every staged task done. Returns the tasks left to `process` one by one: those whose
+        staging failed (so they are shunted or retried with their own error), or all of them
+        when the batch's transaction failed (staging is idempotent)."""
+        store, spool = self.app.store, self.app.spool
+        staged: list[tuple[InboundTask, object]] = []
+        rest: list[InboundTask] = []
+        for task in tasks:
+            try:
+                data = spool.read(task.message.spool_path)
+                staged.append((task, batch.stage(task, task.message, data)))
+            except Exception:
+                rest.append(task)
+        if not staged:
+            return rest
+        try:
+            batch.sync()
+            with store.session() as s:
+                for _, value in staged:
+                    batch.commit(s, value)
+                finished = inbound.finish_many(s, [task for task, _ in staged], self.owner)
+        except Exception as exc:
+            log.warning("inbound-%s: batch of %d failed (%r); one by one", self.name,
+                        len(staged), exc)
+            return [task for task, _ in staged] + rest
+        for task, _ in staged:
+            log.info("%s task=%d kind=%s rcpt=<%s> result=done", task.message.queue_id,
+                     task.id, task.kind, task.rcpt)
+        if getattr(batch, "queued", True):
+            self.app.notify("outbound")
+        for path in finished:
+            if path:
+                spool.remove(path)
+        return rest
 
     def process(self, task: InboundTask) -> None:
         store, spool = self.app.store, self.app.spool

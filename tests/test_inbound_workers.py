@@ -172,3 +172,40 @@ def test_a_stopping_worker_gives_back_what_it_did_not_start(app):
     with app.store.session() as s:
         rows = list(s.execute(select(InboundTask.state, InboundTask.lease_owner)))
     assert rows == [("new", "")] * 3
+
+
+def test_create_many_stores_the_same_rows_as_create(app):
+    dests = [inbound.Destination("relay", "a@remote.example", "<a@remote.example>"),
+             inbound.Destination("command", "", "majordomo@example.org"),
+             inbound.Destination("relay", "b@remote.example", "<b@remote.example>"),
+             inbound.Destination("command", "", "Majordomo@example.org"),
+             inbound.Destination("bounce", "demo", "owner-demo+a=x.example@example.org"),
+             inbound.Destination("bounce", "demo", "owner-demo+b=x.example@example.org")]
+    one = store_message(app, dests)
+    with app.store.session() as s:
+        inbound.create_many(s, [inbound.NewMessage(
+            queue_id=new_queue_id(), spool_path="spool/in/x", mail_from="joe@example.net",
+            size=10, destinations=tuple(dests))])
+    with app.store.session() as s:
+        def rows(mid):
+            return sorted(s.execute(select(InboundTask.kind, InboundTask.target,
+                                           InboundTask.rcpt, InboundTask.recipients,
+                                           InboundTask.state, InboundTask.lease_owner)
+                                    .where(InboundTask.message_id == mid)))
+        other = s.scalar(select(InboundMessage.id).where(InboundMessage.id != one))
+        assert rows(one) == rows(other) and len(rows(one)) == 4
+
+
+def test_finish_many_refuses_a_task_not_ours(app):
+    for _ in range(2):
+        store_message(app, [inbound.Destination("command", "", "majordomo@example.org")])
+    with app.store.session() as s:
+        tasks = inbound.claim_snapshots(s, ["command"], owner="me", lease=300, limit=5)
+        s.execute(InboundTask.__table__.update().where(InboundTask.id == tasks[0].id)
+                  .values(lease_owner="other"))
+    import pytest
+    with pytest.raises(inbound.NotOurs), app.store.session() as s:
+        inbound.finish_many(s, tasks, "me")
+    with app.store.session() as s:
+        assert inbound.finish_many(s, tasks[1:], "me") == [tasks[1].message.spool_path]
+        assert s.scalar(select(func.count()).select_from(InboundMessage)) == 1

@@ -510,3 +510,21 @@ def test_lmtp_gives_one_reply_per_recipient(ingress):
     assert [r.line()[:9], r.line()[:9]] == [b"552 5.3.4"] * 2
     r.close()
     assert len(srv.messages()) == 1
+
+
+def test_mail_and_rcpt_paths_parse_alike_on_the_fast_path_and_the_full_parser():
+    """Plain <local@domain> paths skip the RFC 5322 parser; the result is the same."""
+    from aiosmtpd.smtp import SMTP as Base
+
+    from listmgr.smtp.server import ListmgrSMTP
+
+    class Probe(ListmgrSMTP):
+        def __init__(self):  # no connection needed to parse
+            self.local_part_limit = 64
+
+    p = Probe()
+    for arg in ["<a.b+c@ex.org> SIZE=5", "<a@b>", '<"q x"@b.org>', "<a@[1.2.3.4]>",
+                "<A@B.ORG>  ", " <a@b.c>", "<a..b@c>", "<.a@c>", "<%s@b>" % ("x" * 65),
+                "<%s@b>" % ("x" * 64), "<a@b>SIZE=1", "<a@b> (c) X", "<a@b>\tBODY=8BITMIME",
+                "a@b", "<>", "<a@b c>", "<a@b"]:
+        assert p._getaddr(arg) == Base._getaddr(p, arg), arg

@@ -15,7 +15,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import fcntl
-import glob
 import os
 import re
 import secrets
@@ -91,11 +90,13 @@ class Maildir:
 
     # ------------------------------------------------------------------ delivery
 
-    def deliver(self, data: bytes, unique: str | None = None) -> str:
+    def deliver(self, data: bytes, unique: str | None = None, *, sync: bool = True) -> str:
         """Store `data` durably; returns its UID.
 
         With `unique` (e.g. queue id + task id) a repeated delivery of the same task is a
-        no-op while the first copy is still in the mailbox.
+        no-op while the first copy is still in the mailbox. With sync=False the file's bytes
+        are fsynced but its name in new/ is not yet: the caller calls sync_new() before
+        relying on it (one directory fsync for many deliveries).
         """
         self.create()
         if unique is not None:
@@ -118,14 +119,24 @@ class Maildir:
         except BaseException:
             remove_quietly(tmp)
             raise
-        fsync_dir(self.root / "new")
+        if sync:
+            self.sync_new()
         return uid
+
+    def sync_new(self) -> None:
+        """Make every delivery into new/ so far survive a crash."""
+        fsync_dir(self.root / "new")
 
     def _has_name(self, name: str) -> bool:
         """Is a message with this base name in new/ or cur/ (where readers add ':2,...')?"""
         if (self.root / "new" / name).exists() or (self.root / "cur" / name).exists():
             return True
-        return any(self.root.joinpath("cur").glob(glob.escape(name) + ":*"))
+        prefix = name + ":"
+        try:
+            with os.scandir(self.root / "cur") as found:
+                return any(e.name.startswith(prefix) for e in found)
+        except FileNotFoundError:
+            return False
 
     # ------------------------------------------------------------------ reading
 

@@ -41,13 +41,17 @@ class Accepted:
     destinations: list[inbound.Destination] = field(default_factory=list)
 
 
+def new_message(item: Accepted) -> inbound.NewMessage:
+    return inbound.NewMessage(queue_id=item.queue_id, spool_path=item.spool_path,
+                              mail_from=item.mail_from, client_ip=item.client_ip,
+                              client_helo=item.client_helo, size=item.size,
+                              destinations=tuple(item.destinations))
+
+
 def add_message(s, item: Accepted) -> None:
     """The inbound rows of one message, in store session `s` (store.inbound: the message
     and its tasks)."""
-    inbound.create(s, queue_id=item.queue_id, spool_path=item.spool_path,
-                   mail_from=item.mail_from, client_ip=item.client_ip,
-                   client_helo=item.client_helo, size=item.size,
-                   destinations=item.destinations)
+    inbound.create_many(s, [new_message(item)])
 
 
 class GroupCommit:
@@ -104,8 +108,7 @@ class GroupCommit:
     def _commit_group(self, items: list[Accepted]) -> None:
         self.app.spool.sync_area("in")
         with self.app.store.durable_session() as s:
-            for item in items:
-                add_message(s, item)
+            inbound.create_many(s, [new_message(item) for item in items])
 
     def _commit_each(self, items: list[Accepted]) -> list[BaseException | None]:
         try:

@@ -31,11 +31,9 @@ from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
-from listmgr.store import inbound
-from listmgr.store.db import Session
-from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
+from listmgr.store import directory, inbound
+from listmgr.store.mailboxes import get_user, normalise_ip
 from listmgr.store.models import utcnow
-from listmgr.store.settings import list_exists
 
 log = logging.getLogger("listmgr.smtp")
 
@@ -71,19 +69,6 @@ class TooManyHops(Exception):
     def __init__(self, hops: int):
         super().__init__(hops)
         self.hops = hops
-
-
-class StoreDirectory:
-    """routing.Directory over a store session."""
-
-    def __init__(self, s: Session):
-        self.s = s
-
-    def has_list(self, name: str) -> bool:
-        return list_exists(self.s, name)
-
-    def has_user(self, name: str) -> bool:
-        return user_exists(self.s, name)
 
 
 @dataclass
@@ -171,7 +156,7 @@ class IngressHandler:
             if "@" not in address:
                 return f"553 5.1.8 <{address}>... Domain name required for sender address"
         size = _size_param(mail_options)
-        if not await self.run(self._has_room, size):
+        if not self._has_room(size):  # one statvfs: not worth a trip to the thread pool
             # RFC 1870 6.2 and Postfix's queue_minfree: refuse what cannot be stored now.
             log.warning("NOQUEUE client=%s from=<%s> result=deferred (%s, size=%d)",
                         client_desc(session), address, INSUFFICIENT_STORAGE, size)
@@ -205,12 +190,14 @@ class IngressHandler:
         return has_room(self.app.config.data_dir, size, self.app.config.smtp.min_free_space)
 
     def _route(self, address: str, ip: str, authenticated: bool) -> Destination | Refusal:
-        with self.app.store.read_session() as s:
-            dest = route(address, self.local_domains, StoreDirectory(s))
-            if isinstance(dest, Destination) and dest.kind == "relay" \
-                    and not self.gate.allowed(s, ip, authenticated):
-                return relaying_denied(address)
-            return dest
+        with directory.lookup(self.app.store) as names:
+            dest = route(address, self.local_domains, names)
+        if isinstance(dest, Destination) and dest.kind == "relay" \
+                and not self.gate.allowed_without_store(ip, authenticated):
+            with self.app.store.read_session() as s:
+                if not self.gate.allowed(s, ip, authenticated):
+                    return relaying_denied(address)
+        return dest
 
     # ------------------------------------------------------------------ message
 
@@ -245,7 +232,8 @@ class IngressHandler:
             log_transaction(queue_id, session, envelope, "?", "deferred (451 4.3.0)")
             metrics.REFUSED.labels(self.name, "internal_error").inc()
             return self._per_recipient(envelope, INTERNAL_ERROR)
-        self.app.notify("inbound")
+        for kind in {d.kind for d in item.destinations}:
+            self.app.notify(f"inbound:{kind}")  # only the workers of these kinds wake
         metrics.ACCEPTED.labels(self.name).inc()
         log_transaction(queue_id, session, envelope, size, "queued")
         if self.lmtp:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import ipaddress
 import logging
 import re
 import ssl
 from typing import Any, cast
 
+import aiosmtpd.smtp
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, syntax
 
@@ -36,6 +38,39 @@ logging.getLogger("mail.log").addFilter(
     lambda record: "login_data is deprecated" not in record.getMessage())
 
 IDENT = "ESMTP listmgr"
+
+
+class _AuthMembers:
+    """Stands in for the `inspect` module inside aiosmtpd.smtp.
+
+    aiosmtpd's protocol finds its AUTH mechanisms with inspect.getmembers(self) and
+    getmembers(handler), which reads every attribute of both, on every connection: the
+    largest part of the CPU a connection cost. It keeps only the members named `auth_*`, and
+    those names are the same for every instance of a class, so they are found once per
+    class and read from each instance. (tests/test_aiosmtpd_pin.py pins the version this
+    was checked against.)"""
+
+    def __init__(self) -> None:
+        self._names: dict[type, list[str]] = {}
+
+    def getmembers(self, obj: Any) -> list[tuple[str, Any]]:
+        names = self._names.get(type(obj))
+        if names is None:
+            names = [n for n, _ in inspect.getmembers(obj) if n.startswith("auth_")]
+            self._names[type(obj)] = names
+        return [(n, getattr(obj, n)) for n in names]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(inspect, name)
+
+
+aiosmtpd.smtp.inspect = _AuthMembers()  # type: ignore[assignment]
+
+# MAIL FROM:<a@b> / RCPT TO:<a@b> as nearly every client writes them: a dot-atom local part
+# and a domain name. Anything else (quoted local parts, address literals, comments) goes to
+# aiosmtpd's full RFC 5322 parser, which costs ~100 times more.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"[ \t]*<({_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)>")
 
 # aiosmtpd's own replies -> ours (RFC 2034 enhanced codes, clearer words).
 _REWRITE = {
@@ -377,6 +412,13 @@ class _Protocol(SMTP):
 
     # -- addresses
     def _getaddr(self, arg: str):
+        m = _PLAIN_PATH.match(arg)
+        if m:
+            after = arg[m.end():]
+            if not after or (after[0] in " \t" and "(" not in after):
+                if len(m.group(1).rpartition("@")[0]) > self.local_part_limit:
+                    return None, None
+                return m.group(1), after.lstrip(" \t")
         address, rest = super()._getaddr(arg)
         if address is None and arg:
             # A trailing dot on the domain (`<a@example.org.>`) is an absolute name: take it.

@@ -12,8 +12,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from listmgr.store import claims
@@ -46,10 +47,33 @@ def create(s: Session, *, queue_id: str, spool_path: str, mail_from: str, size: 
                          client_ip=client_ip, client_helo=client_helo, size=size)
     s.add(msg)
     s.flush()
+    rows = _tasks(destinations)
+    for row in rows:
+        s.add(InboundTask(message_id=msg.id, **row))
+    return msg.id, {row["kind"] for row in rows}
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One accepted message for create_many: its spool file and destinations."""
+
+    queue_id: str
+    spool_path: str
+    mail_from: str
+    size: int
+    destinations: tuple[Destination, ...]
+    client_ip: str = ""
+    client_helo: str = ""
+
+
+def _tasks(destinations: Iterable[Destination]) -> list[dict]:
+    """The task rows of one message's destinations: the same destination twice (case,
+    aliases) is one task; all remote recipients share one relay task; each VERP bounce
+    address names its own member (one bounce task each)."""
     seen: set[tuple[str, str, str]] = set()
     relay: list[Destination] = []
+    rows: list[dict] = []
     for d in destinations:
-        # Each VERP bounce address names its own member: one bounce task each.
         key = (d.kind, d.target, d.rcpt.lower() if d.kind == BOUNCE else "")
         if key in seen:
             continue
@@ -57,12 +81,65 @@ def create(s: Session, *, queue_id: str, spool_path: str, mail_from: str, size: 
         if d.kind == RELAY:
             relay.append(d)
             continue
-        s.add(InboundTask(message_id=msg.id, kind=d.kind, target=d.target, rcpt=d.rcpt))
+        rows.append({"kind": d.kind, "target": d.target, "rcpt": d.rcpt, "recipients": ""})
     if relay:
-        s.add(InboundTask(message_id=msg.id, kind=RELAY, target=relay[0].target,
-                          rcpt=relay[0].rcpt,
-                          recipients="\n".join(d.target for d in relay)))
-    return msg.id, {key[0] for key in seen}
+        rows.append({"kind": RELAY, "target": relay[0].target, "rcpt": relay[0].rcpt,
+                     "recipients": "\n".join(d.target for d in relay)})
+    return rows
+
+
+_MESSAGES = cast(Table, InboundMessage.__table__)
+_TASKS = cast(Table, InboundTask.__table__)
+# Built once (Core, not ORM: no unit of work, no per-call statement construction).
+_INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
+_INSERT_TASK = _TASKS.insert()
+_FINISH = _TASKS.update().where(
+    _TASKS.c.id.in_(bindparam("ids", expanding=True)), _TASKS.c.state == NEW,
+    _TASKS.c.lease_owner == bindparam("owner")).values(
+    state=DONE, done_at=bindparam("now"), lease_until=None)
+_PENDING = select(_TASKS.c.message_id).where(
+    _TASKS.c.message_id.in_(bindparam("ids", expanding=True)),
+    _TASKS.c.state != DONE).distinct()
+_PATHS = select(_MESSAGES.c.id, _MESSAGES.c.spool_path).where(
+    _MESSAGES.c.id.in_(bindparam("ids", expanding=True)))
+_DELETE = _MESSAGES.delete().where(_MESSAGES.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def create_many(s: Session, messages: Sequence[NewMessage]) -> None:
+    """Store many messages and their tasks in session `s` (the ingress group commit); the
+    same rows as `create` for each."""
+    now = utcnow()
+    task_rows: list[dict] = []
+    for m in messages:
+        msg_id = s.execute(_INSERT_MESSAGE, {
+            "queue_id": m.queue_id, "spool_path": m.spool_path, "mail_from": m.mail_from,
+            "client_ip": m.client_ip, "client_helo": m.client_helo, "size": m.size,
+            "received_at": now}).scalar_one()
+        for row in _tasks(m.destinations):
+            row.update(message_id=msg_id, state=NEW, lease_owner="", attempts=0, error="")
+            task_rows.append(row)
+    if task_rows:
+        s.execute(_INSERT_TASK, task_rows)
+
+
+def finish_many(s: Session, tasks: Sequence[InboundTask], owner: str) -> list[str]:
+    """`finish` for many tasks at once: all of them still new and leased by `owner` (else
+    NotOurs, and the caller rolls back); the messages left with nothing to do are deleted.
+    Returns their spool paths, for the caller to remove after commit."""
+    if not tasks:
+        return []
+    ids = [t.id for t in tasks]
+    done = claims.changed(s.execute(_FINISH, {"ids": ids, "owner": owner, "now": utcnow()}))
+    if done != len(set(ids)):
+        raise NotOurs(ids)
+    messages = {t.message_id for t in tasks}
+    pending = set(s.scalars(_PENDING, {"ids": list(messages)}))
+    over = list(messages - pending)
+    if not over:
+        return []
+    paths = [path for _, path in s.execute(_PATHS, {"ids": over})]
+    s.execute(_DELETE, {"ids": over})
+    return paths
 
 
 def recipients(task: InboundTask) -> list[str]:
