@@ -293,3 +293,50 @@ def test_bad_inputs_are_one_line_errors(tmp_path, config_file):
     assert "FAILED:" in res.out and "more than the" in res.out
     res = run_cli(cfg, "import-majordomo", "--listdir", str(lists), "--lists", "missing")
     assert res.status == 1 and "no list file" in res.out
+
+
+def test_member_blocks_follow_the_line_rules(tmp_path):
+    """A block is read in one scan when every line is a bare address; the answers are the
+    ones the address rules give line by line, whatever else the block holds."""
+    from listmgr.mail.addresses import domains_if_valid, is_valid
+    from listmgr.majordomo.members import parse_block
+    samples = ["a@b.example", "A.B+c@Example.ORG", '"quoted"@x.example', "x@[10.0.0.1]",
+               "-dash@x.example", "pipe|x@x.example", "no-at-sign", "a@localhost",
+               "a@-bad.example", "a@b.example.", "Name <a@b.example>", "é@x.example",
+               "a" * 330 + "@x.example"]
+    for line in samples:
+        assert (domains_if_valid([line]) is not None) == is_valid(line), line
+        assert (domains_if_valid(["ok@x.example", line]) is not None) == is_valid(line), line
+    rows, bad = parse_block(["ok@X.example", "Name <n@y.example>", "bad"], keep_raw=True)
+    assert rows == [("ok@X.example", "ok@x.example", "x.example"),
+                    ("Name <n@y.example>", "n@y.example", "y.example")]
+    assert [line for line, _ in bad] == ["bad"]
+
+    # A file of plain lines (read a block at a time without per-line work) and one with
+    # padding, CRLF and comments give the same lines.
+    plain, padded = tmp_path / "plain", tmp_path / "padded"
+    addrs = [f"u{i}@d{i % 7}.example" for i in range(70_000)]
+    plain.write_text("".join(a + "\n" for a in addrs))
+    padded.write_bytes("".join(f"  {a}\r\n" + ("# c\r\n\r\n" if i % 1000 == 0 else "")
+                               for i, a in enumerate(addrs)).encode())
+    p, q = sources.MemberLines(plain), sources.MemberLines(padded)
+    assert list(p) == list(q) == addrs
+    assert p.lines == q.lines == len(addrs)
+
+
+def test_duplicates_across_batches_count_once(tmp_path, config_file):
+    """The same address far apart in a big file is added once and counted as already
+    there the second time, in the file's order."""
+    from listmgr.majordomo import importer
+    cfg = config_file()
+    assert run_cli(cfg, "init").status == 0
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    n = importer.MEMBER_BATCH + 10
+    (lists / "wide").write_text("first@x.example\n" + "".join(
+        f"m{i}@y.example\n" for i in range(n)) + "FIRST@X.example\n")
+    res = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
+    assert res.status == 0, res.err
+    assert list_row(res.out, "wide")[1:5] == [str(n + 2), str(n + 1), "1", "0"]
+    again = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
+    assert list_row(again.out, "wide")[1:5] == [str(n + 2), "0", str(n + 2), "0"]

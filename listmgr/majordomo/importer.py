@@ -21,20 +21,23 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from listmgr.listconfig import SETTINGS, SettingError, parse_value
-from listmgr.majordomo import configmap, sources
+from listmgr.majordomo import configmap, members as member_rows, sources
 from listmgr.majordomo.sources import SourceError
 from listmgr.mail.addresses import AddressError, parse_single
 from listmgr.passwords import hash_password
 from listmgr.store import lists as repo
+from listmgr.store import member_import
 from listmgr.store.mailboxes import RESERVED
 
 log = logging.getLogger(__name__)
 
 MAX_ARCHIVE_FILES = 100_000
+MEMBER_BATCH = 50_000  # rows a driver executemany; sorted by key within it
 
 # resend option -> (setting, value); "" takes the option's argument.
 RESEND_MAP = {
@@ -84,6 +87,18 @@ class Source:
     listdir: Path
     aliases: dict[str, list[str]] = field(default_factory=dict)
     cf: sources.SiteCf = field(default_factory=sources.SiteCf)
+    _resends: dict[str, list[tuple[str, sources.Resend]]] | None = None
+
+    def resends(self) -> dict[str, list[tuple[str, sources.Resend]]]:
+        """The aliases running resend, by list name (each alias parsed once)."""
+        if self._resends is None:
+            self._resends = {}
+            for alias, targets in self.aliases.items():
+                for target in targets:
+                    rs = sources.parse_resend(target)
+                    if rs is not None:
+                        self._resends.setdefault(rs.list_name, []).append((alias, rs))
+        return self._resends
 
     def archive_of(self, name: str) -> Path:
         filedir = self.cf.values.get("filedir")
@@ -101,6 +116,26 @@ def load_source(listdir: Path, aliases: Path | None, cf: Path | None) -> Source:
     if cf is not None:
         src.cf = sources.parse_cf(sources.read_text(cf))
     return src
+
+
+class Hashes:
+    """argon2 hashes of the passwords being imported, computed on two threads while the
+    lists' members are inserted (argon2 releases the GIL); one hash per distinct password."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="import-hash")
+        self._done: dict[str, Future[str]] = {}
+
+    def prefetch(self, password: str) -> None:
+        if password not in self._done:
+            self._done[password] = self._pool.submit(hash_password, password)
+
+    def get(self, password: str) -> str:
+        self.prefetch(password)
+        return self._done[password].result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def site_findings(src: Source, domain: str) -> list[str]:
@@ -154,22 +189,18 @@ def _flag_files(src: Source, name: str, values: dict, result: ListResult) -> Non
 
 
 def _resend_options(src: Source, name: str, values: dict, result: ListResult) -> None:
-    for alias, targets in src.aliases.items():
-        for target in targets:
-            rs = sources.parse_resend(target)
-            if rs is None or rs.list_name != name.lower():
-                continue
-            where = f"aliases {alias}: resend"
-            for flag, arg in rs.options:
-                if flag in RESEND_MAP:
-                    key, fixed = RESEND_MAP[flag]
-                    values[key] = (fixed or arg, f"{where} {flag}")
-                else:
-                    result.not_mapped.append(f"{where} {flag} {arg}".rstrip() + ": "
-                                             + RESEND_UNMAPPED.get(flag, "not used here"))
-            for word in rs.unknown:
-                result.not_mapped.append(f"{where} {word}: not a resend option this "
-                                         f"importer knows; ignored")
+    for alias, rs in src.resends().get(name.lower(), []):
+        where = f"aliases {alias}: resend"
+        for flag, arg in rs.options:
+            if flag in RESEND_MAP:
+                key, fixed = RESEND_MAP[flag]
+                values[key] = (fixed or arg, f"{where} {flag}")
+            else:
+                result.not_mapped.append(f"{where} {flag} {arg}".rstrip() + ": "
+                                         + RESEND_UNMAPPED.get(flag, "not used here"))
+        for word in rs.unknown:
+            result.not_mapped.append(f"{where} {word}: not a resend option this "
+                                     f"importer knows; ignored")
 
 
 def _owners(src: Source, name: str, domain: str, result: ListResult) -> list[str]:
@@ -292,31 +323,68 @@ def copy_archive(src_dir: Path, dest: Path, *, dry_run: bool) -> int:
     return copied
 
 
+def add_members(s, list_id: int, members: sources.MemberLines, result: ListResult, *,
+                keep_raw: bool, digest: bool = False,
+                progress: Callable[[int], None] | None = None) -> list[str]:
+    """The list file's members into list `list_id`, counted into `result`; returns the keys
+    read (for a digest twin, which needs them)."""
+    keys: list[str] = []
+    pending: list[member_rows.Row] = []
+    invalid: list[tuple[str, str]] = []
+    done = 0
+
+    def flush() -> None:
+        nonlocal done
+        added = member_import.insert_members(s, list_id, pending, digest=digest)
+        result.added += added
+        result.already += len(pending) - added
+        done += len(pending)
+        if digest:
+            keys.extend(k for _, k, _ in pending)
+        pending.clear()
+        if progress:
+            progress(done + len(invalid))
+
+    for lines in members.blocks():
+        rows, bad = member_rows.parse_block(lines, keep_raw=keep_raw)
+        pending.extend(rows)
+        invalid.extend(bad)
+        if len(pending) >= MEMBER_BATCH:
+            flush()
+    flush()
+    result.members = members.lines
+    result.invalid = [f"{line}: {why}" for line, why in invalid] + \
+        [f"{line}: longer than {sources.MAX_LINE} characters" for line in members.too_long]
+    return keys
+
+
 def import_list(app, src: Source, name: str, *, dry_run: bool,
-                progress: Callable[[str, int], None] | None = None) -> ListResult:
+                progress: Callable[[str, int], None] | None = None,
+                hashes: Hashes | None = None) -> ListResult:
     cfg = app.config
     lname = name.lower()
     result = ListResult(lname)
     try:
         settings = build_settings(src, name, cfg.domain, result)
         with app.store.session() as s:
-            if s.get_bind().dialect.name == "sqlite":
-                # A bigger page cache for this connection: the member indexes of a
-                # million-member import do not fit SQLite's default 2 MB.
-                s.connection().exec_driver_sql("PRAGMA cache_size=-65536")
+            member_import.prepare(s)
             mlist = repo.get_list(s, lname)
             if mlist is None:
                 owners = _owners(src, name, cfg.domain, result)
                 mlist = repo.create_list(s, lname, owners,
                                          reserved=RESERVED)
                 result.created = True
-            hashed: dict[str, str] = {}  # one argon2 hash per distinct password
+            own = hashes is None
+            hashes = hashes or Hashes()
+            try:
+                secrets = {k: hashes.get(v) for k, v in settings.items() if SETTINGS[k].secret}
+            finally:
+                if own:
+                    hashes.close()
             for key, value in settings.items():
                 try:
-                    if SETTINGS[key].secret:
-                        if value not in hashed:
-                            hashed[value] = hash_password(value)
-                        setattr(mlist, SETTINGS[key].attr, hashed[value])
+                    if key in secrets:
+                        setattr(mlist, SETTINGS[key].attr, secrets[key])
                         continue
                     repo.set_setting(s, mlist, key, value)
                 except SettingError as exc:
@@ -328,15 +396,8 @@ def import_list(app, src: Source, name: str, *, dry_run: bool,
                     mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
                     setattr(mlist, f"{kind}_updated_at", mtime.replace(tzinfo=None))
             members = sources.MemberLines(src.listdir / name)
-            bulk = repo.add_members(
-                s, mlist, members, chunk=5000,
-                progress=(lambda n: progress(lname, n)) if progress else None)
-            result.members = members.lines
-            result.added = len(bulk.added)
-            result.already = len(bulk.duplicates)
-            result.invalid = [f"{line}: {why}" for line, why in bulk.invalid] + \
-                [f"{line}: longer than {sources.MAX_LINE} characters"
-                 for line in members.too_long]
+            add_members(s, mlist.id, members, result, keep_raw=mlist.strip is False,
+                        progress=(lambda n: progress(lname, n)) if progress else None)
             if dry_run:
                 s.rollback()
         result.archive_files = copy_archive(
@@ -382,6 +443,7 @@ def import_twin(app, src: Source, name: str, base: str, *, dry_run: bool,
                                      f"are not imported; run Majordomo's mkdigest first")
         members = sources.MemberLines(src.listdir / name)
         with app.store.session() as s:
+            member_import.prepare(s)
             mlist = repo.get_list(s, base)
             if mlist is None:  # only in a dry run, where LIST itself was rolled back
                 result.members = sum(1 for _ in members)
@@ -389,18 +451,13 @@ def import_twin(app, src: Source, name: str, base: str, *, dry_run: bool,
                 return result
             for key, value in values.items():
                 repo.set_setting(s, mlist, key, value)
-            bulk = repo.add_members(
-                s, mlist, members, chunk=5000,
-                progress=(lambda n: progress(name, n)) if progress else None)
-            repo.set_digest(s, mlist, bulk.added, True)
-            both = repo.not_in_digest(s, mlist, bulk.duplicates)
+            keys = add_members(s, mlist.id, members, result, keep_raw=mlist.strip is False,
+                               digest=True,
+                               progress=(lambda n: progress(name, n)) if progress else None)
+            both = member_import.digest_off(s, mlist.id, keys)
             if both:
                 result.notes.append(f"{len(both)} address(es) on both {base} and {name}: "
                                     f"they keep receiving single messages")
-            result.members = members.lines
-            result.added = len(bulk.added)
-            result.already = len(bulk.duplicates)
-            result.invalid = [f"{line}: {why}" for line, why in bulk.invalid]
             if dry_run:
                 s.rollback()
     except (SourceError, repo.ListError, SettingError, OSError) as exc:
@@ -421,16 +478,44 @@ def run(app, src: Source, *, only: list[str] | None = None, dry_run: bool = Fals
             report.lists.append(ListResult(n, error=f"no list file {src.listdir / n}"))
         names = [n for n in names if n.lower() in wanted]
     lower = {n.lower() for n in sources.list_names(src.listdir)}
-    for name in names:
-        base = name[:-7].lower() if name.lower().endswith("-digest") else ""
-        if base and base in lower:
-            result = import_twin(app, src, name, base, dry_run=dry_run, progress=progress)
-        else:
-            result = import_list(app, src, name, dry_run=dry_run, progress=progress)
-        log.info("import-majordomo list=%s added=%d already=%d invalid=%d%s", result.name,
-                 result.added, result.already, len(result.invalid),
-                 " (dry run)" if dry_run else "")
-        report.lists.append(result)
-        if list_done:
-            list_done()
+    hashes = Hashes()
+    try:
+        for name in names:  # start hashing the passwords now: they are ready when needed
+            if not _twin_base(name, lower):
+                for secret in _secrets(src, name, app.config.domain):
+                    hashes.prefetch(secret)
+        for name in names:
+            report.lists.append(_import_one(app, src, name, lower, dry_run=dry_run,
+                                            progress=progress, hashes=hashes))
+            if list_done:
+                list_done()
+    finally:
+        hashes.close()
     return report
+
+
+def _twin_base(name: str, lower: set[str]) -> str:
+    base = name[:-7].lower() if name.lower().endswith("-digest") else ""
+    return base if base and base in lower else ""
+
+
+def _secrets(src: Source, name: str, domain: str) -> list[str]:
+    try:
+        settings = build_settings(src, name, domain, ListResult(name))
+    except (SourceError, OSError):
+        return []
+    return [v for k, v in settings.items() if SETTINGS[k].secret]
+
+
+def _import_one(app, src: Source, name: str, lower: set[str], *, dry_run: bool,
+                progress, hashes: Hashes) -> ListResult:
+    base = _twin_base(name, lower)
+    if base:
+        result = import_twin(app, src, name, base, dry_run=dry_run, progress=progress)
+    else:
+        result = import_list(app, src, name, dry_run=dry_run, progress=progress,
+                             hashes=hashes)
+    log.info("import-majordomo list=%s added=%d already=%d invalid=%d%s", result.name,
+             result.added, result.already, len(result.invalid),
+             " (dry run)" if dry_run else "")
+    return result
