@@ -215,9 +215,11 @@ def _restrict_post(text: str) -> str:
 
 
 def _absolute_dir(text: str) -> str:
+    """A directory of a Majordomo installation: root-anchored, or relative to its $listdir
+    (import-majordomo resolves it there); never with . or .. parts."""
     t = _string(text)
-    if t and (not t.startswith("/") or "/../" in t + "/" or "/./" in t + "/"):
-        raise ValueError("expected a root-anchored directory without . or ..")
+    if t and ("/../" in "/" + t + "/" or "/./" in "/" + t + "/"):
+        raise ValueError("expected a directory without . or .. parts")
     return t
 
 
@@ -282,8 +284,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
        "removed when disabled)"),
     _s("approve_passwd", "word", _word, "password for Approved: on posts (stored hashed)",
        column="approve_passwd_hash", secret=True),
-    _s("archive_dir", "absolute_dir", _absolute_dir, "Majordomo's archive directory "
-       "(unused there too): stored, has no effect"),
+    _s("archive_dir", "absolute_dir", _absolute_dir, "Majordomo's archive directory: "
+       "import-majordomo copies the archive from there; stored, no effect afterwards"),
     _s("comments", "string_array", _text, "free text kept with the list"),
     _s("date_info", "bool", _bool, "stamp the date at the top of the info text", fmt=_fmt_bool),
     _s("date_intro", "bool", _bool, "stamp the date at the top of the intro text",
@@ -292,7 +294,7 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
        fmt=_fmt_bool),
     _s("description", "string", _string, "one-line description shown by `lists`"),
     _s("digest_archive", "absolute_dir", _absolute_dir, "Majordomo's digest archive "
-       "directory (unused there too): stored, has no effect"),
+       "directory: import-majordomo copies its digests; stored, no effect afterwards"),
     _s("digest_format", "enum", _enum("mime", "rfc1153"), "digests as MIME multipart/digest "
        "(RFC 2046) or plain text (RFC 1153)"),
     _s("digest_issue", "integer", _positive_or_one, "number of the next digest issue"),
@@ -307,8 +309,9 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("digest_rm_fronter", "word", _word, "list whose message_fronter is cut from posts "
        "before they go into the digest"),
     _s("digest_volume", "integer", _positive_or_one, "digest volume number"),
-    _s("digest_work_dir", "absolute_dir", _absolute_dir, "Majordomo's digest scratch "
-       "directory: stored, has no effect"),
+    _s("digest_work_dir", "absolute_dir", _absolute_dir, "Majordomo's digest work "
+       "directory: import-majordomo queues the posts waiting there for the next digest; "
+       "stored, no effect afterwards"),
     _s("dmarc_mitigation", "enum", _enum("none", "munge_from", "wrap"), "posts From: a "
        "domain with a strict DMARC policy go out From: the list (munge_from) or attached to "
        "a message from the list (wrap); none: unchanged"),

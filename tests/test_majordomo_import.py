@@ -167,7 +167,7 @@ def test_import_then_mail_gets_majordomo_answers(tmp_path, config_file, server, 
     assert "local user 'carol' has no domain" in out
     assert "demo.passwd differs from admin_passwd" in out
     assert "invalid member: not an address" in out
-    assert "posts waiting for Majordomo's next digest are not imported" in out
+    assert "1 post(s) waiting for the next digest, 1 queued for demo's next digest" in out
 
     # Idempotent: a second run adds nothing and changes nothing.
     again = run_cli(cfg, *import_args(lists, aliases, cf))
@@ -340,3 +340,59 @@ def test_duplicates_across_batches_count_once(tmp_path, config_file):
     assert list_row(res.out, "wide")[1:5] == [str(n + 2), str(n + 1), "1", "0"]
     again = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
     assert list_row(again.out, "wide")[1:5] == [str(n + 2), "0", str(n + 2), "0"]
+
+
+WAITING = [
+    ("001", "From talker@example.net  Tue Mar  2 10:00:00 1999\n"
+            "Received: from mx.example.net by lists.example.com; Tue, 2 Mar 1999 10:00:00\n"
+            "From: Talker <talker@example.net>\nTo: talk@example.com\n"
+            "Subject: first waiting post\nDate: Tue, 2 Mar 1999 10:00:00 +0100\n"
+            "Sender: owner-talk@example.com\nPrecedence: bulk\n\nStill in the work dir.\n"),
+    ("002", "From: other@example.net\r\nTo: talk@example.com\r\n"
+            "Subject: second waiting post\r\n\r\nAlso waiting.\r\n"),
+]
+
+
+def test_archive_dirs_and_waiting_digest_posts(tmp_path, config_file, server, sink):
+    """archive_dir (relative to $listdir, as Majordomo runs there) and digest_archive are
+    copied; the posts in Majordomo's digest work directory go into the next digest."""
+    cfg = config_file()
+    assert run_cli(cfg, "init").status == 0
+    root = tmp_path / "mj"
+    lists = root / "lists"
+    (lists / "old" / "talk-files").mkdir(parents=True)
+    (lists / "old" / "talk-files" / "talk.9903").write_text("Subject: archived\n\nx\n")
+    (root / "digests" / "talk").mkdir(parents=True)
+    (root / "digests" / "talk" / "v01.n007").write_text("an old digest\n")
+    work = lists / "digest-work" / "talk-digest"
+    work.mkdir(parents=True)
+    for fname, text in WAITING:
+        (work / fname).write_bytes(text.encode())
+    (work / "tmp.lock").write_text("")
+    (lists / "talk").write_text("talker@example.net\n")
+    (lists / "talk.config").write_text("admin_passwd = talkpw\n"
+                                       "archive_dir = old/talk-files\n")
+    (lists / "talk-digest").write_text("reader@example.org\n")
+    (lists / "talk-digest.config").write_text(
+        f"digest_archive = {root / 'digests' / 'talk'}\n"
+        f"digest_work_dir = digest-work/talk-digest\ndigest_volume = 1\ndigest_issue = 8\n")
+    res = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
+    assert res.status == 0, res.err + res.out
+    assert "not mapped:" not in res.out, res.out
+    assert list_row(res.out, "talk")[-1] == "1" and list_row(res.out, "talk-digest")[-1] == "1"
+    assert "2 post(s) waiting for the next digest, 2 queued for talk's next digest" in res.out
+    again = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
+    assert "2 post(s) waiting for the next digest, 0 queued" in again.out
+    archive = tmp_path / "var" / "archive" / "talk"
+    assert (archive / "talk.9903").is_file()
+    assert (archive / "digest" / "v01.n007").read_text() == "an old digest\n"
+
+    srv = server()
+    mail = Session(srv, sink)
+    got = mail.send("mkdigest talk talkpw", frm="owner@example.org", expect=2)
+    assert "Digest V1 #8 of talk: 2 message(s) sent to 1 digest member(s)." in got.lines
+    [digest] = got.to("reader@example.org")
+    dig = [p for p in digest.message.walk() if p.get_content_type() == "multipart/digest"][0]
+    inner = [p.get_content() for p in dig.iter_parts()]
+    assert [str(m["Subject"]) for m in inner] == ["first waiting post", "second waiting post"]
+    assert inner[0].get_content().startswith("Still in the work dir.")

@@ -34,7 +34,8 @@ class Keyword:
     no_effect: str = ""  # why a value is stored but changes nothing here
 
 
-_NO_DIR = "Majordomo 1.94.5 ignores it too (its absolute_dir type is a placeholder)"
+_NO_DIR = ("a running list keeps its archive and digests in data_dir; import-majordomo "
+           "reads this directory once")
 
 KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
     Keyword("admin_passwd", "word", "$LIST.admin", "majordomo"),

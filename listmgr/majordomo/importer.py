@@ -31,12 +31,14 @@ from listmgr.majordomo.sources import SourceError
 from listmgr.mail.addresses import AddressError, parse_single
 from listmgr.passwords import hash_password
 from listmgr.store import lists as repo
+from listmgr.store import digests as digest_store
 from listmgr.store import member_import
 from listmgr.store.mailboxes import RESERVED
 
 log = logging.getLogger(__name__)
 
 MAX_ARCHIVE_FILES = 100_000
+MAX_WAITING_POSTS = 10_000  # in one digest work directory
 MEMBER_BATCH = 50_000  # rows a driver executemany; sorted by key within it
 
 # resend option -> (setting, value); "" takes the option's argument.
@@ -50,6 +52,9 @@ RESEND_UNMAPPED = {
     "-C": "a per-list majordomo.cf: give it with --cf",
     "-m": "the mailer command: this server delivers by SMTP itself",
 }
+# Directories the importer reads (a running list has no use for them afterwards).
+IMPORT_DIRS = ("archive_dir", "digest_archive", "digest_work_dir")
+
 SITE_UNMAPPED = {
     "admin_headers": "set [posting] administrivia patterns in listmgr.toml (whole lines)",
     "admin_body": "set [posting] administrivia patterns in listmgr.toml (whole lines)",
@@ -268,6 +273,8 @@ def build_settings(src: Source, name: str, domain: str, result: ListResult) -> d
     for key, (value, where) in values.items():
         if key == "moderator" and value.strip() and "@" not in value:
             value = f"{value.strip()}@{domain}"
+        if key in IMPORT_DIRS:
+            value = resolve_dir(src.listdir, value)
         try:
             parse_value(key, value)
         except SettingError as exc:
@@ -275,7 +282,8 @@ def build_settings(src: Source, name: str, domain: str, result: ListResult) -> d
             continue
         final[key] = value
         kw = configmap.KEYWORDS.get(key)
-        if kw is not None and kw.no_effect and not configmap.is_default(kw, value, name):
+        if kw is not None and kw.no_effect and key not in IMPORT_DIRS \
+                and not configmap.is_default(kw, value, name):
             result.not_mapped.append(f"{where}: {key} = {value}: accepted, has no effect "
                                      f"here: {kw.no_effect}")
     reading = configmap.Reading(values=dict(final))
@@ -284,8 +292,60 @@ def build_settings(src: Source, name: str, domain: str, result: ListResult) -> d
     final.setdefault("maxlength_counts", "body")
     final.setdefault("restrict_post_reply_to", "yes")  # resend let a member's Reply-To post
     result.mapped = sum(1 for k in final if k in configmap.KEYWORDS
-                        and not configmap.KEYWORDS[k].no_effect)
+                        and (not configmap.KEYWORDS[k].no_effect or k in IMPORT_DIRS))
     return final
+
+
+def resolve_dir(listdir: Path, value: str) -> str:
+    """A directory named in a list config: relative names are under $listdir, where
+    Majordomo runs."""
+    v = value.strip()
+    if not v or v.startswith("/"):
+        return v
+    return os.path.normpath(listdir / v)
+
+
+def waiting_posts(work: Path) -> list[tuple[bytes, dt.datetime]]:
+    """The posts in a Majordomo digest work directory (numbered files, one message each,
+    as `digest -r` writes them), oldest first, with their arrival times."""
+    if not work.is_dir():
+        return []
+    names = sorted((p for p in work.iterdir() if p.name.isdigit() and p.is_file()
+                    and not p.is_symlink()), key=lambda p: int(p.name))
+    if len(names) > MAX_WAITING_POSTS:
+        raise SourceError(f"{work}: more than {MAX_WAITING_POSTS} waiting posts")
+    out = []
+    for path in names:
+        data = path.read_bytes()
+        if len(data) > sources.MAX_TEXT:
+            raise SourceError(f"{path}: {len(data)} bytes, more than the "
+                              f"{sources.MAX_TEXT} read")
+        data = data.replace(b"\r\n", b"\n").lstrip(b"\n")
+        if data.startswith(b"From ") :  # an mbox separator line is not part of the post
+            data = data.split(b"\n", 1)[1] if b"\n" in data else b""
+        mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+        out.append((data.replace(b"\n", b"\r\n"), mtime.replace(tzinfo=None)))
+    return out
+
+
+def carry_waiting_posts(s, mlist, work: Path, result: ListResult) -> None:
+    """Majordomo's posts waiting for the next digest into this list's digest queue (once:
+    a post already waiting here is not queued again)."""
+    posts = waiting_posts(work)
+    if not posts:
+        return
+    have = set(digest_store.entry_digests(s, mlist))
+    added = 0
+    for data, when in posts:
+        if digest_store.content_digest(data) in have:
+            continue
+        text = data.replace(b"\r\n", b"\n")
+        digest_store.add_entry(s, mlist, data, lines=text.count(b"\n"), size=len(text),
+                               queued_at=when)
+        have.add(digest_store.content_digest(data))
+        added += 1
+    result.notes.append(f"{work}: {len(posts)} post(s) waiting for the next digest, "
+                        f"{added} queued for {mlist.name}'s next digest")
 
 
 def copy_archive(src_dir: Path, dest: Path, *, dry_run: bool) -> int:
@@ -400,8 +460,13 @@ def import_list(app, src: Source, name: str, *, dry_run: bool,
                         progress=(lambda n: progress(lname, n)) if progress else None)
             if dry_run:
                 s.rollback()
-        result.archive_files = copy_archive(
-            src.archive_of(name), Path(cfg.data_dir) / "archive" / lname, dry_run=dry_run)
+        archive = Path(settings["archive_dir"]) if settings.get("archive_dir") \
+            else src.archive_of(name)
+        dest = Path(cfg.data_dir) / "archive" / lname
+        result.archive_files = copy_archive(archive, dest, dry_run=dry_run)
+        if settings.get("digest_archive"):
+            result.archive_files += copy_archive(Path(settings["digest_archive"]),
+                                                 dest / "digest", dry_run=dry_run)
     except (SourceError, repo.ListError, OSError) as exc:
         result.error = str(exc)
     return result
@@ -419,6 +484,7 @@ def import_twin(app, src: Source, name: str, base: str, *, dry_run: bool,
     domain = app.config.domain
     try:
         values: dict[str, str] = {}
+        dirs: dict[str, str] = {}
         config_path = src.listdir / f"{name}.config"
         if config_path.is_file():
             reading = configmap.read(sources.read_text(config_path), name, domain=domain,
@@ -429,18 +495,19 @@ def import_twin(app, src: Source, name: str, base: str, *, dry_run: bool,
                 kw = configmap.KEYWORDS.get(key)
                 if key in DIGEST_KEYS:
                     values[key] = value
+                elif key in IMPORT_DIRS and key != "archive_dir":
+                    if value.strip():
+                        dirs[key] = resolve_dir(src.listdir, value)
                 elif kw is not None and not configmap.is_default(kw, value, name) \
                         and not (key == "reply_to" and value == base) \
                         and not (key == "sender" and value == f"owner-{name}"):
                     result.not_mapped.append(
                         f"{name}.config line {reading.lines.get(key)}: {key} = {value}: "
                         f"the digest goes out with list {base}'s settings")
-        result.mapped = len(values)
-        work = src.cf.values.get("digest_work_dir", "")
-        queued = Path(work) / name.lower() if work else None
-        if queued is not None and queued.is_dir() and any(queued.iterdir()):
-            result.not_mapped.append(f"{queued}: posts waiting for Majordomo's next digest "
-                                     f"are not imported; run Majordomo's mkdigest first")
+        result.mapped = len(values) + len(dirs)
+        work = Path(dirs["digest_work_dir"]) if dirs.get("digest_work_dir") else None
+        if work is None and src.cf.values.get("digest_work_dir"):
+            work = Path(src.cf.values["digest_work_dir"]) / name.lower()
         members = sources.MemberLines(src.listdir / name)
         with app.store.session() as s:
             member_import.prepare(s)
@@ -458,8 +525,14 @@ def import_twin(app, src: Source, name: str, base: str, *, dry_run: bool,
             if both:
                 result.notes.append(f"{len(both)} address(es) on both {base} and {name}: "
                                     f"they keep receiving single messages")
+            if work is not None:
+                carry_waiting_posts(s, mlist, work, result)
             if dry_run:
                 s.rollback()
+        if dirs.get("digest_archive"):
+            result.archive_files = copy_archive(
+                Path(dirs["digest_archive"]),
+                Path(app.config.data_dir) / "archive" / base / "digest", dry_run=dry_run)
     except (SourceError, repo.ListError, SettingError, OSError) as exc:
         result.error = str(exc)
     return result
