@@ -141,9 +141,12 @@ def test_import_then_mail_gets_majordomo_answers(tmp_path, config_file, server, 
     lists, aliases, cf = build_site(tmp_path / "majordomo")
 
     # --dry-run reports everything and changes nothing.
+    toml_before = Path(cfg).read_text()
     dry = run_cli(cfg, *import_args(lists, aliases, cf, "--dry-run"))
     assert dry.status == 0, dry.err
     assert dry.out.startswith("Dry run: nothing was changed.")
+    assert "global_taboo_headers: 2 pattern(s) would be written to" in dry.out
+    assert Path(cfg).read_text() == toml_before
     assert list_row(dry.out, "big")[1:4] == ["50000", "50000", "0"]
     srv = server()
     assert srv.call(lambda s: s.query(MailingList).count()) == 0
@@ -158,7 +161,9 @@ def test_import_then_mail_gets_majordomo_answers(tmp_path, config_file, server, 
     assert "demo-digest (digest of demo)" in out
     assert list_row(out, "total")[1:3] == ["50008", "50006"]
     # What could not be mapped is named with where it came from and why.
-    assert "global_taboo_headers: 2 pattern(s) not mapped" in out
+    assert "majordomo.cf $global_taboo_headers: 2 pattern(s) written to" in out
+    assert "[posting] global_taboo_headers (in effect when serve starts)" in out
+    assert "$admin_body: 1 pattern(s) not mapped" in out
     assert "$whereami = example.com: lists now answer at @example.org" in out
     assert "not mapped: demo.config line" in out and "debug = yes: accepted, has no " \
         "effect here" in out
@@ -396,3 +401,52 @@ def test_archive_dirs_and_waiting_digest_posts(tmp_path, config_file, server, si
     inner = [p.get_content() for p in dig.iter_parts()]
     assert [str(m["Subject"]) for m in inner] == ["first waiting post", "second waiting post"]
     assert inner[0].get_content().startswith("Still in the work dir.")
+
+
+def test_site_taboo_patterns_go_to_listmgr_toml_and_hold_posts(tmp_path, config_file, sink):
+    """majordomo.cf's $global_taboo_* are written to [posting] in listmgr.toml (the keys
+    added, the rest of the file as it was); after the import a matching post is held."""
+    import smtplib
+    from listmgr import config as config_mod
+    from tests.support import ServerThread
+    cfg = config_file(delivery__smarthost=f"127.0.0.1:{sink.port}",
+                      posting__fanout_batch=500)
+    assert run_cli(cfg, "init").status == 0
+    lists = tmp_path / "mj"
+    lists.mkdir()
+    (lists / "news").write_text("poster@example.net\nreader@example.net\n")
+    (lists / "news.config").write_text("admin_passwd = newspw\n")
+    cf = tmp_path / "majordomo.cf"
+    cf.write_text("$whereami = \"example.org\";\n"
+                  "$global_taboo_headers = <<'END';\n/^subject:.*\\bbuy now\\b/i\nEND\n"
+                  "$global_taboo_body = <<'END';\n# comment lines are skipped\n/casino/i\n"
+                  "END\n1;\n")
+    before = Path(cfg).read_text()
+    res = run_cli(cfg, "import-majordomo", "--listdir", str(lists), "--cf", str(cf))
+    assert res.status == 0, res.err + res.out
+    assert f"$global_taboo_body: 1 pattern(s) written to {cfg} [posting] global_taboo_body" \
+        in res.out
+    after = Path(cfg).read_text()
+    assert after.startswith(before.split("[posting]")[0])  # the rest is as it was
+    loaded = config_mod.load(cfg)
+    assert loaded.posting.global_taboo_headers == ("/^subject:.*\\bbuy now\\b/i",)
+    assert loaded.posting.global_taboo_body == ("/casino/i",)
+    assert loaded.posting.fanout_batch == 500
+    again = run_cli(cfg, "import-majordomo", "--listdir", str(lists), "--cf", str(cf))
+    assert "1 pattern(s), already [posting] global_taboo_headers" in again.out
+    assert Path(cfg).read_text() == after
+
+    srv = ServerThread(Path(cfg))
+    srv.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10) as c:
+            c.sendmail("poster@example.net", ["news@example.org"],
+                       b"From: poster@example.net\r\nTo: news@example.org\r\n"
+                       b"Subject: Buy now, cheap\r\n\r\nHello.\r\n")
+        got = sink.wait_for(lambda rs: any(
+            str(r.message["Subject"]).startswith("BOUNCE news@example.org") for r in rs))
+        [held] = [r for r in got if str(r.message["Subject"]).startswith("BOUNCE news@")]
+        assert "global taboo header: /^subject:.*\\bbuy now\\b/i" in str(held.message["Subject"])
+        assert not any("reader@example.net" in r.rcpt_tos for r in got)
+    finally:
+        srv.stop()

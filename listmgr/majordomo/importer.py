@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from listmgr.listconfig import SETTINGS, SettingError, parse_value
-from listmgr.majordomo import configmap, members as member_rows, sources
+from listmgr.majordomo import configmap, members as member_rows, sitecf, sources
 from listmgr.majordomo.sources import SourceError
 from listmgr.mail.addresses import AddressError, parse_single
 from listmgr.passwords import hash_password
@@ -56,11 +56,10 @@ RESEND_UNMAPPED = {
 IMPORT_DIRS = ("archive_dir", "digest_archive", "digest_work_dir")
 
 SITE_UNMAPPED = {
-    "admin_headers": "set [posting] administrivia patterns in listmgr.toml (whole lines)",
-    "admin_body": "set [posting] administrivia patterns in listmgr.toml (whole lines)",
-    "global_taboo_headers": "copy them to [posting] global_taboo_headers in listmgr.toml "
-                            "(the default is sample.cf's list)",
-    "global_taboo_body": "copy them to [posting] global_taboo_body in listmgr.toml",
+    "admin_headers": "this server's administrivia check is [posting] administrivia: whole "
+                     "lines of the Subject and the first body lines; compare them by hand",
+    "admin_body": "this server's administrivia check is [posting] administrivia: whole "
+                  "lines of the Subject and the first body lines; compare them by hand",
 }
 
 
@@ -543,6 +542,9 @@ def run(app, src: Source, *, only: list[str] | None = None, dry_run: bool = Fals
         list_done: Callable[[], None] | None = None) -> Report:
     report = Report(dry_run=dry_run)
     report.site = site_findings(src, app.config.domain)
+    report.site += sitecf.write_site_patterns(
+        app.config, {k: sources.cf_patterns(src.cf.blocks.get(k, [])) for k in sitecf.KEYS},
+        dry_run=dry_run)
     names = sources.list_names(src.listdir)
     if only:
         wanted = {n.lower() for n in only}
