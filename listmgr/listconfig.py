@@ -191,6 +191,8 @@ def _local_or_address(text: str) -> str:
     t = _word(text)
     if not t:
         return ""
+    if "+" in t.rpartition("@")[0] or ("@" not in t and "+" in t):
+        raise ValueError("a + cannot be in it: it starts the member part of VERP addresses")
     if "@" in t:
         return _address_or_empty(t)
     if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}", t) or t.startswith("-"):
@@ -346,15 +348,16 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("precedence", "word", _word, "Precedence: header put on posts"),
     _s("purge_received", "bool", _bool, "remove Received: headers from posts", fmt=_fmt_bool),
     _s("reply_to", "word", _reply_to, "Reply-To: put on posts ($SENDER for the poster)"),
-    _s("resend_host", "word", _host_or_empty, "Majordomo's host for addresses without a "
-       "domain: stored, has no effect (the site domain is used)"),
+    _s("resend_host", "word", _host_or_empty, "host name in the Sender: header put on "
+       "posts and digests (empty: the site domain)"),
     _s("restrict_post", "restrict_post", _restrict_post, "lists whose members may post "
        "(colon or blank separated; empty: this list's own members)"),
     _s("restrict_post_reply_to", "bool", _bool, "a Reply-To naming a member lets a post "
        "through, as in Majordomo (off for new lists: anyone can write any Reply-To)",
        fmt=_fmt_bool),
-    _s("sender", "word", _local_or_address, "Majordomo's envelope sender of posts: "
-       "stored, has no effect (posts use owner-LIST)",
+    _s("sender", "word", _local_or_address, "envelope sender of the list's copies "
+       "(a local part gets the site domain; default owner-LIST); with VERP its local part "
+       "is the base: LOCAL+member=domain@ (bounces to either reach the bounce processor)",
        get=lambda m: m.sender or f"owner-{m.name}"),
     _s("require_auth", "bool", _bool, "hold posts whose From: address is not authenticated "
        "(no aligned DKIM or SPF pass); not on open lists", fmt=_fmt_bool),
@@ -405,3 +408,24 @@ def format_value(mlist: Any, setting: Setting) -> str:
     if setting.secret:
         return ""
     return setting.fmt(get_value(mlist, setting))
+
+
+def sender_address(mlist: Any, domain: str) -> str:
+    """The envelope sender of the list's copies: `sender` (default owner-LIST), with
+    @domain when it is a local part (Majordomo's resend -f)."""
+    value = (getattr(mlist, "sender", "") or "").strip() or f"owner-{mlist.name}"
+    return value if "@" in value else f"{value}@{domain}"
+
+
+def sender_header(mlist: Any, domain: str) -> str:
+    """The Sender: header of posts and digests: the sender's local part at `resend_host`
+    (Majordomo's resend -h) when one is set, else the envelope sender."""
+    host = (getattr(mlist, "resend_host", "") or "").strip()
+    address = sender_address(mlist, domain)
+    return f"{address.rpartition('@')[0]}@{host}" if host else address
+
+
+def bounce_base(mlist: Any) -> str:
+    """The local part bounces and VERP addresses are built on (lower case)."""
+    value = (getattr(mlist, "sender", "") or "").strip() or f"owner-{mlist.name}"
+    return value.rpartition("@")[0].lower() if "@" in value else value.lower()

@@ -35,6 +35,7 @@ from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
 from listmgr.spool import new_queue_id
 from listmgr.store import inbound
+from listmgr.store.lists import list_of_sender
 from listmgr.store.mailboxes import get_user, normalise_ip, user_exists
 from listmgr.store.models import MailingList, utcnow
 
@@ -85,6 +86,9 @@ class StoreDirectory:
 
     def has_user(self, name: str) -> bool:
         return user_exists(self.s, name)
+
+    def list_of_sender(self, local: str) -> str | None:
+        return list_of_sender(self.s, local)
 
 
 @dataclass

@@ -31,6 +31,16 @@ def get_list(s: Session, name: str) -> MailingList | None:
     return s.scalars(select(MailingList).where(MailingList.name == name.lower())).first()
 
 
+def list_of_sender(s: Session, local: str) -> str | None:
+    """The list whose `sender` has this local part (bounces to it are the list's), if any;
+    the default owner-LIST is not stored and not looked up here."""
+    local = local.lower()
+    col = func.lower(MailingList.sender)
+    return s.scalar(select(MailingList.name).where(
+        (col == local) | col.startswith(local + "@", autoescape=True))
+        .order_by(MailingList.id).limit(1))
+
+
 def require_list(s: Session, name: str) -> MailingList:
     mlist = get_list(s, name)
     if mlist is None:
