@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_ARCHIVE_FILES = 100_000
 MAX_WAITING_POSTS = 10_000  # in one digest work directory
-MEMBER_BATCH = 50_000  # rows a driver executemany; sorted by key within it
+MEMBER_BATCH = 50_000  # rows a driver executemany, in file order
 
 # resend option -> (setting, value); "" takes the option's argument.
 RESEND_MAP = {
@@ -320,7 +320,7 @@ def waiting_posts(work: Path) -> list[tuple[bytes, dt.datetime]]:
             raise SourceError(f"{path}: {len(data)} bytes, more than the "
                               f"{sources.MAX_TEXT} read")
         data = data.replace(b"\r\n", b"\n").lstrip(b"\n")
-        if data.startswith(b"From ") :  # an mbox separator line is not part of the post
+        if data.startswith(b"From "):  # an mbox separator line is not part of the post
             data = data.split(b"\n", 1)[1] if b"\n" in data else b""
         mtime = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
         out.append((data.replace(b"\n", b"\r\n"), mtime.replace(tzinfo=None)))
