@@ -191,6 +191,8 @@ def _local_or_address(text: str) -> str:
     t = _word(text)
     if not t:
         return ""
+    if "+" in t.rpartition("@")[0] or ("@" not in t and "+" in t):
+        raise ValueError("a + cannot be in it: it starts the member part of VERP addresses")
     if "@" in t:
         return _address_or_empty(t)
     if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}", t) or t.startswith("-"):
@@ -215,9 +217,11 @@ def _restrict_post(text: str) -> str:
 
 
 def _absolute_dir(text: str) -> str:
+    """A directory of a Majordomo installation: root-anchored, or relative to its $listdir
+    (import-majordomo resolves it there); never with . or .. parts."""
     t = _string(text)
-    if t and (not t.startswith("/") or "/../" in t + "/" or "/./" in t + "/"):
-        raise ValueError("expected a root-anchored directory without . or ..")
+    if t and ("/../" in "/" + t + "/" or "/./" in "/" + t + "/"):
+        raise ValueError("expected a directory without . or .. parts")
     return t
 
 
@@ -287,8 +291,8 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
        "removed when disabled)"),
     _s("approve_passwd", "word", _word, "password for Approved: on posts (stored hashed)",
        column="approve_passwd_hash", secret=True),
-    _s("archive_dir", "absolute_dir", _absolute_dir, "Majordomo's archive directory "
-       "(unused there too): stored, has no effect"),
+    _s("archive_dir", "absolute_dir", _absolute_dir, "Majordomo's archive directory: "
+       "import-majordomo copies the archive from there; stored, no effect afterwards"),
     _s("comments", "string_array", _text, "free text kept with the list"),
     _s("date_info", "bool", _bool, "stamp the date at the top of the info text", fmt=_fmt_bool),
     _s("date_intro", "bool", _bool, "stamp the date at the top of the intro text",
@@ -297,7 +301,7 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
        fmt=_fmt_bool),
     _s("description", "string", _string, "one-line description shown by `lists`"),
     _s("digest_archive", "absolute_dir", _absolute_dir, "Majordomo's digest archive "
-       "directory (unused there too): stored, has no effect"),
+       "directory: import-majordomo copies its digests; stored, no effect afterwards"),
     _s("digest_format", "enum", _enum("mime", "rfc1153"), "digests as MIME multipart/digest "
        "(RFC 2046) or plain text (RFC 1153)"),
     _s("digest_issue", "integer", _positive_or_one, "number of the next digest issue"),
@@ -312,8 +316,9 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("digest_rm_fronter", "word", _word, "list whose message_fronter is cut from posts "
        "before they go into the digest"),
     _s("digest_volume", "integer", _positive_or_one, "digest volume number"),
-    _s("digest_work_dir", "absolute_dir", _absolute_dir, "Majordomo's digest scratch "
-       "directory: stored, has no effect"),
+    _s("digest_work_dir", "absolute_dir", _absolute_dir, "Majordomo's digest work "
+       "directory: import-majordomo queues the posts waiting there for the next digest; "
+       "stored, no effect afterwards"),
     _s("dmarc_mitigation", "enum", _enum("none", "munge_from", "wrap"), "posts From: a "
        "domain with a strict DMARC policy go out From: the list (munge_from) or attached to "
        "a message from the list (wrap); none: unchanged"),
@@ -349,15 +354,16 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("precedence", "word", _word, "Precedence: header put on posts"),
     _s("purge_received", "bool", _bool, "remove Received: headers from posts", fmt=_fmt_bool),
     _s("reply_to", "word", _reply_to, "Reply-To: put on posts ($SENDER for the poster)"),
-    _s("resend_host", "word", _host_or_empty, "Majordomo's host for addresses without a "
-       "domain: stored, has no effect (the site domain is used)"),
+    _s("resend_host", "word", _host_or_empty, "host name in the Sender: header put on "
+       "posts and digests (empty: the site domain)"),
     _s("restrict_post", "restrict_post", _restrict_post, "lists whose members may post "
        "(colon or blank separated; empty: this list's own members)"),
     _s("restrict_post_reply_to", "bool", _bool, "a Reply-To naming a member lets a post "
        "through, as in Majordomo (off for new lists: anyone can write any Reply-To)",
        fmt=_fmt_bool),
-    _s("sender", "word", _local_or_address, "Majordomo's envelope sender of posts: "
-       "stored, has no effect (posts use owner-LIST)",
+    _s("sender", "word", _local_or_address, "envelope sender of the list's copies "
+       "(a local part gets the site domain; default owner-LIST); with VERP its local part "
+       "is the base: LOCAL+member=domain@ (bounces to either reach the bounce processor)",
        get=lambda m: m.sender or f"owner-{m.name}"),
     _s("require_auth", "bool", _bool, "hold posts whose From: address is not authenticated "
        "(no aligned DKIM or SPF pass); not on open lists", fmt=_fmt_bool),
@@ -408,3 +414,24 @@ def format_value(mlist: Any, setting: Setting) -> str:
     if setting.secret:
         return ""
     return setting.fmt(get_value(mlist, setting))
+
+
+def sender_address(mlist: Any, domain: str) -> str:
+    """The envelope sender of the list's copies: `sender` (default owner-LIST), with
+    @domain when it is a local part (Majordomo's resend -f)."""
+    value = (getattr(mlist, "sender", "") or "").strip() or f"owner-{mlist.name}"
+    return value if "@" in value else f"{value}@{domain}"
+
+
+def sender_header(mlist: Any, domain: str) -> str:
+    """The Sender: header of posts and digests: the sender's local part at `resend_host`
+    (Majordomo's resend -h) when one is set, else the envelope sender."""
+    host = (getattr(mlist, "resend_host", "") or "").strip()
+    address = sender_address(mlist, domain)
+    return f"{address.rpartition('@')[0]}@{host}" if host else address
+
+
+def bounce_base(mlist: Any) -> str:
+    """The local part bounces and VERP addresses are built on (lower case)."""
+    value = (getattr(mlist, "sender", "") or "").strip() or f"owner-{mlist.name}"
+    return value.rpartition("@")[0].lower() if "@" in value else value.lower()

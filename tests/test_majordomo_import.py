@@ -141,9 +141,12 @@ def test_import_then_mail_gets_majordomo_answers(tmp_path, config_file, server, 
     lists, aliases, cf = build_site(tmp_path / "majordomo")
 
     # --dry-run reports everything and changes nothing.
+    toml_before = Path(cfg).read_text()
     dry = run_cli(cfg, *import_args(lists, aliases, cf, "--dry-run"))
     assert dry.status == 0, dry.err
     assert dry.out.startswith("Dry run: nothing was changed.")
+    assert "global_taboo_headers: 2 pattern(s) would be written to" in dry.out
+    assert Path(cfg).read_text() == toml_before
     assert list_row(dry.out, "big")[1:4] == ["50000", "50000", "0"]
     srv = server()
     assert srv.call(lambda s: s.query(MailingList).count()) == 0
@@ -158,7 +161,9 @@ def test_import_then_mail_gets_majordomo_answers(tmp_path, config_file, server, 
     assert "demo-digest (digest of demo)" in out
     assert list_row(out, "total")[1:3] == ["50008", "50006"]
     # What could not be mapped is named with where it came from and why.
-    assert "global_taboo_headers: 2 pattern(s) not mapped" in out
+    assert "majordomo.cf $global_taboo_headers: 2 pattern(s) written to" in out
+    assert "[posting] global_taboo_headers (in effect when serve starts)" in out
+    assert "$admin_body: 1 pattern(s) not mapped" in out
     assert "$whereami = example.com: lists now answer at @example.org" in out
     assert "not mapped: demo.config line" in out and "debug = yes: accepted, has no " \
         "effect here" in out
@@ -167,7 +172,7 @@ def test_import_then_mail_gets_majordomo_answers(tmp_path, config_file, server, 
     assert "local user 'carol' has no domain" in out
     assert "demo.passwd differs from admin_passwd" in out
     assert "invalid member: not an address" in out
-    assert "posts waiting for Majordomo's next digest are not imported" in out
+    assert "1 post(s) waiting for the next digest, 1 queued for demo's next digest" in out
 
     # Idempotent: a second run adds nothing and changes nothing.
     again = run_cli(cfg, *import_args(lists, aliases, cf))
@@ -293,3 +298,155 @@ def test_bad_inputs_are_one_line_errors(tmp_path, config_file):
     assert "FAILED:" in res.out and "more than the" in res.out
     res = run_cli(cfg, "import-majordomo", "--listdir", str(lists), "--lists", "missing")
     assert res.status == 1 and "no list file" in res.out
+
+
+def test_member_blocks_follow_the_line_rules(tmp_path):
+    """A block is read in one scan when every line is a bare address; the answers are the
+    ones the address rules give line by line, whatever else the block holds."""
+    from listmgr.mail.addresses import domains_if_valid, is_valid
+    from listmgr.majordomo.members import parse_block
+    samples = ["a@b.example", "A.B+c@Example.ORG", '"quoted"@x.example', "x@[10.0.0.1]",
+               "-dash@x.example", "pipe|x@x.example", "no-at-sign", "a@localhost",
+               "a@-bad.example", "a@b.example.", "Name <a@b.example>", "é@x.example",
+               "a" * 330 + "@x.example"]
+    for line in samples:
+        assert (domains_if_valid([line]) is not None) == is_valid(line), line
+        assert (domains_if_valid(["ok@x.example", line]) is not None) == is_valid(line), line
+    rows, bad = parse_block(["ok@X.example", "Name <n@y.example>", "bad"], keep_raw=True)
+    assert rows == [("ok@X.example", "ok@x.example", "x.example"),
+                    ("Name <n@y.example>", "n@y.example", "y.example")]
+    assert [line for line, _ in bad] == ["bad"]
+
+    # A file of plain lines (read a block at a time without per-line work) and one with
+    # padding, CRLF and comments give the same lines.
+    plain, padded = tmp_path / "plain", tmp_path / "padded"
+    addrs = [f"u{i}@d{i % 7}.example" for i in range(70_000)]
+    plain.write_text("".join(a + "\n" for a in addrs))
+    padded.write_bytes("".join(f"  {a}\r\n" + ("# c\r\n\r\n" if i % 1000 == 0 else "")
+                               for i, a in enumerate(addrs)).encode())
+    p, q = sources.MemberLines(plain), sources.MemberLines(padded)
+    assert list(p) == list(q) == addrs
+    assert p.lines == q.lines == len(addrs)
+
+
+def test_duplicates_across_batches_count_once(tmp_path, config_file):
+    """The same address far apart in a big file is added once and counted as already
+    there the second time, in the file's order."""
+    from listmgr.majordomo import importer
+    cfg = config_file()
+    assert run_cli(cfg, "init").status == 0
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    n = importer.MEMBER_BATCH + 10
+    (lists / "wide").write_text("first@x.example\n" + "".join(
+        f"m{i}@y.example\n" for i in range(n)) + "FIRST@X.example\n")
+    res = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
+    assert res.status == 0, res.err
+    assert list_row(res.out, "wide")[1:5] == [str(n + 2), str(n + 1), "1", "0"]
+    again = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
+    assert list_row(again.out, "wide")[1:5] == [str(n + 2), "0", str(n + 2), "0"]
+
+
+WAITING = [
+    ("001", "From talker@example.net  Tue Mar  2 10:00:00 1999\n"
+            "Received: from mx.example.net by lists.example.com; Tue, 2 Mar 1999 10:00:00\n"
+            "From: Talker <talker@example.net>\nTo: talk@example.com\n"
+            "Subject: first waiting post\nDate: Tue, 2 Mar 1999 10:00:00 +0100\n"
+            "Sender: owner-talk@example.com\nPrecedence: bulk\n\nStill in the work dir.\n"),
+    ("002", "From: other@example.net\r\nTo: talk@example.com\r\n"
+            "Subject: second waiting post\r\n\r\nAlso waiting.\r\n"),
+]
+
+
+def test_archive_dirs_and_waiting_digest_posts(tmp_path, config_file, server, sink):
+    """archive_dir (relative to $listdir, as Majordomo runs there) and digest_archive are
+    copied; the posts in Majordomo's digest work directory go into the next digest."""
+    cfg = config_file()
+    assert run_cli(cfg, "init").status == 0
+    root = tmp_path / "mj"
+    lists = root / "lists"
+    (lists / "old" / "talk-files").mkdir(parents=True)
+    (lists / "old" / "talk-files" / "talk.9903").write_text("Subject: archived\n\nx\n")
+    (root / "digests" / "talk").mkdir(parents=True)
+    (root / "digests" / "talk" / "v01.n007").write_text("an old digest\n")
+    work = lists / "digest-work" / "talk-digest"
+    work.mkdir(parents=True)
+    for fname, text in WAITING:
+        (work / fname).write_bytes(text.encode())
+    (work / "tmp.lock").write_text("")
+    (lists / "talk").write_text("talker@example.net\n")
+    (lists / "talk.config").write_text("admin_passwd = talkpw\n"
+                                       "archive_dir = old/talk-files\n")
+    (lists / "talk-digest").write_text("reader@example.org\n")
+    (lists / "talk-digest.config").write_text(
+        f"digest_archive = {root / 'digests' / 'talk'}\n"
+        f"digest_work_dir = digest-work/talk-digest\ndigest_volume = 1\ndigest_issue = 8\n")
+    res = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
+    assert res.status == 0, res.err + res.out
+    assert "not mapped:" not in res.out, res.out
+    assert list_row(res.out, "talk")[-1] == "1" and list_row(res.out, "talk-digest")[-1] == "1"
+    assert "2 post(s) waiting for the next digest, 2 queued for talk's next digest" in res.out
+    again = run_cli(cfg, "import-majordomo", "--listdir", str(lists))
+    assert "2 post(s) waiting for the next digest, 0 queued" in again.out
+    archive = tmp_path / "var" / "archive" / "talk"
+    assert (archive / "talk.9903").is_file()
+    assert (archive / "digest" / "v01.n007").read_text() == "an old digest\n"
+
+    srv = server()
+    mail = Session(srv, sink)
+    got = mail.send("mkdigest talk talkpw", frm="owner@example.org", expect=2)
+    assert "Digest V1 #8 of talk: 2 message(s) sent to 1 digest member(s)." in got.lines
+    [digest] = got.to("reader@example.org")
+    dig = [p for p in digest.message.walk() if p.get_content_type() == "multipart/digest"][0]
+    inner = [p.get_content() for p in dig.iter_parts()]
+    assert [str(m["Subject"]) for m in inner] == ["first waiting post", "second waiting post"]
+    assert inner[0].get_content().startswith("Still in the work dir.")
+
+
+def test_site_taboo_patterns_go_to_listmgr_toml_and_hold_posts(tmp_path, config_file, sink):
+    """majordomo.cf's $global_taboo_* are written to [posting] in listmgr.toml (the keys
+    added, the rest of the file as it was); after the import a matching post is held."""
+    import smtplib
+    from listmgr import config as config_mod
+    from tests.support import ServerThread
+    cfg = config_file(delivery__smarthost=f"127.0.0.1:{sink.port}",
+                      posting__fanout_batch=500)
+    assert run_cli(cfg, "init").status == 0
+    lists = tmp_path / "mj"
+    lists.mkdir()
+    (lists / "news").write_text("poster@example.net\nreader@example.net\n")
+    (lists / "news.config").write_text("admin_passwd = newspw\n")
+    cf = tmp_path / "majordomo.cf"
+    cf.write_text("$whereami = \"example.org\";\n"
+                  "$global_taboo_headers = <<'END';\n/^subject:.*\\bbuy now\\b/i\nEND\n"
+                  "$global_taboo_body = <<'END';\n# comment lines are skipped\n/casino/i\n"
+                  "END\n1;\n")
+    before = Path(cfg).read_text()
+    res = run_cli(cfg, "import-majordomo", "--listdir", str(lists), "--cf", str(cf))
+    assert res.status == 0, res.err + res.out
+    assert f"$global_taboo_body: 1 pattern(s) written to {cfg} [posting] global_taboo_body" \
+        in res.out
+    after = Path(cfg).read_text()
+    assert after.startswith(before.split("[posting]")[0])  # the rest is as it was
+    loaded = config_mod.load(cfg)
+    assert loaded.posting.global_taboo_headers == ("/^subject:.*\\bbuy now\\b/i",)
+    assert loaded.posting.global_taboo_body == ("/casino/i",)
+    assert loaded.posting.fanout_batch == 500
+    again = run_cli(cfg, "import-majordomo", "--listdir", str(lists), "--cf", str(cf))
+    assert "1 pattern(s), already [posting] global_taboo_headers" in again.out
+    assert Path(cfg).read_text() == after
+
+    srv = ServerThread(Path(cfg))
+    srv.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10) as c:
+            c.sendmail("poster@example.net", ["news@example.org"],
+                       b"From: poster@example.net\r\nTo: news@example.org\r\n"
+                       b"Subject: Buy now, cheap\r\n\r\nHello.\r\n")
+        got = sink.wait_for(lambda rs: any(
+            str(r.message["Subject"]).startswith("BOUNCE news@example.org") for r in rs))
+        [held] = [r for r in got if str(r.message["Subject"]).startswith("BOUNCE news@")]
+        assert "global taboo header: /^subject:.*\\bbuy now\\b/i" in str(held.message["Subject"])
+        assert not any("reader@example.net" in r.rcpt_tos for r in got)
+    finally:
+        srv.stop()

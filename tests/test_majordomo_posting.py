@@ -102,3 +102,42 @@ def test_bounce_notice_subject_on_one_line_and_post_inline(app):
     post_part = body[body.index(b"From: stranger@example.net"):]
     assert b"Subject: a fairly long subject" in post_part
     assert post_part.rstrip().endswith(b"Original body.")
+
+
+def test_sender_and_resend_host_over_smtp(server, sink):
+    """`sender` is the envelope sender of the list's copies (Majordomo's resend -f) and,
+    with VERP, the base of each member's bounce address; bounces to either reach the bounce
+    processor. `resend_host` is the host of the Sender: header (resend -h)."""
+    from tests.test_bounces_e2e import ALICE, dsn, member, send_raw, wait_member
+    from tests.test_posting_e2e import MEMBERS, STRANGER, post_text, send, setup_list
+    srv = server(bounces__check_interval="1s")
+    setup_list(srv, post_policy="open", sender="demo-bounces", resend_host="lists.example.com",
+               bounce_score_threshold="1.0")
+    setup_list(srv, name="plain", post_policy="open", verp="off", sender="plain-errors",
+               members=[ALICE])
+    send(srv, STRANGER, "demo@example.org", post_text(STRANGER))
+    got = sink.wait_for(lambda rs: sum(len(r.rcpt_tos) for r in rs
+                                       if r.mail_from.startswith("demo-bounces")) >= len(MEMBERS))
+    copies = [r for r in got if r.mail_from.startswith("demo-bounces")]
+    [copy] = [c for c in copies if c.rcpt_tos == [ALICE]]
+    assert copy.mail_from == "demo-bounces+alice=example.com@example.org"
+    assert copy.message["Sender"] == "demo-bounces@lists.example.com"
+    assert copy.message["List-Owner"] == "<mailto:owner-demo@example.org>"
+    assert not any(r.mail_from.startswith("owner-demo") for r in got)
+
+    send(srv, STRANGER, "plain@example.org", post_text(STRANGER).replace("demo@", "plain@"))
+    got = sink.wait_for(lambda rs: any(r.mail_from == "plain-errors@example.org" for r in rs))
+    [plain] = [r for r in got if r.mail_from == "plain-errors@example.org"]
+    assert plain.rcpt_tos == [ALICE] and plain.message["Sender"] == "plain-errors@example.org"
+
+    # The member's server bounces the post to the envelope sender of her copy: scored.
+    send_raw(srv, "", copy.mail_from, dsn(copy.mail_from, ALICE))
+    m = wait_member(srv, ALICE, lambda m: m is not None and m.bounce_score > 0)
+    assert m.bounce_score == 1.0
+    assert member(srv, ALICE, "plain").bounce_score == 0
+    # The bare sender address is the list's bounce address too (accepted at RCPT).
+    send_raw(srv, "", "plain-errors@example.org", dsn("plain-errors@example.org", ALICE))
+    deadline = __import__("time").monotonic() + 20
+    while member(srv, ALICE, "plain").bounce_score == 0:
+        assert __import__("time").monotonic() < deadline, "bounce to plain-errors@ not scored"
+        __import__("time").sleep(0.1)

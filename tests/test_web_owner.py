@@ -177,10 +177,46 @@ def test_every_owner_form_needs_its_csrf_token(srv):
     with client(srv) as c:
         owner_login(c)
         for path in ("login", "logout", "members/add", "members/bulk", "members/remove",
-                     "members/delivery", f"held/{held_id}/decide", "settings/save",
+                     "members/delivery", "members/digest", f"held/{held_id}/decide", "settings/save",
                      "texts/save"):
             r = c.post(ADMIN + path, data={"address": "z@example.com", "action": "approve",
                                            "password": "s3cret", "info": "x"})
             assert r.status_code == 403, path
     assert srv.call(lambda s: s.get(HeldPost, held_id).state) == "held"
     assert "z@example.com" not in members_of(srv)
+
+
+def test_owner_toggles_a_members_digest_mode(srv, sink):
+    """The members page shows each member's digest mode and switches it, as `set LIST
+    digest|nodigest` does: the member's copies stop and a digest holds the post."""
+    def digest_of(address):
+        return srv.call(lambda s: repo.find_member(s, repo.require_list(s, "demo"),
+                                                   address).digest)
+    with client(srv) as c:
+        owner_login(c)
+        page = c.get(f"{ADMIN}members/").text
+        assert "single messages (send digests)" in page and "digests (send single" not in page
+        r = post_form(c, f"{ADMIN}members/digest", {"address": "bob@example.net", "on": "1"},
+                      page=page)
+        assert "now gets the list's digests" in text_of(r.text)
+        assert "digests (send single messages)" in r.text
+        assert digest_of("bob@example.net") is True
+        r = post_form(c, f"{ADMIN}members/digest",
+                      {"address": "nobody@example.net", "on": "1"}, page=page)
+        assert r.status_code == 200 and digest_of("bob@example.net") is True
+        assert c.post(f"{ADMIN}members/digest",
+                      data={"address": "bob@example.net", "on": "0"}).status_code == 403
+    assert digest_of("bob@example.net") is True
+    poster = "carol@example.com"  # a member: the list takes members' posts
+    send(srv, poster, "demo@example.org", post_text(poster, subject="digest test"))
+    srv.wait_idle()
+    got = sink.wait_for(lambda rs: sum(len(r.rcpt_tos) for r in rs
+                                       if "digest test" in str(r.message["Subject"])) >= 2)
+    rcpts = {a for r in got if "digest test" in str(r.message["Subject"]) for a in r.rcpt_tos}
+    assert "bob@example.net" not in rcpts and "alice@example.com" in rcpts
+    with client(srv) as c:
+        owner_login(c)
+        page = c.get(f"{ADMIN}members/").text
+        post_form(c, f"{ADMIN}members/digest", {"address": "bob@example.net", "on": "0"},
+                  page=page)
+    assert digest_of("bob@example.net") is False

@@ -138,3 +138,33 @@ def test_archive_by_month_renders_safely_with_downloads(srv, sink):
     with client(srv) as c:
         assert c.get(f"/lists/demo/archive/{month}/").status_code == 403
         assert "/archive/" not in c.get("/lists/demo/").text
+
+
+def test_subscribe_form_offers_the_digest(srv, sink):
+    """"as a digest" sends the confirmation `subscribe demo-digest` by mail sends; the
+    key, answered with auth or accept, subscribes in digest mode."""
+    digester, other = "digester@example.net", "acceptor@example.net"
+    with client(srv) as c:
+        page = c.get("/lists/demo/").text
+        assert 'name="digest"' in page and "demo-digest" in page
+        r = post_form(c, "/lists/demo/subscribe", {"address": digester, "digest": "1"},
+                      page=page)
+        assert r.status_code == 200 and "a confirmation was mailed" in r.text
+        assert c.post("/lists/demo/subscribe",
+                      data={"address": other, "digest": "1"}).status_code == 403
+        post_form(c, "/lists/demo/subscribe", {"address": other, "digest": "1"}, page=page)
+    body = _confirm_mail(sink, digester)
+    line = re.search(r"^\s*(auth \S+ subscribe demo-digest \S+)\s*$", body, re.M).group(1)
+    send(srv, digester, "majordomo@example.org",
+         f"From: {digester}\nTo: majordomo@example.org\nSubject: x\n\n{line}\n")
+    key = re.search(r"^\s*accept (\S+)\s*$", _confirm_mail(sink, other), re.M).group(1)
+    send(srv, other, "majordomo@example.org",
+         f"From: {other}\nTo: majordomo@example.org\nSubject: x\n\naccept {key}\n")
+    srv.wait_idle()
+
+    def digest_of(address):
+        def get(s):
+            m = repo.find_member(s, repo.require_list(s, "demo"), address)
+            return None if m is None else m.digest
+        return srv.call(get)
+    assert digest_of(digester) is True and digest_of(other) is True

@@ -14,6 +14,7 @@ import logging
 
 from listmgr.app import App
 from listmgr.bounces import detect, processor, scores
+from listmgr.listconfig import bounce_base
 from listmgr.mail import verp
 from listmgr.forward.worker import forward, list_owners
 from listmgr.posting import notices
@@ -70,6 +71,10 @@ def handle_bounce(app: App, s, task: InboundTask, message: InboundMessage,
     local = task.rcpt.rpartition("@")[0]
     hit = verp.decode(local) if "+" in local else None
     verp_member = hit[1] if hit and mlist is not None and hit[0] == mlist.name else None
+    base, plus, folded = local.partition("+")
+    if verp_member is None and plus and mlist is not None \
+            and base.lower() == bounce_base(mlist):
+        verp_member = verp.decode_member(folded)  # the list's own sender as VERP base
     v = detect.classify(message.mail_from, data, app.config.domain)
     if v.kind == detect.FEEDBACK:
         _feedback(app, s, mlist, v, verp_member, message, data)

@@ -80,7 +80,7 @@ def send_confirm(ctx: Context, cmd: str, mlist: ListSettings, subscriber: str,
     issued = tokens.issue(ctx.s, AUTH_KIND, lifetime=cfg.commands.token_lifetime,
                           list_name=mlist.name, address=bare,
                           payload={"cmd": cmd, "subscriber": subscriber,
-                                   "requester": ctx.req.address})
+                                   "requester": ctx.req.address, "list": shown})
     lang = ctx.list_lang(mlist)
     body = texts.text("confirm", lang, cmd=cmd, list=shown, subscriber=subscriber,
                       key=issued.secret, whoami=ctx.whoami, domain=ctx.domain,

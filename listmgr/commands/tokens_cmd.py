@@ -83,7 +83,8 @@ def _decide(ctx: Context, args: list[str], approve: bool) -> None:
             ctx.auth_key = key
             try:
                 fn = do_subscribe if cmd == "subscribe" else do_unsubscribe
-                fn(ctx, [tok.list_name, subscriber])
+                # `list`: the name the request used (LIST-digest keeps the digest choice)
+                fn(ctx, [payload.get("list") or tok.list_name, subscriber])
             finally:
                 ctx.auth_key = ""
             return

@@ -37,6 +37,7 @@ class ListParts:
     verp: str                 # off | probes | on
     base_url: str = ""
     secret: bytes = b""
+    base: str = ""  # local part of the list's sender, when not owner-LIST
 
     @property
     def adds_lines(self) -> bool:
@@ -53,7 +54,7 @@ class ListParts:
         mail_from: str | None = None
         if self.verp == "on" or (self.verp == "probes" and member is not None
                                  and member.bounce_score > 0):
-            addr = verp.encode(self.name, rcpt, self.domain)
+            addr = verp.encode(self.name, rcpt, self.domain, self.base)
             if verp.fits(addr):
                 mail_from = addr
         head = b""

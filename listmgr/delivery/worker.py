@@ -327,7 +327,7 @@ class DeliveryWorker:
         if base_url and self._secret is None:
             self._secret = site_secret.load(self.config.data_dir)
         return ListParts(name=name, domain=self.config.domain, verp=mode, base_url=base_url,
-                         secret=self._secret or b"")
+                         secret=self._secret or b"", base=bounce_store.list_bounce_base(s, name))
 
     def _load(self, ids: set[int]) -> dict[int, Message]:
         with self.app.store.session() as s:

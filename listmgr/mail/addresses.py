@@ -30,11 +30,28 @@ _LOCAL = rf"(?:{_ATOM}(?:\.{_ATOM})*|\"(?:[^\"\\\r\n]|\\.)+\")"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = rf"(?:{_LABEL}(?:\.{_LABEL})+|\[[0-9A-Fa-f:.]+\])"
 _ADDR = re.compile(rf"^{_LOCAL}@{_DOMAIN}$")
+# The same, for each line of a block (one scan of many lines instead of one call a line),
+# capturing the domain.
+_ADDR_LINES = re.compile(rf"(?m)^{_LOCAL}@({_DOMAIN})$")
 
 
 def is_valid(address: str) -> bool:
     return len(address) <= MAX_ADDRESS and bool(_ADDR.match(address)) and "|" not in address \
         and not address.startswith("-")
+
+
+def domains_if_valid(lines: list[str], block: str | None = None) -> list[str] | None:
+    """When every one of `lines` (stripped, none empty) is a bare valid address (what
+    is_valid says of each), their domains in order; else None. One regular-expression scan
+    of the whole block; `block` is "\n".join(lines) (in any case) if the caller has it."""
+    if not lines:
+        return []
+    block = "\n".join(lines) if block is None else block
+    if "|" in block or block[0] == "-" or "\n-" in block \
+            or max(map(len, lines)) > MAX_ADDRESS:
+        return None
+    domains = _ADDR_LINES.findall(block)
+    return domains if len(domains) == len(lines) else None
 
 
 def parse_single(text: str) -> str:

@@ -73,10 +73,20 @@ def _unescape(text: str) -> str:
     return out.decode("utf-8", "replace")
 
 
-def encode(list_name: str, member: str, domain: str) -> str:
-    """The bounce address of `member`'s copy: owner-LIST+local=mdomain@domain."""
+def encode(list_name: str, member: str, domain: str, base: str = "") -> str:
+    """The bounce address of `member`'s copy: BASE+local=mdomain@domain, BASE being the
+    local part of the list's sender (owner-LIST by default)."""
     local, _, mdomain = member.rpartition("@")
-    return f"owner-{list_name}+{_encode_local(local)}={_ascii_domain(mdomain)}@{domain}"
+    base = base or f"owner-{list_name}"
+    return f"{base}+{_encode_local(local)}={_ascii_domain(mdomain)}@{domain}"
+
+
+def decode_member(folded: str) -> str | None:
+    """The member in the part after `+` of a VERP local part (`local=mdomain`)."""
+    local, eq, mdomain = folded.rpartition("=")
+    if not eq or not local or not mdomain:
+        return None
+    return f"{_unescape(local)}@{_unicode_domain(mdomain)}"
 
 
 def fits(address: str) -> bool:

@@ -34,7 +34,8 @@ class Keyword:
     no_effect: str = ""  # why a value is stored but changes nothing here
 
 
-_NO_DIR = "Majordomo 1.94.5 ignores it too (its absolute_dir type is a placeholder)"
+_NO_DIR = ("a running list keeps its archive and digests in data_dir; import-majordomo "
+           "reads this directory once")
 
 KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
     Keyword("admin_passwd", "word", "$LIST.admin", "majordomo"),
@@ -73,11 +74,9 @@ KEYWORDS: dict[str, Keyword] = {k.name: k for k in [
     Keyword("precedence", "word", "bulk", "resend,digest"),
     Keyword("purge_received", "bool", "no", "resend"),
     Keyword("reply_to", "word", "undef", "resend,digest"),
-    Keyword("resend_host", "word", "undef", "resend",
-            "addresses use the site domain of listmgr.toml"),
+    Keyword("resend_host", "word", "undef", "resend"),
     Keyword("restrict_post", "restrict_post", "undef", "resend"),
-    Keyword("sender", "word", "owner-$LIST", "majordomo,resend,digest",
-            "posts and welcome mail leave with owner-LIST@domain as envelope sender"),
+    Keyword("sender", "word", "owner-$LIST", "majordomo,resend,digest"),
     Keyword("strip", "bool", "yes", "majordomo"),
     Keyword("subject_prefix", "word", "undef", "resend"),
     Keyword("subscribe_policy", "enum", "open", "majordomo"),

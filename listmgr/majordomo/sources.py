@@ -55,6 +55,16 @@ def list_names(listdir: Path) -> list[str]:
     return names
 
 
+_PAD = b" \t\r\x0b\x0c\x1c\x1d\x1e\x1f#"
+
+
+def _plain(data: bytes) -> bool:
+    """ASCII with no blank, comment or padded line: its lines are already as strip() and
+    the comment rule would leave them."""
+    return data.isascii() and b"\n\n" not in data and data[:1] != b"\n" \
+        and len(data.translate(None, _PAD)) == len(data)
+
+
 @dataclass
 class MemberLines:
     """Addresses of a list file, streamed; over-long lines are set aside as invalid."""
@@ -64,6 +74,12 @@ class MemberLines:
     lines: int = 0
 
     def __iter__(self) -> Iterator[str]:
+        for block in self.blocks():
+            yield from block
+
+    def blocks(self) -> Iterator[list[str]]:
+        """The lines a block (about 1 MB) at a time, stripped; blank and comment lines
+        left out."""
         # Read in blocks and decode a block at a time: a million lines decoded one by one
         # cost more than inserting them.
         with self.path.open("rb") as f:
@@ -84,15 +100,30 @@ class MemberLines:
                     data, rest = data[:cut], data[cut:]
                     if len(rest) > 1 << 20:  # one line longer than a block: not an address
                         data, rest, skipping = data + rest[:MAX_LINE + 1] + b"\n", b"", True
-                for line in decode(data).split("\n"):
+                text = decode(data)
+                lines = text.split("\n")
+                if lines and not lines[-1]:
+                    lines.pop()
+                if _plain(data.replace(b"\r\n", b"\n") if b"\r" in data else data) and lines and max(map(len, lines)) <= MAX_LINE:
+                    # Nothing to strip or skip: no line needs looking at one by one.
+                    self.lines += len(lines)
+                    yield lines
+                    if not block:
+                        return
+                    continue
+                out = []
+                for line in lines:
                     line = line.strip()
                     if not line or line[0] == "#":
                         continue
-                    self.lines += 1
                     if len(line) > MAX_LINE:
                         self.too_long.append(line[:60] + "...")
+                        self.lines += 1
                         continue
-                    yield line
+                    out.append(line)
+                self.lines += len(out)
+                if out:
+                    yield out
                 if not block:
                     return
 

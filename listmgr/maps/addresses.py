@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from listmgr.smtp.routing import Destination, route
-from listmgr.store.lists import all_lists, get_list
+from listmgr.store.lists import all_lists, get_list, list_of_sender
 from listmgr.store.mailboxes import all_users, user_exists
 
 # Addresses every site has, lists or not (routing.route_local).
@@ -30,6 +30,9 @@ class StoreDirectory:
 
     def has_user(self, name: str) -> bool:
         return user_exists(self.s, name)
+
+    def list_of_sender(self, local: str) -> str | None:
+        return list_of_sender(self.s, local)
 
 
 def is_ours(s: Any, address: str, local_domains: tuple[str, ...]) -> bool:

@@ -21,6 +21,7 @@ from email.message import Message
 from email.utils import getaddresses
 
 from listmgr import __version__
+from listmgr.listconfig import sender_header
 from listmgr.posting.message import RawMessage, decode_words
 
 # Removed from every post (reference 5.1 point 4), plus our own kinds of header that came
@@ -53,6 +54,7 @@ class ListInfo:
     base_url: str = ""
     dmarc_mitigation: str = "munge_from"
     dmarc_when: str = "quarantine"
+    sender: str = ""  # the Sender: header (`sender` at `resend_host`); "" owner-LIST@domain
 
     @classmethod
     def of(cls, mlist, config) -> "ListInfo":
@@ -62,7 +64,8 @@ class ListInfo:
                    message_headers=mlist.message_headers,
                    message_fronter=mlist.message_fronter, message_footer=mlist.message_footer,
                    post_policy=mlist.post_policy, base_url=config.web.base_url,
-                   dmarc_mitigation=mlist.dmarc_mitigation, dmarc_when=mlist.dmarc_when)
+                   dmarc_mitigation=mlist.dmarc_mitigation, dmarc_when=mlist.dmarc_when,
+                   sender=sender_header(mlist, config.domain))
 
     @property
     def address(self) -> str:
@@ -71,6 +74,11 @@ class ListInfo:
     @property
     def owner(self) -> str:
         return f"owner-{self.name}@{self.domain}"
+
+    @property
+    def sender_field(self) -> str:
+        """The Sender: header: the list's `sender` at `resend_host` (Majordomo's resend)."""
+        return self.sender or self.owner
 
     @property
     def changes_posts(self) -> bool:
@@ -210,7 +218,7 @@ def decorate(msg: RawMessage, info: ListInfo, *, seq: int | None = None,
         else:
             msg.replace("Subject", encode_value("Subject", new))
 
-    msg.add("Sender", info.owner)
+    msg.add("Sender", info.sender_field)
     if info.precedence:
         msg.add("Precedence", info.precedence)
     if info.reply_to:

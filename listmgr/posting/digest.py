@@ -24,6 +24,7 @@ from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
 from typing import cast
 
+from listmgr.listconfig import sender_address, sender_header
 from listmgr.mail.addresses import AddressError, parse_single
 from listmgr.posting.archive import archive_dir
 from listmgr.posting.decorate import expand
@@ -105,7 +106,7 @@ def send(app, s, mlist: ListSettings) -> Sent | None:
         msg = build_mime(mlist, posts, volume=volume, issue=issue, domain=domain)
     data = msg.as_bytes(policy=email.policy.SMTP)
     rcpts = _recipients(s, mlist)
-    envelope = f"owner-{mlist.name}@{domain}"
+    envelope = sender_address(mlist, domain)
     out = enqueue(s, app.spool, mail_from=envelope, recipients=rcpts, data=data,
                   origin=f"digest:{mlist.name}")
     repo.remove_entries(s, [i for i, _ in entries])
@@ -181,7 +182,7 @@ def _title(mlist: ListSettings) -> str:
 def _headers(msg: EmailMessage, mlist: ListSettings, *, volume: int, issue: int,
              domain: str) -> None:
     title = _title(mlist)
-    msg["From"] = f"{title} <owner-{mlist.name}@{domain}>"
+    msg["From"] = f"{title} <{sender_header(mlist, domain)}>"
     msg["To"] = f"{mlist.name}@{domain}"
     msg["Subject"] = f"{title} Digest V{volume} #{issue}"
     msg["Date"] = format_datetime(utcnow().replace(tzinfo=dt.timezone.utc))
@@ -190,7 +191,7 @@ def _headers(msg: EmailMessage, mlist: ListSettings, *, volume: int, issue: int,
     if reply_to and "@" not in reply_to:
         reply_to = f"{reply_to}@{domain}"
     msg["Reply-To"] = reply_to or f"{mlist.name}@{domain}"
-    msg["Sender"] = f"owner-{mlist.name}@{domain}"
+    msg["Sender"] = sender_header(mlist, domain)
     if mlist.precedence:
         msg["Precedence"] = mlist.precedence
     msg["List-Id"] = f"<{mlist.name}.{domain}>"

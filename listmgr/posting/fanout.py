@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from listmgr import metrics
 from listmgr.app import App
+from listmgr.listconfig import sender_address
 from listmgr.mail.addresses import AddressError, domain_of, parse_single
 from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
@@ -71,7 +72,7 @@ def distribute(app, s: Session, mlist: ListSettings, msg: RawMessage) -> Distrib
     data = decorate(msg, info, seq=seq, mitigation=mode)
     if app.config.dkim.arc and app.signer is not None:
         data = app.signer.arc_seal(data, app.config.domain, app.config.hostname)
-    envelope = f"owner-{mlist.name}@{app.config.domain}"
+    envelope = sender_address(mlist, app.config.domain)
     # Per-recipient parts (VERP, one-click unsubscribe) are added at send time.
     personal = mlist.name if mlist.verp != "off" or app.config.web.base_url else ""
     out = enqueue(s, app.spool, mail_from=envelope, recipients=(), data=data,

@@ -44,6 +44,7 @@ class Refusal:
 class Directory(Protocol):
     def has_list(self, name: str) -> bool: ...
     def has_user(self, name: str) -> bool: ...
+    def list_of_sender(self, local: str) -> str | None: ...
 
 
 def user_unknown(address: str) -> Refusal:
@@ -106,9 +107,22 @@ def _bounce_address(local: str, directory: Directory) -> Destination | None:
     return None
 
 
+def _sender_bounce(local: str, directory: Directory) -> Destination | None:
+    """SENDER@ and SENDER+member=domain@ of a list whose `sender` is not owner-LIST: its
+    bounces, as owner-LIST's. Asked only of addresses nothing else here claims."""
+    base, plus, rest = local.partition("+")
+    if (plus and not rest) or len(local) > 254 or not _PLAIN_LOCAL.match(base):
+        return None
+    finder = getattr(directory, "list_of_sender", None)  # test directories may lack it
+    name = finder(base) if finder is not None else None
+    return Destination("bounce", name) if name else None
+
+
 def route_local(address: str, local: str, directory: Directory) -> Destination | Refusal:
     """A local part at one of our domains -> its destination."""
     dest = _bounce_address(local, directory)
+    if dest is None and "+" in local:
+        dest = _sender_bounce(local, directory)
     if dest is not None:
         return dest
     if set(local) & _ROUTING:
@@ -139,4 +153,4 @@ def route_local(address: str, local: str, directory: Directory) -> Destination |
         return Destination("local", local)
     if local == "abuse":  # feedback loops report here (RFC 2142); people get the admins
         return Destination("bounce", "")
-    return user_unknown(address)
+    return _sender_bounce(local, directory) or user_unknown(address)

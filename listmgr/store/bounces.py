@@ -43,6 +43,14 @@ def list_parts_settings(s: Session, list_name: str) -> str | None:
     return s.scalar(select(MailingList.verp).where(MailingList.name == list_name))
 
 
+def list_bounce_base(s: Session, list_name: str) -> str:
+    """The local part the list's VERP addresses are built on: its `sender`'s, or "" for
+    the default owner-LIST."""
+    sender = s.scalar(select(MailingList.sender).where(MailingList.name == list_name)) or ""
+    sender = sender.strip()
+    return (sender.rpartition("@")[0] if "@" in sender else sender).lower()
+
+
 def _candidates(address: str) -> list[str]:
     """Lookup keys for an address: as given, and with an IDN domain in either form."""
     key = address.strip().strip("<>").lower()

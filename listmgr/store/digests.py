@@ -4,6 +4,7 @@ Functions take a Session; the caller owns the transaction."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import delete, exists, func, select
@@ -26,9 +27,24 @@ def has_digest_members(s: Session, mlist: ListRef) -> bool:
                                                Member.digest.is_(True)))))
 
 
-def add_entry(s: Session, mlist: ListRef, data: bytes, *, lines: int, size: int) -> None:
-    s.add(DigestEntry(list_id=mlist.id, data=data, lines=lines, size=size))
+def add_entry(s: Session, mlist: ListRef, data: bytes, *, lines: int, size: int,
+              queued_at: dt.datetime | None = None) -> None:
+    """`queued_at`: when the post arrived, if earlier than now (a post carried over)."""
+    entry = DigestEntry(list_id=mlist.id, data=data, lines=lines, size=size)
+    if queued_at is not None:
+        entry.queued_at = queued_at
+    s.add(entry)
     s.flush()
+
+
+def content_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def entry_digests(s: Session, mlist: ListRef) -> list[str]:
+    """content_digest of each post waiting for the list's next digest."""
+    return [content_digest(d) for d in s.scalars(
+        select(DigestEntry.data).where(DigestEntry.list_id == mlist.id))]
 
 
 def queue_of(s: Session, mlist: ListRef) -> Queue:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from sqlalchemy import Connection, bindparam, select
 
 from listmgr.store.db import READ_ONLY, Store
+from listmgr.store.lists import sender_query
 from listmgr.store.models import MailboxUser, MailingList
 
 _LIST = select(MailingList.id).where(MailingList.name == bindparam("name")).limit(1)
@@ -26,6 +27,9 @@ class Directory:
 
     def has_user(self, name: str) -> bool:
         return self.conn.execute(_USER, {"name": name.lower()}).first() is not None
+
+    def list_of_sender(self, local: str) -> str | None:
+        return self.conn.execute(sender_query(local)).scalar()
 
 
 @contextlib.contextmanager

@@ -24,6 +24,21 @@ def get_list(s: Session, name: str) -> MailingList | None:
     return s.scalars(select(MailingList).where(MailingList.name == name.lower())).first()
 
 
+def list_of_sender(s: Session, local: str) -> str | None:
+    """The list whose `sender` has this local part (bounces to it are the list's), if any;
+    the default owner-LIST is not stored and not looked up here."""
+    return s.scalar(sender_query(local))
+
+
+def sender_query(local: str):
+    """The statement behind list_of_sender (also run on bare connections)."""
+    local = local.lower()
+    col = func.lower(MailingList.sender)
+    return select(MailingList.name).where(
+        (col == local) | col.startswith(local + "@", autoescape=True)
+    ).order_by(MailingList.id).limit(1)
+
+
 def require_list(s: Session, name: str) -> MailingList:
     mlist = get_list(s, name)
     if mlist is None:
@@ -309,16 +324,17 @@ def lists_of(s: Session, address: str) -> list[str]:
 
 
 def search_members(s: Session, mlist: ListRef, text: str = "", *, offset: int = 0,
-                   limit: int = 100) -> tuple[list[tuple[str, bool, object]], int]:
-    """(address, delivery on, subscribed at) of members whose address contains `text`, in
-    address order, one page at a time; and how many match in all."""
+                   limit: int = 100) -> tuple[list[tuple[str, bool, object, bool]], int]:
+    """(address, delivery on, subscribed at, digest mode) of members whose address contains
+    `text`, in address order, one page at a time; and how many match in all."""
     cond = [Member.list_id == mlist.id]
     if text:
         cond.append(Member.key.contains(text.lower(), autoescape=True))
     total = s.scalar(select(func.count()).select_from(Member).where(*cond)) or 0
-    rows = s.execute(select(Member.address, Member.delivery_enabled, Member.subscribed_at)
+    rows = s.execute(select(Member.address, Member.delivery_enabled, Member.subscribed_at,
+                            Member.digest)
                      .where(*cond).order_by(Member.key).offset(offset).limit(limit)).all()
-    return [(a, bool(d), t) for a, d, t in rows], total
+    return [(a, bool(d), t, bool(g)) for a, d, t, g in rows], total
 
 
 def held_counts(s: Session) -> dict[int, int]:

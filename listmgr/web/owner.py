@@ -41,6 +41,7 @@ def routes() -> list[Route]:
         Route(base + "/members/bulk", members_bulk, methods=["POST"]),
         Route(base + "/members/remove", member_remove, methods=["POST"]),
         Route(base + "/members/delivery", member_delivery, methods=["POST"]),
+        Route(base + "/members/digest", member_digest, methods=["POST"]),
         Route(base + "/held/", held_page),
         Route(base + "/held/{id:int}", held_post),
         Route(base + "/held/{id:int}/decide", held_decide, methods=["POST"]),
@@ -165,12 +166,13 @@ class MemberRow:
     address: str
     delivery: bool
     since: str
+    digest: bool = False
 
 
 def _members(s, name: str, q: str, page: int) -> tuple[list[MemberRow], int]:
     rows, total = repo.search_members(s, repo.require_list(s, name), q,
                                       offset=page * PAGE_SIZE, limit=PAGE_SIZE)
-    return [MemberRow(a, d, f"{t:%Y-%m-%d}") for a, d, t in rows], total
+    return [MemberRow(a, d, f"{t:%Y-%m-%d}", g) for a, d, t, g in rows], total
 
 
 async def members_page(request: Request, *, result: repo.BulkResult | None = None,
@@ -253,6 +255,31 @@ async def member_delivery(request: Request) -> Response:
         return True
     done = await _web(request).db(change)
     pages.flash(request, ("delivery_on" if on else "delivery_off") if done else "not_a_member")
+    return RedirectResponse(_base(lv.name) + "members/", status_code=303)
+
+
+async def member_digest(request: Request) -> Response:
+    """Digest mode on or off for one member: what `set LIST digest|nodigest` does."""
+    form = await checked_form(request)
+    lv = await _require(request)
+    address = str(form.get("address", ""))[:320]
+    on = form.get("on") == "1"
+
+    def change(s) -> bool:
+        mlist = repo.require_list(s, lv.name)
+        try:
+            member = repo.find_member(s, mlist, parse_single(address))
+        except AddressError:
+            return False
+        if member is None:
+            return False
+        member.digest = on
+        return True
+    done = await _web(request).db(change)
+    if done:
+        log.info("web set %s %s %s by=owner", lv.name, "digest" if on else "nodigest",
+                 normalise(address))
+    pages.flash(request, ("digest_on" if on else "digest_off") if done else "not_a_member")
     return RedirectResponse(_base(lv.name) + "members/", status_code=303)
 
 

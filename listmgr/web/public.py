@@ -134,8 +134,10 @@ async def list_page(request: Request, *, errors: dict[str, str] | None = None,
                         domain=_web(request).config.domain, status=status)
 
 
-def _request_change(s, web, lang: str, ip: str, name: str, cmd: str, address: str) -> str:
-    """Mail the address a confirmation for `cmd`; returns a message key for the page."""
+def _request_change(s, web, lang: str, ip: str, name: str, cmd: str, address: str,
+                    digest: bool = False) -> str:
+    """Mail the address a confirmation for `cmd`; returns a message key for the page.
+    `digest`: the subscription is to the digest, as `subscribe LIST-digest` by mail."""
     mlist = require_settings(s, name)
     bare = parse_single(address)
     cfg = web.config
@@ -147,8 +149,9 @@ def _request_change(s, web, lang: str, ip: str, name: str, cmd: str, address: st
     if cmd == "unsubscribe" and not repo.is_member(s, mlist, bare):
         return "confirm_sent"  # the same answer: the page does not tell who is a member
     ctx = _visitor(web.app, s, lang, bare)
-    send_confirm(ctx, cmd, mlist, bare)
-    log.info("web %s request list=%s address=%s ip=%s", cmd, mlist.name, bare, ip)
+    send_confirm(ctx, cmd, mlist, bare, f"{mlist.name}-digest" if digest else "")
+    log.info("web %s request list=%s%s address=%s ip=%s", cmd, mlist.name,
+             " (digest)" if digest else "", bare, ip)
     return "confirm_sent"
 
 
@@ -162,8 +165,9 @@ async def _change(request: Request, cmd: str) -> Response:
         return await list_page(request, errors={cmd: "bad_address"}, status=400)
     web = _web(request)
     ip = request.client.host if request.client else "?"
+    digest = cmd == "subscribe" and form.get("digest") == "1"
     key = await web.db(_request_change, web, pages.language(request), ip, lp.name, cmd,
-                       address)
+                       address, digest)
     web.app.notify("outbound")
     pages.flash(request, key)
     return RedirectResponse(f"/lists/{lp.name}/", status_code=303)
