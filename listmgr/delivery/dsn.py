@@ -79,6 +79,7 @@ def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes
     context = dict(
         hostname=hostname,
         arrival=_date(original.arrival_at),
+        arrived_at=original.arrival_at,  # for a date said in the text's language
         received_from=original.received_from or "localhost",
         recipients=[{"rcpt": f.rcpt, "reason": f.diagnostic or f.status} for f in failures],
         transcript=transcript,
@@ -86,6 +87,7 @@ def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes
         warn_after=format_duration(warn_after),  # in Sendmail's English lines
         give_up=format_duration(give_up_after),
         give_up_local=format_duration(give_up_after, language),  # in translated prose
+        warn_after_local=format_duration(warn_after, language),
     )
     text = render(f"dsn/{kind}.txt", language, **context)
     subj = subject(kind, failures, language=language, warn_after=warn_after)
