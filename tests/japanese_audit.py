@@ -61,8 +61,8 @@ def english_left(text: str, *, data: tuple[str, ...] | list[str] = (),
         return t
     text = first(text)
     for d in sorted((first(d) for d in data if d), key=len, reverse=True):
-        if d.strip():
-            text = text.replace(d, " ")
+        if d.strip():  # whole words only: "digest" quoted leaves "nodigest" alone
+            text = re.sub(r"(?<!\w)" + re.escape(d.strip()) + r"(?!\w)", " ", text)
     for pat in _STRIP:
         text = pat.sub(" ", text)
     ok = ALLOWED | {w.lower() for w in allowed}

@@ -64,7 +64,7 @@ SAMPLE = {
     "warn_after_local": format_duration(4 * 3600, "ja"),
 }
 DSN_RECIPIENTS = [{"rcpt": "taro@example.net", "reason": REMOTE}]
-DATA = [REMOTE, ERROR, SUBJECT, *SAMPLE["transcript"], "localhost [127.0.0.1]", "451 try later",
+DATA = [REMOTE, ERROR, SUBJECT, *SAMPLE["transcript"][1:3], "localhost [127.0.0.1]", "451 try later",
         "nihon", '"abuse"', SAMPLE["password"], SAMPLE["option"], SAMPLE["string"]]  # the list's name; RFC 5965's feedback type, quoted
 
 # The first line (the Subject) of these notices is read by programs and people's filters.
