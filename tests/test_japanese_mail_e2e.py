@@ -87,6 +87,16 @@ def test_a_japanese_site_answers_in_japanese_throughout(server, sink, charset):
     site = JaSite(srv, sink)
     sink.rules[GONE] = REMOTE
 
+    # the owner replaces the info text; its date is said in Japanese, with and without
+    # date_info (the date goes into the text, or after it)
+    for date_info in (True, False):
+        srv.call(lambda s: setattr(repo.get_list(s, "nihon"), "date_info", date_info))
+        [reply] = site.send("newinfo nihon s3cret\n新しい案内です。\nEOF", frm=OWNER)
+        check(reply, charset, what="newinfo", data=("s3cret",))
+        [reply] = site.send("info nihon")
+        text = check(reply, charset, what="info with its date")
+        assert "[最終更新" in text and "新しい案内です。" in text
+
     # Every command a person sends, and the refusals, in one mail each.
     for body in ("help", "lists", "info nihon", "intro nihon", "which", "who nihon",
                  "index nihon", "get nihon nofile.txt", "set nihon digest",

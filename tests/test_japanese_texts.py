@@ -41,7 +41,7 @@ SAMPLE = {
     "key": "0123456789abcdef0123456789abcdef", "token": "0123456789abcdef0123456789abcdef",
     "cmd": "subscribe", "command": "subscribe", "what": "index", "string": "taro",
     "lifetime": format_duration(7 * 86400, "ja"), "interval": 7 * 86400,
-    "version": "1.0", "n": 3, "limit": 100, "failures": 10, "posts": 4, "recipients": 12,
+    "version": "1.0", "stamp": "Thu Dec  3 04:26:25 2026", "at": dt.datetime(2026, 12, 3, 4, 26), "n": 3, "limit": 100, "failures": 10, "posts": 4, "recipients": 12,
     "volume": 2, "issue": 7, "size": 1234, "when": "2026-12-01 10:00", "file": "notes.txt",
     "description": "日本語で話すリスト", "subject": SUBJECT, "original_subject": SUBJECT,
     "body": "ただいま不在です。", "error": ERROR, "mode": "digest", "option": "daily",
