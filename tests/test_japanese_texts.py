@@ -73,7 +73,7 @@ SUBJECT_KEPT = {"post_held.txt"}
 
 def mail_templates() -> list[str]:
     return sorted(str(p.relative_to(ROOT / "en")) for p in (ROOT / "en").rglob("*.txt")
-                  if "web" not in p.parts and p.name not in ("README.txt", "messages.txt"))
+                  if "web" not in p.parts and p.name not in ("README.txt", "messages.txt", "words.txt"))
 
 
 def variables(name: str) -> set[str]:
@@ -263,3 +263,50 @@ def test_english_left_finds_english():
     assert english_left("accept 0123456789abcdef0123456789abcdef を taro@example.net") == []
     assert re.search("[ぁ-ん]", render("commands/confirm.txt", "ja", **context_for(
         "commands/confirm.txt")))
+
+
+# ----------------------------------------------------------------------------- digests
+
+def _posts():
+    import email
+    import email.policy
+    raw = [b"From: taro@example.net\r\nSubject: =?utf-8?b?5Lya6K2w?=\r\n\r\nhello\r\n",
+           b"From: hanako@example.net\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n"]
+    return [email.message_from_bytes(r, policy=email.policy.default) for r in raw]
+
+
+@pytest.mark.parametrize("charset", ["", "iso-2022-jp"])
+def test_a_japanese_mime_digest_says_its_own_words_in_japanese(charset):
+    from listmgr.posting.digest import build_mime
+    ml = SimpleNamespace(name="nihon", digest_name="", reply_to="", precedence="bulk")
+    msg = build_mime(ml, _posts(), volume=2, issue=7, domain="example.jp", language="ja",
+                     charset=charset)
+    ours = [p for p in msg.walk() if p.get_content_type() == "text/plain"
+            and not any(p is q for q in _inner_parts(msg))]
+    assert len(ours) == 2  # the contents and the end
+    for part in ours:
+        text = part.get_content()
+        assert_japanese(text, what="digest", data=DATA + ["taro@example.net",
+                                                         "hanako@example.net"])
+        if charset:
+            assert part.get_content_charset() == "iso-2022-jp"
+    assert "（件名なし）" in ours[0].get_content() and "会議" in ours[0].get_content()
+
+
+def _inner_parts(msg):
+    out = []
+    for p in msg.walk():
+        if p.get_content_type() == "message/rfc822":
+            out += list(p.get_payload()[0].walk())
+    return out
+
+
+def test_an_rfc1153_digest_keeps_its_format_lines_and_says_the_rest_in_japanese():
+    from listmgr.posting.digest import build_rfc1153
+    ml = SimpleNamespace(name="nihon", digest_name="", reply_to="", precedence="bulk")
+    msg = build_rfc1153(ml, _posts(), volume=2, issue=7, domain="example.jp", language="ja",
+                        charset="iso-2022-jp")
+    text = msg.get_content()
+    assert msg.get_content_charset() == "iso-2022-jp"
+    assert "Today's Topics:" in text and "End of nihon Digest V2 Issue #7" in text
+    assert "[このメッセージにはテキストの部分がありません。]" in text and "（件名なし）" in text
