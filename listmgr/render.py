@@ -50,7 +50,10 @@ def localise(text: object, lang: str, table: str) -> str:
     for pattern, say in _phrases(lang).get(table, []):
         m = pattern.fullmatch(value)
         if m:
-            return say.format(**m.groupdict())
+            # a group named `detail` is what a setting must look like: said in turn
+            parts = {k: localise(v, lang, "setting_errors") if k == "detail" else v
+                     for k, v in m.groupdict().items()}
+            return say.format(**parts)
     return value
 
 

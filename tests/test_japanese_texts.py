@@ -186,7 +186,7 @@ def _sample_of(node: ast.expr) -> str | None:
                 out.append("ValueError")
             elif "pattern" in src:
                 out.append("^subscribe")
-            elif src in ("n",):
+            elif src in ("n", "i", "line") or "lineno" in src:
                 out.append("1")
             else:
                 out.append("help")
@@ -310,3 +310,39 @@ def test_an_rfc1153_digest_keeps_its_format_lines_and_says_the_rest_in_japanese(
     assert msg.get_content_charset() == "iso-2022-jp"
     assert "Today's Topics:" in text and "End of nihon Digest V2 Issue #7" in text
     assert "[このメッセージにはテキストの部分がありません。]" in text and "（件名なし）" in text
+
+
+# ------------------------------------------------------------------- newconfig's findings
+
+def config_findings() -> list[str]:
+    found = []
+    for path in ("listmgr/majordomo/configmap.py", "listmgr/majordomo/configfile.py"):
+        for node in ast.walk(ast.parse((REPO / path).read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr == "append" \
+                    and isinstance(node.func.value, ast.Attribute) \
+                    and node.func.value.attr in ("errors", "notes"):
+                text = _sample_of(node.args[0])
+                if text and not text.startswith("ValueError"):  # `{exc} at line`: below
+                    found.append(text)
+    details = _reasons_in(REPO / "listmgr/listconfig.py", "ValueError", 0)
+    found += [f"bad value 'sideways' for 'subscribe_policy': {d} at line 3" for d in details]
+    return found
+
+
+def test_newconfig_findings_are_found_in_the_code():
+    findings = config_findings()
+    assert any(f.startswith("unknown key |") for f in findings)
+    assert "bad value 'sideways' for 'subscribe_policy': expected yes or no at line 3" \
+        in findings
+
+
+@pytest.mark.parametrize("finding", config_findings())
+def test_every_newconfig_finding_is_said_in_japanese(finding):
+    from listmgr.commands.texts import localise
+    said = localise(finding, "ja", "config_errors")
+    # what Majordomo's keywords mean here (`no_effect`) is documentation quoted as it is
+    said = said.split("ここでは効果がありません: ")[0]
+    assert_japanese(said, what=finding,  # keywords are the file's words
+                    data=("sideways", "subscribe_policy", "nihon.new.config", "moderate",
+                          "yes", "no", "en", "ja", "90s", "30m", "4h", "5d", "5MB", "1s", "365d"))
