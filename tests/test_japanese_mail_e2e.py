@@ -135,6 +135,18 @@ def test_a_japanese_site_answers_in_japanese_throughout(server, sink, charset):
     assert held["Subject"].startswith("BOUNCE nihon@example.org: Non-member submission")
     check(held, charset, what="held post", data=("hanako@example.net", "会議は明日です。"))
 
+    # a bounce to the list's bounce address naming no member: the owners' notice
+    from tests.test_bounces_e2e import dsn as bounce_of, send_raw
+    with sink.lock:
+        before = len(sink.received)
+    send_raw(srv, "", "owner-nihon@example.org",
+             bounce_of("owner-nihon@example.org", "stranger@nowhere.example"))
+    got = sink.wait_for(lambda rs: any(r.message["To"] == OWNER and "BOUNCE" in
+                                       str(r.message["Subject"]) for r in rs[before:]))
+    [notice] = [r.message for r in got[before:] if "BOUNCE" in str(r.message["Subject"])]
+    text = check(notice, charset, what="unrecognised bounce")
+    assert "リストのメンバーではないアドレス" in text
+
     # the reply to a requester whose address bounces: returned mail, Japanese text,
     # Subject as the help page names it, the RFC 3464 part as it is
     got = site.send("lists", frm=GONE, expect=1, reply=False)
