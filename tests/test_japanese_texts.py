@@ -346,3 +346,17 @@ def test_every_newconfig_finding_is_said_in_japanese(finding):
     assert_japanese(said, what=finding,  # keywords are the file's words
                     data=("sideways", "subscribe_policy", "nihon.new.config", "moderate",
                           "yes", "no", "en", "ja", "90s", "30m", "4h", "5d", "5MB", "1s", "365d"))
+
+
+def list_errors() -> list[str]:
+    found = _reasons_in(REPO / "listmgr/store/lists.py", "ListError", 0)
+    found = [f for f in found if f != "help"]  # str(exc): a setting's finding, below
+    for why in _reasons_in(REPO / "listmgr/mail/addresses.py", "AddressError", 0):
+        found.append(f"bad value 'Bob <bob>' for 'owners': {why}")
+    return found
+
+
+@pytest.mark.parametrize("why", list_errors())
+def test_every_reason_a_list_is_not_created_is_said_in_japanese(why):
+    from listmgr.commands.texts import localise
+    assert_japanese(localise(why, "ja", "list_errors"), what=why, data=("Bob <bob>", "bob"))
