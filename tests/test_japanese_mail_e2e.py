@@ -163,3 +163,36 @@ def test_a_japanese_site_answers_in_japanese_throughout(server, sink, charset):
     check(returned, charset, what="returned mail", data=(REMOTE, "localhost", "127.0.0.1"))
     status = [p for p in returned.walk() if p.get_content_type() == "message/delivery-status"]
     assert status
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "iso-2022-jp"])
+def test_bounce_notices_to_the_member_and_the_owners_in_japanese(server, sink, charset):
+    """A member's copy bounces: she is told in Japanese how to turn delivery back on (the
+    interval said as 7日), the owners why her delivery stopped; her accept is answered."""
+    from tests.test_bounces_e2e import ALICE, dsn as bounce_of, send_raw
+    from tests.test_posting_e2e import OWNER as LIST_OWNER, STRANGER, post_text, send, \
+        setup_list, wait_list_copies
+    srv = server(language="ja", mail__japanese_charset=charset, bounces__check_interval="1s")
+    setup_list(srv, post_policy="open", bounce_score_threshold="1.0")
+    send(srv, STRANGER, "demo@example.org", post_text(STRANGER))
+    [copy] = [c for c in wait_list_copies(sink, 3) if c.rcpt_tos == [ALICE]]
+    send_raw(srv, "", copy.mail_from, bounce_of(copy.mail_from, ALICE))
+
+    def arrived(rcpt, word):
+        got = sink.wait_for(lambda rs: any(rcpt in r.rcpt_tos and word in
+                                           str(r.message["Subject"]) for r in rs))
+        return [r.message for r in got if rcpt in r.rcpt_tos
+                and word in str(r.message["Subject"])][0]
+    remote = "550 5.1.1 <alice@example.com>: Recipient address rejected"
+    notice = arrived(ALICE, "配送を停止")
+    text = check(notice, charset, what="member's bounce notice", data=("demo", remote))
+    assert "7日ごとに" in text or "7日以内に" in text
+    owners = arrived(LIST_OWNER, "BOUNCES")
+    check(owners, charset, what="owners' bounce notice", data=("demo", remote))
+
+    key = re.search(r"accept ([0-9a-f]{32})", text).group(1)
+    send(srv, ALICE, "majordomo@example.org",
+         f"From: {ALICE}\nTo: majordomo@example.org\nSubject: x\n\naccept {key}\n")
+    reply = arrived(ALICE, "Majordomo 処理結果")
+    assert "配送を再開しました" in check(reply, charset, what="re-enabled",
+                                         data=("demo", key))
