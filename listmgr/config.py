@@ -53,14 +53,14 @@ _JA_UNITS = {"day": "日", "hour": "時間", "minute": "分", "second": "秒"}
 
 
 def format_duration(seconds: float, lang: str = "en") -> str:
-    """The inverse of parse_duration for whole units: 14400 -> '4 hours' ('4 時間' in ja)."""
+    """The inverse of parse_duration for whole units: 14400 -> '4 hours' ('4時間' in ja)."""
     unit, n = "second", int(seconds)
     for name, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size and seconds % size == 0:
             unit, n = name, int(seconds // size)
             break
     if lang == "ja":
-        return f"{n} {_JA_UNITS[unit]}"
+        return f"{n}{_JA_UNITS[unit]}"
     return f"{n} {unit}{'s' if n != 1 else ''}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 
 import pytest
 
@@ -28,7 +29,8 @@ def test_japanese_has_every_message_with_the_same_arguments():
 @pytest.mark.parametrize("lang", ["en", "ja"])
 def test_every_message_renders(lang):
     for name, m in macros(lang).items():
-        out = texts.msg(lang, name, **{a: (1 if a == "size" else "x") for a in m.arguments})
+        samples = {"size": 1, "at": datetime.datetime(2026, 12, 3, 4, 26)}
+        out = texts.msg(lang, name, **{a: samples.get(a, "x") for a in m.arguments})
         assert out.strip(), name
 
 

@@ -23,7 +23,7 @@ RULES: dict[str, set[str]] = {
     "mail": {"config", "clock"},
     "auth": {"config", "mail"},
     "config": {"patterns"}, "clock": set(), "durable": set(), "passwords": set(),
-    "render": set(), "listconfig": {"config", "mail", "patterns"},
+    "render": {"config"}, "listconfig": {"config", "mail", "patterns"},
     "site_secret": {"durable"}, "unsubscribe": set(),
     "spool": {"durable", "clock", "diskspace"},
     "diskspace": set(), "patterns": set(), "metrics": set(),

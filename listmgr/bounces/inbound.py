@@ -54,7 +54,7 @@ def _feedback(app: App, s, mlist: ListSettings | None, v: detect.Verdict,
                          template="bounces/owner_feedback.txt", mail_from="", attach=data,
                          member=m.address, action="unsubscribed",
                          feedback_type=v.feedback_type,
-                         reporter=message.mail_from or "the null sender")
+                         reporter=message.mail_from)
             processor.remove(s, m)
     if acted:
         return

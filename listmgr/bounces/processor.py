@@ -100,12 +100,7 @@ def _warn(app, s, mlist: ListRef, m: Member, settings: scores.Settings) -> None:
     notices.send(app, s, mlist=mlist, to=[m.address], template="bounces/disabled.txt",
                  mail_from=f"owner-{mlist.name}@{app.config.domain}", member=m.address,
                  token=issued.secret, reason=m.last_bounce_reason, notice=m.warnings_sent,
-                 left=left, interval=_days(settings.warning_interval))
-
-
-def _days(td: dt.timedelta) -> str:
-    from listmgr.config import format_duration
-    return format_duration(td.total_seconds())
+                 left=left, interval=settings.warning_interval.total_seconds())
 
 
 def _remove(app, s, mlist: ListRef, m: Member, settings: scores.Settings) -> None:

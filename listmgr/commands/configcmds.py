@@ -63,12 +63,12 @@ def do_newconfig(ctx: Context, args: list[str], line=None) -> None:
     if errors:
         ctx.say("newconfig_rejected", list=mlist.name)
         for e in errors:
-            ctx.out.lines.append(e)
+            ctx.out.lines.append(texts.localise(e, ctx.lang, "config_errors"))
         log.info("FAILED (syntax) newconfig %s PASSWORD", mlist.name)
         return
     ctx.say("newconfig_accepted", list=mlist.name)
     for note in reading.notes:
-        ctx.out.lines.append(note)
+        ctx.out.lines.append(texts.localise(note, ctx.lang, "config_errors"))
     log.info("newconfig %s PASSWORD requester=<%s>", mlist.name, ctx.req.address)
 
 

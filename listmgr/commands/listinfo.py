@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import time
 
+from listmgr.commands import texts
 from listmgr.commands.context import Context
 from listmgr.commands.registry import command
 from listmgr.store.models import utcnow
@@ -30,7 +31,7 @@ def _show(ctx: Context, what: str, args: list[str]) -> None:
         updated = getattr(mlist, f"{what}_updated_at")
         if not getattr(mlist, f"date_{what}") and updated is not None:
             stamp = time.ctime(calendar.timegm(updated.timetuple()))
-            ctx.out.lines.extend(["", f"[Last updated {stamp}]"])
+            ctx.out.lines.extend(["", ctx.t("info_updated", stamp=stamp, at=updated)])
     else:
         ctx.say(f"no_{what}", list=mlist.name)
 
@@ -49,7 +50,9 @@ def _replace(ctx: Context, what: str, args: list[str], line) -> None:
         return
     data = "\n".join(line.data) if line is not None else ""
     if data.strip() and getattr(mlist, f"date_{what}"):
-        data = f"[Last updated on: {time.ctime()}]\n" + data
+        now = utcnow()
+        stamp = time.ctime(calendar.timegm(now.timetuple()))
+        data = texts.msg(ctx.list_lang(mlist), "info_dated", stamp=stamp, at=now) + "\n" + data
     set_list_text(ctx.s, mlist, what, data if data.strip() else "",
                   utcnow() if data.strip() else None)
     ctx.say(f"new{what}_accepted", list=mlist.name)

@@ -86,7 +86,8 @@ def create_list(ctx: Context, args: list[str]) -> bool:
         mlist = repo.create_list(ctx.s, name, [owner], password=password,
                                  description=description, reserved=SERVICE_LOCALS)
     except repo.ListError as exc:
-        ctx.squawk("newlist_failed", cmd="newlist", why=str(exc))
+        ctx.squawk("newlist_failed", cmd="newlist",
+                   why=texts.localise(str(exc), ctx.lang, "list_errors"))
         return False
     lang = ctx.list_lang(settings_of(mlist))
     body = texts.text("newlist_owner", lang, list=name, owner=owner, password=password,

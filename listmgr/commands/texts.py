@@ -6,7 +6,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from listmgr.render import environment, render
+from listmgr.render import environment, localise, render
+
+__all__ = ["localise", "msg", "text"]
 
 
 @lru_cache(maxsize=8)

@@ -18,6 +18,7 @@ from email.utils import format_datetime, make_msgid
 
 from listmgr import clock
 from listmgr.config import format_duration
+from listmgr.mail.compose import JIS, jis_ok
 from listmgr.delivery.queue import EXPIRED, reason_class, subject_class
 from listmgr.render import render
 
@@ -66,8 +67,9 @@ def subject(kind: str, failures: Sequence[Failed], *, language: str, warn_after:
 
 def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes | None, *,
           hostname: str, language: str, warn_after: float, give_up_after: float,
-          return_size_limit: int) -> bytes:
-    """The whole returned-mail message as CRLF bytes, ready for enqueue()."""
+          return_size_limit: int, charset: str = "") -> bytes:
+    """The whole returned-mail message as CRLF bytes, ready for enqueue(). With `charset`
+    iso-2022-jp, a Japanese text part goes as ISO-2022-JP (7bit), as our other mail does."""
     expired = kind == FAILURE and any(reason_class(f.status, f.diagnostic) == EXPIRED
                                       for f in failures)
     transcript: list[str] = []
@@ -79,6 +81,7 @@ def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes
     context = dict(
         hostname=hostname,
         arrival=_date(original.arrival_at),
+        arrived_at=original.arrival_at,  # for a date said in the text's language
         received_from=original.received_from or "localhost",
         recipients=[{"rcpt": f.rcpt, "reason": f.diagnostic or f.status} for f in failures],
         transcript=transcript,
@@ -86,6 +89,7 @@ def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes
         warn_after=format_duration(warn_after),  # in Sendmail's English lines
         give_up=format_duration(give_up_after),
         give_up_local=format_duration(give_up_after, language),  # in translated prose
+        warn_after_local=format_duration(warn_after, language),
     )
     text = render(f"dsn/{kind}.txt", language, **context)
     subj = subject(kind, failures, language=language, warn_after=warn_after)
@@ -129,6 +133,13 @@ def build(kind: str, original: Original, failures: Sequence[Failed], data: bytes
         text_head = "Content-Type: text/plain; charset=us-ascii\r\n" \
                     "Content-Description: Notification\r\n\r\n"
     except UnicodeEncodeError:
+        text_bytes, text_head = b"", ""
+    if not text_head and charset.lower() == JIS and jis_ok(text):
+        text_bytes = text.replace("\n", "\r\n").encode(JIS)
+        text_head = f"Content-Type: text/plain; charset={JIS}\r\n" \
+                    "Content-Transfer-Encoding: 7bit\r\n" \
+                    "Content-Description: Notification\r\n\r\n"
+    if not text_head:
         encoded = base64.encodebytes(text.replace("\n", "\r\n").encode("utf-8"))
         text_bytes = encoded.replace(b"\n", b"\r\n")
         text_head = "Content-Type: text/plain; charset=utf-8\r\n" \

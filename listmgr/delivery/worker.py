@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from listmgr import metrics
 from listmgr.app import App
-from listmgr.config import split_hostport
+from listmgr.config import japanese_charset, split_hostport
 from listmgr.delivery import dsn
 from listmgr.auth.dns import make_resolver
 from listmgr.delivery.mx import MXResolver
@@ -560,7 +560,8 @@ class DeliveryWorker:
         body = dsn.build(kind, original, failures, data, hostname=self.config.hostname,
                          language=self.config.language, warn_after=self.cfg.warn_after,
                          give_up_after=self.cfg.give_up_after,
-                         return_size_limit=self.cfg.return_size_limit)
+                         return_size_limit=self.cfg.return_size_limit,
+                         charset=japanese_charset(self.config))
         out = enqueue(s, self.app.spool, mail_from="", recipients=[row.mail_from], data=body,
                       origin="dsn")
         log.info("%s sender=<%s> notice=%s queued=%s rcpts=%d", row.queue_id, row.mail_from,

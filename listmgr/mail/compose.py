@@ -38,7 +38,7 @@ def new_message(*, from_: str, to: str | list[str], subject: str, body: str,
     return msg
 
 
-def _jis_ok(text: str) -> bool:
+def jis_ok(text: str) -> bool:
     try:
         text.encode(JIS)
         return True
@@ -51,7 +51,7 @@ def as_jis(msg: EmailMessage, subject: str, body: str) -> None:
     ISO-2022-JP cannot carry (other scripts, emoji) stays as it is."""
     if body.isascii() and subject.isascii():
         return
-    if not (_jis_ok(body) and _jis_ok(subject)):
+    if not (jis_ok(body) and jis_ok(subject)):
         return
     if not subject.isascii():
         del msg["Subject"]

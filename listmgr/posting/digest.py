@@ -22,12 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, make_msgid
-from typing import cast
+from typing import Any, cast
 
+from listmgr.config import japanese_charset
 from listmgr.listconfig import sender_address, sender_header
 from listmgr.mail.addresses import AddressError, parse_single
+from listmgr.mail.compose import JIS, jis_ok
 from listmgr.posting.archive import archive_dir
 from listmgr.posting.decorate import expand
+from listmgr.render import environment
 from listmgr.store import digests as repo
 from listmgr.store import hooks
 from listmgr.store.models import utcnow
@@ -101,9 +104,13 @@ def send(app, s, mlist: ListSettings) -> Sent | None:
     volume, issue = mlist.digest_volume, mlist.digest_issue
     domain = app.config.domain
     if mlist.digest_format == "rfc1153":
-        msg = build_rfc1153(mlist, posts, volume=volume, issue=issue, domain=domain)
+        msg = build_rfc1153(mlist, posts, volume=volume, issue=issue, domain=domain,
+                            language=mlist.language or app.config.language,
+                            charset=japanese_charset(app.config))
     else:
-        msg = build_mime(mlist, posts, volume=volume, issue=issue, domain=domain)
+        msg = build_mime(mlist, posts, volume=volume, issue=issue, domain=domain,
+                         language=mlist.language or app.config.language,
+                         charset=japanese_charset(app.config))
     data = msg.as_bytes(policy=email.policy.SMTP)
     rcpts = _recipients(s, mlist)
     envelope = sender_address(mlist, domain)
@@ -165,14 +172,31 @@ def _strip_decoration(s, mlist: ListSettings, post: EmailMessage) -> EmailMessag
     return post
 
 
-def _text(post: Message) -> str:
+def words(language: str) -> Any:
+    """The digest's fixed words in `language` (templates/<language>/digest/words.txt)."""
+    return environment().get_or_select_template(
+        [f"{language}/digest/words.txt", "en/digest/words.txt"]).module
+
+
+def _text(post: Message, language: str = "en") -> str:
     body = post.get_body(preferencelist=("plain",)) if isinstance(post, EmailMessage) else None
     if body is None:
-        return "[This message has no plain-text part.]\n"
+        return str(words(language).no_plain_text()) + "\n"
     try:
         return body.get_content().replace("\r\n", "\n")
     except Exception:
         return (cast("bytes | None", body.get_payload(decode=True)) or b"").decode("latin-1")
+
+
+def _set_text(part: EmailMessage, text: str, charset: str, *, utf8: bool = False) -> None:
+    """As email chooses (`utf8`: UTF-8 always), or ISO-2022-JP (7bit) when the site asks
+    for it for Japanese text."""
+    if charset == JIS and not text.isascii() and jis_ok(text):
+        part.set_content(text, charset=JIS, cte="7bit")
+    elif utf8:
+        part.set_content(text, charset="utf-8")
+    else:
+        part.set_content(text)
 
 
 def _title(mlist: ListSettings) -> str:
@@ -198,19 +222,24 @@ def _headers(msg: EmailMessage, mlist: ListSettings, *, volume: int, issue: int,
     msg["X-Loop"] = f"{mlist.name}@{domain}"
 
 
-def _topics(posts: Sequence[Message]) -> list[str]:
-    return [f"  {n}. {str(p.get('Subject', '(no subject)')).strip()} "
+def _subject(p: Message, language: str) -> str:
+    return str(p.get("Subject") or "").strip() or str(words(language).no_subject())
+
+
+def _topics(posts: Sequence[Message], language: str = "en") -> list[str]:
+    return [f"  {n}. {_subject(p, language)} "
             f"({str(p.get('From', '')).strip()})" for n, p in enumerate(posts, 1)]
 
 
 def build_mime(mlist: ListSettings, posts: Sequence[Message], *, volume: int, issue: int,
-               domain: str) -> EmailMessage:
+               domain: str, language: str = "en", charset: str = "") -> EmailMessage:
     """multipart/mixed: the contents, then a multipart/digest of message/rfc822 parts."""
     msg = EmailMessage(policy=email.policy.SMTP)
     _headers(msg, mlist, volume=volume, issue=issue, domain=domain)
-    toc = (f"{_title(mlist)} Digest, Volume {volume}, Issue {issue}\n\n"
-           f"Today's Topics:\n\n" + "\n".join(_topics(posts)) + "\n")
-    msg.set_content(toc)
+    say = words(language)
+    toc = str(say.contents(_title(mlist), volume, issue)) \
+        + "\n".join(_topics(posts, language)) + "\n"
+    _set_text(msg, toc, charset)
     msg.make_mixed()
     dig = EmailMessage(policy=email.policy.SMTP)
     dig.set_type("multipart/digest")
@@ -221,16 +250,16 @@ def build_mime(mlist: ListSettings, posts: Sequence[Message], *, volume: int, is
         dig.attach(part)
     del dig["MIME-Version"]
     msg.attach(dig)
-    footer = f"End of {_title(mlist)} Digest V{volume} #{issue}\n"
+    footer = str(say.footer(_title(mlist), volume, issue)) + "\n"
     end = EmailMessage(policy=email.policy.SMTP)
-    end.set_content(footer)
+    _set_text(end, footer, charset)
     del end["MIME-Version"]
     msg.attach(end)
     return msg
 
 
 def build_rfc1153(mlist: ListSettings, posts: Sequence[Message], *, volume: int, issue: int,
-                  domain: str) -> EmailMessage:
+                  domain: str, language: str = "en", charset: str = "") -> EmailMessage:
     """RFC 1153 plain text: header block, topics, 70-dash rule, messages between 30-dash
     rules, and the end line underlined with stars."""
     title = _title(mlist)
@@ -238,14 +267,14 @@ def build_rfc1153(mlist: ListSettings, posts: Sequence[Message], *, volume: int,
     head = f"{title} Digest".ljust(36) + f"{date}".ljust(22) + \
         f"Volume {volume:02d} : Number {issue:03d}"
     out = [head, "", "Today's Topics:", ""]
-    out += [f"  {str(p.get('Subject', '(no subject)')).strip()}" for p in posts]
+    out += [f"  {_subject(p, language)}" for p in posts]
     out += ["", "-" * 70, ""]
     for p in posts:
         for name in ("Date", "From", "Subject"):
             if p.get(name):
                 out.append(f"{name}: {str(p.get(name)).strip()}")
         out.append("")
-        for line in _text(p).rstrip("\n").split("\n"):
+        for line in _text(p, language).rstrip("\n").split("\n"):
             if line.startswith("-"):
                 line = "- " + line  # RFC 1153: a line starting "-" is escaped
             out.append(line)
@@ -254,7 +283,7 @@ def build_rfc1153(mlist: ListSettings, posts: Sequence[Message], *, volume: int,
     out += [end, "*" * len(end), ""]
     msg = EmailMessage(policy=email.policy.SMTP)
     _headers(msg, mlist, volume=volume, issue=issue, domain=domain)
-    msg.set_content("\n".join(out), charset="utf-8")
+    _set_text(msg, "\n".join(out), charset, utf8=True)
     return msg
 
 

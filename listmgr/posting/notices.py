@@ -15,7 +15,7 @@ import logging
 from listmgr.config import japanese_charset
 from listmgr.store.ratelimit import mail_budget_ok
 from listmgr.mail import mimelimits
-from listmgr.mail.compose import new_message, to_bytes
+from listmgr.mail.compose import JIS, jis_ok, new_message, to_bytes
 from listmgr.render import render
 from listmgr.store.outbound import enqueue
 
@@ -73,7 +73,11 @@ def send(app, s, *, mlist, to: list[str], template: str, mail_from: str,
         text = inline.replace(b"\r\n", b"\n").decode("utf-8", "replace")
         full = body.rstrip("\n") + "\n\n" + text
         long_lines = any(len(ln) > 900 for ln in full.split("\n"))
-        msg.set_content(full, cte="quoted-printable" if long_lines else "8bit")
+        if japanese_charset(app.config) == JIS and not long_lines and not full.isascii() \
+                and jis_ok(full):
+            msg.set_content(full, charset=JIS, cte="7bit")  # as the other Japanese notices
+        else:
+            msg.set_content(full, cte="quoted-printable" if long_lines else "8bit")
         del msg["Subject"]
         msg["Subject"] = subject[:900]
         data = msg.as_bytes(policy=INLINE_POLICY)
