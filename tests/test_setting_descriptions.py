@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from importlib import resources
 
 import pytest
@@ -14,6 +15,7 @@ from markupsafe import escape
 from listmgr.commands import texts
 from listmgr.listconfig import SETTINGS, describe
 from listmgr.majordomo import configmap
+from listmgr.majordomo.configfile import wrap_columns
 from tests.commands_helpers import cmd_app, mailer, make_list  # noqa: F401
 from tests.test_majordomo_config import majordomo_reads, newconfig
 from tests.test_web_owner import ADMIN, owner_login, srv  # noqa: F401
@@ -66,10 +68,24 @@ def test_a_japanese_lists_config_has_japanese_comments_and_reads_back(mailer):
     for key in configmap.KEYWORDS:
         assert describe(key, "ja").replace(" ", "") in said.replace(" ", ""), key
         assert SETTINGS[key].description not in text, key
+    for c in comments:  # 66 columns (a wide character takes two), as the English ones
+        columns = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in c[3:])
+        assert columns <= 66 + 2 and c[3] not in "、。）", c
+        assert c[-1] not in "（", c
+    assert "\t# `lists`" not in out.lines  # lines are filled, not cut at every space
     assert majordomo_reads(text) == []
     again = newconfig(mailer, text)
     assert texts.msg("ja", "newconfig_accepted", list="demo") in again.lines, again.text
     assert again.lines[again.lines.index(">>>> config demo s3cret") + 1:] == out.lines[1:]
+
+
+def test_japanese_lines_break_between_characters_by_columns():
+    assert wrap_columns("あ" * 40, 66) == ["あ" * 33, "あ" * 7]
+    assert wrap_columns("a" * 10 + " " + "い" * 30, 66) == ["a" * 10 + " " + "い" * 27, "い" * 3]
+    assert wrap_columns("う" * 32 + "、次", 66) == ["う" * 32 + "、", "次"]
+    assert wrap_columns("う" * 32 + "（on）", 66) == ["う" * 32, "（on）"]
+    assert wrap_columns("え" * 30 + " import-majordomo が", 66) == ["え" * 30,
+                                                                   "import-majordomo が"]
 
 
 def test_an_english_lists_config_keeps_english_comments(mailer):

@@ -181,8 +181,7 @@ def majordomo_meanings(out: Reading, current: Any) -> None:
 def render(mlist: Any, header: str, language: str = "en") -> str:
     """The list's config as Majordomo's writeconfig lays it out: a file Majordomo 1.94.5
     reads as it is. Our other settings follow as `#listmgr:` comment lines. The keys'
-    help comments are in `language` (Japanese characters are two columns wide)."""
-    width = 66 if language == "en" else 33
+    help comments are in `language`."""
     out = [header.rstrip("\n")]
     for key in sorted(KEYWORDS):
         keyword = KEYWORDS[key]
@@ -192,7 +191,8 @@ def render(mlist: Any, header: str, language: str = "en") -> str:
         out.extend(configfile.render_block(
             key, keyword.kind, default, keyword.subsystems, description,
             format_value(mlist, setting), array=setting.is_array,
-            wrap=lambda t: textwrap.wrap(t, width, break_on_hyphens=False)))
+            wrap=(lambda t: textwrap.wrap(t, 66)) if language == "en"
+            else (lambda t: configfile.wrap_columns(t, 66))))
     out.append("")
     out.append("# Settings of this server that Majordomo does not have.  Majordomo")
     out.append("# skips these comment lines; newconfig here reads them.")
