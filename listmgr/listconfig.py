@@ -8,7 +8,10 @@ to text; `column` is the MailingList attribute that holds the value.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Callable
 
 import regex
@@ -384,6 +387,25 @@ SETTINGS: dict[str, Setting] = {s.key: s for s in [
     _s("which_access", "enum", _enum(*ACCESS), "whether `which` searches this list"),
     _s("who_access", "enum", _enum(*ACCESS), "who may `who`: open, list, closed"),
 ]}
+
+
+@lru_cache(maxsize=8)
+def _descriptions(language: str) -> dict[str, str]:
+    """templates/<language>/settings.toml: each setting's help text in that language."""
+    if not re.fullmatch(r"[a-z]{2}", language):
+        return {}
+    path = resources.files("listmgr.templates").joinpath(language, "settings.toml")
+    if not path.is_file():
+        return {}
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def describe(setting: Setting | str, language: str) -> str:
+    """A setting's help text in `language`; English where there is no translation."""
+    st = setting if isinstance(setting, Setting) else SETTINGS[setting]
+    if language == "en":
+        return st.description
+    return _descriptions(language).get(st.key) or st.description
 
 
 def parse_value(key: str, text: str) -> Any:

@@ -42,7 +42,7 @@ def do_config(ctx: Context, args: list[str], line=None) -> None:
     if mlist is None:
         return
     header = texts.text("config_header", ctx.lang, list=mlist.name, whoami=ctx.whoami)
-    ctx.out.say(configmap.render(mlist, header))
+    ctx.out.say(configmap.render(mlist, header, ctx.list_lang(mlist)))
 
 
 @command("newconfig")

@@ -10,6 +10,7 @@ Majordomo skips them, this parser reads them.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 _LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*(=|<<)\s*(.*)$")
@@ -107,6 +108,40 @@ def parse(text: str, where: str) -> Parsed:
         else:
             out.entries.append(Entry(key, rest, lineno, False, bool(ext)))
     return out
+
+
+_TOKENS = re.compile(r"[!-~]+|\s+|[^\s!-~]")
+_NO_LINE_START = set("、。，．）」』：！？ー")
+_NO_LINE_END = set("（「『")
+
+
+def _columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def wrap_columns(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` columns (a wide character takes two): words of
+    ASCII stay whole, Japanese may break between any two characters, though not before
+    closing punctuation nor after opening brackets."""
+    lines: list[str] = []
+    line = ""
+    for tok in _TOKENS.findall(text):
+        if tok.isspace():
+            if line:
+                line += " "
+            continue
+        fits = _columns(line) + _columns(tok) <= width
+        if fits or not line.strip() or tok in _NO_LINE_START:
+            line += tok
+            continue
+        carried = ""
+        while line and line[-1] in _NO_LINE_END:
+            line, carried = line[:-1], line[-1] + carried
+        lines.append(line.rstrip(" "))
+        line = carried + tok
+    if line.strip():
+        lines.append(line.rstrip(" "))
+    return lines
 
 
 def render_block(key: str, kind: str, default: str, subsystems: str, description: str,

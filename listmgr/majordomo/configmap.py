@@ -21,7 +21,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-from listmgr.listconfig import SETTINGS, SettingError, format_value, parse_value
+from listmgr.listconfig import SETTINGS, SettingError, describe, format_value, parse_value
 from listmgr.majordomo import configfile
 
 
@@ -178,19 +178,21 @@ def majordomo_meanings(out: Reading, current: Any) -> None:
                          f"post_policy = {policy}")
 
 
-def render(mlist: Any, header: str) -> str:
+def render(mlist: Any, header: str, language: str = "en") -> str:
     """The list's config as Majordomo's writeconfig lays it out: a file Majordomo 1.94.5
-    reads as it is. Our other settings follow as `#listmgr:` comment lines."""
+    reads as it is. Our other settings follow as `#listmgr:` comment lines. The keys'
+    help comments are in `language`."""
     out = [header.rstrip("\n")]
     for key in sorted(KEYWORDS):
         keyword = KEYWORDS[key]
         setting = SETTINGS[key]
         default = default_text(keyword, mlist.name) or "undef"
-        description = setting.description
+        description = describe(setting, language)
         out.extend(configfile.render_block(
             key, keyword.kind, default, keyword.subsystems, description,
             format_value(mlist, setting), array=setting.is_array,
-            wrap=lambda t: textwrap.wrap(t, 66)))
+            wrap=(lambda t: textwrap.wrap(t, 66)) if language == "en"
+            else (lambda t: configfile.wrap_columns(t, 66))))
     out.append("")
     out.append("# Settings of this server that Majordomo does not have.  Majordomo")
     out.append("# skips these comment lines; newconfig here reads them.")

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from listmgr.listconfig import SETTINGS, SettingError, format_value
+from listmgr.listconfig import SETTINGS, SettingError, describe, format_value
 from listmgr.mail.addresses import AddressError, normalise, parse_single
 from listmgr.passwords import verify_password
 from listmgr.posting import moderation
@@ -363,9 +363,9 @@ class Field:
     secret: bool
 
 
-def _fields(s, name: str) -> list[Field]:
+def _fields(s, name: str, lang: str) -> list[Field]:
     mlist = repo.require_list(s, name)
-    return [Field(st.key, st.kind, st.description, format_value(mlist, st),
+    return [Field(st.key, st.kind, describe(st, lang), format_value(mlist, st),
                   tuple(getattr(st.parse, "choices", ())), st.secret)
             for st in SETTINGS.values()]
 
@@ -373,7 +373,7 @@ def _fields(s, name: str) -> list[Field]:
 async def settings_page(request: Request, *, errors: dict[str, str] | None = None,
                         sent: dict[str, str] | None = None, status: int = 200) -> Response:
     lv = await _require(request)
-    fields = await _web(request).db(_fields, lv.name)
+    fields = await _web(request).db(_fields, lv.name, pages.language(request))
     if sent:
         fields = [Field(f.key, f.kind, f.description,
                         sent.get(f.key, f.value) if not f.secret else "", f.choices, f.secret)
