@@ -237,7 +237,9 @@ async def member_remove(request: Request) -> Response:
     return RedirectResponse(_base(lv.name) + "members/", status_code=303)
 
 
-async def member_delivery(request: Request) -> Response:
+async def _member_flag(request: Request, attr: str) -> tuple[ListView, str, bool, bool]:
+    """Set one member's boolean `attr` from the form's `address` and `on`; returns the list,
+    the address as given, the new value, and whether such a member was found."""
     form = await checked_form(request)
     lv = await _require(request)
     address = str(form.get("address", ""))[:320]
@@ -251,31 +253,20 @@ async def member_delivery(request: Request) -> Response:
             return False
         if member is None:
             return False
-        member.delivery_enabled = on
+        setattr(member, attr, on)
         return True
-    done = await _web(request).db(change)
+    return lv, address, on, await _web(request).db(change)
+
+
+async def member_delivery(request: Request) -> Response:
+    lv, _, on, done = await _member_flag(request, "delivery_enabled")
     pages.flash(request, ("delivery_on" if on else "delivery_off") if done else "not_a_member")
     return RedirectResponse(_base(lv.name) + "members/", status_code=303)
 
 
 async def member_digest(request: Request) -> Response:
     """Digest mode on or off for one member: what `set LIST digest|nodigest` does."""
-    form = await checked_form(request)
-    lv = await _require(request)
-    address = str(form.get("address", ""))[:320]
-    on = form.get("on") == "1"
-
-    def change(s) -> bool:
-        mlist = repo.require_list(s, lv.name)
-        try:
-            member = repo.find_member(s, mlist, parse_single(address))
-        except AddressError:
-            return False
-        if member is None:
-            return False
-        member.digest = on
-        return True
-    done = await _web(request).db(change)
+    lv, address, on, done = await _member_flag(request, "digest")
     if done:
         log.info("web set %s %s %s by=owner", lv.name, "digest" if on else "nodigest",
                  normalise(address))
