@@ -112,7 +112,7 @@ def test_sender_and_resend_host_over_smtp(server, sink):
     from tests.test_posting_e2e import MEMBERS, STRANGER, post_text, send, setup_list
     srv = server(bounces__check_interval="1s")
     setup_list(srv, post_policy="open", sender="demo-bounces", resend_host="lists.example.com",
-               bounce_score_threshold="1.0")
+               bounce_score_threshold="1.0", subscribe_policy="open")
     setup_list(srv, name="plain", post_policy="open", verp="off", sender="plain-errors",
                members=[ALICE])
     send(srv, STRANGER, "demo@example.org", post_text(STRANGER))
@@ -124,6 +124,15 @@ def test_sender_and_resend_host_over_smtp(server, sink):
     assert copy.message["Sender"] == "demo-bounces@lists.example.com"
     assert copy.message["List-Owner"] == "<mailto:owner-demo@example.org>"
     assert not any(r.mail_from.startswith("owner-demo") for r in got)
+
+    # The welcome a new member gets leaves from the list's sender too (Majordomo's welcome).
+    send(srv, "newbie@example.net", "majordomo@example.org",
+         "From: newbie@example.net\nTo: majordomo@example.org\nSubject: x\n\nsubscribe demo\n")
+    got = sink.wait_for(lambda rs: any(r.rcpt_tos == ["newbie@example.net"]
+                                       and "Welcome" in str(r.message["Subject"]) for r in rs))
+    [welcome] = [r for r in got if r.rcpt_tos == ["newbie@example.net"]
+                 and "Welcome" in str(r.message["Subject"])]
+    assert welcome.mail_from == "demo-bounces@example.org"
 
     send(srv, STRANGER, "plain@example.org", post_text(STRANGER).replace("demo@", "plain@"))
     got = sink.wait_for(lambda rs: any(r.mail_from == "plain-errors@example.org" for r in rs))

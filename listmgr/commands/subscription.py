@@ -16,6 +16,7 @@ from listmgr.commands.guard import is_service_address
 from listmgr.commands.policy import Action, subscribe_action, unsubscribe_action
 from listmgr.commands.registry import command
 from listmgr.config import format_duration
+from listmgr.listconfig import sender_address
 from listmgr.mail.addresses import AddressError, fault_of, normalise, parse_single
 from listmgr.store import lists as repo
 from listmgr.store.settings import ListSettings, list_exists
@@ -123,7 +124,7 @@ def welcome(ctx: Context, mlist: ListSettings, subscriber: str) -> None:
                           info=mlist.info)
         outgoing.send(ctx, to=parse_single(subscriber),
                       subject=texts.msg(lang, "subject_welcome", list=mlist.name),
-                      body=body, envelope=f"owner-{mlist.name}@{ctx.domain}",
+                      body=body, envelope=sender_address(mlist, ctx.domain),
                       limit=True)
     if mlist.announcements:
         outgoing.send(ctx, to=repo.owners_of(mlist),
