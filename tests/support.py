@@ -521,3 +521,12 @@ class ServerThread:
                 return
             time.sleep(0.05)
         raise AssertionError("inbound tasks still pending")
+
+
+def missing_tool(why: str) -> None:
+    """A test needing a system tool that is not installed: skipped on a developer's machine,
+    a failure where LISTMGR_TEST_REQUIRE_TOOLS is set (`.ci/run` installs every tool)."""
+    import pytest
+    if os.environ.get("LISTMGR_TEST_REQUIRE_TOOLS"):
+        pytest.fail(f"{why} (required: LISTMGR_TEST_REQUIRE_TOOLS is set)")
+    pytest.skip(why)

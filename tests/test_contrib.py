@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, serve_process, write_config
+from tests.support import REPO, missing_tool, serve_process, write_config
 
 UNIT = REPO / "contrib" / "listmgr.service"
 LOGROTATE = REPO / "contrib" / "listmgr.logrotate"
@@ -29,7 +29,7 @@ def test_systemd_unit_is_valid_and_confined(tmp_path):
                  "ExecReload=/bin/kill -HUP $MAINPID"):
         assert line in text.splitlines(), line
     if shutil.which("systemd-analyze") is None:
-        pytest.skip("systemd-analyze is not installed")
+        missing_tool("systemd-analyze is not installed")
     unit = tmp_path / "listmgr.service"  # the binary path exists only after installing
     unit.write_text(text.replace("/opt/listmgr/bin/listmgr", sys.executable + " -m listmgr"))
     p = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
@@ -39,7 +39,7 @@ def test_systemd_unit_is_valid_and_confined(tmp_path):
 
 def test_logrotate_file_rotates_a_running_servers_log(tmp_path, db_url):
     if shutil.which("logrotate") is None:
-        pytest.skip("logrotate is not installed")
+        missing_tool("logrotate is not installed")
     log = tmp_path / "listmgr.log"
     cfg = write_config(tmp_path, db_url, log__file=str(log))
     proc = serve_process(cfg)

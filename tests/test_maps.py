@@ -190,7 +190,8 @@ def test_postfix_maps_table_works_with_postmap(config_file, tmp_path):
     import shutil
     import subprocess
     if shutil.which("postmap") is None:
-        pytest.skip("postmap (Debian's postfix package) is not installed")
+        from tests.support import missing_tool
+        missing_tool("postmap (Debian's postfix package) is not installed")
     cfg = config_file()
     run_cli(cfg, "init")
     run_cli(cfg, "newlist", "demo", "--owner", "o@owners.example")
