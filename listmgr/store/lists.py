@@ -16,6 +16,7 @@ from listmgr.listconfig import SETTINGS, SettingError, parse_value, put_value, v
 from listmgr.mail.addresses import (AddressError, address_list, domain_of, normalise,
                                     parse_single)
 from listmgr.passwords import hash_password
+from listmgr.store.member_import import member_constants
 from listmgr.store.models import HeldPost, MailingList, Member, utcnow
 from listmgr.store.settings import ListError, ListRef, ListSettings, NoSuchList, row_of
 
@@ -190,14 +191,7 @@ def _insert_rows(s: Session, list_id: int, rows: list[tuple[str, str, str]]) -> 
     conn = s.connection()
     dialect = conn.dialect
     table = cast(Table, Member.__table__)
-    consts = []
-    value: bool | dt.datetime | str
-    for name, value in (("delivery_enabled", True), ("digest", False),
-                        ("subscribed_at", utcnow())):
-        proc = table.c[name].type.bind_processor(dialect)
-        if proc is None and dialect.name == "sqlite" and isinstance(value, dt.datetime):
-            value = value.strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite form
-        consts.append(proc(value) if proc else value)
+    consts = list(member_constants(s, digest=False))
     mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(dialect.paramstyle)
     if mark is None:  # another driver: the portable path
         conn.execute(_insert(s)(table).on_conflict_do_nothing(), [

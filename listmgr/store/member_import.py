@@ -34,7 +34,7 @@ def prepare(s: Session) -> None:
         conn.exec_driver_sql("PRAGMA wal_autocheckpoint=16384")
 
 
-def _constants(s: Session, digest: bool) -> tuple:
+def member_constants(s: Session, digest: bool) -> tuple:
     """delivery_enabled, digest and subscribed_at as the driver wants them: through the
     columns' own bind processors, so rows are stored exactly as the ORM stores them."""
     dialect = s.connection().dialect
@@ -66,7 +66,7 @@ def insert_members(s: Session, list_id: int, rows: Iterable[tuple[str, str, str]
     batch = list(rows)
     if not batch:
         return 0
-    enabled, dig, now = _constants(s, digest)
+    enabled, dig, now = member_constants(s, digest)
     mark = _mark(s)
     cols = ", ".join(f'"{c}"' for c in _COLUMNS)
     sql = (f"INSERT INTO {Member.__tablename__} ({cols}) VALUES ({', '.join([mark] * 7)}) "
@@ -95,7 +95,7 @@ def digest_off(s: Session, list_id: int, keys: list[str]) -> list[str]:
     out: list[str] = []
     mark = _mark(s)
     conn = s.connection()
-    off = _constants(s, False)[1]
+    off = member_constants(s, False)[1]
     for i in range(0, len(keys), _PARAMS_PER_QUERY):
         chunk = keys[i:i + _PARAMS_PER_QUERY]
         sql = (f'SELECT "key" FROM {Member.__tablename__} WHERE list_id = {mark} '
