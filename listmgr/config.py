@@ -166,6 +166,7 @@ class SMTPConfig:
     local_domains: tuple[str, ...] = _kind("domains", ())
     relay_networks: tuple[str, ...] = _kind("networks", ())
     max_recipients: int = 1000
+    processes: int = 1  # SMTP acceptor processes sharing `listen` (1: the server's own)
     max_connections: int = 100
     max_data_sessions: int = 20
     max_connections_per_ip: int = 20  # 0: no per-IP cap; relay_networks are exempt
@@ -445,6 +446,9 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
         raise ConfigError(f"{source}: bad value {cfg.language!r} for 'language': expected en or ja")
     if bool(cfg.smtp.tls_cert) != bool(cfg.smtp.tls_key):
         raise ConfigError(f"{source}: 'smtp.tls_cert' and 'smtp.tls_key' go together")
+    if not 1 <= cfg.smtp.processes <= 64:
+        raise ConfigError(f"{source}: bad value {cfg.smtp.processes!r} for 'smtp.processes': "
+                          "expected 1 to 64")
     if bool(cfg.pop3.tls_cert) != bool(cfg.pop3.tls_key):
         raise ConfigError(f"{source}: 'pop3.tls_cert' and 'pop3.tls_key' go together")
     if cfg.mail.japanese_charset.lower() not in ("utf-8", "iso-2022-jp"):

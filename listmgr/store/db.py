@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from listmgr.store import writerlock
 
 # Raised when the database cannot be opened or reached; `.orig` is the driver's error.
 CannotOpen = OperationalError
@@ -29,6 +30,9 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        # Writers of other processes on this file queue on an flock (store.writerlock).
+        xlock = writerlock.for_database(u.database) \
+            if u.database and u.database != ":memory:" else None
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -54,10 +58,18 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
                 # session opened but not yet used blocks nobody.
                 gate.acquire()
                 conn.info[_GATE] = True
+            if xlock is not None:
+                try:
+                    xlock.hold(conn.info)
+                except BaseException:
+                    _release(conn)
+                    raise
             try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             except BaseException:
                 _release(conn)
+                if xlock is not None:
+                    xlock.let_go(conn.info)
                 raise
 
         def _release(conn):  # pragma: no cover - trivial
@@ -67,6 +79,8 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
         # Released as the transaction ends (just before its COMMIT or ROLLBACK runs).
         event.listen(engine, "commit", _release)
         event.listen(engine, "rollback", _release)
+        if xlock is not None:
+            writerlock.release_after_end(engine, xlock)
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
