@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from typing import Any, Protocol
 
 from listmgr import diskspace, logsetup
@@ -124,6 +125,14 @@ class Service:
                 log.exception("error while stopping %s", type(c).__name__)
         self.components = []
 
+    def _reopen_logs(self) -> None:
+        """SIGHUP: reopen the log file here and in the SMTP acceptor processes."""
+        logsetup.reopen()
+        for c in self.components:
+            forward = getattr(c, "forward_signal", None)
+            if forward is not None:
+                forward(signal.SIGHUP)
+
     def request_stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
@@ -137,7 +146,7 @@ class Service:
         try:
             for sig, action in ((signal.SIGINT, self._stop.set),
                                 (signal.SIGTERM, self._stop.set),
-                                (signal.SIGHUP, logsetup.reopen)):
+                                (signal.SIGHUP, self._reopen_logs)):
                 try:
                     loop.add_signal_handler(sig, action)
                     installed.append(sig)
@@ -153,3 +162,21 @@ class Service:
             await self.stop()
             self.app.store.dispose()
             log.info("listmgr stopped")
+
+
+def acceptor_main(argv: list[str]) -> int:
+    """An SMTP acceptor process (smtp/acceptors.py): `python -m listmgr.service --acceptor
+    INDEX LISTEN_FD LINK_FD`, its configuration on stdin, started by `listmgr serve`."""
+    from listmgr.smtp import acceptors
+    index, listen_fd, link_fd = (int(v) for v in argv)
+    config = acceptors.read_config(sys.stdin.buffer)
+    logsetup.configure(config)
+    asyncio.run(acceptors.serve(config, index, listen_fd, link_fd, on_hup=logsetup.reopen))
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--acceptor"]:
+        raise SystemExit("usage: python -m listmgr.service --acceptor INDEX LISTEN_FD LINK_FD "
+                         "(started by `listmgr serve`)")
+    raise SystemExit(acceptor_main(sys.argv[2:]))

@@ -131,6 +131,9 @@ class IngressHandler:
         self.failures = FailureTracker(cfg.pop3.login_failure_delay)
         self._auth_gates: dict[str, list] = {}  # ip -> [asyncio.Lock, waiters]
         self.group = GroupCommit(app, self.run)
+        # Wakes the inbound workers of a kind just queued: app.notify in the server's own
+        # process; in an acceptor process (smtp/acceptors.py), a datagram to the server.
+        self.wake = app.notify
 
     async def run(self, fn, *args):
         """fn(*args) in the ingress thread pool."""
@@ -233,7 +236,7 @@ class IngressHandler:
             metrics.REFUSED.labels(self.name, "internal_error").inc()
             return self._per_recipient(envelope, INTERNAL_ERROR)
         for kind in {d.kind for d in item.destinations}:
-            self.app.notify(f"inbound:{kind}")  # only the workers of these kinds wake
+            self.wake(f"inbound:{kind}")  # only the workers of these kinds wake
         metrics.ACCEPTED.labels(self.name).inc()
         log_transaction(queue_id, session, envelope, size, "queued")
         if self.lmtp:

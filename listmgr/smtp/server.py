@@ -16,6 +16,7 @@ import inspect
 import ipaddress
 import logging
 import re
+import socket
 import ssl
 from typing import Any, cast
 
@@ -65,6 +66,24 @@ class _AuthMembers:
 
 
 aiosmtpd.smtp.inspect = _AuthMembers()  # type: ignore[assignment]
+
+
+_NAMES: dict[type, list[str]] = {}
+
+
+def _command_names(obj: Any) -> list[str]:
+    """Stands in for `dir` inside aiosmtpd.smtp, which lists every attribute of the
+    protocol and of the handler on every connection to find their `smtp_*` commands and
+    `handle_*` hooks: those are methods, the same for every instance of a class, so they
+    are listed once per class."""
+    names = _NAMES.get(type(obj))
+    if names is None:
+        names = _NAMES[type(obj)] = [n for n in dir(obj)
+                                     if n.startswith(("smtp_", "handle_"))]
+    return names
+
+
+aiosmtpd.smtp.dir = _command_names  # type: ignore[attr-defined]
 
 # MAIL FROM:<a@b> / RCPT TO:<a@b> as nearly every client writes them: a dot-atom local part
 # and a domain name. Anything else (quoted local parts, address literals, comments) goes to
@@ -296,8 +315,8 @@ class _Protocol(SMTP):
                 # aiosmtpd adds SIZE's 26 octets to MAIL's limit on every EHLO; once is right.
                 self.command_size_limits["MAIL"] = self.command_size_limit + 26
                 lines = ehlo_lines(self.hostname, lines)
-            for line in lines:
-                await super().push(line)
+            # one write for the whole reply, not a send per line
+            await super().push("\r\n".join(lines))
             return
         for line in lines or []:  # a syntax error: an ordinary reply
             await self.push(line)
@@ -466,8 +485,10 @@ class Listener:
 
     def __init__(self, service: Any, name: str, listen: str, lmtp: bool = False, *,
                  handler: IngressHandler | None = None, tls: ssl.SSLContext | None = None,
-                 implicit_tls: bool = False, submission: bool = False):
+                 implicit_tls: bool = False, submission: bool = False,
+                 sock: socket.socket | None = None):
         self.service = service
+        self.sock = sock  # a socket already listening (an acceptor process's, inherited)
         self.name = name
         self.listen = listen
         self.lmtp = lmtp
@@ -503,13 +524,22 @@ class Listener:
     async def start(self) -> None:
         host, port = split_hostport(self.listen)
         loop = asyncio.get_running_loop()
-        if self.implicit_tls:
+        if self.sock is not None:
+            self.server = await loop.create_server(self._factory, sock=self.sock)
+        elif self.implicit_tls:
             self.server = await loop.create_server(self._factory, host, port, ssl=self.tls,
                                                    ssl_handshake_timeout=30)
         else:
             self.server = await loop.create_server(self._factory, host, port)
         self.service.ports[self.name] = self.server.sockets[0].getsockname()[1]
-        log.info("%s listening on %s:%d", self.name.upper(), host, self.service.ports[self.name])
+        if self.sock is None:
+            log.info("%s listening on %s:%d", self.name.upper(), host,
+                     self.service.ports[self.name])
+
+    def fileno(self) -> int:
+        """The listening socket's descriptor (for acceptor processes to inherit)."""
+        assert self.server is not None
+        return self.server.sockets[0].fileno()
 
     async def stop(self) -> None:
         if self.server is None:
@@ -536,7 +566,11 @@ def login_failures(service: Any) -> FailureTracker:
 
 def components(service: Any) -> list:
     cfg = service.config
-    parts: list = [Listener(service, "smtp", cfg.smtp.listen)]
+    smtp = Listener(service, "smtp", cfg.smtp.listen)
+    parts: list = [smtp]
+    if cfg.smtp.processes > 1:
+        from listmgr.smtp.acceptors import Acceptors
+        parts.append(Acceptors(service, smtp))  # more processes accepting on its socket
     if cfg.lmtp.listen:
         parts.append(Listener(service, "lmtp", cfg.lmtp.listen, lmtp=True))
     return parts
