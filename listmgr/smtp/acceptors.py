@@ -61,6 +61,7 @@ class Acceptor:
         self.started = 0.0
         self.quick_deaths = 0
         self.served = 0  # processes started in this slot
+        self.ready = False  # accepting
 
     @property
     def pid(self) -> int | None:
@@ -90,7 +91,8 @@ class Acceptors:
 
     @property
     def pids(self) -> list[int]:
-        return [a.pid for a in self.acceptors if a.pid is not None]
+        """The acceptor processes that are accepting now."""
+        return [a.proc.pid for a in self.acceptors if a.proc is not None and a.ready]
 
     async def _spawn(self, a: Acceptor) -> None:
         loop = asyncio.get_running_loop()
@@ -104,7 +106,7 @@ class Acceptors:
                 pass_fds=(listen_fd, acceptor_end.fileno()))
         finally:
             acceptor_end.close()
-        a.proc, a.link, a.started = proc, server_end, time.monotonic()
+        a.proc, a.link, a.started, a.ready = proc, server_end, time.monotonic(), False
         a.served += 1
         end = link.ServerEnd(server_end, self.service.app.notify)
         loop.add_reader(server_end.fileno(), end.on_readable)
@@ -116,7 +118,9 @@ class Acceptors:
             line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
         except asyncio.TimeoutError:
             line = b""
-        if line.strip() != b"ready":
+        if line.strip() == b"ready":
+            a.ready = proc.returncode is None
+        else:
             log.error("SMTP acceptor %d (pid %d) did not start", a.index, proc.pid)
             if proc.returncode is None:
                 proc.kill()
@@ -137,6 +141,7 @@ class Acceptors:
             proc = a.proc
             assert proc is not None
             code = await proc.wait()
+            a.ready = False
             self._forget(a)
             if self._stopping:
                 return
