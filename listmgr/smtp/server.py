@@ -226,6 +226,7 @@ class _Protocol(SMTP):
         self.min_data_rate = min_data_rate
         self._data_started: float | None = None  # loop time DATA began receiving
         self._data_bytes = 0
+        self._idle_deadline = 0.0  # loop time the idle timeout falls due (_reset_timeout)
 
     # -- connections
     def connection_made(self, transport) -> None:
@@ -242,6 +243,25 @@ class _Protocol(SMTP):
             self._limit.release(self, self._ip)
             self._counted = False
         super().connection_lost(error)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        # aiosmtpd cancels its idle timer and makes a new one on every command, and we on
+        # every chunk received: instead one timer moves a deadline, and when it fires
+        # early (the client was active meanwhile) it waits again for the rest.
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._idle_deadline = deadline
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or handle.when() > deadline:
+            if handle is not None:
+                handle.cancel()
+            self._timeout_handle = self.loop.call_at(deadline, self._idle_check)
+
+    def _idle_check(self) -> None:
+        if self.loop.time() < self._idle_deadline:
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
+            return
+        if self.transport is not None:
+            self._timeout_cb()
 
     def _peer_ip(self) -> str:
         peer = self.session.peer if self.session is not None else None
