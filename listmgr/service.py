@@ -66,10 +66,6 @@ INBOUND_WORKERS: dict[str, dict[str, Handler]] = {
     },
 }
 
-# Claim loops per worker (default 1). Two for the mailbox: a batch's Maildir files are
-# fsynced one after another, so a second loop keeps the disk busy while the first waits.
-CONCURRENCY: dict[str, int] = {"mailbox": 2}
-
 # Every kind, for whoever works all kinds in one loop (tests, `listmgr queue`).
 INBOUND_HANDLERS: dict[str, Handler] = {
     kind: fn for handlers in INBOUND_WORKERS.values() for kind, fn in handlers.items()}
@@ -87,8 +83,7 @@ def build_components(service: "Service") -> list[Component]:
         *web.components(service),                   # web pages, one-click unsubscribe
         *socketmap.components(service),             # Postfix socketmap: recipients that exist
         *exporter.components(service),              # Prometheus /metrics
-        *[InboundWorker(service.app, name, handlers,  # inbound tasks -> handlers
-                        concurrency=CONCURRENCY.get(name, 1))
+        *[InboundWorker(service.app, name, handlers)  # inbound tasks -> handlers
           for name, handlers in INBOUND_WORKERS.items()],
         *post_fanout.components(service),           # big posts: members queued in batches
         *delivery.components(service),              # outbound queue -> remote MTAs
