@@ -13,7 +13,7 @@ no worker; what it accepts wakes the server's inbound workers through a datagram
 write transactions queue on one flock (store/writerlock.py).
 
 The server supervises them: an acceptor that dies is started again (at once, then backing
-off if it keeps dying); stopping the server stops them (SIGTERM: they stop accepting and
+off if it keeps dying) and its half-written spool files are removed; stopping the server stops them (SIGTERM: they stop accepting and
 finish the group commit in flight); and an acceptor whose server is gone (killed, even
 with SIGKILL) sees its stdin pipe close and stops by itself.
 
@@ -34,11 +34,13 @@ import socket
 import struct
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from listmgr.app import App
 from listmgr.config import Config
+from listmgr.diskspace import remove_quietly
 from listmgr.smtp import link
 from listmgr.smtp.server import Listener
 
@@ -145,6 +147,8 @@ class Acceptors:
             self._forget(a)
             if self._stopping:
                 return
+            # what it was writing to the spool when it died (names carry the writer's pid)
+            await asyncio.to_thread(remove_tmp_of, self.service.config.data_path, proc.pid)
             ran = time.monotonic() - a.started
             a.quick_deaths = 0 if ran >= STEADY else a.quick_deaths + 1
             delay = 0.0 if a.quick_deaths <= 1 else min(MAX_BACKOFF, 2.0 ** a.quick_deaths)
@@ -192,6 +196,22 @@ class Acceptors:
         self._watchers = []
         for a in self.acceptors:
             self._forget(a)
+
+
+def remove_tmp_of(data_dir: Path, pid: int) -> int:
+    """Remove the half-written spool files of process `pid` (spool.Spool.write names them
+    `<name>.<pid>.<random>`); returns how many."""
+    n = 0
+    try:
+        names = os.listdir(data_dir / "spool" / "tmp")
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        parts = name.split(".")
+        if len(parts) >= 3 and parts[-2] == str(pid):
+            remove_quietly(data_dir / "spool" / "tmp" / name)
+            n += 1
+    return n
 
 
 def _status(code: int) -> str:

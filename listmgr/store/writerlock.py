@@ -8,7 +8,9 @@ flock on `<database file>-writer.lock`, blocking in the kernel, which wakes the 
 waiter as soon as the holder lets go. Inside a process the writer gate
 (store.db.WriterGate) already lets one thread at a time through, so at most one thread of
 a process waits here. The lock is released when the process dies, so a crashed writer
-never blocks the others.
+never blocks the others. A writer waits here as long as the other's transaction lasts (no
+busy_timeout applies): a long transaction of a CLI command delays the server's writers
+rather than failing them with "database is locked".
 
 Re-entrant per thread, like the gate: nested transactions of one thread (two engines on
 one file) take the flock once.
