@@ -365,11 +365,13 @@ class DeliveryWorker:
     # ------------------------------------------------------------------ lanes
 
     async def _lane(self, route: str, rq: _RouteQueue) -> None:
+        """One connection's worth of work on a route. Every transaction taken off the
+        route's queue is let go of exactly once (`_let_go`): its outcomes recorded, or its
+        claims given back, whichever way the lane ends."""
         transport = self.transport
         assert transport is not None, "lanes run only after start()"
         client: SMTPClient | None = None
-        tx: Transaction | None = None
-        submitted = False  # whether `tx`'s outcomes went to the marker
+        taken: collections.deque[Transaction] = collections.deque()  # not yet let go of
         try:
             async with self._sem:
                 while not self.stopping:
@@ -382,23 +384,23 @@ class DeliveryWorker:
                         if not rq.txs:
                             return
                         continue
-                    tx = rq.txs.popleft()
-                    submitted = False
+                    taken.append(rq.txs.popleft())
+                    tx = taken[0]
                     msg = self._msgs[tx.message_id]
                     if client is None or not client.usable:
                         client, route_info, reason = await transport.connect(route)
                         if client is None:
                             # Nobody to talk to: every transaction now queued for this route
                             # shares the verdict (no reconnect per transaction).
-                            pending = [tx] + list(rq.txs)
+                            taken.extend(rq.txs)
                             rq.txs.clear()
-                            submitted = True
-                            for t in pending:
+                            while taken:
+                                t = taken[0]
                                 m = self._msgs[t.message_id]
                                 outs = (route_outcomes(route_info, t) if route_info is not None
                                         else unreachable_outcomes(reason, t))
                                 self._log(m, t, outs)
-                                await self._submit(m, t, outs)
+                                await self._submit(m, t, outs, taken)
                             return
                     try:
                         outcomes, keep = await transport.send(client, tx, msg)
@@ -409,17 +411,20 @@ class DeliveryWorker:
                                     for it in tx.items]
                         keep = False
                     self._log(msg, tx, outcomes)
-                    submitted = True
-                    await self._submit(msg, tx, outcomes)
+                    await self._submit(msg, tx, outcomes, taken)
                     if not keep:
                         await client.quit()
                         client = None
         except Exception:
             log.exception("delivery: lane %s failed; giving its transaction back", route)
-            if tx is not None and not submitted:
-                self.inflight -= len(tx.items)
-                await self._give_back([it.rid for it in tx.items])
         finally:
+            if taken:  # taken, never submitted: due again at once
+                rids = [it.rid for t in taken for it in t.items]
+                self.inflight -= len(rids)
+                for t in taken:
+                    self._let_go(t)
+                taken.clear()
+                await self._give_back(rids)
             rq.lanes -= 1
             if client is not None:
                 await client.quit()
@@ -431,6 +436,10 @@ class DeliveryWorker:
                 task = asyncio.create_task(self._lane(route, rq), name=f"lane {route}")
                 self._lanes.add(task)
                 task.add_done_callback(self._lanes.discard)
+
+    def _let_go(self, tx: Transaction) -> None:
+        """A transaction no longer needs its message (taken once per transaction queued)."""
+        self._msg_refs[tx.message_id] -= 1
 
     def _log(self, msg: Message, tx: Transaction, outcomes: list[Outcome]) -> None:
         sent = [o for o in outcomes if o.result == SENT]
@@ -447,13 +456,19 @@ class DeliveryWorker:
 
     # ------------------------------------------------------------------ marking
 
-    async def _submit(self, msg: Message, tx: Transaction, outcomes: list[Outcome]) -> None:
+    async def _submit(self, msg: Message, tx: Transaction, outcomes: list[Outcome],
+                      taken: collections.deque[Transaction]) -> None:
+        """Hand `tx`'s outcomes to the marker (from then on the marker answers for its
+        claims: `tx` leaves the lane's `taken`) and wait until they are recorded, or given
+        back (then this raises). Lets go of `tx` either way."""
+        marked = self._marked(msg, tx.items, outcomes)
         fut = asyncio.get_running_loop().create_future()
-        self._marks.put_nowait((self._marked(msg, tx.items, outcomes), fut))
+        self._marks.put_nowait((marked, fut))
+        taken.remove(tx)
         try:
             await fut
         finally:
-            self._msg_refs[tx.message_id] -= 1
+            self._let_go(tx)
 
     def _submit_now(self, msg: Message, items: list[Item], outcomes: list[Outcome]) -> None:
         fut = asyncio.get_running_loop().create_future()
