@@ -27,6 +27,7 @@ class SMTPClientError(Exception):
 # the recipients are deferred, instead of buffering whatever it keeps sending.
 MAX_REPLY_LINES = 1000
 MAX_REPLY_BYTES = 64 * 1024
+KNOWN_REPLIES = 64  # distinct one-line replies a connection keeps parsed
 
 
 MAX_LINE = 998  # octets of text per line, without CRLF (RFC 5322 2.1.1)
@@ -162,6 +163,7 @@ class SMTPClient:
         self._deadline = 0.0
         self._watchdog: asyncio.TimerHandle | None = None
         self._plines: list[str] = []  # lines of a multi-line reply not yet complete
+        self._known: dict[bytes, Reply] = {}  # one-line replies as received -> parsed
         self._psize = 0               # and their octets
 
     # ----------------------------------------------------------------- connection
@@ -302,9 +304,13 @@ class SMTPClient:
 
     def _parse(self, out: list[Reply], n: int) -> None:
         """Move complete replies from what has arrived to `out`, until it holds `n`. A
-        reply's lines may arrive in pieces: the lines so far are kept between calls."""
+        reply's lines may arrive in pieces: the lines so far are kept between calls.
+
+        A one-line reply seen before is the same Reply object again (`_known`): a server
+        says `250 2.1.5 Ok` to every RCPT, and a VERP post sends one transaction per member."""
         buf = self._rbuf
         lines = self._plines
+        known = self._known
         try:
             while len(out) < n:
                 nl = buf.find(b"\n")
@@ -312,10 +318,18 @@ class SMTPClient:
                     if self._psize + len(buf) > MAX_REPLY_BYTES:
                         raise SMTPClientError(self._overlong())
                     return
+                if not lines:
+                    raw = bytes(buf[:nl + 1])
+                    reply = known.get(raw)
+                    if reply is not None:
+                        del buf[:nl + 1]
+                        out.append(reply)
+                        continue
                 self._psize += nl + 1
                 if self._psize > MAX_REPLY_BYTES or len(lines) >= MAX_REPLY_LINES:
                     raise SMTPClientError(self._overlong())
-                line = buf[:nl].decode("utf-8", "replace").rstrip("\r")
+                raw = bytes(buf[:nl + 1])
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 del buf[:nl + 1]
                 code = line[:3]
                 if len(line) < 3 or not code.isdigit() or not code.isascii():
@@ -328,7 +342,10 @@ class SMTPClient:
                     out.append(Reply(int(code), "\n".join(lines)))
                     lines.clear()
                 else:
-                    out.append(Reply(int(code), line[4:]))
+                    reply = Reply(int(code), line[4:])
+                    if len(known) < KNOWN_REPLIES:
+                        known[raw] = reply
+                    out.append(reply)
                 self._psize = 0
         finally:
             self._wire.consumed()

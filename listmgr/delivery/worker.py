@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import gc
 import logging
 from dataclasses import dataclass, field
 
@@ -120,6 +121,10 @@ class DeliveryWorker:
 
     async def start(self) -> None:
         self.transport = self._make_transport()
+        # What the process has made by now (modules, tables, templates: some 150,000
+        # objects) lives as long as it does: out of the collector's full passes, which
+        # the per-member objects of a big post would otherwise make every few seconds.
+        gc.freeze()
         try:
             n = await asyncio.to_thread(self._in_tx, outbound_claims.release_dead_leases)
             if n:
