@@ -194,13 +194,13 @@ class DeliveryWorker:
                 except asyncio.TimeoutError:
                     interactive_only = True
                     room = cfg.max_recipients_per_transaction
+            known = {mid: m.queue_id for mid, m in self._msgs.items()}
             try:
-                items = await asyncio.to_thread(self._in_tx, outbound_claims.claim, self.owner,
-                                                self.lease, min(cfg.batch_size, room),
-                                                interactive_only=interactive_only)
+                items, current = await asyncio.to_thread(
+                    self._claim, min(cfg.batch_size, room), interactive_only, known)
             except Exception:
                 log.exception("delivery: claim failed")
-                items = []
+                items, current = [], {}
                 await asyncio.sleep(cfg.poll_interval)
             if self.stopping:
                 if items:
@@ -212,7 +212,7 @@ class DeliveryWorker:
                 continue
             self.inflight += len(items)
             try:
-                await self._dispatch(items)
+                await self._dispatch(items, current)
             except Exception:
                 log.exception("delivery: dispatch failed; giving the claims back")
                 self.inflight -= len(items)
@@ -224,13 +224,23 @@ class DeliveryWorker:
                                   "their lease runs out")
                 await asyncio.sleep(cfg.poll_interval)
 
-    async def _dispatch(self, items: list[Item]) -> None:
+    def _claim(self, limit: int, interactive_only: bool, known: dict[int, str]
+               ) -> tuple[list[Item], dict[int, str]]:
+        """Claim due recipients and, in the same store transaction, read the queue ids of
+        their messages whose bodies are cached (`known`: id -> queue id)."""
+        with self.app.store.session() as s:
+            items = outbound_claims.claim(s, self.owner, self.lease, limit,
+                                          interactive_only=interactive_only)
+            cached = {it.message_id for it in items} & known.keys()
+            return items, outbound_claims.queue_ids(s, cached) if cached else {}
+
+    async def _dispatch(self, items: list[Item], current: dict[int, str]) -> None:
+        """`current`: the queue ids of the claimed messages whose bodies were cached."""
         ids = {it.message_id for it in items}
         cached = ids & self._msgs.keys()
         if cached:
             # SQLite gives a purged message's id to the next new one: a cached body is used
             # only for the message it was loaded for.
-            current = await asyncio.to_thread(self._in_tx, outbound_claims.queue_ids, cached)
             for mid in cached:
                 if current.get(mid) != self._msgs[mid].queue_id and not self._msg_refs[mid]:
                     self._cache_bytes -= len(self._msgs.pop(mid).payload)
