@@ -1,10 +1,15 @@
-"""A small SMTP client on asyncio streams, with PIPELINING (RFC 2920).
+"""A small SMTP client on an asyncio protocol, with PIPELINING (RFC 2920).
 
 Why not aiosmtplib: it reads one reply per command written (its `read_response` says so), so
 a 50-recipient transaction costs 50 round trips; pipelining MAIL and every RCPT in one write
 costs one. This client does only what delivery needs: greeting, EHLO (HELO fallback),
 STARTTLS, MAIL/RCPT/DATA/RSET/QUIT, and replies as data (a refused recipient is a value, not
 an exception). Addresses are checked before they reach a command line (no CR, LF, NUL).
+
+Replies are parsed straight from what the protocol received (`_Wire`), without a stream
+reader; one timer per connection guards every wait for a reply. Transactions of one
+payload with their own envelopes (VERP: one per member) run from the replies as they
+arrive (`_GroupRun`): no task switch per transaction.
 """
 
 from __future__ import annotations
