@@ -59,6 +59,21 @@ CACHE_BYTES = 64 * 1024 * 1024  # prepared message bodies kept between batches
 LANE_IDLE = 0.5                 # seconds a connection waits for more work before QUIT
 
 
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """What the process has made by the time delivery starts (modules, tables, templates:
+    some 150,000 objects) lives as long as it does: out of the collector's full passes,
+    which the per-member objects of a big post would otherwise make every few seconds.
+    Once per process, after a collection (so no garbage is kept for good)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def components(service) -> list:
     if not service.config.delivery.workers:
         return []
@@ -121,10 +136,7 @@ class DeliveryWorker:
 
     async def start(self) -> None:
         self.transport = self._make_transport()
-        # What the process has made by now (modules, tables, templates: some 150,000
-        # objects) lives as long as it does: out of the collector's full passes, which
-        # the per-member objects of a big post would otherwise make every few seconds.
-        gc.freeze()
+        _freeze_startup_objects()
         try:
             n = await asyncio.to_thread(self._in_tx, outbound_claims.release_dead_leases)
             if n:
