@@ -261,8 +261,8 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             time.sleep(pause)
             t_scan = time.time()
             sink.scan(seen)
-            pause = max(0.2, 5 * (time.time() - t_scan))  # at most a sixth of a core
             total = sum(v[1] for v in seen.values())
+            pause = max(0.2, 10 * (time.time() - t_scan))  # at most a tenth of a core
             if total >= n:
                 break
         cpu1, sink_cpu1 = cpu_s(serve.pid), cpu_s(sink.proc.pid)

@@ -24,11 +24,16 @@ class ScriptedSink:
 
     `refuse` maps a recipient to the reply its RCPT gets; `drop_after` closes the first
     connection, without a reply, once it has received the payload of that many
-    transactions (the last one in flight: its sender never hears 250)."""
+    transactions (the last one in flight: its sender never hears 250); `stall_after` stops
+    answering (the connection stays open) after that many payloads; `dribble` sends every
+    reply one octet per write, the final one after DATA in three lines."""
 
-    def __init__(self, drop_after: int | None = None):
+    def __init__(self, drop_after: int | None = None, stall_after: int | None = None,
+                 dribble: bool = False):
         self.refuse: dict[str, str] = {}
         self.drop_after = drop_after
+        self.stall_after = stall_after
+        self.dribble = dribble
         self.delivered: list[tuple[str, list[str]]] = []
         self.connections = 0
         self.lock = threading.Lock()
@@ -66,6 +71,19 @@ class ScriptedSink:
         received = 0
         mail_from, rcpts = "", []
         writer.write(b"220 scripted ESMTP\r\n")
+        if self.dribble:
+            out: list[bytes] = []
+            real_write = writer.write
+            writer.write = out.append  # type: ignore[method-assign]
+
+        async def flush() -> None:
+            if self.dribble:
+                for byte in b"".join(out):
+                    real_write(bytes([byte]))
+                    await writer.drain()
+                    await asyncio.sleep(0)
+                out.clear()
+            await writer.drain()
         try:
             while True:
                 line = await reader.readline()
@@ -89,29 +107,34 @@ class ScriptedSink:
                 elif verb == "DATA":
                     if not rcpts:
                         writer.write(b"554 5.5.1 no valid recipients\r\n")
+                        await flush()
                         continue
                     writer.write(b"354 go ahead\r\n")
+                    await flush()
                     while (await reader.readline()) not in (b".\r\n", b""):
                         pass
                     received += 1
                     if first and self.drop_after is not None and received >= self.drop_after:
                         writer.transport.abort()  # gone, the last payload unanswered
                         return
+                    if self.stall_after is not None and received > self.stall_after:
+                        await asyncio.sleep(3600)
                     with self.lock:
                         self.delivered.append((mail_from, rcpts))
-                    writer.write(b"250 2.0.0 queued\r\n")
+                    writer.write(b"250-2.0.0 queued\r\n250-as one\r\n250 2.0.0 in three lines\r\n"
+                                 if self.dribble else b"250 2.0.0 queued\r\n")
                     mail_from, rcpts = "", []
                 elif verb == "RSET":
                     mail_from, rcpts = "", []
                     writer.write(b"250 2.0.0 ok\r\n")
                 elif verb == "QUIT":
                     writer.write(b"221 2.0.0 bye\r\n")
-                    await writer.drain()
+                    await flush()
                     writer.close()
                     return
                 else:
                     writer.write(b"502 5.5.2 what\r\n")
-                await writer.drain()
+                await flush()
         except (ConnectionError, OSError):
             return
 
@@ -134,10 +157,10 @@ def _envelopes(n: int) -> list[tuple[str, list[str], bytes]]:
              f"X-Member: {i}\r\n".encode()) for i in range(n)]
 
 
-def _transactions(sink: ScriptedSink, envelopes):
+def _transactions(sink: ScriptedSink, envelopes, timeout: float = 10):
     async def main():
         client, greeting = await SMTPClient.connect(
-            "127.0.0.1", sink.port, host="sink.test", helo="client.test", timeout=10,
+            "127.0.0.1", sink.port, host="sink.test", helo="client.test", timeout=timeout,
             connect_timeout=10, starttls=False)
         assert greeting.code == 220 and "PIPELINING" in client.extensions
         try:
@@ -166,6 +189,35 @@ def test_a_refused_recipient_in_the_middle_gets_its_own_reply(scripted):
     assert [m for m, _ in sink.delivered][:7] == \
         [f"owner-l+m{i}=remote.example@example.org" for i in (0, 1, 2, 4, 6, 7)] + \
         ["a@example.org"]
+
+
+def test_replies_in_pieces_are_put_together(scripted):
+    """A server whose replies come one octet at a time (TCP may split them anywhere), the
+    last of each transaction in three lines: every transaction gets its own replies."""
+    sink = scripted(dribble=True)
+    sink.refuse["m2@remote.example"] = "550 5.1.1 <m2@remote.example>... User unknown"
+    results, error, more = _transactions(sink, _envelopes(4))
+    assert error is None
+    assert [r.rcpts[0].code for r in results] == [250, 250, 550, 250]
+    assert [r.data.text if r.data else None for r in results] == \
+        ["2.0.0 queued\nas one\n2.0.0 in three lines"] * 2 + [None] + \
+        ["2.0.0 queued\nas one\n2.0.0 in three lines"]
+    assert more.data.code == 250
+    assert [m for m, _ in sink.delivered] == [e[0] for i, e in enumerate(_envelopes(4))
+                                               if i != 2] + ["a@example.org"]
+
+
+def test_a_server_that_stops_answering_mid_batch_is_given_up_after_one_timeout(scripted):
+    """The third payload of ten is never answered: after one timeout (1 s) the batch ends
+    with the first two delivered and the rest not finished (the worker retries them)."""
+    sink = scripted(stall_after=2)
+    t0 = time.monotonic()
+    results, error, _ = _transactions(sink, _envelopes(10), timeout=1.0)
+    elapsed = time.monotonic() - t0
+    assert isinstance(error, SMTPClientError) and "timeout" in str(error)
+    assert [r.data.code for r in results[:2]] == [250, 250]
+    assert results[2:] == [None] * 8
+    assert elapsed < 6.0, elapsed
 
 
 def test_a_connection_dropped_mid_batch_keeps_the_results_before_it(scripted):

@@ -6,7 +6,7 @@ tested without sockets or a database.
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +16,10 @@ from listmgr.mail.addresses import validate_address  # noqa: F401 (smtpclient's)
 # The queue's vocabulary lives with the store, which writes it; re-exported for delivery.
 from listmgr.store.outbound_types import (  # noqa: F401
     DEFERRED, FAILED, SENT, Item, Outcome, backoff, next_attempt)
+
+__all__ = ["DEFERRED", "FAILED", "SENT", "Item", "Outcome", "backoff", "next_attempt",
+           "validate_address", "Reply", "Transaction", "plan", "reason_class", "subject_class",
+           "USER_UNKNOWN", "HOST_UNKNOWN", "LOCAL_CONFIG", "OTHER", "EXPIRED"]
 
 # Subject classes of returned mail (dsn.py renders each as Sendmail words it).
 USER_UNKNOWN = "user-unknown"
@@ -37,11 +41,7 @@ class Reply:
     @property
     def status(self) -> str:
         """The RFC 3463 status: from the reply's enhanced code, else implied by the code."""
-        m = _ENHANCED.match(self.text)
-        if m and m.group(1) == str(self.code)[0]:
-            return f"{m.group(1)}.{m.group(2)}.{m.group(3)}"
-        first = str(self.code)[0]
-        return {"2": "2.0.0", "4": "4.0.0", "5": "5.0.0"}.get(first, "4.0.0")
+        return _status(self.code, self.text)
 
     @property
     def outcome(self) -> str:
@@ -55,6 +55,15 @@ class Reply:
         """One line, as Sendmail quotes it: `550 5.1.1 <x>... User unknown`."""
         text = " ".join(self.text.split())
         return f"{self.code} {text}".rstrip()
+
+
+@functools.lru_cache(maxsize=256)
+def _status(code: int, text: str) -> str:
+    m = _ENHANCED.match(text)
+    if m and m.group(1) == str(code)[0]:
+        return f"{m.group(1)}.{m.group(2)}.{m.group(3)}"
+    first = str(code)[0]
+    return {"2": "2.0.0", "4": "4.0.0", "5": "5.0.0"}.get(first, "4.0.0")
 
 
 def reason_class(status: str, diagnostic: str) -> str:

@@ -1,10 +1,15 @@
-"""A small SMTP client on asyncio streams, with PIPELINING (RFC 2920).
+"""A small SMTP client on an asyncio protocol, with PIPELINING (RFC 2920).
 
 Why not aiosmtplib: it reads one reply per command written (its `read_response` says so), so
 a 50-recipient transaction costs 50 round trips; pipelining MAIL and every RCPT in one write
 costs one. This client does only what delivery needs: greeting, EHLO (HELO fallback),
 STARTTLS, MAIL/RCPT/DATA/RSET/QUIT, and replies as data (a refused recipient is a value, not
 an exception). Addresses are checked before they reach a command line (no CR, LF, NUL).
+
+Replies are parsed straight from what the protocol received (`_Wire`), without a stream
+reader; one timer per connection guards every wait for a reply. Transactions of one
+payload with their own envelopes (VERP: one per member) run from the replies as they
+arrive (`_GroupRun`): no task switch per transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from listmgr.delivery.queue import Reply, validate_address
@@ -26,6 +32,7 @@ class SMTPClientError(Exception):
 # the recipients are deferred, instead of buffering whatever it keeps sending.
 MAX_REPLY_LINES = 1000
 MAX_REPLY_BYTES = 64 * 1024
+KNOWN_REPLIES = 64  # distinct one-line replies a connection keeps parsed
 
 
 MAX_LINE = 998  # octets of text per line, without CRLF (RFC 5322 2.1.1)
@@ -82,17 +89,87 @@ class TxResult:
     data: Reply | None  # None when no recipient was accepted (or MAIL was refused)
 
 
+class _Wire(asyncio.Protocol):
+    """The receiving side of a connection: what arrived, end of stream, write flow control.
+    The client parses replies straight from `buf` (no stream reader, no future per read
+    unless it has to wait)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.closed = False          # EOF or connection lost
+        self.error: Exception | None = None
+        self.paused = False          # the transport's write buffer is over its high mark
+        self.waiter: asyncio.Future | None = None   # the client waiting for data
+        self.drained: asyncio.Future | None = None  # the client waiting for write room
+        self.reading = True
+        self.on_data: Callable[[], None] | None = None  # set while a pipelined group runs: it reads replies as they come
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) > 4 * MAX_REPLY_BYTES and self.reading and self.transport:
+            # Replies nobody has asked for yet pile up: stop reading until they are parsed.
+            self.transport.pause_reading()
+            self.reading = False
+        if self.on_data is not None:
+            self.on_data()
+        else:
+            self._wake(self.waiter)
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake(self.waiter)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.error = exc
+        self._wake(self.waiter)
+        self._wake(self.drained)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._wake(self.drained)
+
+    def consumed(self) -> None:
+        """The client took replies off `buf`: read again if reading was paused."""
+        if not self.reading and len(self.buf) <= MAX_REPLY_BYTES and self.transport \
+                and not self.closed:
+            self.reading = True
+            self.transport.resume_reading()
+
+    @staticmethod
+    def _wake(fut: asyncio.Future | None) -> None:
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+
 class SMTPClient:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
-                 timeout: float, host: str):
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, wire: _Wire, *, timeout: float, host: str):
+        self._wire = wire
+        assert wire.transport is not None
+        self.transport: asyncio.Transport = wire.transport
+        self._loop = asyncio.get_running_loop()
         self.timeout = timeout
         self.host = host  # the name we talk to (Remote-MTA)
         self.extensions: dict[str, str] = {}
         self.tls = False
         self.dirty = False  # a transaction was begun and not finished: RSET before the next
-        self._rbuf = bytearray()  # received, not yet parsed
+        self._rbuf = wire.buf  # received, not yet parsed
+        # One timer per connection guards every wait for a reply: each wait (and each
+        # arrival of data during one) moves `_deadline`; the timer, when it fires early,
+        # re-arms itself for the current deadline instead of being re-armed per read.
+        self._deadline = 0.0
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._plines: list[str] = []  # lines of a multi-line reply not yet complete
+        self._known: dict[bytes, Reply] = {}  # one-line replies as received -> parsed
+        self._psize = 0               # and their octets
 
     # ----------------------------------------------------------------- connection
 
@@ -102,12 +179,13 @@ class SMTPClient:
                       ) -> tuple["SMTPClient", Reply]:
         """Connect, read the greeting, EHLO, STARTTLS when offered. Returns (client, greeting);
         the caller closes the client when the greeting is not 2xx."""
+        loop = asyncio.get_running_loop()
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(address, port, limit=MAX_REPLY_BYTES), connect_timeout)
+            _, wire = await asyncio.wait_for(
+                loop.create_connection(_Wire, address, port), connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             raise SMTPClientError(_describe(exc, "connect to", host)) from None
-        client = cls(reader, writer, timeout=timeout, host=host)
+        client = cls(wire, timeout=timeout, host=host)
         try:
             greeting = await client.read_reply()
             if greeting.code != 220:
@@ -120,10 +198,15 @@ class SMTPClient:
                     # reply inside TLS (RFC 3207 section 6; response injection).
                     client._rbuf.clear()
                     try:
-                        await asyncio.wait_for(writer.start_tls(
-                            _tls_context(), server_hostname=host or None), connect_timeout)
+                        tls = await asyncio.wait_for(loop.start_tls(
+                            client.transport, wire, _tls_context(),
+                            server_hostname=host or None), connect_timeout)
                     except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
                         raise SMTPClientError(f"TLS handshake with {host} failed: {exc}") from None
+                    if tls is None:
+                        raise SMTPClientError(f"TLS handshake with {host} failed: closed")
+                    client.transport = tls
+                    wire.transport = tls
                     client.tls = True
                     client.extensions = {}
                     await client.hello(helo)
@@ -148,15 +231,19 @@ class SMTPClient:
         return reply
 
     def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         try:
-            self.writer.close()
+            self.transport.close()
         except Exception:  # already gone
             pass
 
     async def quit(self) -> None:
         try:
-            self.writer.write(b"QUIT\r\n")
-            await asyncio.wait_for(self.read_reply(), min(self.timeout, 5.0))
+            if not self.transport.is_closing():
+                self.transport.write(b"QUIT\r\n")
+                await asyncio.wait_for(self.read_reply(), min(self.timeout, 5.0))
         except Exception:
             pass
         finally:
@@ -164,7 +251,7 @@ class SMTPClient:
 
     @property
     def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        return not self.transport.is_closing() and not self._wire.closed
 
     # ----------------------------------------------------------------- wire
 
@@ -176,65 +263,120 @@ class SMTPClient:
         """`n` replies in order (pipelined commands). Each wait for data has `timeout`
         seconds of its own: a server that answers a long pipelined batch steadily is waited
         for, one that stalls is given up on after one timeout, however long the batch.
-        Replies are parsed from what has arrived, read in blocks: a pipelined group's
-        replies usually come in one read, and no timer is armed for replies already here."""
+        Replies are parsed from what has arrived: a pipelined group's replies usually come
+        in one piece, and then nothing waits at all."""
         try:
             return await self._replies(n)
-        except ValueError:  # one line longer than the stream's limit
-            raise SMTPClientError(f"{self.host} sent an overlong reply (a line longer than "
-                                  f"{MAX_REPLY_BYTES} bytes)") from None
         except OSError as exc:
             raise SMTPClientError(_describe(exc, "read from", self.host)) from None
 
-    async def _more(self) -> bytes:
-        try:
-            async with asyncio.timeout(self.timeout):
-                data = await self.reader.read(65536)
-        except TimeoutError:
-            raise SMTPClientError(f"timeout waiting for a reply from {self.host}") from None
-        if not data:
+    async def _more(self) -> None:
+        """Wait for more data: at most `timeout` seconds without any arriving."""
+        wire = self._wire
+        if wire.closed:
+            if wire.error is not None:
+                raise wire.error
             raise SMTPClientError(f"connection to {self.host} lost")
-        return data
+        fut = wire.waiter = self._loop.create_future()
+        self._deadline = self._loop.time() + self.timeout
+        if self._watchdog is None:
+            self._watchdog = self._loop.call_at(self._deadline, self._watch)
+        try:
+            await fut
+        finally:
+            wire.waiter = None
+        if fut.result() is not None:  # the watchdog's verdict
+            raise SMTPClientError(f"timeout waiting for a reply from {self.host}")
+
+    def _watch(self) -> None:
+        self._watchdog = None
+        fut = self._wire.waiter
+        if fut is None or fut.done():
+            return  # nobody waits: the next wait arms the timer again
+        now = self._loop.time()
+        if now >= self._deadline:
+            fut.set_result("timeout")
+        else:
+            self._watchdog = self._loop.call_at(self._deadline, self._watch)
 
     async def _replies(self, n: int) -> list[Reply]:
         out: list[Reply] = []
-        lines: list[str] = []
-        size = 0  # octets of the reply being read: a hostile server's endless reply is cut
+        while True:
+            self._parse(out, n)
+            if len(out) >= n:
+                return out
+            await self._more()
+
+    def _parse(self, out: list[Reply], n: int) -> None:
+        """Move complete replies from what has arrived to `out`, until it holds `n`. A
+        reply's lines may arrive in pieces: the lines so far are kept between calls.
+
+        A one-line reply seen before is the same Reply object again (`_known`): a server
+        says `250 2.1.5 Ok` to every RCPT, and a VERP post sends one transaction per member."""
         buf = self._rbuf
-        while len(out) < n:
-            nl = buf.find(b"\n")
-            if nl < 0:
-                if size + len(buf) > MAX_REPLY_BYTES:
+        lines = self._plines
+        known = self._known
+        try:
+            while len(out) < n:
+                nl = buf.find(b"\n")
+                if nl < 0:
+                    if self._psize + len(buf) > MAX_REPLY_BYTES:
+                        raise SMTPClientError(self._overlong())
+                    return
+                if not lines:
+                    raw = bytes(buf[:nl + 1])
+                    reply = known.get(raw)
+                    if reply is not None:
+                        del buf[:nl + 1]
+                        out.append(reply)
+                        continue
+                self._psize += nl + 1
+                if self._psize > MAX_REPLY_BYTES or len(lines) >= MAX_REPLY_LINES:
                     raise SMTPClientError(self._overlong())
-                buf += await self._more()
-                continue
-            size += nl + 1
-            if size > MAX_REPLY_BYTES or len(lines) >= MAX_REPLY_LINES:
-                raise SMTPClientError(self._overlong())
-            line = buf[:nl].decode("utf-8", "replace").rstrip("\r")
-            del buf[:nl + 1]
-            if len(line) < 3 or not line[:3].isdigit():
-                raise SMTPClientError(f"{self.host} sent a malformed reply: {line[:80]!r}")
-            lines.append(line[4:])
-            if line[3:4] != "-":
-                out.append(Reply(int(line[:3]), "\n".join(lines)))
-                lines = []
-                size = 0
-        return out
+                raw = bytes(buf[:nl + 1])
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                del buf[:nl + 1]
+                code = line[:3]
+                if len(line) < 3 or not code.isdigit() or not code.isascii():
+                    raise SMTPClientError(f"{self.host} sent a malformed reply: {line[:80]!r}")
+                if line[3:4] == "-":
+                    lines.append(line[4:])
+                    continue
+                if lines:
+                    lines.append(line[4:])
+                    out.append(Reply(int(code), "\n".join(lines)))
+                    lines.clear()
+                else:
+                    reply = Reply(int(code), line[4:])
+                    if len(known) < KNOWN_REPLIES:
+                        known[raw] = reply
+                    out.append(reply)
+                self._psize = 0
+        finally:
+            self._wire.consumed()
 
     def _overlong(self) -> str:
         return (f"{self.host} sent an overlong reply (more than {MAX_REPLY_LINES} lines or "
                 f"{MAX_REPLY_BYTES} bytes)")
 
     async def _send(self, data: bytes) -> None:
+        wire = self._wire
+        if wire.closed or self.transport.is_closing():
+            raise SMTPClientError(f"connection to {self.host} lost")
         try:
-            self.writer.write(data)
-            if self.writer.transport.get_write_buffer_size() > 65536:
-                await asyncio.wait_for(self.writer.drain(), self.timeout)
-        except asyncio.TimeoutError:
-            raise SMTPClientError(f"timeout writing to {self.host}") from None
+            self.transport.write(data)
         except OSError as exc:
             raise SMTPClientError(_describe(exc, "write to", self.host)) from None
+        if wire.paused:
+            fut = wire.drained = self._loop.create_future()
+            try:
+                await asyncio.wait_for(fut, self.timeout)
+            except asyncio.TimeoutError:
+                raise SMTPClientError(f"timeout writing to {self.host}") from None
+            finally:
+                wire.drained = None
+            if wire.closed:
+                raise SMTPClientError(f"connection to {self.host} lost")
 
     async def command(self, line: str) -> Reply:
         if any(c in line for c in "\r\n\0"):
@@ -335,40 +477,123 @@ class SMTPClient:
         if self.dirty:
             await self.rset()
         self.dirty = True
-        pending = b""        # what goes before the next commands: a payload or RSET
-        expect = ""          # "data": the final reply of `open_tx`'s payload; "rset"
-        open_tx: tuple[int, Reply, list[Reply]] | None = None
-        for i in todo:
-            mail_from, rcpts, head = envelopes[i]
-            mail_cmd, rcpt_cmds = self._envelope(mail_from, rcpts)
-            await self._send(pending + mail_cmd + b"".join(rcpt_cmds) + b"DATA\r\n")
-            replies = await self.read_replies(len(rcpts) + 2 + (1 if expect else 0))
-            if expect == "data":
-                j, mail, rr = open_tx  # type: ignore[misc]
-                results[j] = TxResult(mail, rr, replies[0])
-            elif expect == "rset" and replies[0].code != 250:
-                raise SMTPClientError(f"{self.host} refused RSET: {replies[0].line()}")
-            if expect:
-                replies = replies[1:]
-            mail, rr, go = replies[0], replies[1:-1], replies[-1]
-            if not 200 <= mail.code < 300:
-                results[i] = TxResult(mail, [mail] * len(rcpts), None)
-            elif go.code != 354:
-                any_ok = any(200 <= r.code < 300 for r in rr)
-                results[i] = TxResult(mail, rr, go if any_ok else None)
-            else:
-                open_tx = (i, mail, rr)
-                pending, expect = (head + payload if head else payload), "data"
-                continue
-            pending, expect = b"RSET\r\n", "rset"
-        await self._send(pending)
-        last = await self.read_reply()
-        if expect == "data":
-            j, mail, rr = open_tx  # type: ignore[misc]
-            results[j] = TxResult(mail, rr, last)
-        elif last.code != 250:
-            raise SMTPClientError(f"{self.host} refused RSET: {last.line()}")
+        run = _GroupRun(self, envelopes, todo, payload, results)
+        wire = self._wire
+        wire.on_data = run.on_data
+        try:
+            run.step()
+            while run.error is None and not run.finished:
+                if wire.closed and not run.finished:
+                    run.on_data()  # what arrived before the end
+                    if run.error is None and not run.finished:
+                        if wire.error is not None:
+                            raise SMTPClientError(_describe(wire.error, "read from", self.host))
+                        raise SMTPClientError(f"connection to {self.host} lost")
+                    break
+                fut = wire.waiter = run.wake = self._loop.create_future()
+                self._deadline = self._loop.time() + self.timeout
+                if self._watchdog is None:
+                    self._watchdog = self._loop.call_at(self._deadline, self._watch)
+                try:
+                    await fut
+                finally:
+                    wire.waiter = run.wake = None
+                if fut.result() is not None:
+                    raise SMTPClientError(f"timeout waiting for a reply from {self.host}")
+        finally:
+            wire.on_data = None
+        if run.error is not None:
+            raise run.error
         self.dirty = False
+
+
+class _GroupRun:
+    """Transactions of one payload back to back on one connection, driven by the replies as
+    they arrive (no task switch per transaction): each group of replies completes the
+    previous transaction and opens the next one, whose commands go in the same write as the
+    previous payload. RFC 2920: DATA ends a group, the payload waits for its 354."""
+
+    __slots__ = ("client", "envelopes", "todo", "payload", "results", "pos", "expect",
+                 "open_tx", "need", "got", "error", "finished", "wake")
+
+    def __init__(self, client: SMTPClient, envelopes, todo: list[int], payload: bytes,
+                 results: list) -> None:
+        self.client = client
+        self.envelopes = envelopes
+        self.todo = todo
+        self.payload = payload
+        self.results = results
+        self.pos = 0              # next entry of `todo` to open
+        self.expect = ""          # "data": the final reply of `open_tx`'s payload; "rset"
+        self.open_tx: tuple[int, Reply, list[Reply]] | None = None
+        self.need = 0             # replies the last write asked for
+        self.got: list[Reply] = []
+        self.error: SMTPClientError | None = None
+        self.finished = False
+        self.wake: asyncio.Future | None = None  # the coroutine waiting for news
+
+    def step(self, pending: bytes = b"") -> None:
+        """Write what goes before the next commands (a payload or RSET) and the next
+        transaction's MAIL, RCPTs and DATA; or, after the last one, only `pending`."""
+        c = self.client
+        if self.pos < len(self.todo):
+            mail_from, rcpts, _ = self.envelopes[self.todo[self.pos]]
+            mail_cmd, rcpt_cmds = c._envelope(mail_from, rcpts)
+            c.transport.write(pending + mail_cmd + b"".join(rcpt_cmds) + b"DATA\r\n")
+            self.need = len(rcpts) + 2 + (1 if self.expect else 0)
+        else:
+            c.transport.write(pending)
+            self.need = 1
+        self.got = []
+
+    def on_data(self) -> None:
+        if self.finished or self.error is not None:
+            return
+        c = self.client
+        try:
+            c._deadline = c._loop.time() + c.timeout  # data arrived: a fresh timeout
+            while True:
+                c._parse(self.got, self.need)
+                if len(self.got) < self.need:
+                    return
+                if not self._advance(self.got):
+                    self.finished = True
+                    break
+        except SMTPClientError as exc:
+            self.error = exc
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+
+    def _advance(self, replies: list[Reply]) -> bool:
+        """Take one write's replies; write the next step. False when the group is over."""
+        results = self.results
+        if self.expect == "data":
+            j, mail, rr = self.open_tx  # type: ignore[misc]
+            results[j] = TxResult(mail, rr, replies[0])
+        elif self.expect == "rset" and replies[0].code != 250:
+            raise SMTPClientError(f"{self.client.host} refused RSET: {replies[0].line()}")
+        if self.pos >= len(self.todo):
+            return False
+        if self.expect:
+            replies = replies[1:]
+        i = self.todo[self.pos]
+        self.pos += 1
+        rcpts = self.envelopes[i][1]
+        mail, rr, go = replies[0], replies[1:-1], replies[-1]
+        if not 200 <= mail.code < 300:
+            results[i] = TxResult(mail, [mail] * len(rcpts), None)
+        elif go.code != 354:
+            any_ok = any(200 <= r.code < 300 for r in rr)
+            results[i] = TxResult(mail, rr, go if any_ok else None)
+        else:
+            self.open_tx = (i, mail, rr)
+            head = self.envelopes[i][2]
+            self.expect = "data"
+            self.step(head + self.payload if head else self.payload)
+            return True
+        self.expect = "rset"
+        self.step(b"RSET\r\n")
+        return True
 
 
 def _describe(exc: BaseException, what: str, host: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import gc
 import logging
 from dataclasses import dataclass, field
 
@@ -56,6 +57,21 @@ log = logging.getLogger(__name__)
 
 CACHE_BYTES = 64 * 1024 * 1024  # prepared message bodies kept between batches
 LANE_IDLE = 0.5                 # seconds a connection waits for more work before QUIT
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """What the process has made by the time delivery starts (modules, tables, templates:
+    some 150,000 objects) lives as long as it does: out of the collector's full passes,
+    which the per-member objects of a big post would otherwise make every few seconds.
+    Once per process, after a collection (so no garbage is kept for good)."""
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 def components(service) -> list:
@@ -120,6 +136,7 @@ class DeliveryWorker:
 
     async def start(self) -> None:
         self.transport = self._make_transport()
+        _freeze_startup_objects()
         try:
             n = await asyncio.to_thread(self._in_tx, outbound_claims.release_dead_leases)
             if n:
@@ -189,13 +206,13 @@ class DeliveryWorker:
                 except asyncio.TimeoutError:
                     interactive_only = True
                     room = cfg.max_recipients_per_transaction
+            known = {mid: m.queue_id for mid, m in self._msgs.items()}
             try:
-                items = await asyncio.to_thread(self._in_tx, outbound_claims.claim, self.owner,
-                                                self.lease, min(cfg.batch_size, room),
-                                                interactive_only=interactive_only)
+                items, current = await asyncio.to_thread(
+                    self._claim, min(cfg.batch_size, room), interactive_only, known)
             except Exception:
                 log.exception("delivery: claim failed")
-                items = []
+                items, current = [], {}
                 await asyncio.sleep(cfg.poll_interval)
             if self.stopping:
                 if items:
@@ -207,7 +224,7 @@ class DeliveryWorker:
                 continue
             self.inflight += len(items)
             try:
-                await self._dispatch(items)
+                await self._dispatch(items, current)
             except Exception:
                 log.exception("delivery: dispatch failed; giving the claims back")
                 self.inflight -= len(items)
@@ -219,13 +236,23 @@ class DeliveryWorker:
                                   "their lease runs out")
                 await asyncio.sleep(cfg.poll_interval)
 
-    async def _dispatch(self, items: list[Item]) -> None:
+    def _claim(self, limit: int, interactive_only: bool, known: dict[int, str]
+               ) -> tuple[list[Item], dict[int, str]]:
+        """Claim due recipients and, in the same store transaction, read the queue ids of
+        their messages whose bodies are cached (`known`: id -> queue id)."""
+        with self.app.store.session() as s:
+            items = outbound_claims.claim(s, self.owner, self.lease, limit,
+                                          interactive_only=interactive_only)
+            cached = {it.message_id for it in items} & known.keys()
+            return items, outbound_claims.queue_ids(s, cached) if cached else {}
+
+    async def _dispatch(self, items: list[Item], current: dict[int, str]) -> None:
+        """`current`: the queue ids of the claimed messages whose bodies were cached."""
         ids = {it.message_id for it in items}
         cached = ids & self._msgs.keys()
         if cached:
             # SQLite gives a purged message's id to the next new one: a cached body is used
             # only for the message it was loaded for.
-            current = await asyncio.to_thread(self._in_tx, outbound_claims.queue_ids, cached)
             for mid in cached:
                 if current.get(mid) != self._msgs[mid].queue_id and not self._msg_refs[mid]:
                     self._cache_bytes -= len(self._msgs.pop(mid).payload)
@@ -365,11 +392,13 @@ class DeliveryWorker:
     # ------------------------------------------------------------------ lanes
 
     async def _lane(self, route: str, rq: _RouteQueue) -> None:
+        """One connection's worth of work on a route. Every transaction taken off the
+        route's queue is let go of exactly once (`_let_go`): its outcomes recorded, or its
+        claims given back, whichever way the lane ends."""
         transport = self.transport
         assert transport is not None, "lanes run only after start()"
         client: SMTPClient | None = None
-        tx: Transaction | None = None
-        submitted = False  # whether `tx`'s outcomes went to the marker
+        taken: collections.deque[Transaction] = collections.deque()  # not yet let go of
         try:
             async with self._sem:
                 while not self.stopping:
@@ -382,23 +411,23 @@ class DeliveryWorker:
                         if not rq.txs:
                             return
                         continue
-                    tx = rq.txs.popleft()
-                    submitted = False
+                    taken.append(rq.txs.popleft())
+                    tx = taken[0]
                     msg = self._msgs[tx.message_id]
                     if client is None or not client.usable:
                         client, route_info, reason = await transport.connect(route)
                         if client is None:
                             # Nobody to talk to: every transaction now queued for this route
                             # shares the verdict (no reconnect per transaction).
-                            pending = [tx] + list(rq.txs)
+                            taken.extend(rq.txs)
                             rq.txs.clear()
-                            submitted = True
-                            for t in pending:
+                            while taken:
+                                t = taken[0]
                                 m = self._msgs[t.message_id]
                                 outs = (route_outcomes(route_info, t) if route_info is not None
                                         else unreachable_outcomes(reason, t))
                                 self._log(m, t, outs)
-                                await self._submit(m, t, outs)
+                                await self._submit(m, t, outs, taken)
                             return
                     try:
                         outcomes, keep = await transport.send(client, tx, msg)
@@ -409,17 +438,20 @@ class DeliveryWorker:
                                     for it in tx.items]
                         keep = False
                     self._log(msg, tx, outcomes)
-                    submitted = True
-                    await self._submit(msg, tx, outcomes)
+                    await self._submit(msg, tx, outcomes, taken)
                     if not keep:
                         await client.quit()
                         client = None
         except Exception:
             log.exception("delivery: lane %s failed; giving its transaction back", route)
-            if tx is not None and not submitted:
-                self.inflight -= len(tx.items)
-                await self._give_back([it.rid for it in tx.items])
         finally:
+            if taken:  # taken, never submitted: due again at once
+                rids = [it.rid for t in taken for it in t.items]
+                self.inflight -= len(rids)
+                for t in taken:
+                    self._let_go(t)
+                taken.clear()
+                await self._give_back(rids)
             rq.lanes -= 1
             if client is not None:
                 await client.quit()
@@ -431,6 +463,10 @@ class DeliveryWorker:
                 task = asyncio.create_task(self._lane(route, rq), name=f"lane {route}")
                 self._lanes.add(task)
                 task.add_done_callback(self._lanes.discard)
+
+    def _let_go(self, tx: Transaction) -> None:
+        """A transaction no longer needs its message (taken once per transaction queued)."""
+        self._msg_refs[tx.message_id] -= 1
 
     def _log(self, msg: Message, tx: Transaction, outcomes: list[Outcome]) -> None:
         sent = [o for o in outcomes if o.result == SENT]
@@ -447,13 +483,19 @@ class DeliveryWorker:
 
     # ------------------------------------------------------------------ marking
 
-    async def _submit(self, msg: Message, tx: Transaction, outcomes: list[Outcome]) -> None:
+    async def _submit(self, msg: Message, tx: Transaction, outcomes: list[Outcome],
+                      taken: collections.deque[Transaction]) -> None:
+        """Hand `tx`'s outcomes to the marker (from then on the marker answers for its
+        claims: `tx` leaves the lane's `taken`) and wait until they are recorded, or given
+        back (then this raises). Lets go of `tx` either way."""
+        marked = self._marked(msg, tx.items, outcomes)
         fut = asyncio.get_running_loop().create_future()
-        self._marks.put_nowait((self._marked(msg, tx.items, outcomes), fut))
+        self._marks.put_nowait((marked, fut))
+        taken.remove(tx)
         try:
             await fut
         finally:
-            self._msg_refs[tx.message_id] -= 1
+            self._let_go(tx)
 
     def _submit_now(self, msg: Message, items: list[Item], outcomes: list[Outcome]) -> None:
         fut = asyncio.get_running_loop().create_future()
