@@ -133,6 +133,7 @@ def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: floa
                        f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
                        f'max_connections_per_ip = 0\nmax_data_sessions_per_ip = 0\n'
                        f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
+                       f'[web]\nlisten = ""\n'
                        f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n')
 
         def cli(*args: str, stdin: bytes | None = None) -> None:

@@ -4,6 +4,8 @@ still get their turn while clients keep committing. Real SQLite, real threads.""
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -105,3 +107,26 @@ def test_bulk_writers_progress_while_clients_keep_committing(store):
     # The bulk writer went after at most a few client transactions, not after all 60.
     assert 1 < w.order.index("delivery") <= 1 + store.writers.bulk_every
     assert w.stored() == before + 62
+
+
+def _in_database_file(store: Store, tmp_path: Path, key: str) -> bool:
+    """Whether the row is in the database file itself, i.e. checkpointed out of the WAL."""
+    copy = tmp_path / "file-only.db"
+    shutil.copy(tmp_path / "gate.db", copy)
+    with sqlite3.connect(copy) as db:
+        return db.execute("SELECT 1 FROM site_settings WHERE key = ?", (key,)).fetchone() \
+            is not None
+
+
+def test_bulk_writers_checkpoint_the_wal_client_commits_do_not(store, tmp_path):
+    """A checkpoint copies every page written since the last one into the database file
+    and fsyncs it: the bulk writers take that on, after their commit, not a client's."""
+    store.checkpoints.every = 0  # a bulk writer checkpoints after each commit
+    with store.durable_session() as s:
+        s.add(SiteSetting(key="client", value="x"))
+    assert not _in_database_file(store, tmp_path, "client")  # still only in the WAL
+    with store.session() as s:
+        s.add(SiteSetting(key="bulk", value="x"))
+    assert _in_database_file(store, tmp_path, "client")
+    assert _in_database_file(store, tmp_path, "bulk")
+    assert store.checkpoints.taken >= 1

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 
+from listmgr.store.checkpoints import Checkpoints
 from listmgr.store.writergate import WriterGate
 
 
@@ -24,11 +25,12 @@ _GATE = "listmgr_writer_gate"  # connection info: this connection holds the writ
 
 
 def make_engine(url: str, *, synchronous: str = "NORMAL",
-                gate: WriterGate | None = None, priority: bool = False) -> Engine:
+                gate: WriterGate | None = None, priority: bool = False,
+                checkpoints: Checkpoints | None = None) -> Engine:
     """The engine for `url`. SQLite: WAL; `synchronous` NORMAL (a commit survives a crash of
     the process) or FULL (it also survives a power loss: the WAL is fsynced at commit).
     With a `gate`, its writers take it for their whole transaction (as priority writers
-    with `priority`)."""
+    with `priority`), and checkpoint the WAL after it (`checkpoints`: store.checkpoints)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
@@ -44,6 +46,8 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            if gate is not None:  # checkpoints come after the gate (_release_after_end)
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -70,31 +74,40 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
                 gate.release()
 
         if gate is not None:
-            _release_after_end(engine, _release)
+            ckpt = checkpoints or Checkpoints()
+            _release_after_end(engine, _release,
+                               lambda dbapi_conn: ckpt.after_commit(dbapi_conn, priority))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def _release_after_end(engine: Engine, release: Callable[[dict], None]) -> None:
+def _release_after_end(engine: Engine, release: Callable[[dict], None],
+                       committed: Callable[[PoolProxiedConnection], None]) -> None:
     """Call `release(info)` with a connection's info once its transaction's COMMIT or
     ROLLBACK has run (not before: the next writer would find SQLite's lock still taken and
-    poll for it), or once the connection is invalidated (its transaction ends with it)."""
+    poll for it), or once the connection is invalidated (its transaction ends with it);
+    then, after a COMMIT, `committed(connection)`."""
     dialect = engine.dialect
     commit, rollback = dialect.do_commit, dialect.do_rollback
 
-    def ended(dbapi_conn) -> None:
+    def ended(dbapi_conn) -> bool:
         if isinstance(dbapi_conn, PoolProxiedConnection):
             try:
                 info = dbapi_conn.info
             except NotImplementedError:  # a connection outside the pool (dialect setup)
-                return
-            release(info)
+                return False
+            if info.get(_GATE):
+                release(info)
+                return True
+        return False
 
     def do_commit(dbapi_conn) -> None:
         try:
             commit(dbapi_conn)
         finally:
-            ended(dbapi_conn)
+            held = ended(dbapi_conn)
+        if held:
+            committed(dbapi_conn)
 
     def do_rollback(dbapi_conn) -> None:
         try:
@@ -147,7 +160,8 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.writers = WriterGate()
-        self.engine = make_engine(url, gate=self.writers)
+        self.checkpoints = Checkpoints()
+        self.engine = make_engine(url, gate=self.writers, checkpoints=self.checkpoints)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._read_factory = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
                                           expire_on_commit=False)
@@ -185,7 +199,8 @@ class Store:
             if self._durable_factory is None:
                 # Its writers are clients waiting for 250s: priority writers at the gate.
                 self._durable_engine = make_engine(self.url, synchronous="FULL",
-                                                   gate=self.writers, priority=True)
+                                                   gate=self.writers, priority=True,
+                                                   checkpoints=self.checkpoints)
                 self._durable_factory = sessionmaker(self._durable_engine,
                                                      expire_on_commit=False)
         yield from _transaction(self._durable_factory)
