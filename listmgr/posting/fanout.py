@@ -35,7 +35,7 @@ from listmgr.posting.message import RawMessage
 from listmgr.store import claims, fanouts, hooks, leases, outbound_claims
 from listmgr.store.claims import claim, lease_owner
 from listmgr.store.db import Session
-from listmgr.store.lists import delivering_count, iter_member_batches
+from listmgr.store.lists import iter_member_batches
 from listmgr.store.models import BULK, Fanout, MailingList, OutboundMessage
 from listmgr.store.outbound import add_recipients, enqueue
 from listmgr.store.settings import ListSettings, take_post_sequence
@@ -84,17 +84,21 @@ def distribute(app, s: Session, mlist: ListSettings, msg: RawMessage) -> Distrib
     batches = iter_member_batches(s, mlist, batch=size, digest=False)
     first = next(batches, [])
     total = _queue_batch(s, out.id, first)
+    digests: bool | None = None
     if len(first) >= size:
         # More members than one batch: the fan-out worker goes on from the last one queued.
         s.add(Fanout(message_id=out.id, list_id=mlist.id, cursor=first[-1][0], queued=total))
-        total = delivering_count(s, mlist) or total
+        # One pass over the roster for both questions (on SQLite this transaction holds
+        # the write lock: at a million members each pass takes the best part of a second).
+        delivering, digests = fanouts.roster_summary(s, mlist.id)
+        total = delivering or total
         hooks.after_commit(s, lambda: app.notify("fanout"))
     elif total == 0:
         # Nobody to send to: keep no empty message in the queue.
         fanouts.drop_message(s, out.id)
         hooks.after_commit(s, lambda: app.spool.remove(out.spool_path))
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
-    if digest.has_digest_members(s, mlist):
+    if digests if digests is not None else digest.has_digest_members(s, mlist):
         digest.queue_post(app, s, mlist, data)
     elapsed = time.monotonic() - t0
     metrics.FANOUT.observe(elapsed)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from listmgr.store.claims import changed, dead_local_owners, local_prefix
-from listmgr.store.models import Fanout, OutboundMessage, utcnow
+from listmgr.store.models import Fanout, Member, OutboundMessage, utcnow
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,13 @@ def release_dead_local(s: Session) -> int:
 def drop_message(s: Session, message_id: int) -> None:
     """Delete an outbound message that got no recipients."""
     s.execute(delete(OutboundMessage).where(OutboundMessage.id == message_id))
+
+
+def roster_summary(s: Session, list_id: int) -> tuple[int, bool]:
+    """(members a post goes to: delivery on, not in digest mode; whether any member is in
+    digest mode), in one pass over the list's members."""
+    row = s.execute(select(
+        func.count().filter(and_(Member.delivery_enabled.is_(True), Member.digest.is_(False))),
+        func.max(case((Member.digest.is_(True), 1), else_=0)),
+    ).where(Member.list_id == list_id)).one()
+    return int(row[0] or 0), bool(row[1])
