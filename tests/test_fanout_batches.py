@@ -112,8 +112,8 @@ def test_batches_whose_transaction_takes_too_long_get_smaller(app):
             break
     queued = [n for n in steps if n]
     # The first at full size, then each half the one before, down to the smallest.
-    assert queued[:6] == [1000, 500, 250, 125, 62, MIN_BATCH]
-    assert set(queued[6:-1]) == {MIN_BATCH} and queued[-1] <= MIN_BATCH
+    assert queued[:5] == [1000, 500, 250, 125, MIN_BATCH]
+    assert set(queued[5:-1]) == {MIN_BATCH} and queued[-1] <= MIN_BATCH
     counts = _counts(app)
     assert set(counts) == set(members) and set(counts.values()) == {1}
 

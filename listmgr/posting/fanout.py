@@ -43,8 +43,8 @@ from listmgr.store.settings import ListSettings, take_post_sequence
 log = logging.getLogger(__name__)
 
 RETRY = 60  # seconds before a fan-out whose batch failed is tried again
-TX_SECONDS = 0.01  # what a batch's transaction should take at most (SQLite's write lock)
-MIN_BATCH = 50  # members a batch queues at least, however slow its transaction
+TX_SECONDS = 0.02  # what a batch's transaction should take at most (SQLite's write lock)
+MIN_BATCH = 100  # members a batch queues at least, however slow its transaction
 
 
 @dataclass(frozen=True)
@@ -246,12 +246,12 @@ class FanoutWorker:
         """Size the next batch from the time the last one's transaction took: on SQLite it
         held the write lock all along, and an ingress group commit arriving meanwhile
         waited for its end. Too long: shrink to fit `tx_seconds` (by half at most: one
-        slow transaction may be the machine's, not the batch's); shorter: grow by a
-        quarter; within [MIN_BATCH, fanout_batch]."""
+        slow transaction may be the machine's, not the batch's); under half of it: grow
+        by a quarter; within [MIN_BATCH, fanout_batch]."""
         if took > self.tx_seconds:
             fit = int(rows * self.tx_seconds / took)
             self.size = max(min(MIN_BATCH, self.batch), fit, min(self.size, rows) // 2)
-        elif rows >= self.size:
+        elif took < self.tx_seconds / 2 and rows >= self.size:
             self.size = min(self.batch, self.size + self.size // 4 + 1)
 
     def _finish(self, fid: int) -> bool:

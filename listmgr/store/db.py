@@ -74,19 +74,18 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
                 gate.release()
 
         if gate is not None:
-            ckpt = checkpoints or Checkpoints()
-            _release_after_end(engine, _release,
-                               lambda dbapi_conn: ckpt.after_commit(dbapi_conn, priority))
+            ckpt = checkpoints or Checkpoints(sqlite_file(url))
+            _release_after_end(engine, _release, lambda: ckpt.after_commit(priority))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def _release_after_end(engine: Engine, release: Callable[[dict], None],
-                       committed: Callable[[PoolProxiedConnection], None]) -> None:
+                       committed: Callable[[], None]) -> None:
     """Call `release(info)` with a connection's info once its transaction's COMMIT or
     ROLLBACK has run (not before: the next writer would find SQLite's lock still taken and
     poll for it), or once the connection is invalidated (its transaction ends with it);
-    then, after a COMMIT, `committed(connection)`."""
+    then, after a COMMIT, `committed()`."""
     dialect = engine.dialect
     commit, rollback = dialect.do_commit, dialect.do_rollback
 
@@ -107,7 +106,7 @@ def _release_after_end(engine: Engine, release: Callable[[dict], None],
         finally:
             held = ended(dbapi_conn)
         if held:
-            committed(dbapi_conn)
+            committed()
 
     def do_rollback(dbapi_conn) -> None:
         try:
@@ -160,7 +159,7 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.writers = WriterGate()
-        self.checkpoints = Checkpoints()
+        self.checkpoints = Checkpoints(sqlite_file(url))
         self.engine = make_engine(url, gate=self.writers, checkpoints=self.checkpoints)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._read_factory = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
@@ -206,6 +205,7 @@ class Store:
         yield from _transaction(self._durable_factory)
 
     def dispose(self) -> None:
+        self.checkpoints.close()
         self.engine.dispose()
         if self._durable_engine is not None:
             self._durable_engine.dispose()
