@@ -20,8 +20,9 @@ Prints one line of figures (and how long the fan-out and its delivery took).
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import smtplib
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,13 +105,23 @@ class Probes:
         return sorted(self.latencies)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """user+sys CPU seconds of a running process (Linux /proc), its threads included."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(xs: list[float], p: float) -> float:
     if not xs:
         return float("nan")
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: float) -> dict:
+def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: float,
+        keep_log: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="listmgr-isolation-") as d, \
             scratch_database(database, d) as url:
         work = Path(d)
@@ -122,6 +133,7 @@ def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: floa
                        f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
                        f'max_connections_per_ip = 0\nmax_data_sessions_per_ip = 0\n'
                        f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
+                       f'[web]\nlisten = ""\n'
                        f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n')
 
         def cli(*args: str, stdin: bytes | None = None) -> None:
@@ -182,11 +194,9 @@ def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: floa
                 if total >= n + 1 and "at" in found:
                     break
             lat = probes.finish()
+            cpu = cpu_seconds(serve.pid)
+            load = os.getloadavg()[0]
             last = max((v[0] for v in seen.values()), default=t_post)
-            fanout_s = None
-            for line in (work / "serve.log").read_text(errors="replace").splitlines():
-                if "fanout done" in line or ("fanout=" in line and "in batches" not in line):
-                    fanout_s = line
         finally:
             probes.stop.set()
             if serve.poll() is None:
@@ -196,6 +206,9 @@ def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: floa
                 except subprocess.TimeoutExpired:
                     serve.kill()
             sink.stop()
+            log.close()
+            if keep_log:
+                shutil.copy(work / "serve.log", keep_log)
         return {
             "members": n, "database": database, "setup_s": round(setup, 1),
             "reply_s": round(found["at"] - t_cmd, 2) if "at" in found else None,
@@ -204,6 +217,8 @@ def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: floa
             "ingress_p50_ms": round(pct(lat, 50) * 1000, 1),
             "ingress_p99_ms": round(pct(lat, 99) * 1000, 1),
             "ingress_max_ms": round((lat[-1] if lat else float("nan")) * 1000, 1),
+            "server_cpu_s": round(cpu, 1) if cpu is not None else None,
+            "load_avg_1m": round(load, 1),
         }
 
 
@@ -214,8 +229,10 @@ def main() -> None:
     ap.add_argument("--listmgr", default=str(Path(sys.executable).parent / "listmgr"))
     ap.add_argument("--probe-seconds", type=float, default=60.0)
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--keep-log", help="copy the server's log here at the end")
     a = ap.parse_args()
-    print(run(a.listmgr, a.members, a.database, a.probe_seconds, a.timeout), flush=True)
+    print(run(a.listmgr, a.members, a.database, a.probe_seconds, a.timeout, a.keep_log),
+          flush=True)
 
 
 if __name__ == "__main__":

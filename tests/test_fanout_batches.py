@@ -76,7 +76,9 @@ def test_a_big_post_is_queued_in_batches_each_member_once(app):
         (mid,) = s.scalars(select(OutboundMessage.id))
     fid = worker._claim()
     assert worker.step(fid) and _fanout_state(app)[1] == 2000
-    assert worker.step(fid) and worker.step(fid) and not worker.step(fid)
+    while worker.step(fid):  # batches of at most fanout_batch (fewer if they take long)
+        cursor, queued = _fanout_state(app)
+        assert sum(_counts(app).values()) == queued
     assert _fanout_state(app) is None
     counts = _counts(app)
     assert set(counts) == set(members) and set(counts.values()) == {1}
@@ -84,6 +86,36 @@ def test_a_big_post_is_queued_in_batches_each_member_once(app):
         prios = set(s.scalars(select(OutboundRecipient.priority)))
         assert prios == {BULK}
         assert s.get(OutboundMessage, mid).spool_path  # still to be delivered
+
+
+def test_batches_whose_transaction_takes_too_long_get_smaller(app):
+    """A batch holds SQLite's write lock while it is queued, and ingress waits meanwhile:
+    batches are sized so their transaction fits in the worker's time bound."""
+    from listmgr.pipeline import InboundWorker
+    from listmgr.posting.fanout import MIN_BATCH
+    from listmgr.service import INBOUND_HANDLERS
+    app.config = dataclasses.replace(
+        app.config, posting=dataclasses.replace(app.config.posting, fanout_batch=1000))
+    members = _make_list(app, 3_500)
+    _queue_post(app)
+    assert InboundWorker(app, "all", INBOUND_HANDLERS).run_once() == 1
+    worker = FanoutWorker(app)
+    worker.tx_seconds = 1e-9  # no transaction fits: each batch as small as allowed
+    fid = worker._claim()
+    steps = []
+    while True:
+        before = _fanout_state(app)[1]
+        more = worker.step(fid)
+        after = _fanout_state(app)
+        steps.append((after[1] if after else len(members)) - before)
+        if not more:
+            break
+    queued = [n for n in steps if n]
+    # The first at full size, then each half the one before, down to the smallest.
+    assert queued[:5] == [1000, 500, 250, 125, MIN_BATCH]
+    assert set(queued[5:-1]) == {MIN_BATCH} and queued[-1] <= MIN_BATCH
+    counts = _counts(app)
+    assert set(counts) == set(members) and set(counts.values()) == {1}
 
 
 def _free_port() -> int:

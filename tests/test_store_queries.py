@@ -47,6 +47,16 @@ def test_drop_message_and_delivering_count(app):
         assert s.get(OutboundMessage, out.id) is None
 
 
+def test_roster_summary_counts_who_a_post_goes_to_and_sees_digest_members(app):
+    list_id = _list(app, members=("a@example.net", "b@example.net", "c@example.net"))
+    with app.store.session() as s:
+        assert fanouts.roster_summary(s, list_id) == (3, False)
+        mlist = repo.require_list(s, "demo")
+        repo.set_digest(s, mlist, ["b@example.net"], True)
+        assert fanouts.roster_summary(s, list_id) == (2, True)
+        assert fanouts.roster_summary(s, list_id + 1000) == (0, False)  # no such list
+
+
 def test_held_queries(app):
     list_id = _list(app)
     now = utcnow()

@@ -8,8 +8,10 @@ The first batch is queued in the caller's transaction (the inbound worker's), so
 `fanout_batch` members is queued whole or not at all, together with the post's task. A
 bigger list leaves a `fanouts` row (a per-post cursor: the last member id queued) and the
 fan-out worker queues the rest one batch per transaction, the cursor moving in the same
-commit as the batch's recipients. So no transaction holds SQLite's write lock for long
-(ingress 250s and command replies go on between batches), and a fan-out resumed after a
+commit as the batch's recipients. Its members are read before that transaction, and a batch
+is sized by time (`TX_SECONDS`, at most `fanout_batch` members), so no transaction holds
+SQLite's write lock for long (ingress 250s and command replies go on between batches; a
+group commit goes before a waiting batch, store.writergate), and a fan-out resumed after a
 crash (by this host's next process at once, by any process on any host once the
 `[store] lease` has run out) neither repeats nor skips anyone. On PostgreSQL the fan-out
 row is claimed, so two `listmgr serve` processes never queue one post twice. The envelope sender is owner-LIST@domain, so bounces reach
@@ -19,7 +21,6 @@ the list, not the poster.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -34,14 +35,16 @@ from listmgr.posting.message import RawMessage
 from listmgr.store import claims, fanouts, hooks, leases, outbound_claims
 from listmgr.store.claims import claim, lease_owner
 from listmgr.store.db import Session
-from listmgr.store.lists import delivering_count, iter_member_batches
-from listmgr.store.models import BULK, Fanout, MailingList, OutboundMessage, utcnow
+from listmgr.store.lists import iter_member_batches
+from listmgr.store.models import BULK, Fanout, MailingList, OutboundMessage
 from listmgr.store.outbound import add_recipients, enqueue
 from listmgr.store.settings import ListSettings, take_post_sequence
 
 log = logging.getLogger(__name__)
 
 RETRY = 60  # seconds before a fan-out whose batch failed is tried again
+TX_SECONDS = 0.02  # what a batch's transaction should take at most (SQLite's write lock)
+MIN_BATCH = 100  # members a batch queues at least, however slow its transaction
 
 
 @dataclass(frozen=True)
@@ -81,17 +84,21 @@ def distribute(app, s: Session, mlist: ListSettings, msg: RawMessage) -> Distrib
     batches = iter_member_batches(s, mlist, batch=size, digest=False)
     first = next(batches, [])
     total = _queue_batch(s, out.id, first)
+    digests: bool | None = None
     if len(first) >= size:
         # More members than one batch: the fan-out worker goes on from the last one queued.
         s.add(Fanout(message_id=out.id, list_id=mlist.id, cursor=first[-1][0], queued=total))
-        total = delivering_count(s, mlist) or total
+        # One pass over the roster for both questions (on SQLite this transaction holds
+        # the write lock: at a million members each pass takes the best part of a second).
+        delivering, digests = fanouts.roster_summary(s, mlist.id)
+        total = delivering or total
         hooks.after_commit(s, lambda: app.notify("fanout"))
     elif total == 0:
         # Nobody to send to: keep no empty message in the queue.
         fanouts.drop_message(s, out.id)
         hooks.after_commit(s, lambda: app.spool.remove(out.spool_path))
     hooks.after_commit(s, lambda: _archive(app, mlist.name, data, envelope))
-    if digest.has_digest_members(s, mlist):
+    if digests if digests is not None else digest.has_digest_members(s, mlist):
         digest.queue_post(app, s, mlist, data)
     elapsed = time.monotonic() - t0
     metrics.FANOUT.observe(elapsed)
@@ -101,10 +108,15 @@ def distribute(app, s: Session, mlist: ListSettings, msg: RawMessage) -> Distrib
     return Distributed(out.queue_id, total, seq)
 
 
-def _queue_batch(s: Session, message_id: int, batch: list[tuple[int, str]]) -> int:
+def _addresses(batch: list[tuple[int, str]]) -> list[str]:
+    """The addresses of (id, stored address) member rows, sorted by domain."""
     addrs = [b for _, a in batch if (b := _bare(a))]  # strip = no keeps "Name <addr>"
     addrs.sort(key=domain_of)  # stable: members of one domain stay in id order
-    return add_recipients(s, message_id, addrs, priority=BULK)
+    return addrs
+
+
+def _queue_batch(s: Session, message_id: int, batch: list[tuple[int, str]]) -> int:
+    return add_recipients(s, message_id, _addresses(batch), priority=BULK)
 
 
 class FanoutWorker:
@@ -115,7 +127,9 @@ class FanoutWorker:
     def __init__(self, app: App, *, poll: float = 1.0):
         self.app = app
         self.poll = poll
-        self.batch = app.config.posting.fanout_batch
+        self.batch = app.config.posting.fanout_batch  # members a batch queues at most
+        self.size = self.batch  # members the next batch queues (resize())
+        self.tx_seconds = TX_SECONDS
         self.owner = lease_owner("fanout")
         self.lease = app.config.store.lease
         self.held: list[int] = []  # fan-outs claimed and being queued
@@ -202,21 +216,51 @@ class FanoutWorker:
 
     def step(self, fid: int) -> bool:
         """Queue the next batch of fan-out `fid` in one transaction (recipients and the
-        cursor together); returns whether there is more to do."""
+        cursor together); returns whether there is more to do.
+
+        The members are read and their addresses prepared before that transaction, in a
+        read-only one (on SQLite it takes no write lock), so the writing transaction only
+        inserts; its duration sizes the next batch (see `resize`)."""
+        with self.app.store.read_session() as s:
+            at = fanouts.position(s, fid, self.owner)
+            if at is None:
+                return False  # finished, or the lease lapsed and someone else has it
+            mlist = s.get(MailingList, at.list_id)
+            batch = next(iter_member_batches(s, mlist, batch=self.size, after_id=at.cursor,
+                                             digest=False),
+                         []) if mlist is not None else []
+        if not batch:
+            return self._finish(fid)
+        addrs = _addresses(batch)
+        started = time.monotonic()
+        with self.app.store.session() as s:
+            if not fanouts.advance(s, fid, self.owner, cursor=at.cursor, to=batch[-1][0],
+                                   queued=len(addrs), lease=self.lease):
+                # Finished or taken over meanwhile; or moved, then read again.
+                return fanouts.position(s, fid, self.owner) is not None
+            add_recipients(s, at.message_id, addrs, priority=BULK)
+        self.resize(len(batch), time.monotonic() - started)
+        return True
+
+    def resize(self, rows: int, took: float) -> None:
+        """Size the next batch from the time the last one's transaction took: on SQLite it
+        held the write lock all along, and an ingress group commit arriving meanwhile
+        waited for its end. Too long: shrink to fit `tx_seconds` (by half at most: one
+        slow transaction may be the machine's, not the batch's); under half of it: grow
+        by a quarter; within [MIN_BATCH, fanout_batch]."""
+        if took > self.tx_seconds:
+            fit = int(rows * self.tx_seconds / took)
+            self.size = max(min(MIN_BATCH, self.batch), fit, min(self.size, rows) // 2)
+        elif took < self.tx_seconds / 2 and rows >= self.size:
+            self.size = min(self.batch, self.size + self.size // 4 + 1)
+
+    def _finish(self, fid: int) -> bool:
+        """Every member is queued: drop the cursor, finish the message if all is sent."""
         removed: list[str] = []
         with self.app.store.session() as s:
             f = s.get(Fanout, fid, with_for_update=True)
             if f is None or f.lease_owner != self.owner:
-                return False  # finished, or the lease lapsed and someone else has it
-            mlist = s.get(MailingList, f.list_id)
-            batch = next(iter_member_batches(s, mlist, batch=self.batch, after_id=f.cursor,
-                                             digest=False),
-                         []) if mlist is not None else []
-            if batch:
-                f.queued += _queue_batch(s, f.message_id, batch)
-                f.cursor = batch[-1][0]
-                f.lease_until = utcnow() + dt.timedelta(seconds=self.lease)
-                return True
+                return False
             out = s.get(OutboundMessage, f.message_id)
             s.delete(f)
             s.flush()

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 
 from listmgr.store import writerlock
+from listmgr.store.checkpoints import Checkpoints
+from listmgr.store.writergate import WriterGate
 
 # Raised when the database cannot be opened or reached; `.orig` is the driver's error.
 CannotOpen = OperationalError
@@ -22,9 +25,12 @@ _GATE = "listmgr_writer_gate"  # connection info: this connection holds the writ
 
 
 def make_engine(url: str, *, synchronous: str = "NORMAL",
-                gate: "WriterGate | None" = None) -> Engine:
+                gate: WriterGate | None = None, priority: bool = False,
+                checkpoints: Checkpoints | None = None) -> Engine:
     """The engine for `url`. SQLite: WAL; `synchronous` NORMAL (a commit survives a crash of
-    the process) or FULL (it also survives a power loss: the WAL is fsynced at commit)."""
+    the process) or FULL (it also survives a power loss: the WAL is fsynced at commit).
+    With a `gate`, its writers take it for their whole transaction (as priority writers
+    with `priority`), and checkpoint the WAL after it (`checkpoints`: store.checkpoints)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
@@ -43,6 +49,8 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            if gate is not None:  # checkpoints come after the gate (_release_after_end)
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -56,34 +64,75 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
             if gate is not None:
                 # Taken when the transaction really begins (its first statement), so a
                 # session opened but not yet used blocks nobody.
-                gate.acquire()
+                gate.acquire(priority)
                 conn.info[_GATE] = True
             if xlock is not None:
                 try:
                     xlock.hold(conn.info)
                 except BaseException:
-                    _release(conn)
+                    _release(conn.info)
                     raise
             try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             except BaseException:
-                _release(conn)
                 if xlock is not None:
                     xlock.let_go(conn.info)
+                _release(conn.info)
                 raise
 
-        def _release(conn):  # pragma: no cover - trivial
-            if gate is not None and conn.info.pop(_GATE, False):
+        def _release(info: dict) -> None:  # pragma: no cover - trivial
+            if gate is not None and info.pop(_GATE, False):
                 gate.release()
 
-        # Released as the transaction ends (just before its COMMIT or ROLLBACK runs).
-        event.listen(engine, "commit", _release)
-        event.listen(engine, "rollback", _release)
+        # The cross-process lock is let go first (wrapped innermost), then the gate: a writer
+        # of this process woken by the gate finds the flock free.
         if xlock is not None:
             writerlock.release_after_end(engine, xlock)
-
+        if gate is not None:
+            ckpt = checkpoints or Checkpoints(sqlite_file(url))
+            _release_after_end(engine, _release, lambda: ckpt.after_commit(priority))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _release_after_end(engine: Engine, release: Callable[[dict], None],
+                       committed: Callable[[], None]) -> None:
+    """Call `release(info)` with a connection's info once its transaction's COMMIT or
+    ROLLBACK has run (not before: the next writer would find SQLite's lock still taken and
+    poll for it), or once the connection is invalidated (its transaction ends with it);
+    then, after a COMMIT, `committed()`."""
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def ended(dbapi_conn) -> bool:
+        if isinstance(dbapi_conn, PoolProxiedConnection):
+            try:
+                info = dbapi_conn.info
+            except NotImplementedError:  # a connection outside the pool (dialect setup)
+                return False
+            if info.get(_GATE):
+                release(info)
+                return True
+        return False
+
+    def do_commit(dbapi_conn) -> None:
+        try:
+            commit(dbapi_conn)
+        finally:
+            held = ended(dbapi_conn)
+        if held:
+            committed()
+
+    def do_rollback(dbapi_conn) -> None:
+        try:
+            rollback(dbapi_conn)
+        finally:
+            ended(dbapi_conn)
+
+    # The dialect is this engine's own instance: only its connections are concerned.
+    setattr(dialect, "do_commit", do_commit)
+    setattr(dialect, "do_rollback", do_rollback)
+    event.listen(engine.pool, "invalidate", lambda _dbapi, record, _exc: release(record.info))
 
 
 def redacted(url: str) -> str:
@@ -106,54 +155,6 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-class WriterGate:
-    """One SQLite writer at a time in this process, in arrival order.
-
-    SQLite lets one transaction write at a time; a writer that finds the lock taken polls
-    for it with sleeps growing to 100 ms, so under contention a short transaction (an
-    ingress group commit, whose clients wait for their 250s) can wait far longer than the
-    transaction holding the lock. Writers of this process queue here instead, first come
-    first served (no kind of work starves another), each woken the moment its turn comes.
-    Other processes on the same file still meet SQLite's own lock. Re-entrant per thread.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._owner: int | None = None
-        self._depth = 0
-        self._next_ticket = 0
-        self._serving = 0
-
-    def acquire(self) -> None:
-        me = threading.get_ident()
-        with self._cond:
-            if self._owner == me:
-                self._depth += 1
-                return
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            while self._owner is not None or ticket != self._serving:
-                self._cond.wait()
-            self._owner = me
-            self._depth = 1
-
-    def release(self) -> None:
-        with self._cond:
-            self._depth -= 1
-            if self._depth == 0:
-                self._owner = None
-                self._serving += 1
-                self._cond.notify_all()
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
-
-
 def _transaction(factory: sessionmaker) -> Iterator[Session]:
     """One session from `factory`: committed on success, rolled back on any error, closed."""
     s = factory()
@@ -173,7 +174,8 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.writers = WriterGate()
-        self.engine = make_engine(url, gate=self.writers)
+        self.checkpoints = Checkpoints(sqlite_file(url))
+        self.engine = make_engine(url, gate=self.writers, checkpoints=self.checkpoints)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         self._read_factory = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
                                           expire_on_commit=False)
@@ -201,20 +203,24 @@ class Store:
     def durable_session(self) -> Iterator[Session]:
         """Like session(), but the commit is on stable storage when it returns, power loss
         included (SQLite: synchronous=FULL, the WAL fsynced at commit; PostgreSQL's commit
-        already is). For what is acknowledged to a client: ingress group commits."""
+        already is). For what is acknowledged to a client: ingress group commits; on SQLite
+        they go before the bulk writers queued at the writer gate."""
         if not self.is_sqlite:
             with self.session() as s:
                 yield s
             return
         with self._durable_lock:
             if self._durable_factory is None:
+                # Its writers are clients waiting for 250s: priority writers at the gate.
                 self._durable_engine = make_engine(self.url, synchronous="FULL",
-                                                   gate=self.writers)
+                                                   gate=self.writers, priority=True,
+                                                   checkpoints=self.checkpoints)
                 self._durable_factory = sessionmaker(self._durable_engine,
                                                      expire_on_commit=False)
         yield from _transaction(self._durable_factory)
 
     def dispose(self) -> None:
+        self.checkpoints.close()
         self.engine.dispose()
         if self._durable_engine is not None:
             self._durable_engine.dispose()
