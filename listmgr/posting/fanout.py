@@ -43,7 +43,7 @@ from listmgr.store.settings import ListSettings, take_post_sequence
 log = logging.getLogger(__name__)
 
 RETRY = 60  # seconds before a fan-out whose batch failed is tried again
-TX_SECONDS = 0.02  # what a batch's transaction should take at most (SQLite's write lock)
+TX_SECONDS = 0.05  # what a batch's transaction should take at most (SQLite's write lock): at 20 ms the plain 100,000-member fan-out took 35% longer
 MIN_BATCH = 100  # members a batch queues at least, however slow its transaction
 
 
