@@ -48,23 +48,47 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 def load_family(family: str) -> ModuleType:
     """The command-family module `family` (a key of FAMILIES), imported now.
     Imported here, not at the top: each imports CLIError from this module."""
-    from listmgr import cli
     match family:
-        case "server": from listmgr.cli import server
-        case "lists": from listmgr.cli import lists
-        case "users": from listmgr.cli import users
-        case "queue": from listmgr.cli import queue
-        case "held": from listmgr.cli import held
-        case "site": from listmgr.cli import site
-        case "bounces": from listmgr.cli import bounces
-        case "web": from listmgr.cli import web
-        case "majordomo": from listmgr.cli import majordomo
-        case "dkimcmd": from listmgr.cli import dkimcmd
-        case "maps": from listmgr.cli import maps
-        case "configcheck": from listmgr.cli import configcheck
-        case "status": from listmgr.cli import status
-        case _: raise KeyError(family)
-    return getattr(cli, family)
+        case "server":
+            from listmgr.cli import server
+            return server
+        case "lists":
+            from listmgr.cli import lists
+            return lists
+        case "users":
+            from listmgr.cli import users
+            return users
+        case "queue":
+            from listmgr.cli import queue
+            return queue
+        case "held":
+            from listmgr.cli import held
+            return held
+        case "site":
+            from listmgr.cli import site
+            return site
+        case "bounces":
+            from listmgr.cli import bounces
+            return bounces
+        case "web":
+            from listmgr.cli import web
+            return web
+        case "majordomo":
+            from listmgr.cli import majordomo
+            return majordomo
+        case "dkimcmd":
+            from listmgr.cli import dkimcmd
+            return dkimcmd
+        case "maps":
+            from listmgr.cli import maps
+            return maps
+        case "configcheck":
+            from listmgr.cli import configcheck
+            return configcheck
+        case "status":
+            from listmgr.cli import status
+            return status
+    raise KeyError(family)
 
 
 def _command_in(argv: list[str]) -> str | None:

@@ -70,6 +70,7 @@ def test_stored_unusable_pattern_holds_the_post_with_its_reason(app):
     assert "cannot be used" in h.reasons[0]
 
 
+@pytest.mark.slow
 def test_runaway_match_is_held_and_does_not_stall_smtp(server, sink):
     srv = server(posting__rule_time_budget="4s")
     make_list(srv.call, taboo_body="/(x+x+)+y/")
