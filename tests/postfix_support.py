@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.support import free_port
+
 # Services a relay needs (no chroot: the private instance has no chroot tree).
 MASTER_CF = """\
 {port} inet n - n - - smtpd
@@ -45,12 +47,6 @@ def available() -> str | None:
     if os.geteuid() != 0:
         return "a private Postfix must be started as root"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivatePostfix:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -52,6 +52,37 @@ def scratch_schema(server_url: str, prefix: str = "t") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+# --------------------------------------------------------------------------- ports
+
+_PORTS_BELOW = 32768  # Linux hands out ephemeral ports (a bind to port 0) from 32768 up
+_PORTS_PER_WORKER = 400
+_port_range: list[int] = []  # this process's [first port, next port to try]
+
+
+def free_port() -> int:
+    """A loopback TCP port free now, for a listener that another process binds later (a
+    `serve` child, Postfix) where port 0 cannot be read back. Taken from a range of this
+    test process's own below the ephemeral ports, so that neither a bind to port 0 nor
+    another pytest-xdist worker can take it in between."""
+    import socket
+    if not _port_range:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        first = _PORTS_BELOW - _PORTS_PER_WORKER * ((int(worker) if worker.isdigit() else 0) + 1)
+        _port_range.extend([first, first])
+    first = _port_range[0]
+    for _ in range(_PORTS_PER_WORKER):
+        port = _port_range[1]
+        _port_range[1] = first + (port + 1 - first) % _PORTS_PER_WORKER
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in this test process's range")
 
 
 # --------------------------------------------------------------------------- schema
@@ -521,6 +552,26 @@ class ServerThread:
                 return
             time.sleep(0.05)
         raise AssertionError("inbound tasks still pending")
+
+    def wait_settled(self, timeout: float = 20.0) -> None:
+        """Wait until no inbound task is pending and no outbound recipient is in the middle
+        of an attempt (leased). Before a test moves listmgr's clock by hours or days: a
+        lease taken at the old time would run out at once at the new one, and the mail
+        just received would be sent again."""
+        from sqlalchemy import func, select
+        from listmgr.store.models import InboundTask, OutboundRecipient
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.app.store.session() as s:
+                pending = s.scalar(select(func.count()).select_from(InboundTask).where(
+                    InboundTask.state == "new"))
+                leased = s.scalar(select(func.count()).select_from(OutboundRecipient).where(
+                    OutboundRecipient.lease_owner != ""))
+            if not pending and not leased:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"not settled: {pending} inbound task(s) pending, "
+                             f"{leased} outbound recipient(s) leased")
 
 
 def missing_tool(why: str) -> None:

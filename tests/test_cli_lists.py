@@ -7,6 +7,7 @@ import pytest
 from tests.support import run_cli
 
 
+@pytest.mark.slow
 def test_quick_story(config_file):
     """The README's story, through the real `python -m listmgr` entry point."""
     cfg = config_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 
+import pytest
 from flufl.bounce import scan_message
 from sqlalchemy import select
 
@@ -41,6 +42,7 @@ def test_queue_summary_show_and_silent_delete(app, tmp_path, db_url):
     assert not any((app.spool.root / "spool" / "out").iterdir())
 
 
+@pytest.mark.slow
 def test_delete_returns_mail_and_deliver_once_sends_it(app, tmp_path, db_url, sink):
     cfg = write_config(tmp_path, db_url, delivery__smarthost=f"127.0.0.1:{sink.port}")
     qid = _queue(app, "alice@example.org", ["bob@remote.example"])
@@ -56,6 +58,7 @@ def test_delete_returns_mail_and_deliver_once_sends_it(app, tmp_path, db_url, si
     assert scan_message(email.message_from_bytes(got[0].data)) == {b"bob@remote.example"}
 
 
+@pytest.mark.slow
 def test_retry_makes_deferred_due_and_deliver_once_delivers(app, tmp_path, db_url, sink):
     cfg = write_config(tmp_path, db_url, delivery__smarthost=f"127.0.0.1:{sink.port}",
                        delivery__min_backoff="1h", delivery__max_backoff="2h")

@@ -69,6 +69,7 @@ def test_logrotate_file_rotates_a_running_servers_log(tmp_path, db_url):
             proc.communicate()
 
 
+@pytest.mark.slow
 def test_failed_command_leaves_no_var_and_names_config_and_database(tmp_path):
     empty = tmp_path / "elsewhere"
     empty.mkdir()

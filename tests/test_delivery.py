@@ -139,6 +139,7 @@ def test_timeline_warning_then_give_up(manual_clock, server, sink):
     srv = server(delivery__poll_interval="0.2s")  # how often it looks, not when
     qid = queue_mail(srv, "alice@example.org", ["bob@remote.example", "later@remote.example"])
     wait_until(lambda: states(srv, qid)["bob@remote.example"] == "sent", what="first try")
+    srv.wait_settled()  # no attempt in flight when the clock moves
     manual_clock.advance(hours=3, minutes=59)
     time.sleep(1.0)  # housekeeping looks every poll interval: nothing is due yet
     assert returned_to(sink, "alice@example.org") == []
@@ -157,6 +158,7 @@ def test_timeline_warning_then_give_up(manual_clock, server, sink):
         {b"later@remote.example"}, set())
     assert states(srv, qid)["later@remote.example"] == "queued"
 
+    srv.wait_settled()
     manual_clock.advance(days=5)
     final = wait_until(lambda: returned_to(sink, "alice@example.org")[1:],
                        what="final returned mail")[0]

@@ -207,6 +207,7 @@ def test_held_post_notice_to_the_moderator_verifies(server, sink, dns_keys):
     assert sig[b"d"] == b"example.org" and verify(notice.data, dns_keys)
 
 
+@pytest.mark.slow
 def test_serve_says_whether_it_signs(config_file, tmp_path):
     import signal
     from tests.test_serve import _serve, _wait_ready

@@ -7,7 +7,6 @@ import collections
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from listmgr.spool import new_queue_id
 from listmgr.store import lists as repo
 from listmgr.store.models import (BULK, Fanout, InboundMessage, InboundTask, OutboundMessage,
                                   OutboundRecipient)
-from tests.support import write_config
+from tests.support import free_port, write_config
 
 N = 40_000
 BATCH = 100
@@ -118,11 +117,6 @@ def test_batches_whose_transaction_takes_too_long_get_smaller(app):
     assert set(counts) == set(members) and set(counts.values()) == {1}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def _serve(cfg) -> subprocess.Popen:
     env = dict(os.environ)
@@ -143,10 +137,11 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_kill_9_during_a_batched_fan_out_neither_repeats_nor_skips(app, tmp_path, db_url):
     members = _make_list(app, N)
-    cfg = write_config(tmp_path, db_url, smtp__listen=f"127.0.0.1:{_free_port()}",
+    cfg = write_config(tmp_path, db_url, smtp__listen=f"127.0.0.1:{free_port()}",
                        posting__fanout_batch=BATCH, delivery__workers=False)
     _queue_post(app)
     proc = _serve(cfg)

@@ -24,7 +24,7 @@ from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.spool import new_queue_id
 from listmgr.store import inbound, mailboxes
 from listmgr.store.models import InboundMessage, InboundTask
-from tests.support import write_config
+from tests.support import free_port, write_config
 
 SESSIONS = 50
 PER_SESSION = 3
@@ -137,12 +137,6 @@ def test_a_bad_message_in_a_group_fails_alone(app):
 
 # --------------------------------------------------------------------------- kill -9
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _serve(cfg) -> subprocess.Popen:
     env = dict(os.environ)
     env.pop("LISTMGR_CONFIG", None)
@@ -163,11 +157,12 @@ def _wait_port(port: int, timeout: float = 60) -> None:
     raise AssertionError("serve did not start")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_kill_9_during_group_commit_loses_nothing_answered_250(app, tmp_path, db_url):
     with app.store.session() as s:
         mailboxes.add_user(s, "alice", "pw")
-    port = _free_port()
+    port = free_port()
     cfg = write_config(tmp_path, db_url, smtp__listen=f"127.0.0.1:{port}",
                        smtp__max_connections=100, smtp__max_data_sessions=100,
                        smtp__max_connections_per_ip=0, smtp__max_data_sessions_per_ip=0,

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support import serve_process, write_config
 
 
@@ -32,6 +34,7 @@ def _send(port: int, rcpt: str, subject: str) -> None:
                    f"From: someone@elsewhere.example\r\nSubject: {subject}\r\n\r\nhi\r\n")
 
 
+@pytest.mark.slow
 def test_log_file_syslog_ready_line_reopen_and_stopped(tmp_path, db_url, sink):
     log_file = tmp_path / "listmgr.log"
     syslog_path = tmp_path / "syslog.sock"
@@ -105,6 +108,7 @@ def test_log_file_syslog_ready_line_reopen_and_stopped(tmp_path, db_url, sink):
         syslog.close()
 
 
+@pytest.mark.slow
 def test_syslog_socket_missing_is_a_warning_not_a_crash(tmp_path, db_url):
     log_file = tmp_path / "l.log"
     cfg = write_config(tmp_path, db_url, log__file=str(log_file), log__syslog=True,

@@ -117,6 +117,7 @@ def test_socketmap_refuses_malformed_requests(maps):
             assert closed(s)
 
 
+@pytest.mark.slow
 def test_socketmap_closes_idle_and_stalled_connections(maps):
     with connect(maps) as s:  # idle: nothing sent, closed after [maps] timeout (2s)
         t0 = time.monotonic()

@@ -9,8 +9,7 @@ from sqlalchemy import update
 
 from listmgr.store.models import InboundMessage, InboundTask, OutboundRecipient, utcnow
 from listmgr.store.outbound import enqueue
-from tests.postfix_support import free_port
-from tests.support import run_cli
+from tests.support import free_port, run_cli
 
 BODY = b"From: alice@example.org\r\nSubject: queued\r\n\r\nhello\r\n"
 

@@ -224,6 +224,7 @@ def test_kill_9_of_one_of_two_servers_mid_fanout(app, tmp_path, db_url):
 
 
 # The check is made where several hosts can share the database: PostgreSQL.
+@pytest.mark.slow
 @pytest.mark.parametrize("db_url", [d for d in DATABASES if d == "postgres"], indirect=True)
 def test_a_server_with_a_foreign_data_dir_refuses_to_start(app, tmp_path, db_url):
     from listmgr.store import datadir

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from types import ModuleType
 
 from listmgr import __version__
 from listmgr.config import ConfigError
@@ -22,7 +23,91 @@ class CLIError(Exception):
         self.status = status
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Each command-family module and the top-level commands it registers. Only the family of the
+# command being run is imported (a command's start-up should not pay for the whole
+# application); help, an unknown command and no command import them all.
+# tests/test_cli_lazy.py checks this table against what the modules register.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "server": ("init", "serve"),
+    "lists": ("newlist", "rmlist", "lists", "members", "subscribe", "unsubscribe", "set",
+              "config"),
+    "users": ("user", "users", "relay-grants"),
+    "queue": ("queue", "deliver"),
+    "held": ("held", "approve", "reject"),
+    "site": ("site-password",),
+    "bounces": ("bounces",),
+    "web": ("web",),
+    "majordomo": ("import-majordomo",),
+    "dkimcmd": ("dkim",),
+    "maps": ("postfix-maps",),
+    "configcheck": ("config-sample", "check-config"),
+    "status": ("status",),
+}
+
+
+def load_family(family: str) -> ModuleType:
+    """The command-family module `family` (a key of FAMILIES), imported now.
+    Imported here, not at the top: each imports CLIError from this module."""
+    match family:
+        case "server":
+            from listmgr.cli import server
+            return server
+        case "lists":
+            from listmgr.cli import lists
+            return lists
+        case "users":
+            from listmgr.cli import users
+            return users
+        case "queue":
+            from listmgr.cli import queue
+            return queue
+        case "held":
+            from listmgr.cli import held
+            return held
+        case "site":
+            from listmgr.cli import site
+            return site
+        case "bounces":
+            from listmgr.cli import bounces
+            return bounces
+        case "web":
+            from listmgr.cli import web
+            return web
+        case "majordomo":
+            from listmgr.cli import majordomo
+            return majordomo
+        case "dkimcmd":
+            from listmgr.cli import dkimcmd
+            return dkimcmd
+        case "maps":
+            from listmgr.cli import maps
+            return maps
+        case "configcheck":
+            from listmgr.cli import configcheck
+            return configcheck
+        case "status":
+            from listmgr.cli import status
+            return status
+    raise KeyError(family)
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The command word of `argv` (the first word that is not a global option or its value)."""
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word in ("--config", "-c"):
+            i += 2
+        elif word.startswith("-"):
+            i += 1
+        else:
+            return word
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: with only the family of its command when that is known,
+    every command otherwise (argv None: every command)."""
     p = argparse.ArgumentParser(prog="listmgr", description="Majordomo-compatible mailing list "
                                 "manager with its own small mail server.")
     p.add_argument("--config", "-c", metavar="FILE",
@@ -30,25 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"listmgr {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    # Imported here, not at the top: each imports CLIError from this module.
-    from listmgr.cli import (bounces, configcheck, dkimcmd, held, lists, majordomo, maps, queue,
-                             server, site, status, users, web)
-    for module in (
-        server,  # init, serve
-        lists,   # newlist, rmlist, lists, members, subscribe, unsubscribe, config
-        users,   # user add/passwd/del, users, relay-grants
-        queue,   # queue, queue show/retry/delete, deliver
-        held,    # held, approve, reject
-        site,    # site-password
-        bounces,  # bounces
-        web,     # web (the web pages alone)
-        majordomo,  # import-majordomo
-        dkimcmd,  # dkim keygen, dkim record
-        maps,    # postfix-maps
-        configcheck,  # config-sample, check-config
-        status,  # status
-    ):
-        module.register(sub)
+    command = _command_in(argv) if argv is not None else None
+    wanted = [f for f, commands in FAMILIES.items() if command in commands] or list(FAMILIES)
+    for family in wanted:
+        load_family(family).register(sub)
     return p
 
 
@@ -59,7 +129,9 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -70,8 +70,10 @@ def test_stored_unusable_pattern_holds_the_post_with_its_reason(app):
     assert "cannot be used" in h.reasons[0]
 
 
+@pytest.mark.slow
 def test_runaway_match_is_held_and_does_not_stall_smtp(server, sink):
-    srv = server(posting__rule_time_budget="4s")
+    budget = 6.0  # a stalled listener would keep a client waiting all of it
+    srv = server(posting__rule_time_budget=f"{budget:g}s")
     make_list(srv.call, taboo_body="/(x+x+)+y/")
     make_list(srv.call, "probe", members=(), post_policy="open")
     worst = [0.0]
@@ -100,5 +102,6 @@ def test_runaway_match_is_held_and_does_not_stall_smtp(server, sink):
         stop.set()
         t.join(30)
     assert "ran out of time" in h.reasons[0]
-    # 4 s of matching ran; the listener answered all along (the machine may be loaded).
-    assert worst[0] < 2.0, worst[0]
+    # The whole budget of matching ran; the listener answered all along, in less than half
+    # of it (the machine may be loaded: other tests run in parallel).
+    assert worst[0] < budget / 2, worst[0]
