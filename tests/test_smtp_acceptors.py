@@ -17,6 +17,7 @@ from listmgr.smtp.acceptors import Acceptors
 from listmgr.smtp.server import Listener
 from tests.pop3_support import add_user, login
 from tests.support import serve_process, write_config
+from tests.test_serve import _wait_ready
 
 MANY = {"smtp__processes": 2, "smtp__max_connections_per_ip": 0,
         "smtp__max_data_sessions_per_ip": 0, "pop3__login_failure_delay": "0.2s"}
@@ -228,17 +229,11 @@ def _acceptor_pids(lines: list[str]) -> list[int]:
 def _start(tmp_path, db_url, processes: int):
     cfg = write_config(tmp_path, db_url, smtp__processes=processes)
     proc = serve_process(cfg)
-    lines: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "listmgr ready" in line:
-            return proc, lines
-    proc.kill()
-    raise AssertionError("serve did not start:\n" + "".join(lines))
+    try:
+        return proc, _wait_ready(proc, timeout=60)
+    except AssertionError:
+        proc.kill()
+        raise
 
 
 def _gone(pid: int) -> bool:

@@ -277,7 +277,13 @@ class SMTPClient:
             if wire.error is not None:
                 raise wire.error
             raise SMTPClientError(f"connection to {self.host} lost")
-        fut = wire.waiter = self._loop.create_future()
+        await self._wait(self._loop.create_future())
+
+    async def _wait(self, fut: asyncio.Future) -> None:
+        """Wait on `fut`, the wire's waiter until it is done: at most `timeout` seconds
+        without data (the watchdog's deadline moves, its timer is armed once)."""
+        wire = self._wire
+        wire.waiter = fut
         self._deadline = self._loop.time() + self.timeout
         if self._watchdog is None:
             self._watchdog = self._loop.call_at(self._deadline, self._watch)
@@ -490,16 +496,11 @@ class SMTPClient:
                             raise SMTPClientError(_describe(wire.error, "read from", self.host))
                         raise SMTPClientError(f"connection to {self.host} lost")
                     break
-                fut = wire.waiter = run.wake = self._loop.create_future()
-                self._deadline = self._loop.time() + self.timeout
-                if self._watchdog is None:
-                    self._watchdog = self._loop.call_at(self._deadline, self._watch)
+                run.wake = self._loop.create_future()
                 try:
-                    await fut
+                    await self._wait(run.wake)
                 finally:
-                    wire.waiter = run.wake = None
-                if fut.result() is not None:
-                    raise SMTPClientError(f"timeout waiting for a reply from {self.host}")
+                    run.wake = None
         finally:
             wire.on_data = None
         if run.error is not None:
