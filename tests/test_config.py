@@ -58,6 +58,9 @@ def test_sizes(text, size):
     ('site_admins = "root"\n', "'site_admins'"),
     ('[bogus]\nx = 1\n', "unknown key 'bogus'"),
     ('domain = \n', "not valid TOML"),
+    ('[smtp]\nprocesses = 0\n', "'smtp.processes'"),
+    ('[smtp]\nprocesses = 65\n', "'smtp.processes'"),
+    ('[smtp]\nprocesses = 64000\n', "'smtp.processes'"),
 ])
 def test_bad_config_names_key_value_and_file(tmp_path, body, needle):
     path = tmp_path / "bad.toml"
