@@ -560,6 +560,8 @@ class _GroupRun:
                 if not self._advance(self.got):
                     self.finished = True
                     break
+                if not c._rbuf:
+                    return  # the replies to what was just written are still to come
         except SMTPClientError as exc:
             self.error = exc
         if self.wake is not None and not self.wake.done():

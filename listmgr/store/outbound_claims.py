@@ -39,7 +39,8 @@ def claim(s: Session, owner: str, lease: float, limit: int, *,
         rows = claim_due(s, R, columns=[R.message_id, R.rcpt, R.domain, R.attempts],
                          where=[IS_QUEUED, R.priority == priority], due=R.next_attempt_at,
                          owner=owner, lease=lease, limit=limit - len(items))
-        items.extend(Item(r[0], r[1], r[2], r[3], r[4], priority=priority) for r in rows)
+        items.extend(Item(rid, mid, rcpt, domain, attempts, priority=priority)
+                     for rid, mid, rcpt, domain, attempts in rows)
     return items
 
 
@@ -90,6 +91,20 @@ class Marked:
     outcomes: Sequence[Outcome]
 
 
+# Recipients sent: built once (a VERP post marks a group of members at a time, a thousand
+# times for 100,000 members). Only rows this worker still leases (`queue delete` and lease
+# expiry clear the owner). No `state` test here: SQLite would pick the state index over the
+# primary key for it.
+_MARK_SENT = update(T).where(
+    T.c.id.in_(bindparam("ids", expanding=True)),
+    T.c.lease_owner == bindparam("owner", type_=T.c.lease_owner.type)).values(
+    state="sent", attempts=T.c.attempts + 1,
+    last_attempt_at=bindparam("now", type_=T.c.last_attempt_at.type),
+    done_at=bindparam("now", type_=T.c.done_at.type),
+    remote_mta=bindparam("mta", type_=T.c.remote_mta.type), status="2.0.0", lease_owner="",
+    lease_until=None)
+
+
 def mark(s: Session, owner: str, batch: Sequence[Marked], *, min_backoff: float,
          max_backoff: float) -> set[int]:
     """Write outcomes in bulk; returns the ids of the messages touched."""
@@ -115,14 +130,11 @@ def mark(s: Session, owner: str, batch: Sequence[Marked], *, min_backoff: float,
                 other.append(dict(b_id=o.rid, b_state="failed" if m.null_sender else "bounce",
                                   b_status=status, b_diag=o.diagnostic, b_mta=o.remote_mta,
                                   b_tr=transcript, b_next=now, b_done=now))
-    # Only rows this worker still leases (`queue delete` and lease expiry clear the owner).
-    # No `state` test here: SQLite would pick the state index over the primary key for it.
-    mine = T.c.lease_owner == owner
     for mta, ids in sent.items():
         for i in range(0, len(ids), 900):
-            s.execute(update(T).where(T.c.id.in_(ids[i:i + 900]), mine).values(
-                state="sent", attempts=T.c.attempts + 1, last_attempt_at=now, done_at=now,
-                remote_mta=mta, status="2.0.0", lease_owner="", lease_until=None))
+            s.execute(_MARK_SENT, {"ids": ids[i:i + 900], "owner": owner, "now": now,
+                                   "mta": mta})
+    mine = T.c.lease_owner == owner
     if other:
         s.execute(update(T).where(T.c.id == bindparam("b_id"), mine).values(
             state=bindparam("b_state"), attempts=T.c.attempts + 1, last_attempt_at=now,
