@@ -16,6 +16,7 @@ import collections
 import datetime as dt
 import gc
 import logging
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 from listmgr import metrics
@@ -552,7 +553,7 @@ class DeliveryWorker:
             if any(o.result != SENT for m, _, _ in batch for o in m.outcomes):
                 self._kick_housekeeping()
 
-    def _mark(self, batch: list[outbound_claims.Marked], unfinished: set[int] = frozenset()
+    def _mark(self, batch: list[outbound_claims.Marked], unfinished: Set[int] = frozenset()
               ) -> list[str]:
         """Record `batch`; the spool files of the messages it finished, to remove. The
         messages in `unfinished` are known to have recipients pending."""
