@@ -80,7 +80,7 @@ def _tls_context() -> ssl.SSLContext:
     return ctx
 
 
-@dataclass
+@dataclass(slots=True)
 class TxResult:
     """Replies of one transaction: to MAIL, to each RCPT (in order), to the data."""
 
@@ -463,7 +463,7 @@ class SMTPClient:
         todo = []
         for i, (mail_from, rcpts, head) in enumerate(envelopes):
             if (mail_from and not validate_address(mail_from)) or \
-                    not all(validate_address(r) for r in rcpts):
+                    not all(map(validate_address, rcpts)):
                 results[i] = ValueError(f"unsafe address in <{mail_from}> -> {rcpts!r}")
             else:
                 todo.append(i)
