@@ -119,6 +119,11 @@ def queue_ids(s: Session, ids: Iterable[int]) -> dict[int, str]:
     ids = list(set(ids))
     if not ids:
         return {}
+    conn = s.connection()
+    if conn.dialect.name == "sqlite" and len(ids) <= _CHUNK:  # once per claim: see _CLAIM_SELECT
+        return dict(conn.exec_driver_sql(
+            f"SELECT id, queue_id FROM {M.__tablename__} WHERE id IN ({_in_list(len(ids))})",
+            tuple(ids)).fetchall())
     return {r[0]: r[1] for r in s.execute(select(M.id, M.queue_id).where(M.id.in_(ids)))}
 
 
