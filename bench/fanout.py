@@ -9,16 +9,22 @@ For each N: a fresh data dir with SQLite, `listmgr init`, a list with N members
 (`listmgr subscribe LIST -`), Postfix's smtp-sink on 127.0.0.1 as the smarthost (capture
 files on /dev/shm), `listmgr serve` as a subprocess. The post (about 10 KB, from a
 non-member, post_policy open) goes in over SMTP; the clock starts when the server answers
-250 to DATA and stops at the last transaction the sink records. Prints one line per run
-and a Markdown table: seconds, recipients/s, transactions, CPU seconds of `listmgr serve`
-and of the sink, peak RSS of `listmgr serve` (VmHWM: its high-water mark over the whole
-run, startup included). The run line also gives the script's own CPU seconds (its
-polling of the sink's capture files), which compete with the server on a small machine.
+250 to DATA and stops at the last transaction the sink records. The sink's running
+counters (`smtp-sink -c`, read from a pipe by a thread) tell when that is: with one
+transaction per member (VERP, per-member lines) the clock stops at the counter's last
+change once it reaches N; otherwise, once the counter has stood still for a second, the
+capture files (a few hundred) are counted, until they hold N recipients. The capture files
+are checked once after the clock stops: recipients, transactions, distinct envelope
+senders, DKIM signatures. Prints one line per run and a Markdown table: seconds,
+recipients/s, transactions, CPU seconds of `listmgr serve` and of the sink, peak RSS of
+`listmgr serve` (VmHWM: its high-water mark over the whole run, startup included). The run
+line also gives the script's own CPU seconds while the clock ran (mostly the counters'
+reader), which compete with the server on a small machine.
 
 The list has `verp off` (every member shares the transactions: the plain path); with
 `--verp` it has `verp on`, so each member's copy has its own envelope sender
 owner-bench+member=domain@ and its own SMTP transaction (the sink's capture files are
-checked for distinct senders).
+checked for N distinct senders).
 
 `--dkim on` makes a 2048-bit key with `listmgr dkim keygen` first, so every post is signed
 (once, at enqueue); `both` alternates runs without and with it. `[delivery] nameservers`
@@ -36,6 +42,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import smtplib
 import socket
@@ -118,54 +125,104 @@ class QuietDNS:
 
 
 class Sink:
-    """Postfix smtp-sink writing one capture file per transaction under /dev/shm."""
+    """Postfix smtp-sink writing one capture file per transaction under /dev/shm.
+
+    Completion is read from the sink's own running counters (`-c`: `sess=N quit=N mesg=N`,
+    written to its standard output whenever a session ends, a QUIT arrives or a message's
+    final dot is received) through a pipe, by a reader thread: no polling of the capture
+    files while the clock runs, so the benchmark takes next to no CPU from the server. The
+    capture files are read once, after the clock has stopped, to check what arrived."""
+
+    COUNTERS = re.compile(rb"sess=(\d+) quit=(\d+) mesg=(\d+)")
+    READ_PAUSE = 0.02  # seconds between reads of the pipe: at most 50 wake-ups a second
 
     def __init__(self, port: int):
         self.port = port
         self.dir = Path(tempfile.mkdtemp(prefix="listmgr-fanout-sink-", dir="/dev/shm"))
         os.chmod(self.dir, 0o777)
         self.proc: subprocess.Popen | None = None
-        self.final: set[str] = set()   # capture files not to look at again
-        self.headed: set[str] = set()  # capture files whose recipient lines were all read
+        self.mesg = 0                          # messages received (final dots)
+        self.last_change: float | None = None  # time.monotonic() of the last change of mesg
+        self.changed = threading.Condition()
 
     def start(self) -> None:
         cmd = [SINK, "-c", "-m", "1024", "-d", f"{self.dir}/%H%M%S.", f"127.0.0.1:{self.port}",
                "1024"]
         if os.geteuid() == 0:
             cmd[1:1] = ["-u", "nobody"]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     bufsize=0)
+        threading.Thread(target=self._read, daemon=True).start()
         if not wait_port(self.port, 10):
             raise SystemExit("smtp-sink did not listen")
 
-    def scan(self, seen: dict[str, tuple[float, int, int]], full: bool = False) -> None:
-        """Update {file: (mtime, recipients, size)} for new or changed capture files.
-
-        A file whose recipient lines were all read, unchanged for a second, is final and is
-        not looked at again (unless `full`), so a pass over 100,000 files costs one listdir, not 100,000 stat calls (the
-        benchmark must not compete with the server for the CPU)."""
-        now = time.time()
-        for name in os.listdir(self.dir):
-            if name in self.final and not full:
-                continue
-            path = os.path.join(self.dir, name)
+    def _read(self) -> None:
+        """Follow the counters: the time of a change is when it was read (within
+        READ_PAUSE of when the sink wrote it)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        tail = b""
+        while True:
             try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                continue
-            old = seen.get(name)
-            if old and old[0] == st.st_mtime and old[2] == st.st_size and not full:
-                if now - st.st_mtime > 1.0 and name in self.headed:
-                    self.final.add(name)
-                continue
-            n = 0
-            with open(path, "rb") as f:
-                for line in f:
-                    if line.startswith(b"X-Rcpt-Args:"):
-                        n += 1
-                    elif not line.startswith(b"X-"):
-                        self.headed.add(name)  # every recipient line is in
-                        break
-            seen[name] = (st.st_mtime, n, st.st_size)
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            now = time.monotonic()
+            data = tail + chunk
+            last = None
+            for last in self.COUNTERS.finditer(data):
+                pass
+            if last is not None:
+                mesg = int(last.group(3))
+                with self.changed:
+                    if mesg != self.mesg:
+                        self.mesg, self.last_change = mesg, now
+                        self.changed.notify_all()
+            tail = data[-64:]
+            time.sleep(self.READ_PAUSE)
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait(self, at_least: int, quiet: float, deadline: float) -> tuple[int, float | None]:
+        """Wait until the sink has received `at_least` messages, or (with `at_least` 0)
+        until its count has not moved for `quiet` seconds after a first message. Returns
+        (messages, time of the last change)."""
+        with self.changed:
+            while time.monotonic() < deadline:
+                if at_least and self.mesg >= at_least:
+                    break
+                if not at_least and self.last_change is not None \
+                        and time.monotonic() - self.last_change >= quiet:
+                    break
+                if self.proc is None or self.proc.poll() is not None:
+                    break
+                self.changed.wait(min(quiet, max(0.0, deadline - time.monotonic())) or 0.1)
+            return self.mesg, self.last_change
+
+    def check(self) -> dict:
+        """Read every capture file once: transactions, recipients, distinct envelope
+        senders, whether a copy is DKIM-signed and whether a signature covers
+        List-Unsubscribe-Post."""
+        tx = rcpts = 0
+        senders: set[bytes] = set()
+        signed = one_click = False
+        for e in os.scandir(self.dir):
+            data = Path(e.path).read_bytes()
+            tx += 1
+            head = data.split(b"\nReceived: ", 1)[0]
+            for line in head.split(b"\n"):
+                if line.startswith(b"X-Rcpt-Args:"):
+                    rcpts += 1
+                elif line.startswith(b"X-Mail-Args:"):
+                    senders.add(line[12:].strip().split(b" ", 1)[0])
+            if not signed and b"\nDKIM-Signature:" in data:
+                signed = True
+            if not one_click and b"list-unsubscribe-post" in data:  # in a signature's h=
+                one_click = True
+        return {"transactions": tx, "recipients": rcpts, "senders": len(senders),
+                "signed": signed, "one_click": one_click}
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -248,49 +305,47 @@ def run_one(listmgr: str, n: int, per_tx: int, timeout: float, keep_log: str = "
             raise SystemExit("listmgr serve did not listen")
         time.sleep(1.0)  # let every worker start polling
         post = make_post()
+        mesg0 = sink.mesg
         cpu0, sink_cpu0 = cpu_s(serve.pid), cpu_s(sink.proc.pid)
-        bench_cpu0 = time.process_time()  # this script's own polling of the sink's files
+        bench_cpu0 = time.process_time()  # this script's own CPU (the counters' reader)
         with smtplib.SMTP("127.0.0.1", smtp_port) as c:
             c.sendmail(POSTER, [f"{LIST}@{DOMAIN}"], post)
-            t250 = time.time()  # the server has answered 250 to DATA
-        seen: dict[str, tuple[float, int, int]] = {}
+            t250 = time.monotonic()  # the server has answered 250 to DATA
+        # One transaction per member with VERP or per-member lines: the clock stops when
+        # the sink's count reaches N. Otherwise the number of transactions is the
+        # server's business: when the count has stood still for a second, the capture files
+        # (a few hundred) are counted, and the wait goes on until they hold N recipients.
+        per_member = verp or base_url
         deadline = time.monotonic() + timeout
-        total = 0
-        pause = 0.2
-        while time.monotonic() < deadline:
-            time.sleep(pause)
-            t_scan = time.time()
-            sink.scan(seen)
-            total = sum(v[1] for v in seen.values())
-            pause = max(0.2, 10 * (time.time() - t_scan))  # at most a tenth of a core
-            if total >= n:
-                break
+        mesg, last = sink.wait(mesg0 + n if per_member else 0, 1.0, deadline)
+        while not per_member and time.monotonic() < deadline \
+                and sink.check()["recipients"] < n:
+            sink.wait(mesg + 1, 1.0, deadline)  # more to come: wait for it, then for quiet
+            mesg, last = sink.wait(0, 1.0, deadline)
         cpu1, sink_cpu1 = cpu_s(serve.pid), cpu_s(sink.proc.pid)
         bench_cpu1 = time.process_time()
         time.sleep(1.0)  # anything beyond N (duplicates) would show now
-        sink.scan(seen, full=True)
-        total = sum(v[1] for v in seen.values())
-        last = max((v[0] for v in seen.values()), default=t250)
-        signed = any(b"\nDKIM-Signature:" in Path(e.path).read_bytes()
-                     for e in os.scandir(sink.dir))
-        one_click = any(b"list-unsubscribe-post" in Path(e.path).read_bytes()
-                        for e in os.scandir(sink.dir))  # in a signature's h=
+        found = sink.check()
+        total = found["recipients"]
+        last = last if last is not None else t250
+        signed, one_click = found["signed"], found["one_click"]
         peak = rss_kb(serve.pid, "VmHWM")
         fanout = ""
         if keep_log:  # the posting worker's own share (decorate, sign, queue): its log line
-            import re
-            found = re.findall(rb"fanout=([0-9.]+)s", (work / "serve.log").read_bytes())
-            fanout = found[-1].decode() if found else ""
+            found_log = re.findall(rb"fanout=([0-9.]+)s", (work / "serve.log").read_bytes())
+            fanout = found_log[-1].decode() if found_log else ""
         seconds = last - t250
         return {"n": n, "verp": verp, "dkim": "on" if signed else "off",
                 "base_url": "on" if base_url else "off", "one_click_signed": one_click,
                 "load": os.getloadavg()[0],
                 "seconds": round(seconds, 3), "recipients": total,
-                "transactions": len(seen), "rcpt_per_s": round(total / seconds) if seconds > 0
+                "transactions": found["transactions"], "senders": found["senders"],
+                "rcpt_per_s": round(total / seconds) if seconds > 0
                 else 0, "peak_rss_mb": round(peak / 1024, 1), "setup_s": round(setup, 1),
                 "serve_cpu_s": round(cpu1 - cpu0, 2), "sink_cpu_s": round(sink_cpu1 - sink_cpu0, 2),
                 "bench_cpu_s": round(bench_cpu1 - bench_cpu0, 2),
-                "complete": total == n and signed == dkim, "fanout_s": fanout}
+                "complete": total == n and signed == dkim
+                and (found["senders"] == n if verp else True), "fanout_s": fanout}
     finally:
         if serve and serve.poll() is None:
             serve.terminate()

@@ -72,3 +72,31 @@ def test_probes_verp_only_members_with_a_score(server, sink):
     assert senders[MEMBERS[0]] == senders[MEMBERS[2]] == "owner-demo@example.org"
     shared = [c for c in copies if c.mail_from == "owner-demo@example.org"]
     assert len(shared) == 1 and sorted(shared[0].rcpt_tos) == sorted([MEMBERS[0], MEMBERS[2]])
+
+
+def test_a_verp_post_recorded_a_group_at_a_time_loses_its_spool_file_at_the_end(server, sink):
+    # Groups of two members on three connections: their outcomes are recorded a group at a
+    # time, some together; the store is asked whether the post is finished only once no
+    # other group of it is still on its way, and then the spool file goes.
+    from sqlalchemy import select
+
+    from listmgr.store.models import OutboundMessage
+    from tests.test_delivery import wait_until
+    members = [f"m{i:02d}@example.net" for i in range(30)]
+    srv = server(delivery__max_recipients_per_transaction=2, delivery__batch_size=6,
+                 delivery__per_host_concurrency=3)
+    setup_list(srv, post_policy="open", members=members)  # verp on: the default
+    send(srv, STRANGER, "demo@example.org", post_text(STRANGER))
+    copies = wait_list_copies(sink, len(members))
+    assert sorted(r for c in copies for r in c.rcpt_tos) == sorted(members)
+    assert {c.mail_from for c in copies} == {"owner-demo+" + m.replace("@", "=")
+                                             + "@example.org" for m in members}
+
+    def spool_paths():
+        with srv.app.store.session() as s:
+            return list(s.scalars(select(OutboundMessage.spool_path).where(
+                OutboundMessage.origin == "post:demo")))
+    wait_until(lambda: spool_paths() == [""], what="the post finished")
+    # The file goes once the outcomes' transaction has committed.
+    wait_until(lambda: not any((srv.app.spool.root / "spool" / "out").iterdir()),
+               what="the post's spool file removed")

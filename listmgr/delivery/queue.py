@@ -92,7 +92,7 @@ def subject_class(classes: Iterable[str]) -> str:
 
 # --------------------------------------------------------------------------- grouping
 
-@dataclass
+@dataclass(slots=True)
 class Transaction:
     """One SMTP transaction: one message to up to max_recipients_per_transaction rcpts
     that share their parts (envelope sender, header lines put on top)."""

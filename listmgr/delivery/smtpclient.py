@@ -80,7 +80,7 @@ def _tls_context() -> ssl.SSLContext:
     return ctx
 
 
-@dataclass
+@dataclass(slots=True)
 class TxResult:
     """Replies of one transaction: to MAIL, to each RCPT (in order), to the data."""
 
@@ -463,7 +463,7 @@ class SMTPClient:
         todo = []
         for i, (mail_from, rcpts, head) in enumerate(envelopes):
             if (mail_from and not validate_address(mail_from)) or \
-                    not all(validate_address(r) for r in rcpts):
+                    not all(map(validate_address, rcpts)):
                 results[i] = ValueError(f"unsafe address in <{mail_from}> -> {rcpts!r}")
             else:
                 todo.append(i)
@@ -533,17 +533,18 @@ class _GroupRun:
         self.finished = False
         self.wake: asyncio.Future | None = None  # the coroutine waiting for news
 
-    def step(self, pending: bytes = b"") -> None:
-        """Write what goes before the next commands (a payload or RSET) and the next
-        transaction's MAIL, RCPTs and DATA; or, after the last one, only `pending`."""
+    def step(self, *pending: bytes) -> None:
+        """Write what goes before the next commands (a copy's own lines and the payload, or
+        RSET) and the next transaction's MAIL, RCPTs and DATA, in one write (the payload
+        copied once); or, after the last one, only `pending`."""
         c = self.client
         if self.pos < len(self.todo):
             mail_from, rcpts, _ = self.envelopes[self.todo[self.pos]]
             mail_cmd, rcpt_cmds = c._envelope(mail_from, rcpts)
-            c.transport.write(pending + mail_cmd + b"".join(rcpt_cmds) + b"DATA\r\n")
+            c.transport.write(b"".join((*pending, mail_cmd, *rcpt_cmds, b"DATA\r\n")))
             self.need = len(rcpts) + 2 + (1 if self.expect else 0)
         else:
-            c.transport.write(pending)
+            c.transport.write(b"".join(pending))
             self.need = 1
         self.got = []
 
@@ -560,6 +561,8 @@ class _GroupRun:
                 if not self._advance(self.got):
                     self.finished = True
                     break
+                if not c._rbuf:
+                    return  # the replies to what was just written are still to come
         except SMTPClientError as exc:
             self.error = exc
         if self.wake is not None and not self.wake.done():
@@ -590,7 +593,7 @@ class _GroupRun:
             self.open_tx = (i, mail, rr)
             head = self.envelopes[i][2]
             self.expect = "data"
-            self.step(head + self.payload if head else self.payload)
+            self.step(head, self.payload)
             return True
         self.expect = "rset"
         self.step(b"RSET\r\n")

@@ -16,6 +16,7 @@ import collections
 import datetime as dt
 import gc
 import logging
+from collections.abc import Set
 from dataclasses import dataclass, field
 
 from listmgr import metrics
@@ -465,7 +466,8 @@ class DeliveryWorker:
                 task.add_done_callback(self._lanes.discard)
 
     def _let_go(self, tx: Transaction) -> None:
-        """A transaction no longer needs its message (taken once per transaction queued)."""
+        """A transaction no longer needs its message (taken once per transaction queued; the
+        marker lets go of the transactions handed to it)."""
         self._msg_refs[tx.message_id] -= 1
 
     def _log(self, msg: Message, tx: Transaction, outcomes: list[Outcome]) -> None:
@@ -486,20 +488,17 @@ class DeliveryWorker:
     async def _submit(self, msg: Message, tx: Transaction, outcomes: list[Outcome],
                       taken: collections.deque[Transaction]) -> None:
         """Hand `tx`'s outcomes to the marker (from then on the marker answers for its
-        claims: `tx` leaves the lane's `taken`) and wait until they are recorded, or given
-        back (then this raises). Lets go of `tx` either way."""
+        claims and lets go of `tx`: it leaves the lane's `taken`) and wait until they are
+        recorded, or given back (then this raises)."""
         marked = self._marked(msg, tx.items, outcomes)
         fut = asyncio.get_running_loop().create_future()
-        self._marks.put_nowait((marked, fut))
+        self._marks.put_nowait((marked, fut, True))
         taken.remove(tx)
-        try:
-            await fut
-        finally:
-            self._let_go(tx)
+        await fut
 
     def _submit_now(self, msg: Message, items: list[Item], outcomes: list[Outcome]) -> None:
         fut = asyncio.get_running_loop().create_future()
-        self._marks.put_nowait((self._marked(msg, items, outcomes), fut))
+        self._marks.put_nowait((self._marked(msg, items, outcomes), fut, False))
 
     async def _give_back(self, rids: list[int]) -> None:
         """Release claims whose outcome could not be recorded: due again at once, for any
@@ -523,17 +522,25 @@ class DeliveryWorker:
             batch = [first]
             while not self._marks.empty():
                 batch.append(self._marks.get_nowait())
+            # A message with more of its transactions here, taken and not yet recorded, has
+            # recipients pending: the store is not asked whether it is finished (a VERP post
+            # records a group of members at a time); the record of its last one asks.
+            held = collections.Counter(m.message_id for m, _, ref in batch if ref)
+            unfinished = {mid for mid, n in held.items() if self._msg_refs[mid] > n}
             try:
-                paths = await asyncio.to_thread(self._mark, [m for m, _ in batch])
+                paths = await asyncio.to_thread(self._mark, [m for m, _, _ in batch],
+                                                unfinished)
                 err = None
             except Exception as exc:
                 log.exception("delivery: could not record outcomes; giving the claims back")
                 paths, err = [], exc
-                await self._give_back([o.rid for m, _ in batch for o in m.outcomes])
+                await self._give_back([o.rid for m, _, _ in batch for o in m.outcomes])
             for path in paths:
                 self.app.spool.remove(path)
             n = 0
-            for m, fut in batch:
+            for m, fut, ref in batch:
+                if ref:  # recorded or given back: the transaction no longer needs its message
+                    self._msg_refs[m.message_id] -= 1
                 n += len(m.outcomes)
                 if not fut.done():
                     if err is None:
@@ -543,14 +550,17 @@ class DeliveryWorker:
                         fut.exception()  # retrieved: the lane logs it
             self.inflight -= n
             self._room.set()
-            if any(o.result != SENT for m, _ in batch for o in m.outcomes):
+            if any(o.result != SENT for m, _, _ in batch for o in m.outcomes):
                 self._kick_housekeeping()
 
-    def _mark(self, batch: list[outbound_claims.Marked]) -> list[str]:
+    def _mark(self, batch: list[outbound_claims.Marked], unfinished: Set[int] = frozenset()
+              ) -> list[str]:
+        """Record `batch`; the spool files of the messages it finished, to remove. The
+        messages in `unfinished` are known to have recipients pending."""
         with self.app.store.session() as s:
             touched = outbound_claims.mark(s, self.owner, batch, min_backoff=self.cfg.min_backoff,
                                     max_backoff=self.cfg.max_backoff)
-            return outbound_claims.finish(s, touched)
+            return outbound_claims.finish(s, touched - unfinished)
 
     # ------------------------------------------------------------------ housekeeping
 

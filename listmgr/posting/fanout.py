@@ -24,11 +24,12 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from operator import itemgetter
 
 from listmgr import metrics
 from listmgr.app import App
 from listmgr.listconfig import sender_address
-from listmgr.mail.addresses import AddressError, domain_of, parse_single
+from listmgr.mail.addresses import AddressError, domain_of, domains_if_valid, parse_single
 from listmgr.posting import archive, digest, mitigation
 from listmgr.posting.decorate import ListInfo, decorate
 from listmgr.posting.message import RawMessage
@@ -110,8 +111,16 @@ def distribute(app, s: Session, mlist: ListSettings, msg: RawMessage) -> Distrib
 
 def _addresses(batch: list[tuple[int, str]]) -> list[str]:
     """The addresses of (id, stored address) member rows, sorted by domain."""
-    addrs = [b for _, a in batch if (b := _bare(a))]  # strip = no keeps "Name <addr>"
-    addrs.sort(key=domain_of)  # stable: members of one domain stay in id order
+    stored = [a for _, a in batch]
+    domains = domains_if_valid(stored) if stored else None
+    if domains is not None:
+        # Every row a bare address (the usual case): one scan of the batch checks them all
+        # and finds their domains, as parse_single and domain_of would one by one.
+        keyed = list(zip(stored, map(str.lower, domains)))
+        keyed.sort(key=itemgetter(1))  # stable: members of one domain stay in id order
+        return [a for a, _ in keyed]
+    addrs = [b for a in stored if (b := _bare(a))]  # strip = no keeps "Name <addr>"
+    addrs.sort(key=domain_of)
     return addrs
 
 

@@ -33,14 +33,58 @@ def claim(s: Session, owner: str, lease: float, limit: int, *,
     notices, returned and relayed mail), then BULK ones (list posts) to fill the batch.
     Each class is read oldest-due first through the (priority, next_attempt_at) index."""
     items: list[Item] = []
+    conn = s.connection()
+    sqlite = conn.dialect.name == "sqlite"
     for priority in (INTERACTIVE, BULK):
         if len(items) >= limit or (interactive_only and priority == BULK):
             break
+        if sqlite:
+            items.extend(_claim_sqlite(conn, owner, lease, limit - len(items), priority))
+            continue
         rows = claim_due(s, R, columns=[R.message_id, R.rcpt, R.domain, R.attempts],
                          where=[IS_QUEUED, R.priority == priority], due=R.next_attempt_at,
                          owner=owner, lease=lease, limit=limit - len(items))
-        items.extend(Item(r[0], r[1], r[2], r[3], r[4], priority=priority) for r in rows)
+        items.extend(Item(rid, mid, rcpt, domain, attempts, priority=priority)
+                     for rid, mid, rcpt, domain, attempts in rows)
     return items
+
+
+# SQLite: claims and the marks of sent recipients (the statements run once per batch, a
+# VERP post's marks once per group of members) go straight to the driver, as the fan-out's
+# inserts do (store.outbound): SQLAlchemy's work per statement and per row cost as much as
+# SQLite's own. The same statements as claims.claim_due and _MARK_SENT, the same index
+# (the due index's predicate, written as IS_QUEUED), the timestamps in SQLAlchemy's storage
+# format.
+_TS = "%Y-%m-%d %H:%M:%S.%f"
+_CLAIM_SELECT = (f"SELECT id, message_id, rcpt, domain, attempts FROM {T.name} "
+                 f"WHERE {QUEUED} AND priority = ? AND next_attempt_at <= ? "
+                 "ORDER BY next_attempt_at LIMIT ?")
+_CHUNK = 900  # ids per IN list (SQLite's oldest limit on variables is 999)
+
+
+def _in_list(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+def _claim_sqlite(conn, owner: str, lease: float, limit: int, priority: int) -> list[Item]:
+    now = utcnow()
+    until = (now + dt.timedelta(seconds=lease)).strftime(_TS)
+    rows = conn.exec_driver_sql(_CLAIM_SELECT, (priority, now.strftime(_TS), limit)).fetchall()
+    for i in range(0, len(rows), _CHUNK):
+        chunk = rows[i:i + _CHUNK]
+        conn.exec_driver_sql(
+            f"UPDATE {T.name} SET lease_owner = ?, lease_until = ?, next_attempt_at = ? "
+            f"WHERE id IN ({_in_list(len(chunk))})", (owner, until, until, *(r[0] for r in chunk)))
+    return [Item(rid, mid, rcpt, domain, attempts, priority=priority)
+            for rid, mid, rcpt, domain, attempts in rows]
+
+
+def _mark_sent_sqlite(conn, owner: str, now: dt.datetime, mta: str, ids: list[int]) -> None:
+    ts = now.strftime(_TS)
+    conn.exec_driver_sql(
+        f"UPDATE {T.name} SET state = 'sent', attempts = attempts + 1, last_attempt_at = ?, "
+        "done_at = ?, remote_mta = ?, status = '2.0.0', lease_owner = '', lease_until = NULL "
+        f"WHERE id IN ({_in_list(len(ids))}) AND lease_owner = ?", (ts, ts, mta, *ids, owner))
 
 
 @dataclass(frozen=True)
@@ -75,6 +119,11 @@ def queue_ids(s: Session, ids: Iterable[int]) -> dict[int, str]:
     ids = list(set(ids))
     if not ids:
         return {}
+    conn = s.connection()
+    if conn.dialect.name == "sqlite" and len(ids) <= _CHUNK:  # once per claim: see _CLAIM_SELECT
+        return dict(conn.exec_driver_sql(
+            f"SELECT id, queue_id FROM {M.__tablename__} WHERE id IN ({_in_list(len(ids))})",
+            tuple(ids)).fetchall())
     return {r[0]: r[1] for r in s.execute(select(M.id, M.queue_id).where(M.id.in_(ids)))}
 
 
@@ -88,6 +137,20 @@ class Marked:
     deadline: dt.datetime
     attempts: dict[int, int]  # rid -> attempts before this one
     outcomes: Sequence[Outcome]
+
+
+# Recipients sent: built once (a VERP post marks a group of members at a time, a thousand
+# times for 100,000 members). Only rows this worker still leases (`queue delete` and lease
+# expiry clear the owner). No `state` test here: SQLite would pick the state index over the
+# primary key for it.
+_MARK_SENT = update(T).where(
+    T.c.id.in_(bindparam("ids", expanding=True)),
+    T.c.lease_owner == bindparam("owner", type_=T.c.lease_owner.type)).values(
+    state="sent", attempts=T.c.attempts + 1,
+    last_attempt_at=bindparam("now", type_=T.c.last_attempt_at.type),
+    done_at=bindparam("now", type_=T.c.done_at.type),
+    remote_mta=bindparam("mta", type_=T.c.remote_mta.type), status="2.0.0", lease_owner="",
+    lease_until=None)
 
 
 def mark(s: Session, owner: str, batch: Sequence[Marked], *, min_backoff: float,
@@ -115,14 +178,16 @@ def mark(s: Session, owner: str, batch: Sequence[Marked], *, min_backoff: float,
                 other.append(dict(b_id=o.rid, b_state="failed" if m.null_sender else "bounce",
                                   b_status=status, b_diag=o.diagnostic, b_mta=o.remote_mta,
                                   b_tr=transcript, b_next=now, b_done=now))
-    # Only rows this worker still leases (`queue delete` and lease expiry clear the owner).
-    # No `state` test here: SQLite would pick the state index over the primary key for it.
-    mine = T.c.lease_owner == owner
+    conn = s.connection()
+    sqlite = conn.dialect.name == "sqlite"
     for mta, ids in sent.items():
-        for i in range(0, len(ids), 900):
-            s.execute(update(T).where(T.c.id.in_(ids[i:i + 900]), mine).values(
-                state="sent", attempts=T.c.attempts + 1, last_attempt_at=now, done_at=now,
-                remote_mta=mta, status="2.0.0", lease_owner="", lease_until=None))
+        for i in range(0, len(ids), _CHUNK):
+            if sqlite:
+                _mark_sent_sqlite(conn, owner, now, mta, ids[i:i + _CHUNK])
+            else:
+                s.execute(_MARK_SENT, {"ids": ids[i:i + _CHUNK], "owner": owner, "now": now,
+                                       "mta": mta})
+    mine = T.c.lease_owner == owner
     if other:
         s.execute(update(T).where(T.c.id == bindparam("b_id"), mine).values(
             state=bindparam("b_state"), attempts=T.c.attempts + 1, last_attempt_at=now,
