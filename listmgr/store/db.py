@@ -177,8 +177,9 @@ class Store:
         self.checkpoints = Checkpoints(sqlite_file(url))
         self.engine = make_engine(url, gate=self.writers, checkpoints=self.checkpoints)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_factory = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
-                                          expire_on_commit=False)
+        # The engine of read-only transactions (made once: execution_options copies).
+        self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
+        self._read_factory = sessionmaker(self.read_engine, expire_on_commit=False)
         self._durable_engine: Engine | None = None
         self._durable_factory: sessionmaker | None = None
         self._durable_lock = threading.Lock()
