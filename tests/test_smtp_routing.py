@@ -119,6 +119,9 @@ def test_lookup_reads_names_at_once_and_asks_the_rest(app):
         lists, users = questions(address, DOMAINS)
         with directory.lookup(app.store, lists, users) as names:
             assert route(address, DOMAINS, names) == expected
+    with directory.lookup(app.store, [f"n{i}" for i in range(12)] + ["demo"],
+                          ["x", "y", "alice"]) as names:  # more names than usual
+        assert names.has_list("demo") and not names.has_list("n3") and names.has_user("alice")
     with directory.lookup(app.store, ["demo"], []) as names:  # names not read before
         assert names.has_user("ALICE") and not names.has_user("bob")
         assert names.has_list("demo") and not names.has_list("other")

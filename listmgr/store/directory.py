@@ -19,12 +19,24 @@ from listmgr.store.models import MailboxUser, MailingList
 
 _LIST = select(MailingList.id).where(MailingList.name == bindparam("name")).limit(1)
 _USER = select(MailboxUser.id).where(MailboxUser.name == bindparam("name")).limit(1)
-# Which of these list names and user names exist, in one statement.
-_NAMES = union_all(
-    select(literal("l").label("kind"), MailingList.name.label("name")).where(
-        MailingList.name.in_(bindparam("lists", expanding=True))),
-    select(literal("u").label("kind"), MailboxUser.name.label("name")).where(
-        MailboxUser.name.in_(bindparam("users", expanding=True))))
+
+
+def _names_query(lists: int, users: int):
+    """Which of `lists` list names (:l0, :l1...) and `users` user names (:u0...) exist, in
+    one statement."""
+    parts = []
+    if lists:
+        parts.append(select(literal("l").label("kind"), MailingList.name.label("name")).where(
+            MailingList.name.in_([bindparam(f"l{i}") for i in range(lists)])))
+    if users:
+        parts.append(select(literal("u").label("kind"), MailboxUser.name.label("name")).where(
+            MailboxUser.name.in_([bindparam(f"u{i}") for i in range(users)])))
+    return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+# By the number of names asked (plain parameters: an "expanding" IN is rewritten on every
+# execution); routing asks a handful of names at most.
+_NAMES = {(n, m): _names_query(n, m) for n in range(9) for m in range(3) if n or m}
 
 
 class Directory:
@@ -73,8 +85,8 @@ class Prefetched(Directory):
 @contextlib.contextmanager
 def lookup(store: Store, lists: Iterable[str] = (), users: Iterable[str] = ()
            ) -> Iterator[Directory]:
-    """A Directory reading in one read-only transaction (on SQLite: no write lock), with
-    the answers for `lists` and `users` read in one statement before it is handed out (no
+    """A Directory reading without a write lock (on SQLite each statement on its own: the
+    answers need no common snapshot), with the answers for `lists` and `users` read in one statement before it is handed out (no
     connection at all when both are empty and nothing else is asked)."""
     lists = list(dict.fromkeys(lists))
     users = list(dict.fromkeys(u.lower() for u in users))
@@ -83,12 +95,17 @@ def lookup(store: Store, lists: Iterable[str] = (), users: Iterable[str] = ()
 
         def connect() -> Connection:
             if not opened:
-                opened.append(stack.enter_context(store.read_engine.connect()))
+                opened.append(stack.enter_context(store.lookup_engine.connect()))
             return opened[0]
 
         found_lists: set[str] = set()
         found_users: set[str] = set()
         if lists or users:
-            for kind, name in connect().execute(_NAMES, {"lists": lists, "users": users}):
+            query = _NAMES.get((len(lists), len(users)))
+            if query is None:
+                query = _names_query(len(lists), len(users))
+            params = {f"l{i}": name for i, name in enumerate(lists)}
+            params.update((f"u{i}", name) for i, name in enumerate(users))
+            for kind, name in connect().execute(query, params):
                 (found_lists if kind == "l" else found_users).add(name)
         yield Prefetched(connect, lists, users, found_lists, found_users)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import Connection, CursorResult, Table, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from listmgr.passwords import hash_password
@@ -78,9 +78,15 @@ def check_name(name: str) -> str:
     return lname
 
 
-def get_user(s: Session, name: str) -> User | None:
-    row = s.scalar(select(MailboxUser).where(MailboxUser.name == name.lower()))
-    return _user(row) if row is not None else None
+_USERS = cast(Table, MailboxUser.__table__)
+_GET_USER = select(_USERS).where(_USERS.c.name == bindparam("name"))
+
+
+def get_user(s: Session | Connection, name: str) -> User | None:
+    """The mailbox user `name`; `s` a session or a bare connection (a Core statement, built
+    once: local delivery asks this for every batch)."""
+    row = s.execute(_GET_USER, {"name": name.lower()}).first()
+    return _user(row) if row is not None else None  # type: ignore[arg-type]
 
 
 def user_exists(s: Session, name: str) -> bool:
