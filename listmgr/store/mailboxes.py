@@ -11,6 +11,7 @@ removed by `purge_expired_grants`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import datetime as dt
 import ipaddress
 import re
@@ -161,6 +162,7 @@ def set_autoreply(s: Session, name: str, *, enabled: bool, subject: str | None =
 
 # --------------------------------------------------------------------------- relay grants
 
+@functools.lru_cache(maxsize=1024)  # asked several times per SMTP transaction
 def normalise_ip(ip: str) -> str:
     """Canonical text of a client IP: '::ffff:127.0.0.1' -> '127.0.0.1', zones dropped."""
     text = ip.strip().split("%", 1)[0]
