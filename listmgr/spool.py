@@ -78,8 +78,19 @@ class Spool:
         return self.root / rel
 
     def read(self, rel: str) -> bytes:
-        with open(os.path.join(self.root, rel), "rb") as f:
-            return f.read()
+        # os calls rather than open(): no isatty probe or seek, fewer system calls per
+        # message (each lets another thread take the GIL)
+        fd = os.open(os.path.join(self.root, rel), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            parts = []
+            while True:
+                chunk = os.read(fd, max(size, 65536))
+                if not chunk:
+                    return b"".join(parts)
+                parts.append(chunk)
+        finally:
+            os.close(fd)
 
     def remove(self, rel: str) -> None:
         try:

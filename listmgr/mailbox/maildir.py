@@ -153,12 +153,12 @@ class Maildir:
     def _has_name(self, name: str) -> bool:
         """Is a message with this base name in new/ or cur/ (where readers add ':2,...')?"""
         root = str(self.root)
-        if os.path.exists(f"{root}/new/{name}") or os.path.exists(f"{root}/cur/{name}"):
+        if os.path.exists(f"{root}/new/{name}"):
             return True
         prefix = name + ":"
         try:
             with os.scandir(f"{root}/cur") as found:
-                return any(e.name.startswith(prefix) for e in found)
+                return any(e.name == name or e.name.startswith(prefix) for e in found)
         except FileNotFoundError:
             return False
 
