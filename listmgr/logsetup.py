@@ -47,7 +47,7 @@ class LineFormatter(logging.Formatter):
         if last[0] != second:
             last = self._last = (second, time.strftime(self.default_time_format,
                                                        self.converter(second)))
-        return self.default_msec_format % (last[1], record.msecs)
+        return "%s,%03d" % (last[1], record.msecs)  # logging.Formatter.default_msec_format
 
 
 class ReopenableFileHandler(logging.FileHandler):

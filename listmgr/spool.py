@@ -83,7 +83,7 @@ class Spool:
         fd = os.open(os.path.join(self.root, rel), os.O_RDONLY | os.O_CLOEXEC)
         try:
             size = os.fstat(fd).st_size
-            parts = []
+            parts: list[bytes] = []
             while True:
                 chunk = os.read(fd, max(size, 65536))
                 if not chunk:
