@@ -10,14 +10,25 @@
 set -euo pipefail
 LM="$1"; RCPT="$2"; METRICS="$3"; N="$4"; S="$5"; SIZE="$6"; RUNS="$7"
 PEER="${POSTFIX_INGRESS:-../shared/peers/postfix_ingress.sh}"  # as README runs it
+servers() {  # the processes listening on LM's port (the server and its acceptors, which
+  # share its socket) and the server's acceptor children, however they were started
+  # (`listmgr serve`, `.venv/bin/listmgr --config X serve`, `python -m listmgr ... serve`)
+  local p
+  for p in $(ss -ltnpH "sport = :${LM##*:}" | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do
+    echo "$p"; pgrep -P "$p" -f 'listmgr[.]service --acceptor' || true
+  done | sort -u
+}
 cpu() {  # clock ticks of user+sys time of the server's processes
-  local t=0 p
-  for p in $(pgrep -f "listmgr serve|listmgr.service --acceptor"); do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  local t=0 p n
+  for p in $(servers); do
+    n=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
+    t=$((t + ${n:-0}))
   done
   echo "$t"
 }
 waiting() { curl -s "http://$METRICS/metrics" | awk '/inbound_tasks\{state="waiting"\}/{print $2}'; }
+[ -n "$(servers)" ] || { echo "no process listens on $LM" >&2; exit 2; }
+echo "server processes: $(servers | tr '\n' ' ')"
 c0=$(cpu)
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$PEER" "$LM" "$RCPT" "$N" "$S" "$SIZE" "$RUNS"

@@ -9,6 +9,7 @@ import logging.handlers
 import os
 import re
 import sys
+import time
 from socket import socket as Socket
 
 from listmgr.config import Config
@@ -30,6 +31,23 @@ SERVICES = {
 _QUEUE_ID = re.compile(r"^([0-9A-Za-z]{8,32}|NOQUEUE) (?=\S+=)")
 
 _reopenable: list["ReopenableFileHandler"] = []
+
+
+class LineFormatter(logging.Formatter):
+    """FORMAT, with the date and time text made once a second instead of once a line (the
+    same text: localtime of the same whole second)."""
+
+    def __init__(self) -> None:
+        super().__init__(FORMAT)
+        self._last = (-1, "")  # (second, its text): one tuple, read and replaced whole
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        last = self._last
+        if last[0] != second:
+            last = self._last = (second, time.strftime(self.default_time_format,
+                                                       self.converter(second)))
+        return "%s,%03d" % (last[1], record.msecs)  # logging.Formatter.default_msec_format
 
 
 class ReopenableFileHandler(logging.FileHandler):
@@ -108,15 +126,17 @@ def configure(cfg: Config) -> None:
         root.removeHandler(h)
         h.close()
     _reopenable.clear()
+    # No handler here shows a record's process or thread: do not look them up per line.
+    logging.logProcesses = logging.logMultiprocessing = logging.logThreads = False
     root.setLevel(getattr(logging, cfg.log_level.upper(), logging.INFO))
     if cfg.log.file:
         fh = ReopenableFileHandler(cfg.log.file, encoding="utf-8")
-        fh.setFormatter(logging.Formatter(FORMAT))
+        fh.setFormatter(LineFormatter())
         root.addHandler(fh)
         _reopenable.append(fh)
     else:
         sh = logging.StreamHandler(sys.stderr)
-        sh.setFormatter(logging.Formatter(FORMAT))
+        sh.setFormatter(LineFormatter())
         root.addHandler(sh)
     if cfg.log.syslog:
         sl = SyslogHandler(address=cfg.log.syslog_socket,

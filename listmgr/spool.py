@@ -28,6 +28,7 @@ class Spool:
         # What enqueue() passes every outgoing message (and its envelope sender) through
         # before storing it: the site's DKIM signer (listmgr.mail.dkim); None: as given.
         self.signer = signer
+        self._made: set[str] = set()  # areas whose directory write() has made (or found)
         if create:
             self.create()
 
@@ -44,23 +45,30 @@ class Spool:
         not yet: the caller calls sync_area(area) before relying on it (one directory
         fsync for a whole group of files)."""
         name = name or new_queue_id()
-        tmp = self.root / "spool" / "tmp" / f"{name}.{os.getpid()}.{secrets.token_hex(4)}"
-        final_dir = self.root / "spool" / area
-        final_dir.mkdir(parents=True, exist_ok=True)
-        final = final_dir / name
+        root = str(self.root)
+        tmp = f"{root}/spool/tmp/{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        final_dir = f"{root}/spool/{area}"
+        if area not in self._made:
+            Path(final_dir).mkdir(parents=True, exist_ok=True)
+            self._made.add(area)
+        final = f"{final_dir}/{name}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         try:
             try:
                 write_all(fd, data)
             finally:
                 os.close(fd)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except FileNotFoundError:  # the area's directory was removed meanwhile
+                Path(final_dir).mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
         except BaseException:
             remove_quietly(tmp)  # a full disk must not stay full of half-written files
             raise
         if sync_dir:
             fsync_dir(final_dir)
-        return str(final.relative_to(self.root))
+        return f"spool/{area}/{name}"
 
     def sync_area(self, area: str) -> None:
         """Make every rename into spool/<area> so far survive a crash."""
@@ -70,10 +78,22 @@ class Spool:
         return self.root / rel
 
     def read(self, rel: str) -> bytes:
-        return (self.root / rel).read_bytes()
+        # os calls rather than open(): no isatty probe or seek, fewer system calls per
+        # message (each lets another thread take the GIL)
+        fd = os.open(os.path.join(self.root, rel), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            parts: list[bytes] = []
+            while True:
+                chunk = os.read(fd, max(size, 65536))
+                if not chunk:
+                    return b"".join(parts)
+                parts.append(chunk)
+        finally:
+            os.close(fd)
 
     def remove(self, rel: str) -> None:
         try:
-            (self.root / rel).unlink()
+            os.unlink(os.path.join(self.root, rel))
         except FileNotFoundError:
             pass

@@ -33,6 +33,21 @@ def test_unique_delivery_is_idempotent_and_uids_survive_moves(tmp_path):
         md.deliver(b"x", unique="../x")
 
 
+def test_a_mailbox_removed_behind_our_back_is_made_again(tmp_path):
+    # deliveries make tmp/ new/ cur/ once per process; a mailbox removed since (another
+    # process's `listmgr user remove`, or Maildir.remove) is made again by the next one
+    import shutil
+    md = Maildir.for_user(tmp_path, "alice")
+    md.deliver(b"a\r\n", unique="Q1.T1")
+    shutil.rmtree(md.root)
+    md.deliver(b"b\r\n", unique="Q2.T1")
+    assert sorted(os.listdir(md.root)) == ["cur", "new", "tmp"]
+    assert [md.read(e) for e in md.entries()] == [b"b\r\n"]
+    md.remove()
+    md.deliver(b"c\r\n", unique="Q3.T1", sync=False)
+    assert [md.read(e) for e in md.entries()] == [b"c\r\n"]
+
+
 def test_foreign_long_names_get_a_hashed_uid(tmp_path):
     md = Maildir.for_user(tmp_path, "alice")
     md.create()

@@ -71,3 +71,57 @@ def test_destinations(address, expected):
 ])
 def test_refusals(address, reply):
     assert route(address, DOMAINS, Dir()) == Refusal(reply)
+
+
+class Strict(Dir):
+    """Answers only the names routing.questions named; any other question fails."""
+
+    def __init__(self, lists, users):
+        self.asked_lists, self.asked_users = set(lists), set(users)
+
+    def has_list(self, name):
+        assert name in self.asked_lists, name
+        return super().has_list(name)
+
+    def has_user(self, name):
+        assert name in self.asked_users, name
+        return super().has_user(name)
+
+
+ADDRESSES = [a for a, _ in [
+    *test_destinations.pytestmark[0].args[1], *test_refusals.pytestmark[0].args[1]]]
+
+
+@pytest.mark.parametrize("address", ADDRESSES)
+def test_questions_name_every_lookup(address):
+    # RCPT reads every name the route asks about in one statement (store.directory.lookup)
+    from listmgr.smtp.routing import questions
+    lists, users = questions(address, DOMAINS)
+    assert route(address, DOMAINS, Strict(lists, users)) == route(address, DOMAINS, Dir())
+
+
+def test_lookup_reads_names_at_once_and_asks_the_rest(app):
+    from listmgr.smtp.routing import questions
+    from listmgr.store import directory
+    from listmgr.store.lists import create_list
+    from listmgr.store.mailboxes import add_user
+    with app.store.session() as s:
+        create_list(s, "demo", ["owner@example.net"])
+        add_user(s, "alice", "pw")
+    for address, expected in [("demo@example.org", Destination("post", "demo")),
+                              ("demo-digest-request@example.org",
+                               Destination("command", "demo-digest")),
+                              ("Alice@example.org", Destination("local", "alice")),
+                              ("owner-demo+x=y.example@example.org",
+                               Destination("bounce", "demo")),
+                              ("bob@example.org", Refusal(
+                                  "550 5.1.1 <bob@example.org>... User unknown"))]:
+        lists, users = questions(address, DOMAINS)
+        with directory.lookup(app.store, lists, users) as names:
+            assert route(address, DOMAINS, names) == expected
+    with directory.lookup(app.store, [f"n{i}" for i in range(12)] + ["demo"],
+                          ["x", "y", "alice"]) as names:  # more names than usual
+        assert names.has_list("demo") and not names.has_list("n3") and names.has_user("alice")
+    with directory.lookup(app.store, ["demo"], []) as names:  # names not read before
+        assert names.has_user("ALICE") and not names.has_user("bob")
+        assert names.has_list("demo") and not names.has_list("other")

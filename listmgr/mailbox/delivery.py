@@ -104,8 +104,8 @@ class LocalBatch:
 
     def _user(self, name: str) -> mailboxes.User | None:
         if name not in self.users:
-            with self.app.store.read_session() as s:
-                self.users[name] = mailboxes.get_user(s, name)
+            with self.app.store.lookup_engine.connect() as conn:  # one read, no ORM session
+                self.users[name] = mailboxes.get_user(conn, name)
         return self.users[name]
 
     def stage(self, task: InboundTask, message: InboundMessage, data: bytes) -> _Staged:

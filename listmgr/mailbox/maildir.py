@@ -37,6 +37,14 @@ def _hostname() -> str:
     return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:24] or "localhost"
 
 
+_HOSTNAME = _hostname()  # in every file name this process delivers
+_UNIQUE_OK = re.compile(r"[A-Za-z0-9._-]{1,60}")
+# The mailboxes whose tmp/, new/ and cur/ this process has made (or found): a delivery
+# makes them only the first time (a removed mailbox is made again when a write finds it
+# gone).
+_CREATED: set[str] = set()
+
+
 @dataclass(frozen=True)
 class Entry:
     """One message in a maildrop, as a POP3 session sees it."""
@@ -81,10 +89,12 @@ class Maildir:
     def create(self) -> None:
         for sub in ("tmp", "new", "cur"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        _CREATED.add(str(self.root))
 
     def remove(self) -> int:
         """Delete the whole mailbox; returns how many messages it held."""
         n = len(self.entries()) if self.root.exists() else 0
+        _CREATED.discard(str(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
         return n
 
@@ -98,30 +108,43 @@ class Maildir:
         are fsynced but its name in new/ is not yet: the caller calls sync_new() before
         relying on it (one directory fsync for many deliveries).
         """
-        self.create()
+        root = str(self.root)
+        if root not in _CREATED:
+            self.create()
         if unique is not None:
-            if not re.fullmatch(r"[A-Za-z0-9._-]{1,60}", unique):
+            if not _UNIQUE_OK.fullmatch(unique):
                 raise ValueError(f"bad unique name {unique!r}")
-            uid = f"{unique}.{_hostname()}"
+            uid = f"{unique}.{_HOSTNAME}"
             if self._has_name(f"{uid},S={len(data)}"):
                 return uid
         else:
-            uid = f"{int(time.time())}.M{secrets.token_hex(6)}P{os.getpid()}.{_hostname()}"
+            uid = f"{int(time.time())}.M{secrets.token_hex(6)}P{os.getpid()}.{_HOSTNAME}"
         name = f"{uid},S={len(data)}"
-        tmp = self.root / "tmp" / name
+        tmp = f"{root}/tmp/{name}"
+        try:
+            self._write(tmp, f"{root}/new/{name}", data)
+        except FileNotFoundError:
+            # The mailbox was removed since this process made it (`listmgr user remove`,
+            # the web admin): make it again, as for a first delivery.
+            _CREATED.discard(root)
+            self.create()
+            self._write(tmp, f"{root}/new/{name}", data)
+        if sync:
+            self.sync_new()
+        return uid
+
+    @staticmethod
+    def _write(tmp: str, final: str, data: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             try:
                 write_all(fd, data)
             finally:
                 os.close(fd)
-            os.replace(tmp, self.root / "new" / name)
+            os.replace(tmp, final)
         except BaseException:
             remove_quietly(tmp)
             raise
-        if sync:
-            self.sync_new()
-        return uid
 
     def sync_new(self) -> None:
         """Make every delivery into new/ so far survive a crash."""
@@ -129,12 +152,13 @@ class Maildir:
 
     def _has_name(self, name: str) -> bool:
         """Is a message with this base name in new/ or cur/ (where readers add ':2,...')?"""
-        if (self.root / "new" / name).exists() or (self.root / "cur" / name).exists():
+        root = str(self.root)
+        if os.path.exists(f"{root}/new/{name}"):
             return True
         prefix = name + ":"
         try:
-            with os.scandir(self.root / "cur") as found:
-                return any(e.name.startswith(prefix) for e in found)
+            with os.scandir(f"{root}/cur") as found:
+                return any(e.name == name or e.name.startswith(prefix) for e in found)
         except FileNotFoundError:
             return False
 

@@ -29,7 +29,7 @@ from listmgr.passwords import hash_password, verify_password
 from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.gate import RelayGate
 from listmgr.smtp.groupcommit import Accepted, GroupCommit
-from listmgr.smtp.routing import Destination, Refusal, relaying_denied, route
+from listmgr.smtp.routing import Destination, Refusal, questions, relaying_denied, route
 from listmgr.spool import new_queue_id
 from listmgr.store import directory, inbound
 from listmgr.store.mailboxes import get_user, normalise_ip
@@ -193,7 +193,9 @@ class IngressHandler:
         return has_room(self.app.config.data_dir, size, self.app.config.smtp.min_free_space)
 
     def _route(self, address: str, ip: str, authenticated: bool) -> Destination | Refusal:
-        with directory.lookup(self.app.store) as names:
+        # every list and user name the route may need, read in one statement
+        lists, users = questions(address, self.local_domains)
+        with directory.lookup(self.app.store, lists, users) as names:
             dest = route(address, self.local_domains, names)
         if isinstance(dest, Destination) and dest.kind == "relay" \
                 and not self.gate.allowed_without_store(ip, authenticated):

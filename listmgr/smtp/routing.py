@@ -154,3 +154,32 @@ def route_local(address: str, local: str, directory: Directory) -> Destination |
     if local == "abuse":  # feedback loops report here (RFC 2142); people get the admins
         return Destination("bounce", "")
     return _sender_bounce(local, directory) or user_unknown(address)
+
+
+class _Questions:
+    """A Directory that knows no name and notes the names it is asked about."""
+
+    def __init__(self) -> None:
+        self.lists: list[str] = []
+        self.users: list[str] = []
+
+    def has_list(self, name: str) -> bool:
+        self.lists.append(name)
+        return False
+
+    def has_user(self, name: str) -> bool:
+        self.users.append(name)
+        return False
+
+    def list_of_sender(self, local: str) -> str | None:
+        return None
+
+
+def questions(address: str, local_domains: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    """The list names and user names `route(address, ...)` may ask its Directory about, so
+    that a caller can look them all up at once. With every answer "no", `route` walks its
+    longest path and asks every question; a "yes" only ever ends the walk early, so the
+    names asked with any other answers are among these. (list_of_sender is not included.)"""
+    asked = _Questions()
+    route(address, local_domains, asked)
+    return asked.lists, asked.users

@@ -21,6 +21,9 @@ from listmgr.store.writergate import WriterGate
 CannotOpen = OperationalError
 
 READ_ONLY = "listmgr_read_only"  # execution option: a session that only reads
+# With READ_ONLY, on SQLite: no BEGIN, each statement reads on its own (autocommit), for
+# lookups of one statement (RCPT); PostgreSQL's driver begins as ever.
+SINGLE_READS = "listmgr_single_reads"
 _GATE = "listmgr_writer_gate"  # connection info: this connection holds the writer gate
 
 
@@ -58,8 +61,10 @@ def make_engine(url: str, *, synchronous: str = "NORMAL",
             # IMMEDIATE: take the write lock at BEGIN, so two writers queue instead of
             # failing with "database is locked" on upgrade from a read lock. A read-only
             # session begins deferred: WAL readers never wait for the writer.
-            if conn.get_execution_options().get(READ_ONLY):
-                conn.exec_driver_sql("BEGIN")
+            options = conn.get_execution_options()
+            if options.get(READ_ONLY):
+                if not options.get(SINGLE_READS):
+                    conn.exec_driver_sql("BEGIN")
                 return
             if gate is not None:
                 # Taken when the transaction really begins (its first statement), so a
@@ -177,8 +182,12 @@ class Store:
         self.checkpoints = Checkpoints(sqlite_file(url))
         self.engine = make_engine(url, gate=self.writers, checkpoints=self.checkpoints)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_factory = sessionmaker(self.engine.execution_options(**{READ_ONLY: True}),
-                                          expire_on_commit=False)
+        # The engine of read-only transactions (made once: execution_options copies).
+        self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
+        self._read_factory = sessionmaker(self.read_engine, expire_on_commit=False)
+        # Connections for lookups whose statements need no common snapshot (SINGLE_READS).
+        self.lookup_engine = self.engine.execution_options(
+            **{READ_ONLY: True, SINGLE_READS: True})
         self._durable_engine: Engine | None = None
         self._durable_factory: sessionmaker | None = None
         self._durable_lock = threading.Lock()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, func, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from listmgr.store import claims
 from listmgr.store.models import InboundMessage, InboundTask, utcnow
@@ -91,7 +91,9 @@ def _tasks(destinations: Iterable[Destination]) -> list[dict]:
 _MESSAGES = cast(Table, InboundMessage.__table__)
 _TASKS = cast(Table, InboundTask.__table__)
 # Built once (Core, not ORM: no unit of work, no per-call statement construction).
-_INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
+_INSERT_MESSAGE = _MESSAGES.insert()
+_IDS = select(_MESSAGES.c.queue_id, _MESSAGES.c.id).where(
+    _MESSAGES.c.queue_id.in_(bindparam("queue_ids", expanding=True)))
 _INSERT_TASK = _TASKS.insert()
 _FINISH = _TASKS.update().where(
     _TASKS.c.id.in_(bindparam("ids", expanding=True)), _TASKS.c.state == NEW,
@@ -108,13 +110,19 @@ _DELETE = _MESSAGES.delete().where(_MESSAGES.c.id.in_(bindparam("ids", expanding
 def create_many(s: Session, messages: Sequence[NewMessage]) -> None:
     """Store many messages and their tasks in session `s` (the ingress group commit); the
     same rows as `create` for each."""
+    if not messages:
+        return
     now = utcnow()
+    rows = [{"queue_id": m.queue_id, "spool_path": m.spool_path, "mail_from": m.mail_from,
+             "client_ip": m.client_ip, "client_helo": m.client_helo, "size": m.size,
+             "received_at": now} for m in messages]
+    # One executemany for the group's messages, then their ids by queue id (unique): two
+    # statements however many messages (RETURNING in a given order is a row at a time).
+    s.execute(_INSERT_MESSAGE, rows)
+    ids = {q: i for q, i in s.execute(_IDS, {"queue_ids": [m.queue_id for m in messages]})}
     task_rows: list[dict] = []
     for m in messages:
-        msg_id = s.execute(_INSERT_MESSAGE, {
-            "queue_id": m.queue_id, "spool_path": m.spool_path, "mail_from": m.mail_from,
-            "client_ip": m.client_ip, "client_helo": m.client_helo, "size": m.size,
-            "received_at": now}).scalar_one()
+        msg_id = ids[m.queue_id]
         for row in _tasks(m.destinations):
             row.update(message_id=msg_id, state=NEW, lease_owner="", attempts=0, error="")
             task_rows.append(row)
@@ -161,15 +169,64 @@ class NotOurs(Exception):
     ran out): this worker's transaction must roll back."""
 
 
+_CLAIMABLE = select(_TASKS.c.id).where(
+    _TASKS.c.state == NEW, _TASKS.c.kind.in_(bindparam("kinds", expanding=True)),
+    (_TASKS.c.lease_until.is_(None)) | (_TASKS.c.lease_until < bindparam("now"))
+).order_by(_TASKS.c.id).limit(bindparam("limit"))
+_CLAIMABLE_LOCKED = _CLAIMABLE.with_for_update(skip_locked=True)
+_LEASE = _TASKS.update().where(_TASKS.c.id.in_(bindparam("ids", expanding=True))).values(
+    lease_owner=bindparam("owner"), lease_until=bindparam("until"))
+_TASK_COLUMNS = [c for c in _TASKS.c]
+_MESSAGE_COLUMNS = [c for c in _MESSAGES.c]
+_SNAPSHOTS = select(*_TASK_COLUMNS, *_MESSAGE_COLUMNS).join_from(
+    _TASKS, _MESSAGES, _MESSAGES.c.id == _TASKS.c.message_id).where(
+    _TASKS.c.id.in_(bindparam("ids", expanding=True))).order_by(_TASKS.c.id)
+
+
+class MessageSnapshot:
+    """An inbound message's columns as read at claim time (what handlers read of an
+    InboundMessage)."""
+
+    __slots__ = tuple(c.key for c in _MESSAGES.c)
+
+    def __init__(self, values: Sequence) -> None:
+        for key, value in zip(self.__slots__, values):
+            setattr(self, key, value)
+
+
+class TaskSnapshot:
+    """An inbound task's columns as read at claim time, and its message (`message`)."""
+
+    __slots__ = tuple(c.key for c in _TASKS.c) + ("message",)
+
+    def __init__(self, values: Sequence, message: MessageSnapshot) -> None:
+        for key, value in zip(self.__slots__, values):
+            setattr(self, key, value)
+        self.message = message
+
+
 def claim_snapshots(s: Session, kinds: Sequence[str], *, owner: str, lease: float,
                     limit: int) -> list[InboundTask]:
-    """Claim like `claim` and return the tasks, each with its message loaded: read-only
-    snapshots, usable after this session ends."""
-    ids = claim(s, kinds, owner=owner, lease=lease, limit=limit)
+    """Claim like `claim` and return the tasks, each with its message: read-only
+    snapshots (TaskSnapshot, MessageSnapshot: the same attributes as the models' columns),
+    usable after this session ends. Core statements built once: a worker claims often."""
+    now = utcnow()
+    locked = s.get_bind().dialect.name == "postgresql"
+    ids = list(s.scalars(_CLAIMABLE_LOCKED if locked else _CLAIMABLE,
+                         {"kinds": list(kinds), "now": now, "limit": limit}))
     if not ids:
         return []
-    return list(s.scalars(select(InboundTask).options(joinedload(InboundTask.message))
-                          .where(InboundTask.id.in_(ids)).order_by(InboundTask.id)))
+    s.execute(_LEASE, {"ids": ids, "owner": owner,
+                       "until": now + dt.timedelta(seconds=lease)})
+    n = len(_TASK_COLUMNS)
+    messages: dict[int, MessageSnapshot] = {}
+    tasks = []
+    for row in s.execute(_SNAPSHOTS, {"ids": ids}):
+        msg = messages.get(row[n])
+        if msg is None:
+            msg = messages[row[n]] = MessageSnapshot(row[n:])
+        tasks.append(TaskSnapshot(row[:n], msg))
+    return cast(list[InboundTask], tasks)  # duck-typed: handlers read columns only
 
 
 def finish(s: Session, task: InboundTask, owner: str) -> str | None:

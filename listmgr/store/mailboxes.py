@@ -11,13 +11,14 @@ removed by `purge_expired_grants`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import datetime as dt
 import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import Connection, CursorResult, Table, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from listmgr.passwords import hash_password
@@ -78,9 +79,15 @@ def check_name(name: str) -> str:
     return lname
 
 
-def get_user(s: Session, name: str) -> User | None:
-    row = s.scalar(select(MailboxUser).where(MailboxUser.name == name.lower()))
-    return _user(row) if row is not None else None
+_USERS = cast(Table, MailboxUser.__table__)
+_GET_USER = select(_USERS).where(_USERS.c.name == bindparam("name"))
+
+
+def get_user(s: Session | Connection, name: str) -> User | None:
+    """The mailbox user `name`; `s` a session or a bare connection (a Core statement, built
+    once: local delivery asks this for every batch)."""
+    row = s.execute(_GET_USER, {"name": name.lower()}).first()
+    return _user(row) if row is not None else None  # type: ignore[arg-type]
 
 
 def user_exists(s: Session, name: str) -> bool:
@@ -155,6 +162,7 @@ def set_autoreply(s: Session, name: str, *, enabled: bool, subject: str | None =
 
 # --------------------------------------------------------------------------- relay grants
 
+@functools.lru_cache(maxsize=1024)  # asked several times per SMTP transaction
 def normalise_ip(ip: str) -> str:
     """Canonical text of a client IP: '::ffff:127.0.0.1' -> '127.0.0.1', zones dropped."""
     text = ip.strip().split("%", 1)[0]
