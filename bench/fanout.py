@@ -144,6 +144,8 @@ class Sink:
         self.mesg = 0                          # messages received (final dots)
         self.last_change: float | None = None  # time.monotonic() of the last change of mesg
         self.changed = threading.Condition()
+        self.final: set[str] = set()   # capture files scan() need not look at again
+        self.headed: set[str] = set()  # capture files whose recipient lines scan() read
 
     def start(self) -> None:
         cmd = [SINK, "-c", "-m", "1024", "-d", f"{self.dir}/%H%M%S.", f"127.0.0.1:{self.port}",
@@ -223,6 +225,38 @@ class Sink:
                 one_click = True
         return {"transactions": tx, "recipients": rcpts, "senders": len(senders),
                 "signed": signed, "one_click": one_click}
+
+    def scan(self, seen: dict[str, tuple[float, int, int]], full: bool = False) -> None:
+        """Update {file: (mtime, recipients, size)} for new or changed capture files: for a
+        benchmark that needs recipients as they arrive (bench/isolation.py), not only the
+        count of transactions the counters give.
+
+        A file whose recipient lines were all read, unchanged for a second, is final and is
+        not looked at again (unless `full`), so a pass over 100,000 files costs one listdir, not 100,000 stat calls (the
+        benchmark must not compete with the server for the CPU)."""
+        now = time.time()
+        for name in os.listdir(self.dir):
+            if name in self.final and not full:
+                continue
+            path = os.path.join(self.dir, name)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            old = seen.get(name)
+            if old and old[0] == st.st_mtime and old[2] == st.st_size and not full:
+                if now - st.st_mtime > 1.0 and name in self.headed:
+                    self.final.add(name)
+                continue
+            n = 0
+            with open(path, "rb") as f:
+                for line in f:
+                    if line.startswith(b"X-Rcpt-Args:"):
+                        n += 1
+                    elif not line.startswith(b"X-"):
+                        self.headed.add(name)  # every recipient line is in
+                        break
+            seen[name] = (st.st_mtime, n, st.st_size)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
