@@ -86,8 +86,9 @@ class Prefetched(Directory):
 def lookup(store: Store, lists: Iterable[str] = (), users: Iterable[str] = ()
            ) -> Iterator[Directory]:
     """A Directory reading without a write lock (on SQLite each statement on its own: the
-    answers need no common snapshot), with the answers for `lists` and `users` read in one statement before it is handed out (no
-    connection at all when both are empty and nothing else is asked)."""
+    answers need no common snapshot), with the answers for `lists` and `users` read in one
+    statement before it is handed out (no connection at all when both are empty and
+    nothing else is asked)."""
     lists = list(dict.fromkeys(lists))
     users = list(dict.fromkeys(u.lower() for u in users))
     with contextlib.ExitStack() as stack:
