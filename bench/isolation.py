@@ -12,7 +12,9 @@ smtp-sink as the smarthost (bench/fanout.py's Sink), `listmgr serve` as a subpro
    mail's 250 to the sink receiving the reply (target: under 2 s);
 3. meanwhile four SMTP clients send 1 KB messages to the mailbox user one after another and
    time each DATA -> 250 (**ingress latency**, p50/p99; target p99 under 100 ms), until every
-   member's copy has reached the sink or `--probe-seconds` have passed.
+   member's copy has reached the sink or `--probe-seconds` have passed. By default that mail
+   goes into the mailbox at DATA (`[smtp] mailbox_at_ingress`); with `--through-queue` it
+   takes the spool, the group commit and the mailbox worker, as mail for a list does.
 
 Prints one line of figures (and how long the fan-out and its delivery took).
 """
@@ -121,7 +123,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: float,
-        keep_log: str | None = None) -> dict:
+        keep_log: str | None = None, through_queue: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="listmgr-isolation-") as d, \
             scratch_database(database, d) as url:
         work = Path(d)
@@ -132,6 +134,7 @@ def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: floa
                        f'database_url = "{url}"\nlog_level = "INFO"\n'
                        f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
                        f'max_connections_per_ip = 0\nmax_data_sessions_per_ip = 0\n'
+                       f'mailbox_at_ingress = {"false" if through_queue else "true"}\n'
                        f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
                        f'[web]\nlisten = ""\n'
                        f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n')
@@ -230,9 +233,11 @@ def main() -> None:
     ap.add_argument("--probe-seconds", type=float, default=60.0)
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--keep-log", help="copy the server's log here at the end")
+    ap.add_argument("--through-queue", action="store_true",
+                    help="the probes' mail through the spool and the mailbox worker")
     a = ap.parse_args()
-    print(run(a.listmgr, a.members, a.database, a.probe_seconds, a.timeout, a.keep_log),
-          flush=True)
+    print(run(a.listmgr, a.members, a.database, a.probe_seconds, a.timeout, a.keep_log,
+              a.through_queue), flush=True)
 
 
 if __name__ == "__main__":

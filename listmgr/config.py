@@ -173,6 +173,9 @@ class SMTPConfig:
     max_data_sessions_per_ip: int = 5
     min_data_rate: int = 500  # bytes/s after `timeout` in DATA (0: no minimum)
     min_free_space: int = _kind("size", 100 * 1024 * 1024)  # Postfix's queue_minfree
+    # Mail whose recipients are all local mailboxes without an auto-reply goes into the
+    # Maildirs before 250 (no spool file, no queue rows); false: spool and mailbox worker.
+    mailbox_at_ingress: bool = True
     timeout: float = _kind("duration", 300.0)
     tls_cert: str = ""
     tls_key: str = ""

@@ -91,6 +91,7 @@ HELP: dict[str, str] = {
     'smtp.max_connections_per_ip': 'concurrent SMTP connections from one client address (0: no cap; relay_networks are exempt); more get 421 4.7.0',
     'smtp.max_data_sessions_per_ip': 'messages being received at once from one client address (relay_networks exempt); more get 451 4.3.2 at DATA',
     'smtp.min_data_rate': "bytes/s: a DATA must end within timeout plus its size at this rate, else 421 4.4.2 and the connection is closed (Postfix's smtpd_min_data_rate; 0: no minimum)",
+    'smtp.mailbox_at_ingress': "mail whose recipients are all local mailboxes without an auto-reply is written into their Maildirs before the 250 (no spool file, no queue rows); false: it goes through the spool and the mailbox worker like other mail",
     'smtp.min_free_space': "free disk space kept in reserve under data_dir (Postfix's queue_minfree): below it, or when MAIL SIZE= would not fit, mail gets 452 4.3.1 Insufficient system storage",
     'commands.max_which_hits': "entries which STRING lists at most (Majordomo's $max_which_hits)",
     'posting.global_taboo_headers': 'site-wide /re/flags patterns: a matching header line holds a post on every list',

@@ -61,8 +61,10 @@ def test_delivers_in_transactions_of_max_recipients(server, sink):
     with srv.app.store.session() as s:
         path = s.scalar(select(OutboundMessage.spool_path)
                         .where(OutboundMessage.queue_id == qid))
-    assert path == ""  # every recipient final: the spool file is gone
-    assert not any((srv.app.spool.root / "spool" / "out").iterdir())
+    assert path == ""  # every recipient final: the spool file is gone (removed just after
+    # that commit)
+    wait_until(lambda: not any((srv.app.spool.root / "spool" / "out").iterdir()),
+               what="the spool file removed")
 
 
 def test_user_unknown_is_returned_and_4xx_stays_queued(server, sink):

@@ -33,7 +33,7 @@ RULES: dict[str, set[str]] = {
     "store": BASE,
     "app": BASE | {"store"},
     "tokens": BASE | {"store"},
-    "smtp": WORKER | {"pop3"},
+    "smtp": WORKER | {"pop3", "mailbox"},
     "pop3": WORKER | {"mailbox"},
     "mailbox": WORKER,
     "forward": WORKER,

@@ -63,6 +63,7 @@ def _wait(predicate, timeout: float, what: str):
 
 def test_fifty_concurrent_sessions_of_mixed_sizes_lose_nothing(server, tmp_path):
     srv = server(smtp__max_connections=SESSIONS + 10, smtp__max_data_sessions=SESSIONS,
+                 smtp__mailbox_at_ingress=False,  # through the spool: group commit
                  smtp__max_connections_per_ip=0, smtp__max_data_sessions_per_ip=0,
                  smtp__max_message_size="2MB")
     srv.call(lambda s: mailboxes.add_user(s, "alice", "pw"))
@@ -159,14 +160,18 @@ def _wait_port(port: int, timeout: float = 60) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_kill_9_during_group_commit_loses_nothing_answered_250(app, tmp_path, db_url):
+@pytest.mark.parametrize("at_ingress", [False, True], ids=["spool", "mailbox"])
+def test_kill_9_during_group_commit_loses_nothing_answered_250(app, tmp_path, db_url,
+                                                               at_ingress):
+    """kill -9 during a burst: through the spool (group commits in flight), and with the
+    messages written into the mailbox at DATA (mailbox/at_ingress.py)."""
     with app.store.session() as s:
         mailboxes.add_user(s, "alice", "pw")
     port = free_port()
     cfg = write_config(tmp_path, db_url, smtp__listen=f"127.0.0.1:{port}",
                        smtp__max_connections=100, smtp__max_data_sessions=100,
                        smtp__max_connections_per_ip=0, smtp__max_data_sessions_per_ip=0,
-                       delivery__smarthost="127.0.0.1:9")
+                       smtp__mailbox_at_ingress=at_ingress, delivery__smarthost="127.0.0.1:9")
     proc = _serve(cfg)
     acked: set[str] = set()
     lock = threading.Lock()
@@ -210,6 +215,11 @@ def test_kill_9_during_group_commit_loses_nothing_answered_250(app, tmp_path, db
     # stored (row committed, spool file complete) for the pipeline to deliver.
     delivered = _mailbox_tags(tmp_path / "var")
     assert set(delivered.values()) <= {1}
+    for e in Maildir.for_user(tmp_path / "var", "alice").entries():  # whole copies only
+        data = e.path.read_bytes()
+        tag = data.split(b"X-Tag: ", 1)[1].split(b"\r\n", 1)[0].decode()
+        n = int(tag.split("-")[1]) + 1
+        assert data.endswith(_message(tag, 2_000 if n % 4 else 60_000))
     stored: set[str] = set()
     with app.store.session() as s:
         for path in s.scalars(select(InboundMessage.spool_path)):

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from listmgr.passwords import hash_password
 from listmgr.smtp.handler import IngressHandler
+from listmgr.store.directory import InlineNames
 from listmgr.store.lists import create_list
 from listmgr.store.models import InboundTask, MailboxUser, OutboundRecipient
 from tests.smtp_support import connect, make_ingress_fixture, rcpt_reply
@@ -302,6 +303,7 @@ def test_internal_error_at_rcpt_answers_451(ingress, monkeypatch):
     def broken(self, *args):
         raise RuntimeError("database gone")
     monkeypatch.setattr(IngressHandler, "_route", broken)
+    monkeypatch.setattr(InlineNames, "read", broken)  # SQLite's lookup on the event loop
     srv = ingress()
     assert rcpt_reply(srv.smtp_port, "<postmaster@example.org>") == (
         451, "4.3.0 Internal error, please try again later")

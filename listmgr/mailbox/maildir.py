@@ -46,6 +46,27 @@ _CREATED: set[str] = set()
 
 
 @dataclass(frozen=True)
+class Staged:
+    """A message written to a mailbox's tmp/ (Maildir.stage), not yet in it."""
+    uid: str
+    tmp: str
+    final: str
+
+    def publish(self) -> None:
+        """Into new/ (the caller makes the name durable with Maildir.sync_new)."""
+        try:
+            os.replace(self.tmp, self.final)
+        except BaseException:
+            remove_quietly(self.tmp)
+            raise
+
+    def discard(self) -> None:
+        """Take it back, published or not."""
+        remove_quietly(self.tmp)
+        remove_quietly(self.final)
+
+
+@dataclass(frozen=True)
 class Entry:
     """One message in a maildrop, as a POP3 session sees it."""
     path: Path
@@ -108,40 +129,51 @@ class Maildir:
         are fsynced but its name in new/ is not yet: the caller calls sync_new() before
         relying on it (one directory fsync for many deliveries).
         """
+        if unique is not None:
+            uid = self._uid(unique)
+            if self._has_name(f"{uid},S={len(data)}"):
+                return uid
+        staged = self.stage(data, unique)
+        staged.publish()
+        if sync:
+            self.sync_new()
+        return staged.uid
+
+    def stage(self, data: bytes, unique: str | None = None) -> "Staged":
+        """The first half of a delivery: `data` written to tmp/ and fsynced, under the name
+        it is to have in new/. Nothing is in the mailbox until `publish()`; `discard()`
+        removes the file instead."""
         root = str(self.root)
         if root not in _CREATED:
             self.create()
-        if unique is not None:
-            if not _UNIQUE_OK.fullmatch(unique):
-                raise ValueError(f"bad unique name {unique!r}")
-            uid = f"{unique}.{_HOSTNAME}"
-            if self._has_name(f"{uid},S={len(data)}"):
-                return uid
-        else:
-            uid = f"{int(time.time())}.M{secrets.token_hex(6)}P{os.getpid()}.{_HOSTNAME}"
+        uid = self._uid(unique) if unique is not None else \
+            f"{int(time.time())}.M{secrets.token_hex(6)}P{os.getpid()}.{_HOSTNAME}"
         name = f"{uid},S={len(data)}"
-        tmp = f"{root}/tmp/{name}"
+        staged = Staged(uid, f"{root}/tmp/{name}", f"{root}/new/{name}")
         try:
-            self._write(tmp, f"{root}/new/{name}", data)
+            self._write(staged.tmp, data)
         except FileNotFoundError:
             # The mailbox was removed since this process made it (`listmgr user remove`,
             # the web admin): make it again, as for a first delivery.
             _CREATED.discard(root)
             self.create()
-            self._write(tmp, f"{root}/new/{name}", data)
-        if sync:
-            self.sync_new()
-        return uid
+            self._write(staged.tmp, data)
+        return staged
 
     @staticmethod
-    def _write(tmp: str, final: str, data: bytes) -> None:
+    def _uid(unique: str) -> str:
+        if not _UNIQUE_OK.fullmatch(unique):
+            raise ValueError(f"bad unique name {unique!r}")
+        return f"{unique}.{_HOSTNAME}"
+
+    @staticmethod
+    def _write(tmp: str, data: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             try:
                 write_all(fd, data)
             finally:
                 os.close(fd)
-            os.replace(tmp, final)
         except BaseException:
             remove_quietly(tmp)
             raise

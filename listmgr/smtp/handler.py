@@ -4,8 +4,11 @@ Every hook returns its reply string explicitly. Store and spool work runs off th
 loop, in the handler's own thread pool (so a burst of fsyncs does not starve the
 workers' threads, nor they us). A message is in the spool (fsynced) and its inbound rows are
 committed before the client sees `250`; the commits of concurrent sessions are grouped
-(listmgr.smtp.groupcommit). Lookups (RCPT, AUTH) read without taking the store's write
-lock. Any bug answers `451 4.3.0`, never a traceback.
+(listmgr.smtp.groupcommit). Mail for local mailboxes only (none with an auto-reply) is put
+into the Maildirs instead, fsynced, before the `250` (listmgr.mailbox.at_ingress). Lookups
+(RCPT, AUTH) read without taking the store's write lock; on SQLite the RCPT lookup runs on
+the event loop itself (store.directory.InlineNames). Any bug answers `451 4.3.0`, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import functools
 import logging
 import re
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from listmgr.mail import mimelimits, trace
 from listmgr.mail.addresses import MAX_ADDRESS
 from listmgr.mail.compose import normalise_line_ends
 from listmgr.mail.hops import too_many_hops
+from listmgr.mailbox import at_ingress
 from listmgr.passwords import hash_password, verify_password
 from listmgr.pop3.throttle import FailureTracker
 from listmgr.smtp.gate import RelayGate
@@ -32,6 +37,7 @@ from listmgr.smtp.groupcommit import Accepted, GroupCommit
 from listmgr.smtp.routing import Destination, Refusal, questions, relaying_denied, route
 from listmgr.spool import new_queue_id
 from listmgr.store import directory, inbound
+from listmgr.store.db import sqlite_file
 from listmgr.store.mailboxes import get_user, normalise_ip
 from listmgr.store.models import utcnow
 
@@ -76,6 +82,12 @@ class Transaction:
     """What we learnt about one MAIL transaction (kept on the aiosmtpd Envelope)."""
 
     destinations: list[Destination] = field(default_factory=list)
+    autoreply: bool = False  # a local recipient has an auto-reply on
+
+    def mailboxes_only(self) -> bool:
+        """Every recipient a local mailbox, none with an auto-reply on."""
+        return bool(self.destinations) and not self.autoreply and \
+            all(d.kind == "local" for d in self.destinations)
 
 
 def _tx(envelope) -> Transaction:
@@ -114,6 +126,11 @@ def log_transaction(queue_id: str, session, envelope, size: int | str, result: s
              sender_of(envelope), to, size, result)
 
 
+def _autoreplying(dest: Destination | Refusal, names: directory.Prefetched) -> bool:
+    return isinstance(dest, Destination) and dest.kind == "local" and \
+        dest.target.lower() in names.autoreplying
+
+
 class IngressHandler:
     """aiosmtpd handler shared by the SMTP and LMTP listeners."""
 
@@ -131,6 +148,10 @@ class IngressHandler:
         self.failures = FailureTracker(cfg.pop3.login_failure_delay)
         self._auth_gates: dict[str, list] = {}  # ip -> [asyncio.Lock, waiters]
         self.group = GroupCommit(app, self.run)
+        self.mailbox_at_ingress = cfg.smtp.mailbox_at_ingress
+        # RCPT's lookup on the event loop itself (SQLite; a file, not :memory:)
+        path = sqlite_file(app.store.url) if app.store.is_sqlite else None
+        self.inline = directory.InlineNames(str(path)) if path is not None else None
         # Wakes the inbound workers of a kind just queued: app.notify in the server's own
         # process; in an acceptor process (smtp/acceptors.py), a datagram to the server.
         self.wake = app.notify
@@ -141,6 +162,8 @@ class IngressHandler:
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        if self.inline is not None:
+            self.inline.close()
 
     # ------------------------------------------------------------------ greeting
     # HELO/EHLO/LHLO: aiosmtpd records the client's name; the protocol subclass
@@ -173,12 +196,15 @@ class IngressHandler:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             metrics.REFUSED.labels(self.name, "too_many_recipients").inc()
             return TOO_MANY_RECIPIENTS
+        ip, authenticated = client_ip(session), bool(getattr(session, "authenticated", False))
         try:
-            dest = await self.run(self._route, address, client_ip(session),
-                                  bool(getattr(session, "authenticated", False)))
+            routed = self._route_inline(address, ip, authenticated)
+            if routed is None:
+                routed = await self.run(self._route, address, ip, authenticated)
         except Exception:
             log.exception("RCPT <%s> from %s: lookup failed", address, client_desc(session))
             return INTERNAL_ERROR
+        dest, autoreply = routed
         if isinstance(dest, Refusal):
             metrics.REFUSED.labels(self.name, metrics.refusal_reason(dest.reply)).inc()
             log.info("NOQUEUE client=%s from=<%s> to=<%s> result=rejected (%s)",
@@ -186,13 +212,17 @@ class IngressHandler:
             return dest.reply
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
-        _tx(envelope).destinations.append(dest)
+        tx = _tx(envelope)
+        tx.destinations.append(dest)
+        tx.autoreply = tx.autoreply or autoreply
         return "250 2.1.5 Recipient ok"
 
     def _has_room(self, size: int) -> bool:
         return has_room(self.app.config.data_dir, size, self.app.config.smtp.min_free_space)
 
-    def _route(self, address: str, ip: str, authenticated: bool) -> Destination | Refusal:
+    def _route(self, address: str, ip: str, authenticated: bool
+               ) -> tuple[Destination | Refusal, bool]:
+        """(where `address` goes or why not, whether it is a mailbox with an auto-reply)"""
         # every list and user name the route may need, read in one statement
         lists, users = questions(address, self.local_domains)
         with directory.lookup(self.app.store, lists, users) as names:
@@ -201,23 +231,47 @@ class IngressHandler:
                 and not self.gate.allowed_without_store(ip, authenticated):
             with self.app.store.read_session() as s:
                 if not self.gate.allowed(s, ip, authenticated):
-                    return relaying_denied(address)
-        return dest
+                    return relaying_denied(address), False
+        return dest, _autoreplying(dest, names)
+
+    def _route_inline(self, address: str, ip: str, authenticated: bool
+                      ) -> tuple[Destination | Refusal, bool] | None:
+        """_route on the event loop, on SQLite; None when the answer needs the thread pool
+        (a name the one statement did not read, a relay grant to look up, a database
+        that cannot answer at once)."""
+        if self.inline is None:
+            return None
+        lists, users = questions(address, self.local_domains)
+        try:
+            names = self.inline.read(lists, users)
+            dest = route(address, self.local_domains, names)
+        except (sqlite3.Error, directory.NotRead):
+            return None
+        if isinstance(dest, Destination) and dest.kind == "relay" \
+                and not self.gate.allowed_without_store(ip, authenticated):
+            return None
+        return dest, _autoreplying(dest, names)
 
     # ------------------------------------------------------------------ message
 
     async def handle_DATA(self, server, session, envelope):
         queue_id = new_queue_id()
+        tx = _tx(envelope)
+        kinds = {d.kind for d in tx.destinations}
+        at_ingress = self.mailbox_at_ingress and tx.mailboxes_only()
         try:
-            item = await self.run(self._spool, queue_id, session, envelope)
-            try:
-                await self.group.commit(item)
-            except BaseException as exc:
-                await self.run(self.app.spool.remove, item.spool_path)
-                if is_transient(exc):
-                    raise NoRoom() from exc
-                raise
-            size = item.size
+            if at_ingress:
+                size = await self.run(self._into_mailboxes, queue_id, session, envelope)
+            else:
+                item = await self.run(self._spool, queue_id, session, envelope)
+                try:
+                    await self.group.commit(item)
+                except BaseException as exc:
+                    await self.run(self.app.spool.remove, item.spool_path)
+                    if is_transient(exc):
+                        raise NoRoom() from exc
+                    raise
+                size = item.size
         except TooManyHops as exc:
             reply = f"554 5.4.6 Too many hops ({exc.hops} Received: headers): mail loop?"
             metrics.REFUSED.labels(self.name, "loop").inc()
@@ -237,14 +291,16 @@ class IngressHandler:
             log_transaction(queue_id, session, envelope, "?", "deferred (451 4.3.0)")
             metrics.REFUSED.labels(self.name, "internal_error").inc()
             return self._per_recipient(envelope, INTERNAL_ERROR)
-        for kind in {d.kind for d in item.destinations}:
-            self.wake(f"inbound:{kind}")  # only the workers of these kinds wake
         metrics.ACCEPTED.labels(self.name).inc()
-        log_transaction(queue_id, session, envelope, size, "queued")
+        done = "delivered" if at_ingress else "queued"
+        if not at_ingress:
+            for kind in kinds:
+                self.wake(f"inbound:{kind}")  # only the workers of these kinds wake
+        log_transaction(queue_id, session, envelope, size, done)
         if self.lmtp:
-            return "\r\n".join(f"250 2.1.5 <{r}> Ok: queued as {queue_id}"
+            return "\r\n".join(f"250 2.1.5 <{r}> Ok: {done} as {queue_id}"
                                for r in envelope.rcpt_tos)
-        return f"250 2.0.0 Ok: queued as {queue_id}"
+        return f"250 2.0.0 Ok: {done} as {queue_id}"
 
     def _per_recipient(self, envelope, reply: str) -> str:
         """LMTP answers DATA once per recipient (RFC 2033 4.2); SMTP once."""
@@ -252,9 +308,9 @@ class IngressHandler:
             return "\r\n".join(reply for _ in envelope.rcpt_tos)
         return reply
 
-    def _spool(self, queue_id: str, session, envelope) -> Accepted:
-        """Write the message to the spool (its bytes fsynced); its rows are committed by
-        the group commit, which also makes its name in the spool durable."""
+    def _checked(self, envelope, copies: int) -> bytes:
+        """The message's bytes (CRLF line ends), if we take it: TooManyHops, TooComplex or
+        NoRoom (no room for `copies` of it) if not."""
         data = normalise_line_ends(envelope.original_content or b"")
         hops = too_many_hops(data)
         if hops is not None:
@@ -264,12 +320,36 @@ class IngressHandler:
         too_complex = mimelimits.check(data)
         if too_complex:
             raise TooComplex(too_complex)
+        if not self._has_room(len(data) * copies):
+            raise NoRoom()
+        return data
+
+    def _into_mailboxes(self, queue_id: str, session, envelope) -> int:
+        """Deliver the message to its recipients' mailboxes (listmgr.mailbox.at_ingress);
+        returns the octets written."""
+        data = self._checked(envelope, len(envelope.rcpt_tos))
+        cfg = self.app.config
+        recipients = [(rcpt, d.target) for rcpt, d
+                      in zip(envelope.rcpt_tos, _tx(envelope).destinations)]
+        try:
+            return at_ingress.deliver(
+                cfg.data_dir, cfg.hostname, cfg.domain, queue_id,
+                mail_from=sender_of(envelope), helo=printable(session.host_name),
+                ip=client_ip(session), when=utcnow(), protocol="LMTP" if self.lmtp else "ESMTP",
+                recipients=recipients, data=data)
+        except OSError as exc:
+            if is_transient(exc):
+                raise NoRoom() from exc
+            raise
+
+    def _spool(self, queue_id: str, session, envelope) -> Accepted:
+        """Write the message to the spool (its bytes fsynced); its rows are committed by
+        the group commit, which also makes its name in the spool durable."""
+        data = self._checked(envelope, 1)
         if self.lmtp:  # the trace of this hop is added on arrival (mail/trace.py)
             rcpt = envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None
             data = trace.received(self.app.config.hostname, printable(session.host_name),
                                   client_ip(session), queue_id, utcnow(), "LMTP", rcpt) + data
-        if not self._has_room(len(data)):
-            raise NoRoom()
         item = Accepted(queue_id=queue_id, spool_path="", mail_from=sender_of(envelope),
                         client_ip=client_ip(session),
                         client_helo=printable(session.host_name)[:255], size=len(data),

@@ -3,15 +3,25 @@ queries on one connection per lookup, no ORM session (RCPT is on every message's
 
 `lookup(store, lists, users)` asks for every name an RCPT may need in one statement
 (smtp/routing.questions lists them) and answers from that; a name it was not told about
-is asked on its own, so the answers never depend on the list being complete.
+is asked on its own, so the answers never depend on the list being complete. The same
+statement tells which of the users have an auto-reply on (their mail goes through the
+mailbox worker, which sends it).
+
+On SQLite, `InlineNames` runs that statement on a plain sqlite3 connection of the calling
+thread: a WAL read of a few indexed rows takes tens of microseconds, less than handing the
+lookup to a thread pool and back, so the SMTP event loop asks it itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, literal, select, union_all
+from sqlalchemy import Connection, bindparam, case, literal, select, union_all
+from sqlalchemy.dialects import sqlite
 
 from listmgr.store.db import Store
 from listmgr.store.lists import sender_query
@@ -23,13 +33,15 @@ _USER = select(MailboxUser.id).where(MailboxUser.name == bindparam("name")).limi
 
 def _names_query(lists: int, users: int):
     """Which of `lists` list names (:l0, :l1...) and `users` user names (:u0...) exist, in
-    one statement."""
+    one statement: rows (kind, name), kind "l" for a list, "u" for a user, "a" for a user
+    whose auto-reply is on."""
     parts = []
     if lists:
         parts.append(select(literal("l").label("kind"), MailingList.name.label("name")).where(
             MailingList.name.in_([bindparam(f"l{i}") for i in range(lists)])))
     if users:
-        parts.append(select(literal("u").label("kind"), MailboxUser.name.label("name")).where(
+        kind = case((MailboxUser.autoreply_enabled, literal("a")), else_=literal("u"))
+        parts.append(select(kind.label("kind"), MailboxUser.name.label("name")).where(
             MailboxUser.name.in_([bindparam(f"u{i}") for i in range(users)])))
     return parts[0] if len(parts) == 1 else union_all(*parts)
 
@@ -57,15 +69,18 @@ class Directory:
 
 class Prefetched(Directory):
     """A Directory that read the answers for some names at once; other names are asked
-    on the connection that `connect()` gives (opened only then)."""
+    on the connection that `connect()` gives (opened only then). `autoreplying`: the users
+    found whose auto-reply is on."""
 
     def __init__(self, connect: Callable[[], Connection], lists: Iterable[str],
-                 users: Iterable[str], found_lists: set[str], found_users: set[str]):
+                 users: Iterable[str], found_lists: set[str], found_users: set[str],
+                 autoreplying: set[str] | None = None):
         self._connect = connect
         self.asked_lists = set(lists)
         self.asked_users = set(users)
         self.found_lists = found_lists
         self.found_users = found_users
+        self.autoreplying = autoreplying or set()
 
     @property
     def conn(self) -> Connection:  # type: ignore[override]
@@ -84,7 +99,7 @@ class Prefetched(Directory):
 
 @contextlib.contextmanager
 def lookup(store: Store, lists: Iterable[str] = (), users: Iterable[str] = ()
-           ) -> Iterator[Directory]:
+           ) -> Iterator[Prefetched]:
     """A Directory reading without a write lock (on SQLite each statement on its own: the
     answers need no common snapshot), with the answers for `lists` and `users` read in one
     statement before it is handed out (no connection at all when both are empty and
@@ -99,14 +114,94 @@ def lookup(store: Store, lists: Iterable[str] = (), users: Iterable[str] = ()
                 opened.append(stack.enter_context(store.lookup_engine.connect()))
             return opened[0]
 
-        found_lists: set[str] = set()
-        found_users: set[str] = set()
+        rows: Iterable[tuple[str, str]] = ()
         if lists or users:
             query = _NAMES.get((len(lists), len(users)))
             if query is None:
                 query = _names_query(len(lists), len(users))
-            params = {f"l{i}": name for i, name in enumerate(lists)}
-            params.update((f"u{i}", name) for i, name in enumerate(users))
-            for kind, name in connect().execute(query, params):
-                (found_lists if kind == "l" else found_users).add(name)
-        yield Prefetched(connect, lists, users, found_lists, found_users)
+            rows = connect().execute(query, _params(lists, users))
+        yield _answers(connect, lists, users, rows)
+
+
+def _params(lists: list[str], users: list[str]) -> dict[str, str]:
+    params = {f"l{i}": name for i, name in enumerate(lists)}
+    params.update((f"u{i}", name) for i, name in enumerate(users))
+    return params
+
+
+def _answers(connect: Callable[[], Connection], lists: list[str], users: list[str],
+             rows: Iterable[tuple[str, str]]) -> Prefetched:
+    found_lists: set[str] = set()
+    found_users: set[str] = set()
+    autoreplying: set[str] = set()
+    for kind, name in rows:
+        if kind == "l":
+            found_lists.add(name)
+        else:
+            found_users.add(name)
+            if kind == "a":
+                autoreplying.add(name)
+    return Prefetched(connect, lists, users, found_lists, found_users, autoreplying)
+
+
+class NotRead(Exception):
+    """An inline lookup was asked about a name it did not read: ask through `lookup`."""
+
+
+def _not_read() -> Connection:
+    raise NotRead()
+
+
+class InlineNames:
+    """`lookup`'s one statement for SQLite, on a plain sqlite3 connection of the calling
+    thread's own (opened on first use, read-only, waiting at most `busy_timeout` seconds
+    for a lock: a WAL reader waits only while the WAL is being reset). `read` raises
+    sqlite3.Error when the database cannot answer now, and the Prefetched it returns
+    raises NotRead for a name it was not given; either way the caller asks through
+    `lookup` instead."""
+
+    def __init__(self, path: str, busy_timeout: float = 0.05):
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._sql: dict[tuple[int, int], tuple[str, list[str], dict[str, Any]]] = {}
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # check_same_thread off only so that close() may close it from any thread
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout,
+                                   isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
+
+    def _statement(self, lists: int, users: int) -> tuple[str, list[str], dict[str, Any]]:
+        sql = self._sql.get((lists, users))
+        if sql is None:
+            compiled = _names_query(lists, users).compile(dialect=sqlite.dialect())
+            sql = self._sql[(lists, users)] = (compiled.string, list(compiled.positiontup or []),
+                                               dict(compiled.params))
+        return sql
+
+    def read(self, lists: Iterable[str], users: Iterable[str]) -> Prefetched:
+        lists = list(dict.fromkeys(lists))
+        users = list(dict.fromkeys(u.lower() for u in users))
+        rows: list[tuple[str, str]] = []
+        if lists or users:
+            text, order, constants = self._statement(len(lists), len(users))
+            values = {**constants, **_params(lists, users)}
+            rows = self._connection().execute(text, [values[k] for k in order]).fetchall()
+        return _answers(_not_read, lists, users, rows)
+
+    def close(self) -> None:
+        """Close every thread's connection (the threads are done with them)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        self._local = threading.local()
+        for conn in opened:
+            conn.close()

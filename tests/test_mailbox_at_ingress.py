@@ -1,0 +1,167 @@
+"""Mail for local mailboxes only is in the Maildirs when the client reads 250 (no spool file,
+no queue rows); anything else (an auto-reply to send, a list among the recipients,
+`mailbox_at_ingress = false`) takes the spool and the mailbox worker; a copy that cannot be
+written takes every copy back and the client is told to try again. RCPT's lookup on the
+event loop (SQLite) answers as the thread pool's does and falls back to it."""
+
+from __future__ import annotations
+
+import smtplib
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from listmgr.mailbox.maildir import Maildir
+from listmgr.smtp.routing import Destination, questions, route
+from listmgr.store import directory, lists, mailboxes
+from listmgr.store.models import InboundMessage
+
+BODY = b"From: a@remote.example\r\nSubject: hello\r\n\r\nline one\r\nline two\r\n"
+
+
+def _users(srv, *names: str) -> None:
+    def add(s):
+        for name in names:
+            mailboxes.add_user(s, name, "pw")
+    srv.call(add)
+
+
+def _box(srv, user: str) -> list[bytes]:
+    return [e.path.read_bytes() for e in Maildir.for_user(srv.config.data_dir, user).entries()]
+
+
+def _send(srv, rcpts: list[str], data: bytes = BODY, lmtp: bool = False):
+    cls, port = (smtplib.LMTP, srv.ports["lmtp"]) if lmtp else (smtplib.SMTP, srv.smtp_port)
+    with cls("127.0.0.1", port, timeout=30) as c:
+        c.ehlo("client.example") if not lmtp else c.ehlo_or_helo_if_needed()
+        c.mail("a@remote.example")
+        for r in rcpts:
+            assert c.rcpt(r)[0] == 250
+        c.putcmd("data")
+        assert c.getreply()[0] == 354
+        c.send(data + b".\r\n")
+        return [c.getreply() for _ in (rcpts if lmtp else [0])]
+
+
+def _inbound_messages(srv) -> int:
+    return srv.call(lambda s: s.scalar(select(func.count()).select_from(InboundMessage)))
+
+
+def test_mail_for_two_mailboxes_is_in_both_when_250_is_read(server):
+    srv = server()
+    _users(srv, "alice", "bob")
+    [(code, text)] = _send(srv, ["alice@example.org", "Bob@example.org"])
+    assert code == 250 and b"delivered as" in text
+    # no waiting: both copies are there now, whole, with the trace a worker would add
+    for user, rcpt in (("alice", "alice@example.org"), ("bob", "Bob@example.org")):
+        [copy] = _box(srv, user)
+        head = copy.split(b"\r\n\r\n", 1)[0].decode()
+        assert head.startswith(f"Return-Path: <a@remote.example>\r\nDelivered-To: {user}"
+                               f"@example.org\r\nReceived: from client.example ")
+        assert f"with ESMTP id {text.decode().split()[-1]}" in head
+        assert f"for <{rcpt}>" in head
+        assert copy.endswith(BODY)
+    assert _inbound_messages(srv) == 0
+    spool = Path(srv.config.data_dir) / "spool" / "in"
+    assert not list(spool.iterdir())
+
+
+def test_lmtp_answers_each_recipient_and_traces_the_receipt_once(server):
+    srv = server(lmtp__listen="127.0.0.1:0")
+    _users(srv, "alice", "bob")
+    replies = _send(srv, ["alice@example.org", "bob@example.org"], lmtp=True)
+    assert [code for code, _ in replies] == [250, 250]
+    for user in ("alice", "bob"):
+        [copy] = _box(srv, user)
+        head = copy.split(b"\r\n\r\n", 1)[0].decode()
+        assert head.count("(listmgr) with LMTP id") == 1 and "\tfor <" not in head
+
+
+def test_an_auto_reply_a_list_or_the_setting_off_take_the_queue(server, sink):
+    srv = server()
+    _users(srv, "alice", "carol", "dave")
+    srv.call(lambda s: mailboxes.set_autoreply(s, "carol", enabled=True, subject="Away", body="I am away."))
+    srv.call(lambda s: lists.create_list(s, "demo", ["owner@example.net"]))
+    to_carol = b"To: carol@example.org\r\n" + BODY  # auto-replies answer mail addressed to one
+    [(code, text)] = _send(srv, ["carol@example.org"], to_carol)
+    assert code == 250 and b"queued as" in text  # the worker sends the auto-reply
+    [(code, text)] = _send(srv, ["alice@example.org", "demo@example.org"])
+    assert code == 250 and b"queued as" in text
+    srv.wait_idle(60)
+    assert len(_box(srv, "carol")) == 1 and len(_box(srv, "alice")) == 1
+    deadline = time.monotonic() + 30
+    while not any("a@remote.example" in m.rcpt_tos for m in sink.received):
+        assert time.monotonic() < deadline, "no auto-reply sent"
+        time.sleep(0.1)
+
+    off = server(smtp__mailbox_at_ingress=False)
+    [(code, text)] = _send(off, ["dave@example.org"])
+    assert code == 250 and b"queued as" in text
+    off.wait_idle(60)
+    assert len(_box(off, "dave")) == 1
+
+
+def test_a_copy_that_cannot_be_written_takes_every_copy_back(server):
+    srv = server()
+    _users(srv, "alice", "bob")
+    bob = Path(srv.config.data_dir) / "mailboxes" / "bob"
+    bob.mkdir(parents=True)
+    (bob / "tmp").write_text("not a directory")  # bob's copy cannot be written
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as c:
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            c.sendmail("a@remote.example", ["alice@example.org", "bob@example.org"], BODY)
+        assert err.value.smtp_code == 451
+        assert _box(srv, "alice") == []  # alice's copy was taken back
+        alice = Path(srv.config.data_dir) / "mailboxes" / "alice"
+        assert not list((alice / "tmp").iterdir())
+        # the session goes on; mail for alice alone is delivered
+        assert c.sendmail("a@remote.example", ["alice@example.org"], BODY) == {}
+    assert len(_box(srv, "alice")) == 1
+
+
+def test_inline_lookup_answers_as_the_store_and_falls_back(server):
+    srv = server()
+    _users(srv, "alice", "carol")
+    srv.call(lambda s: mailboxes.set_autoreply(s, "carol", enabled=True, subject="Away", body="I am away."))
+    srv.call(lambda s: lists.create_list(s, "demo", ["owner@example.net"]))
+    [listener] = [c for c in srv.service.components if getattr(c, "name", "") == "smtp"]
+    inline = listener.handler.inline
+    if not srv.app.store.is_sqlite:  # PostgreSQL: every RCPT is asked in the thread pool
+        assert inline is None
+        [(code, _)] = _send(srv, ["alice@example.org"])
+        assert code == 250
+        return
+    domains = ("example.org",)
+    for address in ("demo@example.org", "demo-request@example.org", "Alice@example.org",
+                    "carol@example.org", "owner-demo@example.org"):
+        lists_, users = questions(address, domains)
+        names = inline.read(lists_, users)
+        with directory.lookup(srv.app.store, lists_, users) as stored:
+            assert route(address, domains, names) == route(address, domains, stored)
+            assert names.autoreplying == stored.autoreplying
+    assert inline.read([], ["carol"]).autoreplying == {"carol"}
+    # An unknown name is looked for among the lists' sender addresses, which the one
+    # statement does not read: that RCPT is answered by the thread pool.
+    with pytest.raises(directory.NotRead):
+        lists_, users = questions("nobody@example.org", domains)
+        route("nobody@example.org", domains, inline.read(lists_, users))
+
+    # A user added by another process's connection is found at the next RCPT.
+    _users(srv, "erin")
+    assert route("erin@example.org", domains,
+                 inline.read(*questions("erin@example.org", domains))) == \
+        Destination("local", "erin")
+
+    # A database that cannot answer on the event loop: RCPT is asked in the thread pool.
+    def broken(*_):
+        raise sqlite3.OperationalError("database is locked")
+    listener.handler.inline.read = broken
+    [(code, _)] = _send(srv, ["erin@example.org"])
+    assert code == 250 and len(_box(srv, "erin")) == 1
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as c:
+        c.ehlo("client.example")
+        c.mail("a@remote.example")
+        assert c.rcpt("nobody@example.org")[0] == 550
