@@ -80,6 +80,39 @@ def test_a_failed_spool_write_answers_452_and_leaves_no_file(server, monkeypatch
     assert tmp_files(srv.config.data_dir) == []
 
 
+def test_a_full_disk_while_writing_mailboxes_at_data_answers_452_and_keeps_nothing(
+        server, monkeypatch):
+    """Mail for two mailboxes, written at DATA (mailbox/at_ingress.py): the second copy
+    meets a full disk; the first is taken back, nothing is left in tmp/ or new/, and the
+    client is told to try again later."""
+    import listmgr.mailbox.maildir
+    srv = server()
+    srv.call(lambda s: (mailboxes.add_user(s, "alice", "pw"), mailboxes.add_user(s, "bob", "pw")))
+    data = crlf("From: a@example.net\nSubject: x\n\nbody\n")
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as c:
+        left = [1]
+        real = listmgr.mailbox.maildir.write_all
+
+        def second_fails(fd, payload):  # alice's copy is written, bob's is not
+            if b"Delivered-To: bob@" in payload[:200] and left[0]:
+                left[0] = 0
+                os.write(fd, payload[:len(payload) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(fd, payload)
+        monkeypatch.setattr(listmgr.mailbox.maildir, "write_all", second_fails)
+        with pytest.raises(smtplib.SMTPDataError) as exc:
+            c.sendmail("a@example.net", ["alice@example.org", "bob@example.org"], data)
+        assert exc.value.smtp_code == 452 and b"4.3.1" in exc.value.smtp_error
+        assert left == [0]
+        for user in ("alice", "bob"):
+            assert Maildir.for_user(srv.config.data_dir, user).entries() == []
+        assert tmp_files(srv.config.data_dir) == []
+        # The disk has room again: the same session goes on, one copy each.
+        assert c.sendmail("a@example.net", ["alice@example.org", "bob@example.org"], data) == {}
+    for user in ("alice", "bob"):
+        assert len(Maildir.for_user(srv.config.data_dir, user).entries()) == 1
+
+
 def test_accepted_work_is_retried_not_shunted(app, monkeypatch):
     import listmgr.mailbox.maildir
     with app.store.session() as s:
