@@ -43,13 +43,17 @@ ASKER = "joe@asker.example"
 
 
 def scan_for(sink: Sink, needle: bytes, found: dict) -> None:
-    """Record in `found` the first capture file whose envelope mentions `needle`."""
+    """Record in `found` the first capture file whose envelope mentions `needle`. A file
+    smtp-sink is still writing (its envelope lines not all in: no message line after them
+    yet) is looked at again on the next pass, not passed over for good."""
     for e in sorted(Path(sink.dir).iterdir()):
         if e.name in found.setdefault("_seen", set()):
             continue
-        found["_seen"].add(e.name)
         with open(e, "rb") as f:
             head = f.read(4096)
+        if not any(line and not line.startswith(b"X-") for line in head.split(b"\n")[:-1]):
+            continue
+        found["_seen"].add(e.name)
         env = head.split(b"\n\n", 1)[0] if b"\nX-" in head else head[:1024]
         if needle in env:
             found["at"] = e.stat().st_mtime
@@ -134,7 +138,7 @@ def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: floa
                        f'database_url = "{url}"\nlog_level = "INFO"\n'
                        f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
                        f'max_connections_per_ip = 0\nmax_data_sessions_per_ip = 0\n'
-                       f'mailbox_at_ingress = {"false" if through_queue else "true"}\n'
+                       + ('mailbox_at_ingress = false\n' if through_queue else '') +
                        f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
                        f'[web]\nlisten = ""\n'
                        f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n')

@@ -104,6 +104,27 @@ def test_an_auto_reply_a_list_or_the_setting_off_take_the_queue(server, sink):
     assert len(_box(off, "dave")) == 1
 
 
+def test_many_large_copies_take_the_queue(server, monkeypatch):
+    """Above AT_INGRESS_MAX_OCTETS in all copies the client is not kept waiting for the
+    writes: the message is queued and the mailbox worker delivers it."""
+    from listmgr.smtp import handler
+    monkeypatch.setattr(handler, "AT_INGRESS_MAX_OCTETS", 3 * len(BODY))
+    srv = server()
+    _users(srv, "alice", "bob", "carol")
+    [(code, text)] = _send(srv, ["alice@example.org", "bob@example.org"])
+    assert code == 250 and b"delivered as" in text  # 2 copies: under the limit
+    [(code, text)] = _send(srv, ["alice@example.org", "bob@example.org", "carol@example.org",
+                                 "alice@example.org"])
+    assert code == 250 and b"queued as" in text  # 4 copies: over it
+    srv.wait_idle(60)
+    # one copy per mailbox and message on either path, however many addresses name it
+    assert [len(_box(srv, u)) for u in ("alice", "bob", "carol")] == [2, 2, 1]
+    [(code, text)] = _send(srv, ["carol@example.org", "Carol@example.org"])
+    assert code == 250 and b"delivered as" in text
+    copies = _box(srv, "carol")
+    assert len(copies) == 2 and b"for <carol@example.org>" in copies[-1]
+
+
 def test_a_copy_that_cannot_be_written_takes_every_copy_back(server):
     srv = server()
     _users(srv, "alice", "bob")

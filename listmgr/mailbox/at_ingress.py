@@ -1,6 +1,7 @@
 """Delivery at DATA: a message whose recipients are all local mailboxes, none of them with
 an auto-reply on, goes straight into their Maildirs before the client is answered 250: no
-spool file, no queue rows, no mailbox worker (`[smtp] mailbox_at_ingress`, on by default).
+spool file, no queue rows, no mailbox worker (`[smtp] mailbox_at_ingress`, on by default;
+up to smtp/handler.AT_INGRESS_MAX_OCTETS in all its copies).
 
 Each copy gets what the mailbox worker would give it (mailbox/delivery.py: our Received:,
 Return-Path:, Delivered-To:) and is written to its mailbox's tmp/ and fsynced. Only when
@@ -27,7 +28,13 @@ def deliver(data_dir: str, hostname: str, domain: str, queue_id: str, *, mail_fr
             helo: str, ip: str, when: dt.datetime, protocol: str,
             recipients: Sequence[tuple[str, str]], data: bytes) -> int:
     """Put `data` (line ends already CRLF) into the mailbox of each (address, user) of
-    `recipients`; returns the octets written. Raises with nothing delivered."""
+    `recipients`, once per user however many of the addresses name it (as the inbound
+    queue makes one task of them); returns the octets written. Raises with nothing
+    delivered."""
+    once: dict[str, str] = {}  # user -> the first address naming it
+    for rcpt, user in recipients:
+        once.setdefault(user, rcpt)
+    recipients = [(rcpt, user) for user, rcpt in once.items()]
     mailboxes: dict[str, Maildir] = {}
     staged: list[tuple[str, str, Staged, int]] = []
     # LMTP's trace names the recipient only when there is one (the copies are one

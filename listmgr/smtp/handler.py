@@ -47,6 +47,10 @@ INTERNAL_ERROR = "451 4.3.0 Internal error, please try again later"
 SIZE_EXCEEDED = "552 5.3.4 Message size exceeds fixed maximum message size"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
+# Mail for mailboxes only is written into them at DATA up to this many octets in all its
+# copies (1,000 recipients of a 5 MB message would keep the client waiting for 5 GB of
+# writes); above it, the spool and the mailbox worker.
+AT_INGRESS_MAX_OCTETS = 64 * 1024 * 1024
 
 
 @functools.lru_cache(maxsize=1)
@@ -258,7 +262,9 @@ class IngressHandler:
         queue_id = new_queue_id()
         tx = _tx(envelope)
         kinds = {d.kind for d in tx.destinations}
-        at_ingress = self.mailbox_at_ingress and tx.mailboxes_only()
+        at_ingress = self.mailbox_at_ingress and tx.mailboxes_only() and \
+            len(envelope.original_content or b"") * len(envelope.rcpt_tos) \
+            <= AT_INGRESS_MAX_OCTETS
         try:
             if at_ingress:
                 size = await self.run(self._into_mailboxes, queue_id, session, envelope)
