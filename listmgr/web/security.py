@@ -48,6 +48,28 @@ def loggable_path(path: str) -> str:
     return path[:200].encode("ascii", "backslashreplace").decode()
 
 
+# A refused body still arriving is read and dropped up to this size (for at most
+# DRAIN_SECONDS) before the 413, so the client reads the 413 instead of a connection reset
+# (unread data at close makes the kernel send RST); a larger one is cut off.
+DRAIN_LIMIT = 64 * 1024
+DRAIN_SECONDS = 2.0
+
+
+async def _drain(receive: Receive, received: int) -> None:
+    """Read and drop the rest of a refused request body, within the limits above."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while received <= DRAIN_LIMIT:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return
+                received += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        pass
+
+
 class Guard:
     """ASGI middleware: caps the request body (413), adds the security headers and
     `Cache-Control: no-store` to every answer, and logs one line per request."""
@@ -64,6 +86,8 @@ class Guard:
         state: dict[str, Any] = {"status": 0, "received": 0}
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            if length.isdigit() and int(length) <= DRAIN_LIMIT:
+                await _drain(receive, 0)
             await self._too_large(send, state)
             self._log(scope, state, started)
             return
@@ -91,6 +115,7 @@ class Guard:
             await self.app(scope, capped_receive, secured_send)
         except BodyTooLarge:
             if not state["status"]:
+                await _drain(receive, state["received"])
                 await self._too_large(send, state)
         finally:
             self._log(scope, state, started)
