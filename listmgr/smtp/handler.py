@@ -261,7 +261,6 @@ class IngressHandler:
     async def handle_DATA(self, server, session, envelope):
         queue_id = new_queue_id()
         tx = _tx(envelope)
-        kinds = {d.kind for d in tx.destinations}
         at_ingress = self.mailbox_at_ingress and tx.mailboxes_only() and \
             len(envelope.original_content or b"") * len(envelope.rcpt_tos) \
             <= AT_INGRESS_MAX_OCTETS
@@ -300,7 +299,7 @@ class IngressHandler:
         metrics.ACCEPTED.labels(self.name).inc()
         done = "delivered" if at_ingress else "queued"
         if not at_ingress:
-            for kind in kinds:
+            for kind in {d.kind for d in tx.destinations}:
                 self.wake(f"inbound:{kind}")  # only the workers of these kinds wake
         log_transaction(queue_id, session, envelope, size, done)
         if self.lmtp:
