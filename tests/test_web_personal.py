@@ -225,6 +225,22 @@ def test_a_refused_body_already_sent_still_gets_its_413(server):
         assert reply.startswith(b"HTTP/1.1 413"), (chunked, reply[:80])
 
 
+def test_a_refused_body_is_waited_for_briefly_and_a_huge_one_not_at_all(server):
+    """Past the drain limits: a body that never comes gets its 413 after DRAIN_SECONDS; a
+    declared body over DRAIN_LIMIT is not read at all (413 at once)."""
+    import socket
+    from listmgr.web.security import DRAIN_LIMIT, DRAIN_SECONDS
+    srv = server(web__max_upload="2KB")
+    for length, most in ((10_000, DRAIN_SECONDS + 3), (1000 * DRAIN_LIMIT, 2.0)):
+        with socket.create_connection(("127.0.0.1", srv.ports["web"]), timeout=15) as sock:
+            started = time.monotonic()
+            sock.sendall(b"POST /personal/login HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Length: %d\r\n\r\n" % length)  # and no body
+            reply = sock.recv(65536)
+            took = time.monotonic() - started
+        assert reply.startswith(b"HTTP/1.1 413") and took < most, (length, took)
+
+
 def test_no_password_in_the_logs(web, caplog):
     caplog.set_level(logging.INFO)
     with client(web) as c:
