@@ -51,6 +51,12 @@ def _names_query(lists: int, users: int):
 _NAMES = {(n, m): _names_query(n, m) for n in range(9) for m in range(3) if n or m}
 
 
+def _query(lists: int, users: int):
+    """The names statement for that many names: built once for the usual counts."""
+    query = _NAMES.get((lists, users))
+    return query if query is not None else _names_query(lists, users)
+
+
 class Directory:
     """has_list / has_user over an open read-only connection."""
 
@@ -116,10 +122,7 @@ def lookup(store: Store, lists: Iterable[str] = (), users: Iterable[str] = ()
 
         rows: Iterable[tuple[str, str]] = ()
         if lists or users:
-            query = _NAMES.get((len(lists), len(users)))
-            if query is None:
-                query = _names_query(len(lists), len(users))
-            rows = connect().execute(query, _params(lists, users))
+            rows = connect().execute(_query(len(lists), len(users)), _params(lists, users))
         yield _answers(connect, lists, users, rows)
 
 
@@ -183,7 +186,7 @@ class InlineNames:
     def _statement(self, lists: int, users: int) -> tuple[str, list[str], dict[str, Any]]:
         sql = self._sql.get((lists, users))
         if sql is None:
-            compiled = _names_query(lists, users).compile(dialect=sqlite.dialect())
+            compiled = _query(lists, users).compile(dialect=sqlite.dialect())
             sql = self._sql[(lists, users)] = (compiled.string, list(compiled.positiontup or []),
                                                dict(compiled.params))
         return sql
