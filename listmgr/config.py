@@ -137,6 +137,23 @@ def _mj_regexps(value: Any) -> tuple[str, ...]:
     return pats
 
 
+def _processes(value: Any) -> int:
+    """`"auto"` (0: one per CPU core this process may run on) or 1 to 64."""
+    if value == "auto":
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64:
+        raise ValueError('expected "auto" or 1 to 64')
+    return value
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, as `nproc` counts)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _domains(value: Any) -> tuple[str, ...]:
     return tuple(d.lower().rstrip(".") for d in _strings(value))
 
@@ -150,6 +167,7 @@ _KINDS: dict[str, Callable[[Any], Any]] = {
     "strings": _strings,
     "networks": _networks,
     "domains": _domains,
+    "processes": _processes,
     "regexps": _regexps,
     "mj_regexps": _mj_regexps,
 }
@@ -166,7 +184,9 @@ class SMTPConfig:
     local_domains: tuple[str, ...] = _kind("domains", ())
     relay_networks: tuple[str, ...] = _kind("networks", ())
     max_recipients: int = 1000
-    processes: int = 1  # SMTP acceptor processes sharing `listen` (1: the server's own)
+    # processes accepting SMTP on `listen`, the server's own included: "auto" (stored as 0)
+    # is one per CPU core (process_count)
+    processes: int = _kind("processes", 0)
     max_connections: int = 100
     max_data_sessions: int = 20
     max_connections_per_ip: int = 20  # 0: no per-IP cap; relay_networks are exempt
@@ -179,6 +199,11 @@ class SMTPConfig:
     timeout: float = _kind("duration", 300.0)
     tls_cert: str = ""
     tls_key: str = ""
+
+    @property
+    def process_count(self) -> int:
+        """How many processes accept SMTP: `processes`, or one per CPU core for "auto"."""
+        return self.processes or min(64, cpu_cores())
 
 
 @dataclass(frozen=True)
@@ -449,9 +474,6 @@ def from_mapping(raw: dict[str, Any], source: str = "(built-in defaults)") -> Co
         raise ConfigError(f"{source}: bad value {cfg.language!r} for 'language': expected en or ja")
     if bool(cfg.smtp.tls_cert) != bool(cfg.smtp.tls_key):
         raise ConfigError(f"{source}: 'smtp.tls_cert' and 'smtp.tls_key' go together")
-    if not 1 <= cfg.smtp.processes <= 64:
-        raise ConfigError(f"{source}: bad value {cfg.smtp.processes!r} for 'smtp.processes': "
-                          "expected 1 to 64")
     if bool(cfg.pop3.tls_cert) != bool(cfg.pop3.tls_key):
         raise ConfigError(f"{source}: 'pop3.tls_cert' and 'pop3.tls_key' go together")
     if cfg.mail.japanese_charset.lower() not in ("utf-8", "iso-2022-jp"):

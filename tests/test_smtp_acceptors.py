@@ -8,6 +8,8 @@ import os
 import re
 import signal
 import smtplib
+import subprocess
+import sys
 import threading
 import time
 
@@ -52,8 +54,12 @@ def message(subject: str) -> bytes:
 
 
 def subjects(srv, user: str = "alice") -> list[str]:
+    return subjects_in(Maildir.for_user(srv.config.data_dir, user))
+
+
+def subjects_in(box: Maildir) -> list[str]:
     out = []
-    for e in Maildir.for_user(srv.config.data_dir, user).entries():
+    for e in box.entries():
         m = re.search(rb"\r\nSubject: (\S+)\r\n", e.path.read_bytes())
         out.append(m.group(1).decode() if m else "?")
     return out
@@ -277,3 +283,61 @@ def test_acceptors_stop_when_serve_is_killed(tmp_path, db_url):
         for p in pids:
             if not _gone(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def _children_accepting(pid: int) -> list[int]:
+    """The acceptor processes `pid` started (their command line names --acceptor)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if ppid == pid and b"--acceptor" in cmdline:
+            out.append(int(entry))
+    return out
+
+
+def test_processes_auto_is_the_default_and_means_one_per_cpu_core(tmp_path, db_url):
+    """No `processes` key: as many processes accept SMTP as the server may use CPU cores
+    (its affinity, as `nproc` counts): pinned to one core, the server alone; on all of
+    this machine's cores, one acceptor per further core. Mail arrives either way."""
+    cores = sorted(os.sched_getaffinity(0))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("LISTMGR_CONFIG", "LISTMGR_DATABASE_URL")}
+    cfg = write_config(tmp_path, db_url, smtp__processes=None)
+    assert "processes =" not in cfg.read_text()
+    cli = [sys.executable, "-m", "listmgr", "--config", str(cfg)]
+    subprocess.run(cli + ["init"], check=True, env=env, cwd=tmp_path, capture_output=True)
+    subprocess.run(cli + ["user", "add", "alice", "--password-stdin"], input="pw\n",
+                   text=True, check=True, env=env, cwd=tmp_path, capture_output=True)
+    box = Maildir.for_user(tmp_path / "var", "alice")
+    for allowed in ([cores[0]], cores):
+        proc = subprocess.Popen(cli + ["serve"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+                                preexec_fn=lambda cpus=set(allowed): os.sched_setaffinity(0, cpus))
+        try:
+            lines = _wait_ready(proc, timeout=60)
+            assert len(_children_accepting(proc.pid)) == len(allowed) - 1, lines
+            if len(allowed) > 1:
+                assert len(_acceptor_pids(lines)) == len(allowed) - 1
+            port = int(re.search(r"smtp=127\.0\.0\.1:(\d+)", "".join(lines)).group(1))
+            for i in range(4):  # over several connections: whichever process accepts them
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+                    c.sendmail("bob@outside.example", ["alice@example.org"],
+                               message(f"cores{len(allowed)}-{i}"))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 0
+        assert sorted(t for t in subjects_in(box) if t.startswith(f"cores{len(allowed)}-")) \
+            == [f"cores{len(allowed)}-{i}" for i in range(4)]

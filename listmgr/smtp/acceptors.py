@@ -76,7 +76,7 @@ class Acceptors:
     def __init__(self, service: Any, listener: Listener):
         self.service = service
         self.listener = listener
-        self.count = max(0, service.config.smtp.processes - 1)
+        self.count = max(0, service.config.smtp.process_count - 1)
         self.acceptors = [Acceptor(i + 1) for i in range(self.count)]
         self._watchers: list[asyncio.Task] = []
         self._stopping = False

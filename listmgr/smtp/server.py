@@ -588,7 +588,7 @@ def components(service: Any) -> list:
     cfg = service.config
     smtp = Listener(service, "smtp", cfg.smtp.listen)
     parts: list = [smtp]
-    if cfg.smtp.processes > 1:
+    if cfg.smtp.process_count > 1:
         from listmgr.smtp.acceptors import Acceptors
         parts.append(Acceptors(service, smtp))  # more processes accepting on its socket
     if cfg.lmtp.listen:
