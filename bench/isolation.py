@@ -3,6 +3,7 @@
 
     python bench/isolation.py [--members 1000000] [--database sqlite|postgres]
                               [--listmgr .venv/bin/listmgr] [--probe-seconds 60]
+                              [--through-queue] [--processes N]
 
 A fresh data dir, a list of N members (`listmgr subscribe LIST -`), a mailbox user, Postfix's
 smtp-sink as the smarthost (bench/fanout.py's Sink), `listmgr serve` as a subprocess. Then:
@@ -127,7 +128,8 @@ def pct(xs: list[float], p: float) -> float:
 
 
 def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: float,
-        keep_log: str | None = None, through_queue: bool = False) -> dict:
+        keep_log: str | None = None, through_queue: bool = False,
+        processes: int | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="listmgr-isolation-") as d, \
             scratch_database(database, d) as url:
         work = Path(d)
@@ -138,7 +140,8 @@ def run(listmgr: str, n: int, database: str, probe_seconds: float, timeout: floa
                        f'database_url = "{url}"\nlog_level = "INFO"\n'
                        f'[smtp]\nlisten = "127.0.0.1:{smtp_port}"\n'
                        f'max_connections_per_ip = 0\nmax_data_sessions_per_ip = 0\n'
-                       + ('mailbox_at_ingress = false\n' if through_queue else '') +
+                       + ('mailbox_at_ingress = false\n' if through_queue else '')
+                       + (f'processes = {processes}\n' if processes else '') +
                        f'[pop3]\nlisten = "127.0.0.1:{free_port()}"\n'
                        f'[web]\nlisten = ""\n'
                        f'[delivery]\nsmarthost = "127.0.0.1:{sink.port}"\n')
@@ -239,9 +242,11 @@ def main() -> None:
     ap.add_argument("--keep-log", help="copy the server's log here at the end")
     ap.add_argument("--through-queue", action="store_true",
                     help="the probes' mail through the spool and the mailbox worker")
+    ap.add_argument("--processes", type=int,
+                    help='[smtp] processes (default: the server\'s, "auto")')
     a = ap.parse_args()
     print(run(a.listmgr, a.members, a.database, a.probe_seconds, a.timeout, a.keep_log,
-              a.through_queue), flush=True)
+              a.through_queue, a.processes), flush=True)
 
 
 if __name__ == "__main__":

@@ -193,3 +193,84 @@ def test_inline_lookup_answers_as_the_store_and_falls_back(server):
         c.ehlo("client.example")
         c.mail("a@remote.example")
         assert c.rcpt("nobody@example.org")[0] == 550
+
+
+def _smtp_handler(srv):
+    from listmgr.smtp.server import Listener
+    return next(c for c in srv.service.components
+                if isinstance(c, Listener) and c.name == "smtp").handler
+
+
+def test_concurrent_messages_are_written_in_batches_each_once(server, monkeypatch):
+    """Small messages of concurrent sessions are written by one thread, a batch at a
+    time, with one fsync of each new/ directory per batch: every message answered 250 is
+    in its mailboxes exactly once, and the directory fsyncs are fewer than the messages."""
+    from listmgr.mailbox import at_ingress
+    srv = server(smtp__max_data_sessions_per_ip=0, smtp__max_connections_per_ip=0)
+    _users(srv, "alice", "bob")
+    writer = _smtp_handler(srv).writer
+    real, synced = at_ingress.fsync_dir, []
+
+    def fsync_dir(path):
+        if not synced:  # hold the first batch until the other sessions have queued
+            deadline = time.monotonic() + 10
+            while len(writer._jobs) < 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        synced.append(path)
+        real(path)
+
+    monkeypatch.setattr(at_ingress, "fsync_dir", fsync_dir)
+    sessions, per_session = 12, 3
+    replies: list = []
+
+    def client(k: int) -> None:
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=60) as c:
+            for i in range(per_session):
+                rcpts = ["alice@example.org"] + (["bob@example.org"] if i % 2 else [])
+                c.sendmail("a@remote.example", rcpts,
+                           BODY.replace(b"hello", f"m{k}-{i}".encode()))
+                replies.append((k, i))
+
+    import threading
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(replies) == sessions * per_session  # every message got its 250
+
+    def subjects(user):
+        return sorted(m.split(b"Subject: ")[1].split(b"\r\n")[0].decode()
+                      for m in _box(srv, user))
+    assert subjects("alice") == sorted(f"m{k}-{i}" for k in range(sessions)
+                                       for i in range(per_session))
+    assert subjects("bob") == sorted(f"m{k}-1" for k in range(sessions))
+    assert writer.largest >= 10
+    assert len(synced) < sessions * per_session
+    assert _inbound_messages(srv) == 0
+
+
+@pytest.mark.parametrize("error, code", [(13, 451), (28, 452)])  # EACCES, ENOSPC
+def test_a_new_directory_that_cannot_be_synced_takes_the_message_back(server, monkeypatch,
+                                                                     error, code):
+    """The batch's fsync of bob's new/ fails: the message for alice and bob is answered
+    451 (452: the disk is full) and neither has it; mail for alice alone still arrives."""
+    import os
+    from listmgr.mailbox import at_ingress
+    srv = server()
+    _users(srv, "alice", "bob")
+    real = at_ingress.fsync_dir
+
+    def fsync_dir(path):
+        if "/bob/" in str(path):
+            raise OSError(error, os.strerror(error))
+        real(path)
+
+    monkeypatch.setattr(at_ingress, "fsync_dir", fsync_dir)
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as c:
+        with pytest.raises(smtplib.SMTPDataError) as err:
+            c.sendmail("a@remote.example", ["alice@example.org", "bob@example.org"], BODY)
+        assert err.value.smtp_code == code
+        assert _box(srv, "alice") == [] and _box(srv, "bob") == []
+        assert c.sendmail("a@remote.example", ["alice@example.org"], BODY) == {}
+    assert len(_box(srv, "alice")) == 1

@@ -51,6 +51,9 @@ THREADS = 16  # store lookups and spool fsyncs in flight at once, per listener
 # copies (1,000 recipients of a 5 MB message would keep the client waiting for 5 GB of
 # writes); above it, the spool and the mailbox worker.
 AT_INGRESS_MAX_OCTETS = 64 * 1024 * 1024
+# ... and up to this (all copies), by the one batch-writing thread (at_ingress.BatchWriter);
+# bigger ones by the pool, so a long write does not hold up the small messages
+BATCH_MAX_OCTETS = 256 * 1024
 
 
 @functools.lru_cache(maxsize=1)
@@ -152,6 +155,7 @@ class IngressHandler:
         self.failures = FailureTracker(cfg.pop3.login_failure_delay)
         self._auth_gates: dict[str, list] = {}  # ip -> [asyncio.Lock, waiters]
         self.group = GroupCommit(app, self.run)
+        self.writer = at_ingress.BatchWriter(f"{self.name}-mailbox-writer")
         self.mailbox_at_ingress = cfg.smtp.mailbox_at_ingress
         # RCPT's lookup on the event loop itself (SQLite; a file, not :memory:)
         path = sqlite_file(app.store.url) if app.store.is_sqlite else None
@@ -165,6 +169,7 @@ class IngressHandler:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     def close(self) -> None:
+        self.writer.close()
         self.executor.shutdown(wait=True)
         if self.inline is not None:
             self.inline.close()
@@ -265,7 +270,15 @@ class IngressHandler:
             len(envelope.original_content or b"") * len(envelope.rcpt_tos) \
             <= AT_INGRESS_MAX_OCTETS
         try:
-            if at_ingress:
+            if at_ingress and len(envelope.original_content or b"") \
+                    * len(envelope.rcpt_tos) <= BATCH_MAX_OCTETS:
+                try:  # small: the batch writer's thread
+                    size = await self.writer.submit(self._copies, queue_id, session, envelope)
+                except OSError as exc:
+                    if is_transient(exc):  # the directory fsync, on a full disk
+                        raise NoRoom() from exc
+                    raise
+            elif at_ingress:
                 size = await self.run(self._into_mailboxes, queue_id, session, envelope)
             else:
                 item = await self.run(self._spool, queue_id, session, envelope)
@@ -332,12 +345,26 @@ class IngressHandler:
     def _into_mailboxes(self, queue_id: str, session, envelope) -> int:
         """Deliver the message to its recipients' mailboxes (listmgr.mailbox.at_ingress);
         returns the octets written."""
+        copies = self._copies(queue_id, session, envelope)
+        try:
+            copies.sync()
+        except BaseException as exc:
+            copies.discard()
+            if isinstance(exc, OSError) and is_transient(exc):
+                raise NoRoom() from exc
+            raise
+        copies.log()
+        return copies.size
+
+    def _copies(self, queue_id: str, session, envelope) -> at_ingress.Copies:
+        """The message written into its recipients' mailboxes, the names in new/ not yet
+        made durable (the caller's part)."""
         data = self._checked(envelope, len(envelope.rcpt_tos))
         cfg = self.app.config
         recipients = [(rcpt, d.target) for rcpt, d
                       in zip(envelope.rcpt_tos, _tx(envelope).destinations)]
         try:
-            return at_ingress.deliver(
+            return at_ingress.write(
                 cfg.data_dir, cfg.hostname, cfg.domain, queue_id,
                 mail_from=sender_of(envelope), helo=printable(session.host_name),
                 ip=client_ip(session), when=utcnow(), protocol="LMTP" if self.lmtp else "ESMTP",
