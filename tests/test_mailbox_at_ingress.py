@@ -156,12 +156,11 @@ def test_inline_lookup_answers_as_the_store_and_falls_back(server):
     srv.call(lambda s: mailboxes.set_autoreply(s, "carol", enabled=True, subject="Away", body="I am away."))
     srv.call(lambda s: lists.create_list(s, "demo", ["owner@example.net"]))
     [listener] = [c for c in srv.service.components if getattr(c, "name", "") == "smtp"]
-    inline = listener.handler.inline
-    if not srv.app.store.is_sqlite:  # PostgreSQL: every RCPT is asked in the thread pool
-        assert inline is None
-        [(code, _)] = _send(srv, ["alice@example.org"])
-        assert code == 250
+    if not srv.app.store.is_sqlite:
+        assert listener.handler.inline is None
+        _async_lookup_answers_as_the_store_and_falls_back(srv, listener.handler)
         return
+    inline = listener.handler.inline
     domains = ("example.org",)
     for address in ("demo@example.org", "demo-request@example.org", "Alice@example.org",
                     "carol@example.org", "owner-demo@example.org"):
@@ -193,6 +192,55 @@ def test_inline_lookup_answers_as_the_store_and_falls_back(server):
         c.ehlo("client.example")
         c.mail("a@remote.example")
         assert c.rcpt("nobody@example.org")[0] == 550
+
+
+def _async_lookup_answers_as_the_store_and_falls_back(srv, handler):
+    """PostgreSQL: the same statement on the event loop over an asynchronous connection."""
+    import asyncio
+    names = handler.async_names
+
+    def read(lists_, users):
+        return asyncio.run_coroutine_threadsafe(names.read(lists_, users), srv.loop).result(30)
+    domains = ("example.org",)
+    for address in ("demo@example.org", "demo-request@example.org", "Alice@example.org",
+                    "carol@example.org", "owner-demo@example.org"):
+        lists_, users = questions(address, domains)
+        got = read(lists_, users)
+        with directory.lookup(srv.app.store, lists_, users) as stored:
+            assert route(address, domains, got) == route(address, domains, stored)
+            assert got.autoreplying == stored.autoreplying
+    assert read([], ["carol"]).autoreplying == {"carol"}
+    with pytest.raises(directory.NotRead):
+        route("nobody@example.org", domains, read(*questions("nobody@example.org", domains)))
+    def no_pool(*_):
+        raise AssertionError("RCPT asked in the thread pool")
+    handler._route = no_pool  # RCPT for a user is answered on the event loop
+    try:
+        [(code, _)] = _send(srv, ["alice@example.org"])
+        assert code == 250
+    finally:
+        del handler._route
+    _users(srv, "erin")  # added by another connection: found at the next RCPT
+    assert route("erin@example.org", domains,
+                 read(*questions("erin@example.org", domains))) == Destination("local", "erin")
+    # A server that cannot be reached: the error drops the connection, RCPT is answered
+    # by the thread pool meanwhile, and the lookup rests before connecting again.
+    names.conninfo, good = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1", \
+        names.conninfo
+    asyncio.run_coroutine_threadsafe(names._drop(), srv.loop).result(30)
+    names._failed_at = float("-inf")
+    with pytest.raises(Exception):
+        read([], ["erin"])
+    assert names._conn is None
+    [(code, _)] = _send(srv, ["erin@example.org"])
+    assert code == 250 and len(_box(srv, "erin")) == 1
+    with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as c:
+        c.ehlo("client.example")
+        c.mail("a@remote.example")
+        assert c.rcpt("nobody@example.org")[0] == 550
+    names.conninfo, names._failed_at = good, float("-inf")
+    assert read([], ["erin"]).autoreplying == set()
+    assert names._conn is not None
 
 
 def _smtp_handler(srv):

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from listmgr.passwords import hash_password
 from listmgr.smtp.handler import IngressHandler
-from listmgr.store.directory import InlineNames
+from listmgr.store.directory import AsyncNames, InlineNames
 from listmgr.store.lists import create_list
 from listmgr.store.models import InboundTask, MailboxUser, OutboundRecipient
 from tests.smtp_support import connect, make_ingress_fixture, rcpt_reply
@@ -304,6 +304,10 @@ def test_internal_error_at_rcpt_answers_451(ingress, monkeypatch):
         raise RuntimeError("database gone")
     monkeypatch.setattr(IngressHandler, "_route", broken)
     monkeypatch.setattr(InlineNames, "read", broken)  # SQLite's lookup on the event loop
+
+    async def broken_async(self, *args):
+        raise RuntimeError("database gone")
+    monkeypatch.setattr(AsyncNames, "read", broken_async)  # PostgreSQL's
     srv = ingress()
     assert rcpt_reply(srv.smtp_port, "<postmaster@example.org>") == (
         451, "4.3.0 Internal error, please try again later")

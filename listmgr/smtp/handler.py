@@ -160,6 +160,9 @@ class IngressHandler:
         # RCPT's lookup on the event loop itself (SQLite; a file, not :memory:)
         path = sqlite_file(app.store.url) if app.store.is_sqlite else None
         self.inline = directory.InlineNames(str(path)) if path is not None else None
+        # ... and on PostgreSQL over an asynchronous connection of the event loop's own
+        self.async_names = directory.AsyncNames.for_url(app.store.url) \
+            if app.store.engine.dialect.name == "postgresql" else None
         # Wakes the inbound workers of a kind just queued: app.notify in the server's own
         # process; in an acceptor process (smtp/acceptors.py), a datagram to the server.
         self.wake = app.notify
@@ -167,6 +170,11 @@ class IngressHandler:
     async def run(self, fn, *args):
         """fn(*args) in the ingress thread pool."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def aclose(self) -> None:
+        """Close what lives on the event loop (after close())."""
+        if self.async_names is not None:
+            await self.async_names.close()
 
     def close(self) -> None:
         self.writer.close()
@@ -208,6 +216,8 @@ class IngressHandler:
         ip, authenticated = client_ip(session), bool(getattr(session, "authenticated", False))
         try:
             routed = self._route_inline(address, ip, authenticated)
+            if routed is None and self.async_names is not None:
+                routed = await self._route_async(address, ip, authenticated)
             if routed is None:
                 routed = await self.run(self._route, address, ip, authenticated)
         except Exception:
@@ -252,10 +262,30 @@ class IngressHandler:
             return None
         lists, users = questions(address, self.local_domains)
         try:
-            names = self.inline.read(lists, users)
-            dest = route(address, self.local_domains, names)
+            return self._routed(address, ip, authenticated, self.inline.read(lists, users))
         except (sqlite3.Error, directory.NotRead):
             return None
+
+    async def _route_async(self, address: str, ip: str, authenticated: bool
+                           ) -> tuple[Destination | Refusal, bool] | None:
+        """_route on the event loop, on PostgreSQL (directory.AsyncNames); None when the
+        answer needs the thread pool, as for _route_inline (or the connection failed)."""
+        lists, users = questions(address, self.local_domains)
+        try:
+            names = await self.async_names.read(lists, users)
+        except Exception as exc:  # noqa: BLE001 - the thread pool asks instead
+            log.debug("RCPT <%s>: inline lookup failed (%r); through the pool", address, exc)
+            return None
+        try:
+            return self._routed(address, ip, authenticated, names)
+        except directory.NotRead:
+            return None
+
+    def _routed(self, address: str, ip: str, authenticated: bool, names
+                ) -> tuple[Destination | Refusal, bool] | None:
+        """The route from names read on the event loop; None when a relay grant must be
+        looked up (raises NotRead for a name they do not hold)."""
+        dest = route(address, self.local_domains, names)
         if isinstance(dest, Destination) and dest.kind == "relay" \
                 and not self.gate.allowed_without_store(ip, authenticated):
             return None

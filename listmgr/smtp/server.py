@@ -572,6 +572,7 @@ class Listener:
         self.server = None
         await self.handler.group.drain()
         await asyncio.to_thread(self.handler.close)  # let in-flight store work finish
+        await self.handler.aclose()
 
 
 def login_failures(service: Any) -> FailureTracker:

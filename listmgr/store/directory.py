@@ -9,19 +9,24 @@ mailbox worker, which sends it).
 
 On SQLite, `InlineNames` runs that statement on a plain sqlite3 connection of the calling
 thread: a WAL read of a few indexed rows takes tens of microseconds, less than handing the
-lookup to a thread pool and back, so the SMTP event loop asks it itself.
+lookup to a thread pool and back, so the SMTP event loop asks it itself. On PostgreSQL,
+`AsyncNames` runs it on the event loop too, over an asynchronous psycopg connection (a
+network round trip that the loop waits for without blocking, instead of a thread hop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, literal, select, union_all
+from sqlalchemy import Connection, bindparam, case, literal, make_url, select, union_all
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import psycopg as pg_psycopg
 
 from listmgr.store.db import Store
 from listmgr.store.lists import sender_query
@@ -208,3 +213,75 @@ class InlineNames:
         self._local = threading.local()
         for conn in opened:
             conn.close()
+
+
+class AsyncNames:
+    """`lookup`'s one statement for PostgreSQL, on the event loop itself: one psycopg
+    AsyncConnection (autocommit, read-only), opened on first use, one statement at a time,
+    each given at most `timeout` seconds. Any error (no connection, a timeout, a server
+    gone) drops the connection, which is opened again at the next read but not before
+    `retry` seconds have passed, and raises: the caller asks through `lookup` instead, as
+    it does when the Prefetched raises NotRead."""
+
+    def __init__(self, conninfo: str, timeout: float = 1.0, retry: float = 5.0):
+        self.conninfo = conninfo
+        self.timeout = timeout
+        self.retry = retry
+        self._conn: Any = None
+        self._lock: asyncio.Lock | None = None
+        self._failed_at = float("-inf")
+        self._sql: dict[tuple[int, int], tuple[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def for_url(cls, url: str, **kwargs: Any) -> "AsyncNames":
+        u = make_url(url).set(drivername="postgresql")
+        return cls(u.render_as_string(hide_password=False), **kwargs)
+
+    def _statement(self, lists: int, users: int) -> tuple[str, dict[str, Any]]:
+        sql = self._sql.get((lists, users))
+        if sql is None:
+            compiled = _query(lists, users).compile(dialect=pg_psycopg.dialect())
+            sql = self._sql[(lists, users)] = (compiled.string, dict(compiled.params))
+        return sql
+
+    async def read(self, lists: Iterable[str], users: Iterable[str]) -> Prefetched:
+        lists = list(dict.fromkeys(lists))
+        users = list(dict.fromkeys(u.lower() for u in users))
+        rows: list[tuple[str, str]] = []
+        if lists or users:
+            text, constants = self._statement(len(lists), len(users))
+            if self._lock is None:
+                self._lock = asyncio.Lock()
+            async with self._lock:
+                try:
+                    rows = await asyncio.wait_for(
+                        self._execute(text, {**constants, **_params(lists, users)}),
+                        self.timeout)
+                except BaseException:
+                    await self._drop()
+                    raise
+        return _answers(_not_read, lists, users, rows)
+
+    async def _execute(self, text: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+        if self._conn is None:
+            if time.monotonic() - self._failed_at < self.retry:
+                raise ConnectionError("the inline PostgreSQL lookup is resting after an error")
+            import psycopg
+            self._conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+            await self._conn.execute("SET default_transaction_read_only = on")
+        cur = await self._conn.execute(text, params)
+        return await cur.fetchall()
+
+    async def _drop(self) -> None:
+        self._failed_at = time.monotonic()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # noqa: BLE001 - it is being thrown away
+                pass
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
