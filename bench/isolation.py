@@ -113,12 +113,24 @@ class Probes:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """user+sys CPU seconds of a running process (Linux /proc), its threads included."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    """user+sys CPU seconds of a running process and its SMTP acceptor processes (its
+    children; Linux /proc), their threads included."""
+    def own(p: int | str) -> tuple[int, int] | None:  # (ppid, ticks)
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return int(fields[1]), int(fields[11]) + int(fields[12])
+    mine = own(pid)
+    if mine is None:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = mine[1]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != pid:
+            child = own(entry)
+            if child is not None and child[0] == pid:
+                ticks += child[1]
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def pct(xs: list[float], p: float) -> float:

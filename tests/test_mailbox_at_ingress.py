@@ -162,14 +162,7 @@ def test_inline_lookup_answers_as_the_store_and_falls_back(server):
         return
     inline = listener.handler.inline
     domains = ("example.org",)
-    for address in ("demo@example.org", "demo-request@example.org", "Alice@example.org",
-                    "carol@example.org", "owner-demo@example.org"):
-        lists_, users = questions(address, domains)
-        names = inline.read(lists_, users)
-        with directory.lookup(srv.app.store, lists_, users) as stored:
-            assert route(address, domains, names) == route(address, domains, stored)
-            assert names.autoreplying == stored.autoreplying
-    assert inline.read([], ["carol"]).autoreplying == {"carol"}
+    _answers_as_the_store(srv, inline.read)
     # An unknown name is looked for among the lists' sender addresses, which the one
     # statement does not read: that RCPT is answered by the thread pool.
     with pytest.raises(directory.NotRead):
@@ -194,13 +187,9 @@ def test_inline_lookup_answers_as_the_store_and_falls_back(server):
         assert c.rcpt("nobody@example.org")[0] == 550
 
 
-def _async_lookup_answers_as_the_store_and_falls_back(srv, handler):
-    """PostgreSQL: the same statement on the event loop over an asynchronous connection."""
-    import asyncio
-    names = handler.async_names
-
-    def read(lists_, users):
-        return asyncio.run_coroutine_threadsafe(names.read(lists_, users), srv.loop).result(30)
+def _answers_as_the_store(srv, read) -> None:
+    """`read(lists, users)` routes and flags auto-replies as directory.lookup does (demo is
+    a list, alice a user, carol a user with an auto-reply on)."""
     domains = ("example.org",)
     for address in ("demo@example.org", "demo-request@example.org", "Alice@example.org",
                     "carol@example.org", "owner-demo@example.org"):
@@ -210,6 +199,17 @@ def _async_lookup_answers_as_the_store_and_falls_back(srv, handler):
             assert route(address, domains, got) == route(address, domains, stored)
             assert got.autoreplying == stored.autoreplying
     assert read([], ["carol"]).autoreplying == {"carol"}
+
+
+def _async_lookup_answers_as_the_store_and_falls_back(srv, handler):
+    """PostgreSQL: the same statement on the event loop over an asynchronous connection."""
+    import asyncio
+    names = handler.async_names
+
+    def read(lists_, users):
+        return asyncio.run_coroutine_threadsafe(names.read(lists_, users), srv.loop).result(30)
+    domains = ("example.org",)
+    _answers_as_the_store(srv, read)
     with pytest.raises(directory.NotRead):
         route("nobody@example.org", domains, read(*questions("nobody@example.org", domains)))
     def no_pool(*_):
