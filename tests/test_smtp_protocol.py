@@ -534,3 +534,18 @@ def test_mail_and_rcpt_paths_parse_alike_on_the_fast_path_and_the_full_parser():
                 "<%s@b>" % ("x" * 64), "<a@b>SIZE=1", "<a@b> (c) X", "<a@b>\tBODY=8BITMIME",
                 "a@b", "<>", "<a@b c>", "<a@b"]:
         assert p._getaddr(arg) == Base._getaddr(p, arg), arg
+
+
+@pytest.mark.parametrize("raw, stored", [
+    (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+    (b"a\nb\r\n", b"a\r\nb\r\n"),  # bare LF
+    (b"a\rb\r\n", b"a\r\nb\r\n"),  # bare CR
+    (b"a\r\rb\n\n", b"a\r\n\r\nb\r\n\r\n"),
+    (b"\r\n\n\r", b"\r\n\r\n\r\n"),
+    (b"", b""),
+])
+def test_line_ends_are_made_crlf_and_canonical_mail_is_kept_as_is(raw, stored):
+    from listmgr.mail.compose import normalise_line_ends
+    assert normalise_line_ends(raw) == stored
+    big = b"Subject: x\r\n\r\n" + b"y" * 70 * 1000 + b"\r\n"
+    assert normalise_line_ends(big) is big  # nothing to change: no copy

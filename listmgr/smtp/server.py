@@ -397,12 +397,12 @@ class _Protocol(SMTP):
         if rest:
             # pipelined commands after the end: read them next (StreamReader's private buffer)
             reader._buffer[0:0] = rest  # type: ignore[attr-defined]
-        data = bytes(buf[2:end + 2])
-        if discarding or (limit and len(data) > limit):
+        if discarding or (limit and end > limit):
             return "552 Error: Too much mail data"
-        if data.startswith(b"."):
-            data = data[1:]
-        return data.replace(b"\r\n.", b"\r\n")
+        with memoryview(buf) as view:  # one copy of the message, not two
+            data = view[3 if buf.startswith(b"\r\n.") else 2:end + 2].tobytes()
+        # dot-unstuffing: most messages have no line starting with "." (no copy then)
+        return data.replace(b"\r\n.", b"\r\n") if b"\r\n." in data else data
 
     # -- replies
     async def push(self, status) -> None:
