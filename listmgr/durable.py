@@ -7,12 +7,19 @@ import os
 from pathlib import Path
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """Write every byte of `data` to `fd` (os.write may write less), then fsync."""
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+def write_all(fd: int, *parts: bytes) -> None:
+    """Write every byte of `parts`, one after another, to `fd` (os.writev: a header and a
+    body without joining them into one more copy; it may write less than asked), then
+    fsync."""
+    views = [memoryview(p) for p in parts if len(p)]
+    while views:
+        n = os.writev(fd, views)
+        while n and views:
+            if n >= len(views[0]):
+                n -= len(views.pop(0))
+            else:
+                views[0] = views[0][n:]
+                n = 0
     os.fsync(fd)
 
 

@@ -88,12 +88,13 @@ def write(data_dir: str, hostname: str, domain: str, queue_id: str, *, mail_from
         for i, (rcpt, user) in enumerate(recipients):
             received = shared if shared is not None else \
                 trace.received(hostname, helo, ip, queue_id, when, protocol, rcpt)
-            stored = trace_headers(mail_from, user, domain) + received + data
+            head = trace_headers(mail_from, user, domain) + received
             mailbox = mailboxes.get(user)
             if mailbox is None:
                 mailbox = mailboxes[user] = Maildir.for_user(data_dir, user)
-            staged.append((rcpt, user, mailbox.stage(stored, f"{queue_id}.R{i}"),
-                           len(stored)))
+            # the head and the message written as they are, not joined into one more copy
+            staged.append((rcpt, user, mailbox.stage(data, f"{queue_id}.R{i}", head=head),
+                           len(head) + len(data)))
         for _, _, copy, _ in staged:
             copy.publish()
     except BaseException:

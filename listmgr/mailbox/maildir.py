@@ -139,25 +139,25 @@ class Maildir:
             self.sync_new()
         return staged.uid
 
-    def stage(self, data: bytes, unique: str | None = None) -> "Staged":
-        """The first half of a delivery: `data` written to tmp/ and fsynced, under the name
-        it is to have in new/. Nothing is in the mailbox until `publish()`; `discard()`
-        removes the file instead."""
+    def stage(self, data: bytes, unique: str | None = None, *, head: bytes = b"") -> "Staged":
+        """The first half of a delivery: `head` then `data` written to tmp/ and fsynced,
+        under the name it is to have in new/. Nothing is in the mailbox until `publish()`;
+        `discard()` removes the file instead."""
         root = str(self.root)
         if root not in _CREATED:
             self.create()
         uid = self._uid(unique) if unique is not None else \
             f"{int(time.time())}.M{secrets.token_hex(6)}P{os.getpid()}.{_HOSTNAME}"
-        name = f"{uid},S={len(data)}"
+        name = f"{uid},S={len(head) + len(data)}"
         staged = Staged(uid, f"{root}/tmp/{name}", f"{root}/new/{name}")
         try:
-            self._write(staged.tmp, data)
+            self._write(staged.tmp, head, data)
         except FileNotFoundError:
             # The mailbox was removed since this process made it (`listmgr user remove`,
             # the web admin): make it again, as for a first delivery.
             _CREATED.discard(root)
             self.create()
-            self._write(staged.tmp, data)
+            self._write(staged.tmp, head, data)
         return staged
 
     @staticmethod
@@ -167,11 +167,11 @@ class Maildir:
         return f"{unique}.{_HOSTNAME}"
 
     @staticmethod
-    def _write(tmp: str, data: bytes) -> None:
+    def _write(tmp: str, *parts: bytes) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             try:
-                write_all(fd, data)
+                write_all(fd, *parts)
             finally:
                 os.close(fd)
         except BaseException:
