@@ -162,12 +162,12 @@ class BatchWriter:
                 del self._jobs[:len(batch)]
             self.batches += 1
             self.largest = max(self.largest, len(batch))
-            done = []
+            done: list[tuple[Any, asyncio.Future, Copies | None, BaseException | None]] = []
             for loop, fut, fn, args in batch:
                 try:
                     done.append((loop, fut, fn(*args), None))
-                except BaseException as exc:  # noqa: BLE001 - the session's answer
-                    done.append((loop, fut, None, exc))
+                except BaseException as failure:  # noqa: BLE001 - the session's answer
+                    done.append((loop, fut, None, failure))
             synced: dict[str, BaseException | None] = {}
             for _, _, copies, _ in done:
                 if copies is not None:
@@ -176,19 +176,19 @@ class BatchWriter:
                             try:
                                 fsync_dir(path)
                                 synced[path] = None
-                            except OSError as exc:
-                                synced[path] = exc
+                            except OSError as failure:
+                                synced[path] = failure
             outcomes: dict[Any, list] = {}
-            for loop, fut, copies, exc in done:
+            for loop, fut, copies, error in done:
                 result = None
                 if copies is not None:
-                    exc = next((synced[p] for p in copies.new_dirs() if synced[p]), None)
-                    if exc is not None:
+                    error = next((synced[p] for p in copies.new_dirs() if synced[p]), None)
+                    if error is not None:
                         copies.discard()
                     else:
                         copies.log()
                         result = copies.size
-                outcomes.setdefault(loop, []).append((fut, result, exc))
+                outcomes.setdefault(loop, []).append((fut, result, error))
             for loop, settled in outcomes.items():
                 try:
                     loop.call_soon_threadsafe(_settle, settled)

@@ -270,6 +270,8 @@ class IngressHandler:
                            ) -> tuple[Destination | Refusal, bool] | None:
         """_route on the event loop, on PostgreSQL (directory.AsyncNames); None when the
         answer needs the thread pool, as for _route_inline (or the connection failed)."""
+        if self.async_names is None:
+            return None
         lists, users = questions(address, self.local_domains)
         try:
             names = await self.async_names.read(lists, users)
