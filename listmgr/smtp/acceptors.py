@@ -1,4 +1,5 @@
-"""SMTP acceptor processes: `[smtp] processes = N` runs the SMTP listener in N processes.
+"""SMTP acceptor processes: `[smtp] processes = N` runs the SMTP listener in N processes
+(the default, "auto", is one per CPU core the server may run on: config.cpu_cores).
 
 One Python process spends its CPU on one core (the GIL): aiosmtpd's per-connection and
 per-command work, the spool writes and the store's statements of every session. With N > 1
