@@ -27,16 +27,18 @@ from tests.test_local_delivery import queue_local
 
 
 def failing_writes(monkeypatch, module, times: int):
-    """Make `module.write_all` write half its data and fail with ENOSPC `times` times."""
+    """Make `module.write_all` write half its data (all its parts) and fail with ENOSPC
+    `times` times."""
     real = module.write_all
     left = [times]
 
-    def write_all(fd, data):
+    def write_all(fd, *parts):
+        data = b"".join(parts)
         if left[0] > 0:
             left[0] -= 1
             os.write(fd, data[:len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(fd, data)
+        real(fd, *parts)
     monkeypatch.setattr(module, "write_all", write_all)
     return left
 
@@ -93,12 +95,13 @@ def test_a_full_disk_while_writing_mailboxes_at_data_answers_452_and_keeps_nothi
         left = [1]
         real = listmgr.mailbox.maildir.write_all
 
-        def second_fails(fd, payload):  # alice's copy is written, bob's is not
+        def second_fails(fd, *parts):  # alice's copy is written, bob's is not
+            payload = b"".join(parts)
             if b"Delivered-To: bob@" in payload[:200] and left[0]:
                 left[0] = 0
                 os.write(fd, payload[:len(payload) // 2])
                 raise OSError(errno.ENOSPC, "No space left on device")
-            real(fd, payload)
+            real(fd, *parts)
         monkeypatch.setattr(listmgr.mailbox.maildir, "write_all", second_fails)
         with pytest.raises(smtplib.SMTPDataError) as exc:
             c.sendmail("a@example.net", ["alice@example.org", "bob@example.org"], data)
