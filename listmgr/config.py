@@ -137,6 +137,9 @@ def _mj_regexps(value: Any) -> tuple[str, ...]:
     return pats
 
 
+AUTO_PROCESSES = 8  # the most SMTP processes "auto" starts, however many cores
+
+
 def _processes(value: Any) -> int:
     """`"auto"` (0: one per CPU core this process may run on) or 1 to 64."""
     if value == "auto":
@@ -202,8 +205,9 @@ class SMTPConfig:
 
     @property
     def process_count(self) -> int:
-        """How many processes accept SMTP: `processes`, or one per CPU core for "auto"."""
-        return self.processes or min(64, cpu_cores())
+        """How many processes accept SMTP: `processes`, or for "auto" one per CPU core, at
+        most AUTO_PROCESSES (each acceptor is a Python process of ~75 MB)."""
+        return self.processes or min(AUTO_PROCESSES, cpu_cores())
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ HELP: dict[str, str] = {
     'smtp.local_domains': 'more domains handled as local',
     'smtp.relay_networks': 'client networks allowed to relay, e.g. ["192.0.2.0/24"] (loopback is *not* implied)',
     'smtp.max_recipients': 'RCPTs per transaction',
-    'smtp.processes': 'processes accepting SMTP on `listen`: "auto" (one per CPU core) or 1 to 64 (the server and N-1 more; more CPU cores for ingress; the connection caps count per process)',
+    'smtp.processes': 'processes accepting SMTP on `listen`: "auto" (one per CPU core, at most 8) or 1 to 64 (the server and N-1 more; more CPU cores for ingress; the connection caps count per process)',
     'smtp.max_connections': 'concurrent SMTP connections',
     'smtp.max_data_sessions': 'messages being received at once (each holds up to 2x its size in memory); more get 451 4.3.2 at DATA',
     'smtp.timeout': 'idle timeout',

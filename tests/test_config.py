@@ -69,3 +69,16 @@ def test_bad_config_names_key_value_and_file(tmp_path, body, needle):
         load(path)
     msg = str(err.value)
     assert needle in msg and str(path) in msg and "\n" not in msg
+
+
+def test_processes_auto_is_one_per_core_at_most_eight(monkeypatch):
+    from listmgr import config as config_mod
+    auto = config_mod.from_mapping({"domain": "example.org"}).smtp
+    assert auto.processes == 0  # "auto"
+    for cores, expected in ((1, 1), (2, 2), (8, 8), (64, 8)):
+        monkeypatch.setattr(config_mod, "cpu_cores", lambda n=cores: n)
+        assert auto.process_count == expected
+    three = config_mod.from_mapping({"domain": "example.org", "smtp": {"processes": 3}}).smtp
+    assert three.process_count == 3
+    assert config_mod.from_mapping(
+        {"domain": "example.org", "smtp": {"processes": "auto"}}).smtp.processes == 0
