@@ -51,8 +51,8 @@ class Copies:
         return [f"{m.root}/new" for m in self.mailboxes.values()]
 
     def sync(self) -> None:
-        for mailbox in self.mailboxes.values():
-            mailbox.sync_new()
+        for path in self.new_dirs():
+            fsync_dir(path)
 
     def discard(self) -> None:
         for _, _, copy, _ in self.staged:
@@ -168,16 +168,10 @@ class BatchWriter:
                     done.append((loop, fut, fn(*args), None))
                 except BaseException as failure:  # noqa: BLE001 - the session's answer
                     done.append((loop, fut, None, failure))
-            synced: dict[str, BaseException | None] = {}
-            for _, _, copies, _ in done:
-                if copies is not None:
-                    for path in copies.new_dirs():
-                        if path not in synced:
-                            try:
-                                fsync_dir(path)
-                                synced[path] = None
-                            except OSError as failure:
-                                synced[path] = failure
+            # the names of the whole batch made durable: each new/ directory once
+            synced = {path: _sync_error(path) for path in
+                      {p for _, _, copies, _ in done if copies is not None
+                       for p in copies.new_dirs()}}
             outcomes: dict[Any, list] = {}
             for loop, fut, copies, error in done:
                 result = None
@@ -194,6 +188,14 @@ class BatchWriter:
                     loop.call_soon_threadsafe(_settle, settled)
                 except RuntimeError:
                     pass  # the loop is closed: nobody waits
+
+
+def _sync_error(path: str) -> OSError | None:
+    try:
+        fsync_dir(path)
+    except OSError as failure:
+        return failure
+    return None
 
 
 def _settle(settled: list) -> None:

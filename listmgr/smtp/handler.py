@@ -298,20 +298,22 @@ class IngressHandler:
     async def handle_DATA(self, server, session, envelope):
         queue_id = new_queue_id()
         tx = _tx(envelope)
+        octets = len(envelope.original_content or b"") * len(envelope.rcpt_tos)
         at_ingress = self.mailbox_at_ingress and tx.mailboxes_only() and \
-            len(envelope.original_content or b"") * len(envelope.rcpt_tos) \
-            <= AT_INGRESS_MAX_OCTETS
+            octets <= AT_INGRESS_MAX_OCTETS
         try:
-            if at_ingress and len(envelope.original_content or b"") \
-                    * len(envelope.rcpt_tos) <= BATCH_MAX_OCTETS:
-                try:  # small: the batch writer's thread
-                    size = await self.writer.submit(self._copies, queue_id, session, envelope)
+            if at_ingress:
+                try:
+                    if octets <= BATCH_MAX_OCTETS:  # small: the batch writer's thread
+                        size = await self.writer.submit(self._copies, queue_id, session,
+                                                        envelope)
+                    else:
+                        size = await self.run(self._into_mailboxes, queue_id, session,
+                                              envelope)
                 except OSError as exc:
-                    if is_transient(exc):  # the directory fsync, on a full disk
+                    if is_transient(exc):  # a write or a directory fsync, on a full disk
                         raise NoRoom() from exc
                     raise
-            elif at_ingress:
-                size = await self.run(self._into_mailboxes, queue_id, session, envelope)
             else:
                 item = await self.run(self._spool, queue_id, session, envelope)
                 try:
@@ -380,31 +382,24 @@ class IngressHandler:
         copies = self._copies(queue_id, session, envelope)
         try:
             copies.sync()
-        except BaseException as exc:
+        except BaseException:
             copies.discard()
-            if isinstance(exc, OSError) and is_transient(exc):
-                raise NoRoom() from exc
             raise
         copies.log()
         return copies.size
 
     def _copies(self, queue_id: str, session, envelope) -> at_ingress.Copies:
         """The message written into its recipients' mailboxes, the names in new/ not yet
-        made durable (the caller's part)."""
+        made durable (the caller's part; handle_DATA answers a full disk with 452)."""
         data = self._checked(envelope, len(envelope.rcpt_tos))
         cfg = self.app.config
         recipients = [(rcpt, d.target) for rcpt, d
                       in zip(envelope.rcpt_tos, _tx(envelope).destinations)]
-        try:
-            return at_ingress.write(
-                cfg.data_dir, cfg.hostname, cfg.domain, queue_id,
-                mail_from=sender_of(envelope), helo=printable(session.host_name),
-                ip=client_ip(session), when=utcnow(), protocol="LMTP" if self.lmtp else "ESMTP",
-                recipients=recipients, data=data)
-        except OSError as exc:
-            if is_transient(exc):
-                raise NoRoom() from exc
-            raise
+        return at_ingress.write(
+            cfg.data_dir, cfg.hostname, cfg.domain, queue_id,
+            mail_from=sender_of(envelope), helo=printable(session.host_name),
+            ip=client_ip(session), when=utcnow(), protocol="LMTP" if self.lmtp else "ESMTP",
+            recipients=recipients, data=data)
 
     def _spool(self, queue_id: str, session, envelope) -> Accepted:
         """Write the message to the spool (its bytes fsynced); its rows are committed by

@@ -228,7 +228,7 @@ class AsyncNames:
         self.timeout = timeout
         self.retry = retry
         self._conn: Any = None
-        self._lock: asyncio.Lock | None = None
+        self._lock = asyncio.Lock()  # one statement at a time on the one connection
         self._failed_at = float("-inf")
         self._sql: dict[tuple[int, int], tuple[str, dict[str, Any]]] = {}
 
@@ -250,8 +250,6 @@ class AsyncNames:
         rows: list[tuple[str, str]] = []
         if lists or users:
             text, constants = self._statement(len(lists), len(users))
-            if self._lock is None:
-                self._lock = asyncio.Lock()
             async with self._lock:
                 try:
                     rows = await asyncio.wait_for(
