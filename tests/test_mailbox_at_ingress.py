@@ -185,8 +185,9 @@ def test_inline_lookup_answers_as_the_store_and_falls_back(server):
 def _rcpts_answered_by_the_pool(srv) -> None:
     """With the event loop's lookup failing: mail for erin still arrives, nobody is still
     refused (the thread pool answered both)."""
+    before = len(_box(srv, "erin"))
     [(code, _)] = _send(srv, ["erin@example.org"])
-    assert code == 250 and len(_box(srv, "erin")) == 1
+    assert code == 250 and len(_box(srv, "erin")) == before + 1
     with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=30) as c:
         c.ehlo("client.example")
         c.mail("a@remote.example")
@@ -229,6 +230,15 @@ def _async_lookup_answers_as_the_store_and_falls_back(srv, handler):
     _users(srv, "erin")  # added by another connection: found at the next RCPT
     assert route("erin@example.org", domains,
                  read(*questions("erin@example.org", domains))) == Destination("local", "erin")
+    # A statement over its time limit: dropped, and RCPT answered by the pool meanwhile.
+    names.timeout = 1e-6
+    with pytest.raises(TimeoutError):
+        read([], ["erin"])
+    assert names._conn is None
+    names.timeout = 1.0
+    _rcpts_answered_by_the_pool(srv)  # (the lookup is resting for `retry` seconds)
+    names._failed_at = float("-inf")
+    assert read([], ["erin"]).autoreplying == set()
     # A server that cannot be reached: the error drops the connection, RCPT is answered
     # by the thread pool meanwhile, and the lookup rests before connecting again.
     names.conninfo, good = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1", \
