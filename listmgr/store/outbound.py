@@ -6,6 +6,7 @@ caller's transaction; the delivery worker (listmgr.delivery) takes it from there
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -65,21 +66,7 @@ def add_recipients(s: Session, message_id: int, recipients: Iterable[str], *,
     sqlite = conn.dialect.name == "sqlite"
     if not sqlite:
         return _add_unnest(conn, message_id, recipients, now, priority)
-    sql, fixed = _insert_sql("?" if sqlite else "%s")
-    # SQLite: SQLAlchemy's storage format for DateTime; PostgreSQL: the driver adapts it.
-    ts: object = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
-    n = 0
-    batch: list[tuple] = []
-    for r in recipients:
-        batch.append((message_id, _check_address(r), domain_of(r), ts, priority, *fixed))
-        if len(batch) >= 5000:
-            conn.exec_driver_sql(sql, batch)
-            n += len(batch)
-            batch = []
-    if batch:
-        conn.exec_driver_sql(sql, batch)
-        n += len(batch)
-    return n
+    return _add_json_each(conn, message_id, recipients, now, priority)
 
 
 _INSERTS: dict[str, tuple[str, tuple]] = {}
@@ -106,6 +93,45 @@ def _insert_sql(mark: str) -> tuple[str, tuple]:
 
 
 _UNNEST: list[str] = []
+_JSON_EACH: list[str] = []
+
+
+def _insert_select(values: str, source: str, mark: str) -> str:
+    """INSERT ... SELECT of the recipient columns: message id, next attempt and priority as
+    parameters (`mark`: the driver's placeholder), rcpt and domain from `values` of the
+    rows of `source`, the plain defaults as literals."""
+    base, fixed = _insert_sql("?")
+    cols = base[base.index("(") + 1:base.index(")")].split(", ")[5:]
+    return (f"INSERT INTO {OutboundRecipient.__tablename__} (message_id, rcpt, domain, "
+            f"next_attempt_at, priority{''.join(', ' + c for c in cols)}) "
+            f"SELECT {mark}, {values}, {mark}, {mark}"
+            f"{''.join(', ' + _literal(v) for v in fixed)} FROM {source}")
+
+
+def _add_json_each(conn, message_id: int, recipients: Iterable[str], now, priority: int
+                   ) -> int:
+    """SQLite: 5,000 rows per statement as one JSON array of [rcpt, domain] pairs. One
+    step of the statement inserts them all: executemany steps once per row, and the driver
+    lets go of the GIL at every step, which a busy event loop in the same process turns
+    into a thread switch per row."""
+    if not _JSON_EACH:
+        _JSON_EACH.append(_insert_select(
+            "json_extract(value, '$[0]'), json_extract(value, '$[1]')", "json_each(?)", "?"))
+    sql = _JSON_EACH[0]
+    # SQLAlchemy's storage format for DateTime
+    ts = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    n = 0
+    batch: list[tuple[str, str]] = []
+    for r in recipients:
+        batch.append((_check_address(r), domain_of(r)))
+        if len(batch) >= 5000:
+            conn.exec_driver_sql(sql, (message_id, ts, priority, json.dumps(batch)))
+            n += len(batch)
+            batch = []
+    if batch:
+        conn.exec_driver_sql(sql, (message_id, ts, priority, json.dumps(batch)))
+        n += len(batch)
+    return n
 
 
 def _literal(v: object) -> str:
@@ -120,14 +146,8 @@ def _add_unnest(conn, message_id: int, recipients: Iterable[str], now, priority:
     """PostgreSQL: 5,000 rows per statement as two arrays (one round trip, no per-row
     protocol work in the driver, which executemany spends most of its time on)."""
     if not _UNNEST:
-        base, fixed = _insert_sql("%s")
-        cols = base[base.index("(") + 1:base.index(")")].split(", ")[5:]
-        table = OutboundRecipient.__tablename__
-        sql = (f"INSERT INTO {table} (message_id, rcpt, domain, next_attempt_at, priority"
-               f"{''.join(', ' + c for c in cols)}) SELECT %s, u.r, u.d, %s, %s"
-               f"{''.join(', ' + _literal(v) for v in fixed)} "
-               f"FROM unnest(%s::text[], %s::text[]) AS u(r, d)")
-        _UNNEST.append(sql)
+        _UNNEST.append(_insert_select("u.r, u.d",
+                                      "unnest(%s::text[], %s::text[]) AS u(r, d)", "%s"))
     sql = _UNNEST[0]
     n = 0
     rcpts: list[str] = []

@@ -8,6 +8,7 @@ still leases, so an expired lease or `queue delete` (which clears the lease) win
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -60,6 +61,11 @@ _CLAIM_SELECT = (f"SELECT id, message_id, rcpt, domain, attempts FROM {T.name} "
                  f"WHERE {QUEUED} AND priority = ? AND next_attempt_at <= ? "
                  "ORDER BY next_attempt_at LIMIT ?")
 _CHUNK = 900  # ids per IN list (SQLite's oldest limit on variables is 999)
+# The claimed rows as one JSON array: one step of the statement (the driver lets go of the
+# GIL at every step, so a row a step costs a thread switch a row while the event loop is
+# busy sending).
+_CLAIM_JSON = (f"SELECT json_group_array(json_array(id, message_id, rcpt, domain, attempts)) "
+               f"FROM ({_CLAIM_SELECT})")
 
 
 def _in_list(n: int) -> str:
@@ -69,7 +75,8 @@ def _in_list(n: int) -> str:
 def _claim_sqlite(conn, owner: str, lease: float, limit: int, priority: int) -> list[Item]:
     now = utcnow()
     until = (now + dt.timedelta(seconds=lease)).strftime(_TS)
-    rows = conn.exec_driver_sql(_CLAIM_SELECT, (priority, now.strftime(_TS), limit)).fetchall()
+    rows = json.loads(conn.exec_driver_sql(
+        _CLAIM_JSON, (priority, now.strftime(_TS), limit)).scalar() or "[]")
     for i in range(0, len(rows), _CHUNK):
         chunk = rows[i:i + _CHUNK]
         conn.exec_driver_sql(
