@@ -69,3 +69,35 @@ def test_two_workers_deliver_each_recipient_once(app, sink):
     assert len(counts) == n and set(counts.values()) == {1}
     with app.store.session() as s:
         assert set(s.scalars(select(OutboundRecipient.state))) == {"sent"}
+
+
+def test_bulk_rows_keep_every_address_exactly_and_in_order(app):
+    """The fan-out's bulk insert (over 5,000 rows: two statements) and the claim's read
+    give back each address as queued (non-ASCII, quotes, backslashes, JSON-looking text),
+    with its domain, in the order queued."""
+    odd = ['"a.b\\c"@example.net', "j\u00f6rg@b\u00fccher.example", "x'y@example.org",
+           '["not","json"]@example.com', "\u65e5\u672c@\u4f8b.jp", "plain@example.com"]
+    rcpts = [f"m{i}@r{i % 7}.example" for i in range(5003)] + odd
+    with app.store.session() as s:
+        msg = enqueue(s, app.spool, mail_from="owner-l@example.org", recipients=rcpts,
+                      data=b"Subject: x\r\n\r\nx\r\n")
+        mid = msg.id
+    with app.store.session() as s:
+        rows = s.execute(select(OutboundRecipient.id, OutboundRecipient.rcpt,
+                                OutboundRecipient.domain, OutboundRecipient.state)
+                         .where(OutboundRecipient.message_id == mid)
+                         .order_by(OutboundRecipient.id)).all()
+    assert [r.rcpt for r in rows] == rcpts
+    assert [r.domain for r in rows[-6:]] == ["example.net", "b\u00fccher.example",
+                                             "example.org", "example.com", "\u4f8b.jp",
+                                             "example.com"]
+    assert {r.state for r in rows} == {"queued"}
+    claimed = []
+    while True:
+        with app.store.session() as s:
+            got = outbound_claims.claim(s, "w1", 600, 2000)
+        if not got:
+            break
+        claimed.extend(got)
+    assert sorted((i.rid, i.rcpt, i.domain, i.attempts, i.message_id) for i in claimed) == \
+        [(r.id, r.rcpt, r.domain, 0, mid) for r in rows]
