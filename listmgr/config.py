@@ -138,6 +138,7 @@ def _mj_regexps(value: Any) -> tuple[str, ...]:
 
 
 AUTO_PROCESSES = 8  # the most SMTP processes "auto" starts, however many cores
+AUTO_DELIVERY_PROCESSES = 4  # the most delivery processes "auto" starts
 
 
 def _processes(value: Any) -> int:
@@ -256,6 +257,9 @@ class DeliveryConfig:
     concurrency: int = 20
     per_host_concurrency: int = 5
     workers: bool = True
+    # processes running a delivery worker, the server's own included: "auto" (stored as 0)
+    # is one per CPU core (process_count); the connection limits above are shared out
+    processes: int = _kind("processes", 0)
     nameserver_port: int = 53
     timeout: float = _kind("duration", 300.0)
     connect_timeout: float = _kind("duration", 30.0)
@@ -265,6 +269,12 @@ class DeliveryConfig:
     poll_interval: float = _kind("duration", 1.0)
     return_size_limit: int = _kind("size", 50000)
     keep_finished: float = _kind("duration", 86400.0)
+
+    @property
+    def process_count(self) -> int:
+        """How many processes deliver: `processes`, or for "auto" one per CPU core, at most
+        AUTO_DELIVERY_PROCESSES."""
+        return self.processes or min(AUTO_DELIVERY_PROCESSES, cpu_cores())
 
 
 @dataclass(frozen=True)

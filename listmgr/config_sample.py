@@ -65,6 +65,7 @@ HELP: dict[str, str] = {
     'delivery.max_backoff': 'retry backoff (doubling)',
     'delivery.concurrency': 'connection limits',
     'delivery.per_host_concurrency': 'connection limits',
+    'delivery.processes': 'processes delivering: "auto" (one per CPU core, at most 4) or 1 to 64 (the server and N-1 more; more CPU cores for per-member copies such as VERP; concurrency and per_host_concurrency are shared out among them)',
     'delivery.workers': 'run delivery workers inside serve',
     'delivery.nameserver_port': 'port of nameservers entries given without one (host:port also works)',
     'delivery.timeout': 'SMTP reply / connect timeouts',

@@ -175,8 +175,22 @@ def acceptor_main(argv: list[str]) -> int:
     return 0
 
 
+def delivery_main(argv: list[str]) -> int:
+    """A delivery process (delivery/processes.py): `python -m listmgr.service --delivery
+    INDEX COUNT SMTP_PORT`, its configuration on stdin, started by `listmgr serve`."""
+    from listmgr.delivery import processes
+    from listmgr.smtp import acceptors
+    index, count, port = (int(v) for v in argv)
+    config = acceptors.read_config(sys.stdin.buffer)
+    logsetup.configure(config)
+    asyncio.run(processes.run(config, index, count, port, on_hup=logsetup.reopen))
+    return 0
+
+
 if __name__ == "__main__":
-    if sys.argv[1:2] != ["--acceptor"]:
-        raise SystemExit("usage: python -m listmgr.service --acceptor INDEX LISTEN_FD LINK_FD "
-                         "(started by `listmgr serve`)")
-    raise SystemExit(acceptor_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["--acceptor"]:
+        raise SystemExit(acceptor_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["--delivery"]:
+        raise SystemExit(delivery_main(sys.argv[2:]))
+    raise SystemExit("usage: python -m listmgr.service --acceptor INDEX LISTEN_FD LINK_FD | "
+                     "--delivery INDEX COUNT SMTP_PORT (started by `listmgr serve`)")

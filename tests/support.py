@@ -238,6 +238,7 @@ def write_config(tmp_path: Path, db_url: str, **overrides: Any) -> Path:
         # one process, as the connection caps the tests count are per process ("auto" is
         # one per CPU core; tests/test_smtp_acceptors.py starts more)
         "smtp__processes": 1,
+        "delivery__processes": 1,  # likewise: tests/test_delivery_processes.py starts more
         "pop3__listen": "127.0.0.1:0",
         "web__listen": "127.0.0.1:0",
         "delivery__min_backoff": "1s",

@@ -2,7 +2,8 @@
 
 One claimer takes hundreds of due rows per store transaction, groups them into SMTP
 transactions by route and message, and hands them to lanes (one SMTP connection each, at
-most `per_host_concurrency` per route and `concurrency` in all). A lane waits until its
+most `per_host_concurrency` per route and `concurrency` in all, shared out among the
+delivery processes: `processes`). A lane waits until its
 transaction's outcomes are committed before it starts the next one, so a crash can repeat
 only the transactions in flight; the marker commits the outcomes of all lanes together
 (group commit). Housekeeping sends returned mail and delay warnings and removes finished
@@ -75,10 +76,22 @@ def _freeze_startup_objects() -> None:
         gc.freeze()
 
 
+def share(total: int, index: int, count: int) -> int:
+    """Process `index`'s part of a limit of `total` shared by `count` processes (count <=
+    total: at least 1 each; the first ones take the remainder)."""
+    return max(1, total // count + (1 if index < total % count else 0))
+
+
 def components(service) -> list:
     if not service.config.delivery.workers:
         return []
-    return [DeliveryWorker(service.app, local_port=lambda: service.ports.get("smtp"))]
+    from listmgr.delivery.processes import DeliveryProcesses
+    cfg = service.config.delivery
+    # never more processes than connections allowed to one host: each needs one
+    count = max(1, min(cfg.process_count, cfg.per_host_concurrency, cfg.concurrency))
+    return [DeliveryWorker(service.app, local_port=lambda: service.ports.get("smtp"),
+                           part=(0, count)),
+            *([DeliveryProcesses(service, count)] if count > 1 else [])]
 
 
 @dataclass
@@ -89,10 +102,16 @@ class _RouteQueue:
 
 
 class DeliveryWorker:
-    def __init__(self, app: App, *, local_port=None, owner: str | None = None):
+    def __init__(self, app: App, *, local_port=None, owner: str | None = None,
+                 part: tuple[int, int] = (0, 1)):
+        """`part`: (index, count) of this worker among the delivery processes, which share
+        the connection limits."""
         self.app = app
         self.config = app.config
         self.cfg = app.config.delivery
+        index, count = part
+        self.per_host = share(self.cfg.per_host_concurrency, index, count)
+        self.concurrency = share(self.cfg.concurrency, index, count)
         self.owner = owner or outbound_claims.lease_owner_name()
         # Renewed by the process's heartbeat while this worker runs (store.leases).
         self.lease = self.cfg.lease or app.config.store.lease
@@ -103,7 +122,7 @@ class DeliveryWorker:
         # Members' own transactions go in groups small enough that the recipients in flight
         # keep every connection to a route busy (each group is one connection's work).
         self.per_group = max(1, min(self.cfg.max_recipients_per_transaction,
-                                    self.max_inflight // (2 * max(1, self.cfg.per_host_concurrency))))
+                                    self.max_inflight // (2 * self.per_host)))
         self._room = asyncio.Event()
         self._routes: dict[str, _RouteQueue] = {}
         self._msgs: collections.OrderedDict[int, Message] = collections.OrderedDict()
@@ -112,7 +131,7 @@ class DeliveryWorker:
         self._marks: asyncio.Queue = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self._lanes: set[asyncio.Task] = set()
-        self._sem = asyncio.Semaphore(max(1, self.cfg.concurrency))
+        self._sem = asyncio.Semaphore(self.concurrency)
         self._idle = asyncio.Event()
         self.transport: Transport | None = None
         self._secret: bytes | None = None  # the site secret, read when first needed
@@ -305,7 +324,7 @@ class DeliveryWorker:
             rq.txs.extend(tx for tx in txs if tx.items[0].priority != INTERACTIVE)
             rq.txs.extendleft(reversed([tx for tx in txs if tx.items[0].priority == INTERACTIVE]))
             rq.more.set()
-            want = min(self.cfg.per_host_concurrency, len(rq.txs)) - rq.lanes
+            want = min(self.per_host, len(rq.txs)) - rq.lanes
             for _ in range(max(0, want)):
                 rq.lanes += 1
                 task = asyncio.create_task(self._lane(route, rq), name=f"lane {route}")

@@ -154,7 +154,7 @@ class Acceptors:
             a.quick_deaths = 0 if ran >= STEADY else a.quick_deaths + 1
             delay = 0.0 if a.quick_deaths <= 1 else min(MAX_BACKOFF, 2.0 ** a.quick_deaths)
             log.warning("SMTP acceptor %d (pid %d) exited with %s after %.1fs; starting "
-                        "another%s", a.index, proc.pid, _status(code), ran,
+                        "another%s", a.index, proc.pid, status_text(code), ran,
                         f" in {delay:.0f}s" if delay else "")
             if delay:
                 await asyncio.sleep(delay)
@@ -215,7 +215,7 @@ def remove_tmp_of(data_dir: Path, pid: int) -> int:
     return n
 
 
-def _status(code: int) -> str:
+def status_text(code: int) -> str:
     if code < 0:
         try:
             return signal.Signals(-code).name
