@@ -12,7 +12,7 @@ import signal
 import sys
 from typing import Any, Protocol
 
-from listmgr import diskspace, logsetup
+from listmgr import children, diskspace, logsetup
 from listmgr.app import App
 from listmgr.bounces import housekeeping as bounce_housekeeping
 from listmgr.bounces.inbound import handle_bounce
@@ -169,7 +169,7 @@ def acceptor_main(argv: list[str]) -> int:
     INDEX LISTEN_FD LINK_FD`, its configuration on stdin, started by `listmgr serve`."""
     from listmgr.smtp import acceptors
     index, listen_fd, link_fd = (int(v) for v in argv)
-    config = acceptors.read_config(sys.stdin.buffer)
+    config = children.read_config(sys.stdin.buffer)
     logsetup.configure(config)
     asyncio.run(acceptors.serve(config, index, listen_fd, link_fd, on_hup=logsetup.reopen))
     return 0
@@ -179,9 +179,8 @@ def delivery_main(argv: list[str]) -> int:
     """A delivery process (delivery/processes.py): `python -m listmgr.service --delivery
     INDEX COUNT SMTP_PORT`, its configuration on stdin, started by `listmgr serve`."""
     from listmgr.delivery import processes
-    from listmgr.smtp import acceptors
     index, count, port = (int(v) for v in argv)
-    config = acceptors.read_config(sys.stdin.buffer)
+    config = children.read_config(sys.stdin.buffer)
     logsetup.configure(config)
     asyncio.run(processes.run(config, index, count, port, on_hup=logsetup.reopen))
     return 0

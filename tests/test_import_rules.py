@@ -15,7 +15,7 @@ import listmgr
 ROOT = Path(listmgr.__file__).parent
 
 BASE = {"config", "listconfig", "clock", "spool", "durable", "passwords", "render", "mail",
-        "diskspace", "patterns", "site_secret", "unsubscribe", "auth", "metrics"}
+        "diskspace", "patterns", "site_secret", "unsubscribe", "auth", "metrics", "children"}
 WORKER = BASE | {"store", "app", "tokens"}
 
 # unit (top-level module or package under listmgr/) -> what it may import besides itself.
@@ -27,6 +27,7 @@ RULES: dict[str, set[str]] = {
     "site_secret": {"durable"}, "unsubscribe": set(),
     "spool": {"durable", "clock", "diskspace"},
     "diskspace": set(), "patterns": set(), "metrics": set(),
+    "children": {"config", "diskspace"},
     "config_sample": {"config"}, "logsetup": {"config"}, "streamserver": {"config"},
     "maps": WORKER | {"smtp", "streamserver"},
     "exporter": WORKER | {"streamserver"},

@@ -18,15 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pickle
 import signal
-import struct
 import sys
 import time
 from typing import Any
 
 from listmgr.config import Config
-from listmgr.smtp.acceptors import remove_tmp_of, status_text
+from listmgr.children import remove_tmp_of, send_config, status_text
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +74,7 @@ class DeliveryProcesses:
             stdout=asyncio.subprocess.PIPE)
         c.proc, c.started, c.ready = proc, time.monotonic(), False
         assert proc.stdin is not None and proc.stdout is not None
-        payload = pickle.dumps(self.service.config)
-        proc.stdin.write(struct.pack("!I", len(payload)) + payload)
+        proc.stdin.write(send_config(self.service.config))
         await proc.stdin.drain()  # stdin stays open: its end tells the process we are gone
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)

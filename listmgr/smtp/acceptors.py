@@ -29,19 +29,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pickle
 import signal
 import socket
-import struct
 import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from listmgr.app import App
 from listmgr.config import Config
-from listmgr.diskspace import remove_quietly
+from listmgr.children import remove_tmp_of, send_config, status_text
 from listmgr.smtp import link
 from listmgr.smtp.server import Listener
 
@@ -114,8 +111,7 @@ class Acceptors:
         end = link.ServerEnd(server_end, self.service.app.notify)
         loop.add_reader(server_end.fileno(), end.on_readable)
         assert proc.stdin is not None and proc.stdout is not None
-        payload = pickle.dumps(self.service.config)
-        proc.stdin.write(struct.pack("!I", len(payload)) + payload)
+        proc.stdin.write(send_config(self.service.config))
         await proc.stdin.drain()  # stdin stays open: its end tells the acceptor we are gone
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
@@ -199,44 +195,7 @@ class Acceptors:
             self._forget(a)
 
 
-def remove_tmp_of(data_dir: Path, pid: int) -> int:
-    """Remove the half-written spool files of process `pid` (spool.Spool.write names them
-    `<name>.<pid>.<random>`); returns how many."""
-    n = 0
-    try:
-        names = os.listdir(data_dir / "spool" / "tmp")
-    except FileNotFoundError:
-        return 0
-    for name in names:
-        parts = name.split(".")
-        if len(parts) >= 3 and parts[-2] == str(pid):
-            remove_quietly(data_dir / "spool" / "tmp" / name)
-            n += 1
-    return n
-
-
-def status_text(code: int) -> str:
-    if code < 0:
-        try:
-            return signal.Signals(-code).name
-        except ValueError:
-            return f"signal {-code}"
-    return f"status {code}"
-
-
 # ---------------------------------------------------------------- in the acceptor process
-
-def read_config(stream: Any) -> Config:
-    """The server's configuration, as it wrote it to our stdin."""
-    head = stream.read(4)
-    if len(head) != 4:
-        raise SystemExit("acceptor: no configuration on stdin")
-    (size,) = struct.unpack("!I", head)
-    config = pickle.loads(stream.read(size))
-    if not isinstance(config, Config):
-        raise SystemExit("acceptor: not a configuration on stdin")
-    return config
-
 
 async def serve(config: Config, index: int, listen_fd: int, link_fd: int, *,
                 on_hup: Any = None) -> None:
