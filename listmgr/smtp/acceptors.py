@@ -32,43 +32,30 @@ import os
 import signal
 import socket
 import sys
-import time
 from types import SimpleNamespace
 from typing import Any
 
 from listmgr.app import App
 from listmgr.config import Config
-from listmgr.children import remove_tmp_of, send_config, status_text
+from listmgr.children import Child, Supervisor
 from listmgr.smtp import link
 from listmgr.smtp.server import Listener
 
 log = logging.getLogger("listmgr.smtp")
 
-START_TIMEOUT = 60.0  # seconds for an acceptor to be accepting
 STOP_TIMEOUT = 30.0  # seconds for an acceptor to finish after SIGTERM, then SIGKILL
-STEADY = 10.0  # an acceptor that ran this long is restarted at once when it dies
-MAX_BACKOFF = 30.0
 FLUSH_EVERY = 0.5  # seconds between counter datagrams
 
 
-class Acceptor:
+class Acceptor(Child):
     """One acceptor process as the server sees it."""
 
     def __init__(self, index: int):
-        self.index = index
-        self.proc: asyncio.subprocess.Process | None = None
+        super().__init__(index)
         self.link: socket.socket | None = None
-        self.started = 0.0
-        self.quick_deaths = 0
-        self.served = 0  # processes started in this slot
-        self.ready = False  # accepting
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None else None
 
 
-class Acceptors:
+class Acceptors(Supervisor):
     """The server's component that starts, restarts and stops the acceptor processes."""
 
     def __init__(self, service: Any, listener: Listener):
@@ -76,25 +63,17 @@ class Acceptors:
         self.listener = listener
         self.count = max(0, service.config.smtp.process_count - 1)
         self.acceptors = [Acceptor(i + 1) for i in range(self.count)]
-        self._watchers: list[asyncio.Task] = []
-        self._stopping = False
+        super().__init__("SMTP acceptor", service.config.data_path, self.acceptors,
+                         logger=log, stop_timeout=STOP_TIMEOUT)
 
     async def start(self) -> None:
         if not self.count:
             return
-        self._stopping = False
-        await asyncio.gather(*(self._spawn(a) for a in self.acceptors))
-        self._watchers = [asyncio.create_task(self._watch(a), name=f"smtp-acceptor-{a.index}")
-                          for a in self.acceptors]
+        await self.start_children()
         log.info("SMTP accepting in %d processes: this one (pid %d) and acceptors %s",
                  self.count + 1, os.getpid(), ",".join(str(a.pid) for a in self.acceptors))
 
-    @property
-    def pids(self) -> list[int]:
-        """The acceptor processes that are accepting now."""
-        return [a.proc.pid for a in self.acceptors if a.proc is not None and a.ready]
-
-    async def _spawn(self, a: Acceptor) -> None:
+    async def spawn(self, a: Acceptor) -> None:
         loop = asyncio.get_running_loop()
         server_end, acceptor_end = link.pair()
         listen_fd = self.listener.fileno()
@@ -106,25 +85,12 @@ class Acceptors:
                 pass_fds=(listen_fd, acceptor_end.fileno()))
         finally:
             acceptor_end.close()
-        a.proc, a.link, a.started, a.ready = proc, server_end, time.monotonic(), False
-        a.served += 1
+        a.link = server_end
         end = link.ServerEnd(server_end, self.service.app.notify)
         loop.add_reader(server_end.fileno(), end.on_readable)
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write(send_config(self.service.config))
-        await proc.stdin.drain()  # stdin stays open: its end tells the acceptor we are gone
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), START_TIMEOUT)
-        except asyncio.TimeoutError:
-            line = b""
-        if line.strip() == b"ready":
-            a.ready = proc.returncode is None
-        else:
-            log.error("SMTP acceptor %d (pid %d) did not start", a.index, proc.pid)
-            if proc.returncode is None:
-                proc.kill()
+        await self.ready(a, proc, self.service.config)
 
-    def _forget(self, a: Acceptor) -> None:
+    def forget(self, a: Acceptor) -> None:
         if a.link is not None:
             try:
                 asyncio.get_running_loop().remove_reader(a.link.fileno())
@@ -134,65 +100,6 @@ class Acceptors:
             link.ServerEnd(a.link, self.service.app.notify).on_readable()
             a.link.close()
             a.link = None
-
-    async def _watch(self, a: Acceptor) -> None:
-        while True:
-            proc = a.proc
-            assert proc is not None
-            code = await proc.wait()
-            a.ready = False
-            self._forget(a)
-            if self._stopping:
-                return
-            # what it was writing to the spool when it died (names carry the writer's pid)
-            await asyncio.to_thread(remove_tmp_of, self.service.config.data_path, proc.pid)
-            ran = time.monotonic() - a.started
-            a.quick_deaths = 0 if ran >= STEADY else a.quick_deaths + 1
-            delay = 0.0 if a.quick_deaths <= 1 else min(MAX_BACKOFF, 2.0 ** a.quick_deaths)
-            log.warning("SMTP acceptor %d (pid %d) exited with %s after %.1fs; starting "
-                        "another%s", a.index, proc.pid, status_text(code), ran,
-                        f" in {delay:.0f}s" if delay else "")
-            if delay:
-                await asyncio.sleep(delay)
-            if self._stopping:
-                return
-            try:
-                await self._spawn(a)
-            except Exception:
-                log.exception("SMTP acceptor %d could not be started", a.index)
-                a.started = time.monotonic()
-                await asyncio.sleep(MAX_BACKOFF)
-
-    def forward_signal(self, sig: int) -> None:
-        for a in self.acceptors:
-            if a.proc is not None and a.proc.returncode is None:
-                a.proc.send_signal(sig)
-
-    async def stop(self) -> None:
-        self._stopping = True
-        for a in self.acceptors:
-            if a.proc is not None and a.proc.returncode is None:
-                a.proc.send_signal(signal.SIGTERM)
-        for a in self.acceptors:
-            if a.proc is None:
-                continue
-            try:
-                await asyncio.wait_for(a.proc.wait(), STOP_TIMEOUT)
-            except asyncio.TimeoutError:
-                log.warning("SMTP acceptor %d (pid %d) did not stop; killed", a.index,
-                            a.proc.pid)
-                a.proc.kill()
-                await a.proc.wait()
-        for t in self._watchers:
-            t.cancel()
-        for t in self._watchers:
-            try:
-                await t
-            except asyncio.CancelledError:
-                pass
-        self._watchers = []
-        for a in self.acceptors:
-            self._forget(a)
 
 
 # ---------------------------------------------------------------- in the acceptor process
