@@ -190,3 +190,31 @@ class Supervisor:
         self._watchers = []
         for c in self.children:
             self.forget(c)
+
+
+# ---------------------------------------------------------------- in a child process
+
+def stop_event(what: str, index: int, *, on_hup: Any = None,
+               logger: logging.Logger) -> asyncio.Event:
+    """Set on SIGTERM, or when the server's end of our stdin closes (the server is gone,
+    even killed with SIGKILL). SIGHUP calls `on_hup` (the server forwards its own); SIGINT
+    is ignored (the server decides: a terminal's ^C reaches the whole group)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if on_hup is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def parent_gone() -> None:
+        try:
+            data = os.read(0, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(0)
+            logger.warning("%s %d: the server is gone; stopping", what, index)
+            stop.set()
+
+    loop.add_reader(0, parent_gone)
+    return stop

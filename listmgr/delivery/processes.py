@@ -19,12 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import sys
 from typing import Any
 
 from listmgr.config import Config
-from listmgr.children import Child, Supervisor
+from listmgr.children import Child, Supervisor, stop_event
 
 log = logging.getLogger(__name__)
 
@@ -67,23 +66,7 @@ async def run(config: Config, index: int, count: int, smtp_port: int, *,
     loop = asyncio.get_running_loop()
     app = App.from_config(config)
     app.loop = loop
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    if on_hup is not None:
-        loop.add_signal_handler(signal.SIGHUP, on_hup)  # the server forwards its SIGHUP
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides (a terminal's ^C)
-
-    def parent_gone() -> None:
-        try:
-            data = os.read(0, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(0)
-            log.warning("delivery process %d: the server is gone; stopping", index)
-            stop.set()
-
-    loop.add_reader(0, parent_gone)
+    stop = stop_event("delivery process", index, on_hup=on_hup, logger=log)
     worker = DeliveryWorker(app, local_port=(lambda: smtp_port) if smtp_port else None,
                             part=(index, count))
     await worker.start()

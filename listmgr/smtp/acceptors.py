@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 from types import SimpleNamespace
@@ -37,7 +36,7 @@ from typing import Any
 
 from listmgr.app import App
 from listmgr.config import Config
-from listmgr.children import Child, Supervisor
+from listmgr.children import Child, Supervisor, stop_event
 from listmgr.smtp import link
 from listmgr.smtp.server import Listener
 
@@ -117,23 +116,7 @@ async def serve(config: Config, index: int, listen_fd: int, link_fd: int, *,
     sock.setblocking(False)
     listener = Listener(host, "smtp", config.smtp.listen, sock=sock)
     listener.handler.wake = end.wake
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    if on_hup is not None:
-        loop.add_signal_handler(signal.SIGHUP, on_hup)  # the server forwards its SIGHUP
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides (a terminal's ^C)
-
-    def parent_gone() -> None:
-        try:
-            data = os.read(0, 4096)
-        except OSError:
-            data = b""
-        if not data:
-            loop.remove_reader(0)
-            log.warning("SMTP acceptor %d: the server is gone; stopping", index)
-            stop.set()
-
-    loop.add_reader(0, parent_gone)
+    stop = stop_event("SMTP acceptor", index, on_hup=on_hup, logger=log)
     await listener.start()
     log.info("SMTP acceptor %d (pid %d) accepting", index, os.getpid())
     os.write(1, b"ready\n")
