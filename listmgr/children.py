@@ -5,6 +5,7 @@ in the spool."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import os
@@ -85,8 +86,8 @@ class Child:
         return self.proc.pid if self.proc is not None else None
 
 
-class Supervisor:
-    """Starts child processes (`spawn`, given by the kind of child), starts one again when it
+class Supervisor(abc.ABC):
+    """Starts child processes (`spawn`, given by each kind of child), starts one again when it
     dies (at once, then backing off if it keeps dying; its half-written spool files
     removed), forwards signals to them and stops them (SIGTERM, then SIGKILL after
     `stop_timeout`)."""
@@ -106,8 +107,9 @@ class Supervisor:
         """The children running now (started and ready)."""
         return [c.proc.pid for c in self.children if c.proc is not None and c.ready]
 
+    @abc.abstractmethod
     async def spawn(self, c: Any) -> None:
-        raise NotImplementedError
+        """Start a process in slot `c` and wait until it is ready (`ready`)."""
 
     def forget(self, c: Any) -> None:
         """What the server holds for a child that has exited (nothing, unless a kind of

@@ -164,32 +164,25 @@ class Service:
             log.info("listmgr stopped")
 
 
-def acceptor_main(argv: list[str]) -> int:
-    """An SMTP acceptor process (smtp/acceptors.py): `python -m listmgr.service --acceptor
-    INDEX LISTEN_FD LINK_FD`, its configuration on stdin, started by `listmgr serve`."""
-    from listmgr.smtp import acceptors
-    index, listen_fd, link_fd = (int(v) for v in argv)
-    config = children.read_config(sys.stdin.buffer)
-    logsetup.configure(config)
-    asyncio.run(acceptors.serve(config, index, listen_fd, link_fd, on_hup=logsetup.reopen))
-    return 0
+USAGE = ("usage: python -m listmgr.service --acceptor INDEX LISTEN_FD LINK_FD | --delivery "
+         "INDEX COUNT SMTP_PORT (started by `listmgr serve`)")
 
 
-def delivery_main(argv: list[str]) -> int:
-    """A delivery process (delivery/processes.py): `python -m listmgr.service --delivery
-    INDEX COUNT SMTP_PORT`, its configuration on stdin, started by `listmgr serve`."""
+def child_main(argv: list[str]) -> int:
+    """A child process of `listmgr serve`, its configuration on stdin: an SMTP acceptor
+    (`--acceptor INDEX LISTEN_FD LINK_FD`, smtp/acceptors.py) or a delivery process
+    (`--delivery INDEX COUNT SMTP_PORT`, delivery/processes.py)."""
     from listmgr.delivery import processes
-    index, count, port = (int(v) for v in argv)
+    from listmgr.smtp import acceptors
+    runs = {"--acceptor": acceptors.serve, "--delivery": processes.run}
+    if len(argv) != 4 or argv[0] not in runs or not all(v.isdigit() for v in argv[1:]):
+        raise SystemExit(USAGE)
+    a, b, c = (int(v) for v in argv[1:])
     config = children.read_config(sys.stdin.buffer)
     logsetup.configure(config)
-    asyncio.run(processes.run(config, index, count, port, on_hup=logsetup.reopen))
+    asyncio.run(runs[argv[0]](config, a, b, c, on_hup=logsetup.reopen))
     return 0
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--acceptor"]:
-        raise SystemExit(acceptor_main(sys.argv[2:]))
-    if sys.argv[1:2] == ["--delivery"]:
-        raise SystemExit(delivery_main(sys.argv[2:]))
-    raise SystemExit("usage: python -m listmgr.service --acceptor INDEX LISTEN_FD LINK_FD | "
-                     "--delivery INDEX COUNT SMTP_PORT (started by `listmgr serve`)")
+    raise SystemExit(child_main(sys.argv[1:]))

@@ -10,6 +10,7 @@ import signal
 import time
 from types import SimpleNamespace
 
+import pytest
 from sqlalchemy import select
 
 from listmgr.delivery import worker as delivery
@@ -109,6 +110,9 @@ def test_processes_auto_limits_and_shares(monkeypatch):
         assert auto.process_count == expected
     assert config_mod.from_mapping(
         {"domain": "example.org", "delivery": {"processes": 3}}).delivery.process_count == 3
+    for bad in (0, 65, 1000, "many", True, 2.5):
+        with pytest.raises(config_mod.ConfigError, match="processes"):
+            config_mod.from_mapping({"domain": "example.org", "delivery": {"processes": bad}})
     # The limits are shared out: 5 connections to a host among 2 processes are 3 and 2.
     assert [share(5, i, 2) for i in range(2)] == [3, 2]
     assert [share(20, i, 3) for i in range(3)] == [7, 7, 6]

@@ -6,6 +6,7 @@ caller's transaction; the delivery worker (listmgr.delivery) takes it from there
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -58,80 +59,54 @@ def add_recipients(s: Session, message_id: int, recipients: Iterable[str], *,
                    priority: int = INTERACTIVE) -> int:
     """Add recipient rows to a queued message in bulk; returns how many.
 
-    The fan-out path for big lists: rows go straight to the driver's executemany as tuples
-    (5,000 a call), several times faster than SQLAlchemy's per-row parameter processing.
+    The fan-out path for big lists: 5,000 rows per statement, each one INSERT ... SELECT
+    over the batch as one parameter (PostgreSQL: two arrays through `unnest`, one round trip
+    and no per-row protocol work in the driver; SQLite: one JSON array through `json_each`,
+    one step of the statement where executemany steps once per row, and the driver lets go
+    of the GIL at every step, which a busy event loop in the same process turns into a
+    thread switch per row).
     """
     now = utcnow()
     conn = s.connection()
     sqlite = conn.dialect.name == "sqlite"
-    if not sqlite:
-        return _add_unnest(conn, message_id, recipients, now, priority)
-    return _add_json_each(conn, message_id, recipients, now, priority)
-
-
-_INSERTS: dict[str, tuple[str, tuple]] = {}
-
-
-def _insert_sql(mark: str) -> tuple[str, tuple]:
-    """INSERT naming every column that has a plain default in the model (`mark`: the
-    driver's placeholder)."""
-    if mark not in _INSERTS:
-        table = OutboundRecipient.__table__
-        given = ["message_id", "rcpt", "domain", "next_attempt_at", "priority"]
-        fixed_cols, fixed_vals = [], []
-        for col in table.columns:
-            if col.name in given or col.primary_key:
-                continue
-            if col.default is not None and col.default.is_scalar:
-                fixed_cols.append(col.name)
-                fixed_vals.append(col.default.arg)
-        cols = given + fixed_cols
-        sql = (f"INSERT INTO {OutboundRecipient.__tablename__} ({', '.join(cols)}) "
-               f"VALUES ({', '.join(mark for _ in cols)})")
-        _INSERTS[mark] = (sql, tuple(fixed_vals))
-    return _INSERTS[mark]
-
-
-_UNNEST: list[str] = []
-_JSON_EACH: list[str] = []
-
-
-def _insert_select(values: str, source: str, mark: str) -> str:
-    """INSERT ... SELECT of the recipient columns: message id, next attempt and priority as
-    parameters (`mark`: the driver's placeholder), rcpt and domain from `values` of the
-    rows of `source`, the plain defaults as literals."""
-    base, fixed = _insert_sql("?")
-    cols = base[base.index("(") + 1:base.index(")")].split(", ")[5:]
-    return (f"INSERT INTO {OutboundRecipient.__tablename__} (message_id, rcpt, domain, "
-            f"next_attempt_at, priority{''.join(', ' + c for c in cols)}) "
-            f"SELECT {mark}, {values}, {mark}, {mark}"
-            f"{''.join(', ' + _literal(v) for v in fixed)} FROM {source}")
-
-
-def _add_json_each(conn, message_id: int, recipients: Iterable[str], now, priority: int
-                   ) -> int:
-    """SQLite: 5,000 rows per statement as one JSON array of [rcpt, domain] pairs. One
-    step of the statement inserts them all: executemany steps once per row, and the driver
-    lets go of the GIL at every step, which a busy event loop in the same process turns
-    into a thread switch per row."""
-    if not _JSON_EACH:
-        _JSON_EACH.append(_insert_select(
-            "json_extract(value, '$[0]'), json_extract(value, '$[1]')", "json_each(?)", "?"))
-    sql = _JSON_EACH[0]
-    # SQLAlchemy's storage format for DateTime
-    ts = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+    sql = _insert_select(sqlite)
+    # SQLite: SQLAlchemy's storage format for DateTime; PostgreSQL: the driver adapts it.
+    ts: object = now.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else now
     n = 0
     batch: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        rows: tuple = ((json.dumps(batch),) if sqlite else
+                       ([r for r, _ in batch], [d for _, d in batch]))
+        conn.exec_driver_sql(sql, (message_id, ts, priority, *rows))
+
     for r in recipients:
         batch.append((_check_address(r), domain_of(r)))
         if len(batch) >= 5000:
-            conn.exec_driver_sql(sql, (message_id, ts, priority, json.dumps(batch)))
+            flush()
             n += len(batch)
             batch = []
     if batch:
-        conn.exec_driver_sql(sql, (message_id, ts, priority, json.dumps(batch)))
+        flush()
         n += len(batch)
     return n
+
+
+@functools.cache
+def _insert_select(sqlite: bool) -> str:
+    """INSERT ... SELECT of a batch of recipients: message id, next attempt and priority as
+    parameters, rcpt and domain from the batch's rows, every other column that has a plain
+    default in the model as a literal."""
+    given = ("message_id", "rcpt", "domain", "next_attempt_at", "priority")
+    fixed = {col.name: col.default.arg for col in OutboundRecipient.__table__.columns
+             if col.name not in given and not col.primary_key
+             and col.default is not None and col.default.is_scalar}
+    mark, values, source = (
+        ("?", "json_extract(value, '$[0]'), json_extract(value, '$[1]')", "json_each(?)")
+        if sqlite else ("%s", "u.r, u.d", "unnest(%s::text[], %s::text[]) AS u(r, d)"))
+    return (f"INSERT INTO {OutboundRecipient.__tablename__} ({', '.join(given)}"
+            f"{''.join(', ' + c for c in fixed)}) SELECT {mark}, {values}, {mark}, {mark}"
+            f"{''.join(', ' + _literal(v) for v in fixed.values())} FROM {source}")
 
 
 def _literal(v: object) -> str:
@@ -140,26 +115,3 @@ def _literal(v: object) -> str:
     if isinstance(v, int):
         return str(v)
     return "'" + str(v).replace("'", "''") + "'"
-
-
-def _add_unnest(conn, message_id: int, recipients: Iterable[str], now, priority: int) -> int:
-    """PostgreSQL: 5,000 rows per statement as two arrays (one round trip, no per-row
-    protocol work in the driver, which executemany spends most of its time on)."""
-    if not _UNNEST:
-        _UNNEST.append(_insert_select("u.r, u.d",
-                                      "unnest(%s::text[], %s::text[]) AS u(r, d)", "%s"))
-    sql = _UNNEST[0]
-    n = 0
-    rcpts: list[str] = []
-    domains: list[str] = []
-    for r in recipients:
-        rcpts.append(_check_address(r))
-        domains.append(domain_of(r))
-        if len(rcpts) >= 5000:
-            conn.exec_driver_sql(sql, (message_id, now, priority, rcpts, domains))
-            n += len(rcpts)
-            rcpts, domains = [], []
-    if rcpts:
-        conn.exec_driver_sql(sql, (message_id, now, priority, rcpts, domains))
-        n += len(rcpts)
-    return n
